@@ -1,0 +1,186 @@
+"""Annealing speed and quality: ``python benchmarks/bench_annealing.py [--png PATH] [--quick]``.
+
+Prints, measured side by side in one run:
+
+1. Metropolis spin updates per second of :func:`spinsr_tf.physics.anneal` (numba, checkerboard,
+   ``--threads`` threads) for Type I and Type II, and the ratio to a straightforward vectorised
+   NumPy checkerboard Metropolis written below (same moves, same half-sweep dipolar refresh);
+2. the wall time per sample of the full default schedule (annealing + relaxation) and the
+   projected time for the paper's 40,100 samples per type;
+3. quality against sweep count: final energy per spin and torque after relaxation, a few samples
+   each, from which the ``Schedule`` default is chosen;
+4. with ``--png``, a panel of Sz/Sx/Sy maps of default-schedule samples of both types.
+
+Timings depend on what else runs on the machine; the ratios are taken within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from spinsr_tf.physics import Schedule, TypeI, TypeII, anneal, energy, max_torque  # noqa: E402
+from spinsr_tf.physics.dipolar import dipolar_field  # noqa: E402
+
+PAPER_SAMPLES = 40_100
+
+
+def numpy_metropolis(ham, spins, temps, rng, delta=0.5):
+    """Reference: vectorised NumPy checkerboard Metropolis on a batch ``(N, L, L, 3)`` float64.
+
+    Cone moves S' = normalize(S + δ g) with Gaussian g, exact ΔE from the local field (the
+    dipolar field by NumPy FFT refreshed per half-sweep, as in the library).
+    """
+    s = spins.copy()
+    L = s.shape[1]
+    mask = (np.add.outer(np.arange(L), np.arange(L)) % 2)[None]
+    if isinstance(ham, TypeI):
+        dx, dy = ham.dmi_vectors()
+    for t in temps:
+        for c in (0, 1):
+            xp, xm = np.roll(s, -1, 2), np.roll(s, 1, 2)
+            yp, ym = np.roll(s, -1, 1), np.roll(s, 1, 1)
+            h = ham.J * (xp + xm + yp + ym)
+            if isinstance(ham, TypeI):
+                h += np.cross(dx, xp - xm) + np.cross(dy, yp - ym)
+                k = 0.0
+            else:
+                h += dipolar_field(s, ham.dipolar, ham.dipolar_factor)
+                k = ham.anisotropy
+            new = s + delta * rng.normal(size=s.shape)
+            new /= np.linalg.norm(new, axis=-1, keepdims=True)
+            de = -np.sum(h * (new - s), axis=-1) - k * (new[..., 2] ** 2 - s[..., 2] ** 2)
+            ok = (rng.random(de.shape) < np.exp(-np.maximum(de, 0.0) / t)) & (mask == c)
+            s = np.where(ok[..., None], new, s)
+    return s
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def speed(ham, size, samples, sweeps, ref_sweeps):
+    sched = Schedule(sweeps=sweeps, relax_sweeps=0)
+    anneal(ham, size, 0, [0], Schedule(sweeps=2, relax_sweeps=1))  # compile / load the cache
+    _, t = _timed(lambda: anneal(ham, size, 1, range(samples), sched))
+    ours = samples * sweeps * size * size / t
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(samples, size, size, 3))
+    start /= np.linalg.norm(start, axis=-1, keepdims=True)
+    temps = Schedule(sweeps=ref_sweeps).temperatures()
+    _, t_ref = _timed(lambda: numpy_metropolis(ham, start, temps, rng))
+    ref = samples * ref_sweeps * size * size / t_ref
+    return ours, ref
+
+
+def quality(ham, size, sweeps_list, samples):
+    rows = []
+    for sweeps in sweeps_list:
+        sched = dataclasses.replace(Schedule(), sweeps=sweeps)
+        (spins, info), t = _timed(lambda: anneal(ham, size, 100, range(samples), sched,
+                                                return_info=True))
+        e = energy(spins, ham) / size ** 2
+        rows.append((sweeps, e.mean(), e.std(), info["relax_sweeps"].mean(),
+                     int((info["relax_sweeps"] >= sched.relax_sweeps).sum()),
+                     max_torque(spins, ham).max(), t / samples))
+    return rows
+
+
+def write_png(path: Path, panels: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(name, b) for name, spins in panels.items() for b in range(len(spins))]
+    fig, axes = plt.subplots(len(rows), 3, figsize=(9, 3 * len(rows)), squeeze=False)
+    for r, (name, b) in enumerate(rows):
+        for c, (comp, label) in enumerate(((2, "Sz"), (0, "Sx"), (1, "Sy"))):
+            ax = axes[r, c]
+            ax.imshow(panels[name][b][..., comp], cmap="RdBu_r", vmin=-1, vmax=1,
+                      interpolation="nearest")
+            ax.set_title(f"{name} #{b}: {label}", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=path.name, suffix=".tmp.png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=80)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--threads", type=int, default=min(2, numba.config.NUMBA_NUM_THREADS))
+    p.add_argument("--png", default=None, help="write Sz/Sx/Sy maps of both types here")
+    p.add_argument("--quick", action="store_true", help="fewer samples and sweep counts")
+    p.add_argument("--quality-sweeps", default=None,
+                   help="comma-separated sweep counts for the quality table")
+    args = p.parse_args(argv)
+    numba.set_num_threads(args.threads)
+    L = args.size
+    hams = {"Type I": TypeI(), "Type II": TypeII()}
+    samples = 2 * args.threads
+    print(f"lattice {L}x{L}, {args.threads} numba threads, {os.cpu_count()} CPUs "
+          "(timings depend on other load on the machine)")
+
+    print("\n1. Metropolis spin updates per second (annealing phase)")
+    print(f"{'':10s}{'spinsr_tf':>14s}{'NumPy ref':>14s}{'ratio':>9s}")
+    for name, ham in hams.items():
+        sweeps = 200 if isinstance(ham, TypeI) else 60
+        ours, ref = speed(ham, L, samples, sweeps, ref_sweeps=5 if isinstance(ham, TypeI) else 2)
+        print(f"{name:10s}{ours / 1e6:11.1f} M/s{ref / 1e6:11.2f} M/s{ours / ref:8.0f}x", flush=True)
+
+    default = Schedule()
+    print(f"\n2. Default schedule {default.to_attrs()}")
+    panels = {}
+    for name, ham in hams.items():
+        n = samples if args.quick else 2 * samples
+        (spins, info), t = _timed(lambda: anneal(ham, L, 0, range(n), default, return_info=True))
+        panels[name] = spins[:3]
+        per = t / n
+        print(f"{name:10s}{per:7.2f} s/sample wall ({args.threads} threads, relaxation sweeps "
+              f"{int(info['relax_sweeps'].min())}-{int(info['relax_sweeps'].max())}); "
+              f"{PAPER_SAMPLES} samples: {PAPER_SAMPLES * per / 3600:.1f} h", flush=True)
+
+    print("\n3. Quality against annealing sweeps (then relaxation to the default tolerance)")
+    if args.quality_sweeps:
+        sweep_list = [int(v) for v in args.quality_sweeps.split(",")]
+    else:
+        sweep_list = [30, 100, 300, 1000] if args.quick else [30, 100, 300, 1000, 3000]
+    n = samples if args.quick else 2 * samples
+    print(f"{'':10s}{'sweeps':>7s}{'E/N mean':>11s}{'± std':>9s}{'relax':>8s}{'capped':>7s}"
+          f"{'max torque':>12s}{'s/sample':>9s}")
+    for name, ham in hams.items():
+        for row in quality(ham, L, sweep_list, n):
+            sw, e, es, rel, capped, tq, t = row
+            print(f"{name:10s}{sw:7d}{e:11.5f}{es:9.5f}{rel:8.0f}{capped:7d}{tq:12.1e}{t:9.2f}",
+                  flush=True)
+
+    if args.png:
+        write_png(Path(args.png), panels)
+        print(f"\nwrote {args.png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""``spinsr-tf downsample``: Gaussian filter downsizing of an HDF5 ``spins`` file into LR maps.
+
+Reads ``spins`` (N, L, L, C) in chunks, writes ``lr`` (N, L/F, L/F, C) float32 with the
+degradation parameters and the source path as attributes, plus copies of the input file's
+attributes (the simulation parameters stay attached to the LR data). The HR maps are not copied:
+the output is what unsupervised training sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+#: Name of the LR dataset written.
+LR = "lr"
+#: About this many HR values (float64 working memory: 8 bytes each) per chunk.
+_CHUNK_VALUES = 1 << 22
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "downsample",
+        help="degrade HR spins to LR maps by Gaussian filter downsizing",
+        description="Pad (periodic or reflect), convolve with a normalised Gaussian and sample "
+        "with stride FACTOR; LR pixel k is centred on HR pixel k*FACTOR. Writes dataset 'lr'.",
+    )
+    p.add_argument("input", metavar="IN.h5", help="HDF5 file with dataset 'spins' (N, L, L, C)")
+    p.add_argument("--factor", type=int, required=True, help="downsampling factor F; L must be divisible by F")
+    p.add_argument("--out", required=True, help="output .h5 file (dataset 'lr')")
+    p.add_argument("--kernel-size", type=int, default=23,
+                   help="odd Gaussian window side, HR pixels (default 23)")
+    p.add_argument("--sigma", type=float, default=1.0,
+                   help="Gaussian standard deviation, HR pixels (default 1.0)")
+    p.add_argument("--padding", choices=["periodic", "reflect"], default="periodic",
+                   help="boundary condition (default periodic)")
+    p.set_defaults(func=run)
+
+
+def downsample_file(source, out, factor: int, kernel_size: int = 23, sigma: float = 1.0,
+                    padding: str = "periodic"):
+    """Degrade dataset ``spins`` of ``source`` into dataset ``lr`` of a new file ``out``.
+
+    The output is written to ``OUT.tmp-<pid>`` and renamed, so ``out`` is either complete or
+    untouched. Returns the output path and the LR shape.
+    """
+    import os
+    from pathlib import Path
+
+    import h5py
+    import numpy as np
+
+    from ..data.degradation import check_degradation_args, gaussian_downsample
+    from ..errors import UserError
+
+    check_degradation_args(factor, kernel_size, sigma, padding)
+    source, out = Path(source), Path(out)
+    if not source.is_file():
+        raise UserError(f"input file {str(source)!r} does not exist")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"output directory {str(parent)!r} does not exist")
+    if out.is_dir():
+        raise UserError(f"output path {str(out)!r} is a directory")
+    if out.exists() and out.resolve() == source.resolve():
+        raise UserError(f"output {str(out)!r} would overwrite the input file")
+    try:
+        f_in = h5py.File(source, "r")
+    except OSError as exc:
+        raise UserError(f"cannot read HDF5 file {str(source)!r}: {exc}") from None
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    with f_in:
+        if "spins" not in f_in or not isinstance(f_in["spins"], h5py.Dataset):
+            raise UserError(f"{str(source)!r} has no dataset 'spins' "
+                            f"(found: {sorted(f_in.keys())})")
+        spins = f_in["spins"]
+        if spins.ndim != 4:
+            raise UserError(f"dataset 'spins' in {str(source)!r} has shape {spins.shape}, "
+                            "expected (N, L, L, C)")
+        n, h, w, c = spins.shape
+        if h % factor or w % factor:
+            raise UserError(f"lattice size {h}x{w} of {str(source)!r} is not divisible by "
+                            f"--factor {factor}")
+        shape = (n, h // factor, w // factor, c)
+        chunk = max(1, _CHUNK_VALUES // max(1, h * w * c))
+        try:
+            with h5py.File(tmp, "w") as f_out:
+                for key, value in f_in.attrs.items():
+                    f_out.attrs[key] = value
+                f_out.attrs.update({"factor": int(factor), "kernel_size": int(kernel_size),
+                                    "sigma": float(sigma), "padding": padding,
+                                    "source": str(source)})
+                lr = f_out.create_dataset(LR, shape=shape, dtype="float32",
+                                          chunks=(1, *shape[1:]) if n else None,
+                                          compression="gzip", compression_opts=4, shuffle=True)
+                for start in range(0, n, chunk):
+                    block = np.asarray(spins[start:start + chunk])
+                    try:
+                        lr[start:start + len(block)] = gaussian_downsample(
+                            block, factor, kernel_size, sigma, padding)
+                    except UserError as exc:
+                        raise UserError(f"'spins' samples {start}..{start + len(block) - 1} of "
+                                        f"{str(source)!r}: {exc}") from None
+            os.replace(tmp, out)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+    return out, shape
+
+
+def run(args: argparse.Namespace) -> int:
+    out, shape = downsample_file(args.input, args.out, args.factor, args.kernel_size,
+                                 args.sigma, args.padding)
+    print(f"wrote {out}: lr {shape} (factor {args.factor}, sigma {args.sigma}, "
+          f"{args.padding} padding)")
+    return 0

@@ -1,0 +1,65 @@
+"""``spinsr-tf evaluate``: networks vs interpolation baselines on a test set's ground truth."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score SR networks and interpolation baselines against ground truth",
+        description="Degrade the test set's `spins` with the model's own degradation, run every "
+        "baseline (aligned and resize conventions, with and without unit normalization) and the "
+        "network(s), print a table and optionally write JSON.",
+    )
+    p.add_argument("--model", action="append", required=True, metavar="[NAME=]PATH",
+                   help="model.keras; repeat for several (names sr, sr_2, ... or NAME=PATH)")
+    p.add_argument("--data", required=True, help="test .h5 with dataset `spins`")
+    p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--table", default=None, help="write the markdown table here")
+    p.add_argument("--max-images", type=int, default=None, help="use the first N test images")
+    p.set_defaults(func=run)
+
+
+def _named_models(specs: list[str]) -> dict[str, str]:
+    from ..errors import UserError
+
+    named = {}
+    for k, spec in enumerate(specs):
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = ("sr" if k == 0 else f"sr_{k + 1}"), spec
+        if not (name == "sr" or name.startswith("sr_")):
+            raise UserError(f"model names must be 'sr' or start with 'sr_', got {name!r}")
+        if name in named:
+            raise UserError(f"model name {name!r} given twice")
+        named[name] = path
+    return named
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    from ..data.generate import read_spins
+    from ..errors import UserError
+    from ..evaluation import evaluate, format_table, write_json
+    from ..model import load_sr_model
+
+    models = {name: load_sr_model(path) for name, path in _named_models(args.model).items()}
+    hr = read_spins(args.data)
+    if args.max_images is not None:
+        if args.max_images <= 0:
+            raise UserError(f"--max-images must be positive, got {args.max_images}")
+        hr = hr[: args.max_images]
+    result = evaluate(hr, models)
+    table = format_table(result)
+    print(table)
+    if args.table:
+        tmp = f"{args.table}.tmp-{os.getpid()}"
+        with open(tmp, "w") as fh:
+            fh.write(table)
+        os.replace(tmp, args.table)
+    if args.json:
+        write_json(result, args.json)
+    return 0

@@ -1,0 +1,58 @@
+"""``spinsr-tf train``: train the SR network on LR maps (or HR maps degraded on the fly)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train the SR network (unsupervised: LR loss only)",
+        description="Train the network of SPEC §4 to reproduce each LR map after re-degrading "
+        "its SR map. --data holds LR maps (dataset 'lr') or HR maps (dataset 'spins') that are "
+        "degraded on the fly; HR maps otherwise only feed the monitored val_sr_mse. Writes "
+        "RUN_DIR/model.keras, history.csv, config.json, logs/ and a checkpoint per epoch.",
+    )
+    p.add_argument("--data", required=True, help="HDF5 file with dataset 'lr' or 'spins'")
+    p.add_argument("--scale", required=True, type=int, help="SR factor: 4, 8 or 16")
+    p.add_argument("--out", required=True, help="run folder RUN_DIR")
+    p.add_argument("--epochs", type=int, default=400, help="total epochs (default 400, paper)")
+    p.add_argument("--batch-size", type=int, default=32, help="default 32")
+    p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default 0.01)")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="last fraction of the samples held out for validation (default 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="weights and shuffle seed (default 0)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint up to --epochs")
+    p.add_argument("--supervised", action="store_true",
+                   help="oracle, NOT part of the method: train the SR output on HR maps")
+    p.add_argument("--hr", default=None,
+                   help="HR maps (dataset 'spins') matching an LR-only --data file, for "
+                   "val_sr_mse (and --supervised) only")
+    p.add_argument("--max-samples", type=int, default=None, help="use the first N samples")
+    d = p.add_argument_group("degradation (default: the LR file's attributes, else 23 / 1.0 / "
+                             "periodic)")
+    d.add_argument("--kernel-size", type=int, default=None, help="odd Gaussian window, HR pixels")
+    d.add_argument("--sigma", type=float, default=None, help="Gaussian width, HR pixels")
+    d.add_argument("--padding", choices=["periodic", "reflect"], default=None,
+                   help="boundary condition")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from ..training import train
+
+    history = train(args.data, args.scale, args.out, epochs=args.epochs,
+                    batch_size=args.batch_size, learning_rate=args.lr,
+                    val_fraction=args.val_fraction, seed=args.seed, resume=args.resume,
+                    supervised=args.supervised, kernel_size=args.kernel_size, sigma=args.sigma,
+                    padding=args.padding, max_samples=args.max_samples, hr_data=args.hr,
+                    progress=not args.quiet)
+    last = {k: v[-1] for k, v in history.items() if k != "epoch" and v}
+    summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items())
+    print(f"wrote {args.out}/model.keras after {len(history.get('epoch', []))} epochs ({summary})")
+    return 0

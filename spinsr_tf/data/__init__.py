@@ -1,0 +1,15 @@
+"""Data: annealed HDF5 datasets, the Gaussian degradation, image I/O.
+
+Pure NumPy/h5py; nothing here imports Keras.
+"""
+
+from .degradation import gaussian_downsample, gaussian_kernel
+from .generate import dataset_attrs, generate_dataset, read_spins
+
+__all__ = [
+    "dataset_attrs",
+    "gaussian_downsample",
+    "gaussian_kernel",
+    "generate_dataset",
+    "read_spins",
+]

@@ -1,0 +1,272 @@
+"""Annealed spin datasets in HDF5, written so that an interrupted run resumes exactly.
+
+Why a sidecar folder: HDF5 files are not crash-safe, and a ``kill -9`` in the middle of a write can
+leave one unreadable, losing every sample in it. So finished samples are first saved as fixed
+blocks of ``block`` samples in ``OUT.h5.partial/`` (each block written under a temporary name and
+renamed: a block is either complete or absent). When every block exists they are assembled into
+``OUT.h5`` (again through a temporary name and a rename) and the folder is removed.
+
+Each sample depends only on ``(seed, index)`` (see :func:`spinsr_tf.physics.anneal`) and block
+boundaries are fixed by the block size, so the file is the same, bit for bit, however often the run
+was interrupted and whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import numpy as np
+
+from .._version import __version__
+from ..errors import UserError
+
+#: Name of the HR dataset in every spins file.
+SPINS = "spins"
+_FORMAT = "spinsr_tf.spins/1"
+_PARAMS_FILE = "params.json"
+
+
+def _partial_dir(path: Path) -> Path:
+    return path.with_name(path.name + ".partial")
+
+
+def _params(hamiltonian, schedule, n: int, size: int, seed: int) -> dict:
+    """Everything that determines the file's contents (compared before resuming)."""
+    return {
+        "format": _FORMAT,
+        "n": int(n),
+        "size": int(size),
+        "seed": int(seed),
+        "hamiltonian": hamiltonian.to_attrs(),
+        "schedule": schedule.to_attrs(),
+        "spinsr_tf_version": __version__,
+    }
+
+
+def _flat_attrs(params: dict) -> dict:
+    """HDF5 attributes: the parameters flattened (``hamiltonian.J``...) plus the JSON original."""
+    attrs = {"params_json": json.dumps(params, sort_keys=True)}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            for sub, subvalue in value.items():
+                attrs[f"{key}.{sub}"] = subvalue
+        else:
+            attrs[key] = value
+    return attrs
+
+
+def _describe_mismatch(old: dict, new: dict) -> str:
+    old_flat, new_flat = _flat_attrs(old), _flat_attrs(new)
+    old_flat.pop("params_json"), new_flat.pop("params_json")
+    diffs = [f"{k}={old_flat.get(k)!r} (requested {new_flat.get(k)!r})"
+             for k in sorted(set(old_flat) | set(new_flat)) if old_flat.get(k) != new_flat.get(k)]
+    return ", ".join(diffs[:4])
+
+
+def dataset_attrs(path: str | os.PathLike) -> dict:
+    """The parameters a spins file was generated with (the ``params_json`` attribute, parsed)."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            raw = f.attrs.get("params_json")
+    except (OSError, FileNotFoundError) as exc:
+        raise UserError(f"cannot read HDF5 file {str(path)!r}: {exc}") from None
+    if raw is None:
+        raise UserError(f"{str(path)!r} has no 'params_json' attribute: not written by spinsr-tf generate")
+    return json.loads(raw)
+
+
+def read_spins(path: str | os.PathLike, dataset: str = SPINS, indices=None) -> np.ndarray:
+    """Read ``(N, L, L, C)`` float32 maps from an HDF5 file, with one-line errors for user mistakes.
+
+    ``indices`` (sorted, unique) selects samples without reading the rest of the file.
+    """
+    path = Path(path)
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, FileNotFoundError) as exc:
+        raise UserError(f"cannot read HDF5 file {str(path)!r}: {exc}") from None
+    with f:
+        if dataset not in f:
+            raise UserError(f"{str(path)!r} has no dataset {dataset!r} (found: {sorted(f.keys())})")
+        data = f[dataset]
+        if data.ndim != 4:
+            raise UserError(f"dataset {dataset!r} in {str(path)!r} has shape {data.shape}, expected (N, H, W, C)")
+        out = data[()] if indices is None else data[np.asarray(indices)]
+    return np.asarray(out, dtype=np.float32)
+
+
+def _check_args(n: int, size: int, seed: int, block: int) -> None:
+    if not isinstance(n, (int, np.integer)) or n <= 0:
+        raise UserError(f"n must be a positive integer, got {n!r}")
+    if not isinstance(size, (int, np.integer)) or size < 8 or size % 2:
+        raise UserError(f"size must be an even integer >= 8 (checkerboard updates), got {size!r}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UserError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(block, (int, np.integer)) or block <= 0:
+        raise UserError(f"block must be a positive integer, got {block!r}")
+
+
+def _check_writable(path: Path) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"output directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"output directory {str(parent)!r} is not writable")
+    if path.exists() and path.is_dir():
+        raise UserError(f"output path {str(path)!r} is a directory")
+
+
+def _block_name(start: int, stop: int) -> str:
+    return f"block_{start:09d}_{stop:09d}.npy"
+
+
+def _save_block(folder: Path, start: int, stop: int, spins: np.ndarray) -> None:
+    final = folder / _block_name(start, stop)
+    tmp = folder / (final.name + f".tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        np.save(fh, spins)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+
+
+def _assemble(path: Path, folder: Path, params: dict, blocks: list[tuple[int, int]]) -> None:
+    n, size = params["n"], params["size"]
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w") as f:
+            data = f.create_dataset(SPINS, shape=(n, size, size, 3), dtype="float32",
+                                    chunks=(1, size, size, 3), compression="gzip",
+                                    compression_opts=4, shuffle=True)
+            for start, stop in blocks:
+                data[start:stop] = np.load(folder / _block_name(start, stop))
+            for key, value in _flat_attrs(params).items():
+                f.attrs[key] = value
+            f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def generate_dataset(
+    path: str | os.PathLike,
+    hamiltonian,
+    n: int,
+    size: int = 128,
+    seed: int = 0,
+    schedule=None,
+    workers: int | None = None,
+    block: int = 16,
+    progress: bool | Callable[[int, int], None] = True,
+) -> Path:
+    """Anneal ``n`` independent ``size``×``size`` configurations into ``path`` (dataset ``spins``).
+
+    Parameters
+    ----------
+    path : output ``.h5`` file. If it exists with the same parameters the call returns at once;
+        with other parameters it is refused. An interrupted earlier call is resumed.
+    hamiltonian : :class:`spinsr_tf.physics.TypeI` or :class:`~spinsr_tf.physics.TypeII`.
+    n, size, seed : number of samples, lattice side (even, >= 8), global seed (sample ``k`` is
+        reproducible from ``(seed, k)`` alone).
+    schedule : :class:`spinsr_tf.physics.Schedule` (annealing schedule and relaxation); default
+        ``Schedule()``.
+    workers : numba threads (default: all cores).
+    block : samples annealed per call and saved per sidecar file (the most an interruption loses).
+    progress : show a progress bar (samples done, rate), or a callable ``(done, n)``.
+
+    Returns
+    -------
+    Path of the finished file: dataset ``spins``, shape ``(n, size, size, 3)``, float32 unit
+    vectors, one sample per HDF5 chunk, gzip-compressed; attributes record the Hamiltonian
+    (``hamiltonian.*``), the schedule (``schedule.*``), ``seed``, ``n``, ``size`` and
+    ``spinsr_tf_version`` (and all of them as JSON in ``params_json``).
+    """
+    from ..physics import Schedule, anneal  # numba compile cost only when generating
+
+    path = Path(path)
+    schedule = Schedule() if schedule is None else schedule
+    _check_args(n, size, seed, block)
+    _check_writable(path)
+    params = _params(hamiltonian, schedule, n, size, seed)
+    folder = _partial_dir(path)
+
+    if path.exists():
+        try:
+            existing = dataset_attrs(path)
+        except UserError:
+            raise UserError(f"{str(path)!r} exists and is not a spinsr-tf dataset; "
+                            "choose another --out or remove it") from None
+        if existing != params:
+            raise UserError(f"{str(path)!r} was generated with other parameters: "
+                            f"{_describe_mismatch(existing, params)}")
+        if folder.exists():  # leftovers of a run killed after its final rename
+            shutil.rmtree(folder)
+        return path
+
+    if folder.exists():
+        params_file = folder / _PARAMS_FILE
+        stored = json.loads(params_file.read_text()) if params_file.exists() else None
+        if stored is None:
+            raise UserError(f"{str(folder)!r} exists but holds no {_PARAMS_FILE}; remove it to start over")
+        if stored["params"] != params:
+            raise UserError(f"an interrupted run in {str(folder)!r} used other parameters: "
+                            f"{_describe_mismatch(stored['params'], params)}")
+        block = int(stored["block"])
+    else:
+        folder.mkdir()
+        tmp = folder / (_PARAMS_FILE + ".tmp")
+        tmp.write_text(json.dumps({"params": params, "block": block}, indent=1, sort_keys=True))
+        os.replace(tmp, folder / _PARAMS_FILE)
+
+    for stale in folder.glob("*.tmp-*"):
+        stale.unlink()
+    blocks = [(start, min(start + block, n)) for start in range(0, n, block)]
+    todo = [b for b in blocks if not (folder / _block_name(*b)).exists()]
+
+    if workers is not None:
+        import numba
+
+        if not 1 <= workers <= numba.config.NUMBA_NUM_THREADS:
+            raise UserError(f"workers must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {workers}")
+        numba.set_num_threads(workers)
+
+    done = n - sum(stop - start for start, stop in todo)
+    bar = _progress_bar(progress, n, done, path.name)
+    try:
+        for start, stop in todo:
+            spins = anneal(hamiltonian, size, seed, np.arange(start, stop), schedule=schedule)
+            _save_block(folder, start, stop, spins)
+            done += stop - start
+            bar(stop - start, done)
+    finally:
+        bar(None, done)
+    _assemble(path, folder, params, blocks)
+    shutil.rmtree(folder)
+    return path
+
+
+def _progress_bar(progress, n: int, done: int, label: str):
+    """Return ``update(step, done)``; ``update(None, done)`` closes the bar."""
+    if callable(progress):
+        return lambda step, now: step is not None and progress(now, n)
+    if not progress:
+        return lambda step, now: None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n, initial=done, unit="sample", desc=label, dynamic_ncols=True)
+
+    def update(step, now):
+        if step is None:
+            bar.close()
+        else:
+            bar.update(step)
+
+    return update

@@ -1,0 +1,10 @@
+"""The one exception type for user mistakes.
+
+A ``UserError`` carries a one-line message naming the argument and the offending value. The
+command line prints it and exits with status 2; anything else that escapes is a bug and keeps
+its traceback.
+"""
+
+
+class UserError(ValueError):
+    """A mistake in the user's input (argument, file, data), not a bug in spinsr_tf."""

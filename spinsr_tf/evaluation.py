@@ -1,0 +1,153 @@
+"""Score SR networks and interpolation baselines against ground truth on the HR grid.
+
+The test set's HR maps are degraded with the *network's own* degradation (factor, kernel, σ,
+padding read from its ``lr`` layer), so network and baselines see the same LR input. Every
+baseline is reported aligned with the sampling grid and in the image-``resize`` convention, each
+with and without unit-vector normalization (:data:`spinsr_tf.baselines.BASELINES`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .baselines import BASELINES
+from .data.degradation import gaussian_downsample
+from .errors import UserError
+from .metrics import corr, mse, psnr, summarize
+
+_METRICS = (("mse", mse), ("psnr", psnr), ("corr", corr))
+
+
+def degradation_of(model) -> dict:
+    """The degradation a SR model re-applies: ``{"factor", "kernel_size", "sigma", "padding"}``."""
+    try:
+        layer = model.get_layer("lr")
+    except ValueError:
+        raise UserError("model has no 'lr' layer: not a spinsr model") from None
+    return {"factor": int(layer.factor), "kernel_size": int(layer.kernel_size),
+            "sigma": float(layer.sigma), "padding": str(layer.padding)}
+
+
+def score_method(pred: np.ndarray, truth: np.ndarray) -> dict:
+    """Mean, std and per-image values of MSE, PSNR (MAX=2) and Corr."""
+    out, per_image = {}, {}
+    for name, fn in _METRICS:
+        values = fn(pred, truth)
+        stats = summarize(values)
+        out[name], out[f"{name}_std"] = stats["mean"], stats["std"]
+        per_image[name] = [float(v) for v in values]
+    out["per_image"] = per_image
+    return out
+
+
+def unit_normalize(x: np.ndarray) -> np.ndarray:
+    """Scale every vector to length 1 (zero vectors stay zero); C=1 maps are clipped to [-1, 1]."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.shape[-1] == 1:
+        return np.clip(x, -1.0, 1.0)
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.where(norm > 0, x / np.maximum(norm, 1e-12), 0.0).astype(np.float32)
+
+
+def predict_sr(model, lr: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """SR maps of an LR batch through the model's ``sr`` layer."""
+    from .model import sr_submodel
+
+    return np.asarray(sr_submodel(model).predict(lr, batch_size=batch_size, verbose=0),
+                      dtype=np.float32)
+
+
+def evaluate(hr: np.ndarray, models: dict | None = None, *, factor: int | None = None,
+             kernel_size: int = 23, sigma: float = 1.0, padding: str = "periodic",
+             baselines=BASELINES, normalized_sr: bool = True, batch_size: int = 16) -> dict:
+    """Score baselines and networks on a test set of HR maps.
+
+    Parameters
+    ----------
+    hr : ``(N, L, L, C)`` ground truth.
+    models : ``{name: keras.Model}`` SR models (names ``sr``, ``sr_*``); they must all share one
+        degradation, which then overrides ``factor``/``kernel_size``/``sigma``/``padding``.
+    normalized_sr : also report each network's output normalized to unit vectors (``NAME_norm``).
+
+    Returns
+    -------
+    ``{"scale", "n_images", "degradation", "methods": {NAME: {"mse", "psnr", "corr", "mse_std",
+    "psnr_std", "corr_std", "per_image": {...}}}}``.
+    """
+    hr = np.asarray(hr, dtype=np.float32)
+    if hr.ndim != 4:
+        raise UserError(f"test maps must have shape (N, H, W, C), got {hr.shape}")
+    models = dict(models or {})
+    degradations = {name: degradation_of(m) for name, m in models.items()}
+    if degradations:
+        first = next(iter(degradations.values()))
+        for name, deg in degradations.items():
+            if deg != first:
+                raise UserError(f"model {name!r} degrades with {deg}, unlike {first}")
+            channels = models[name].input_shape[-1]
+            if channels != hr.shape[-1]:
+                raise UserError(f"model {name!r} takes {channels} channels, test maps have {hr.shape[-1]}")
+        factor, kernel_size, sigma, padding = (first["factor"], first["kernel_size"],
+                                               first["sigma"], first["padding"])
+    if factor is None:
+        raise UserError("factor is required when no model is given")
+    if hr.shape[1] % factor or hr.shape[2] % factor:
+        raise UserError(f"test maps of size {hr.shape[1]}x{hr.shape[2]} are not divisible by the "
+                        f"model's scale {factor}")
+    lr = gaussian_downsample(hr, factor, kernel_size=kernel_size, sigma=sigma, padding=padding)
+    boundary = "periodic" if padding == "periodic" else "reflect"
+
+    methods = {}
+    for name, fn in baselines.items():
+        methods[name] = score_method(fn(lr, factor, boundary=boundary), hr)
+    for name, model in models.items():
+        sr = predict_sr(model, lr, batch_size=batch_size)
+        methods[name] = score_method(sr, hr)
+        if normalized_sr:
+            methods[f"{name}_norm"] = score_method(unit_normalize(sr), hr)
+    return {"scale": int(factor), "n_images": int(len(hr)),
+            "degradation": {"factor": int(factor), "kernel_size": int(kernel_size),
+                            "sigma": float(sigma), "padding": padding},
+            "methods": methods}
+
+
+def _json_number(x):
+    return x if math.isfinite(x) else str(x)  # strict JSON has no inf/nan
+
+
+def write_json(result: dict, path: str | os.PathLike) -> Path:
+    """Write an :func:`evaluate` result as strict JSON (inf/nan as strings), atomically."""
+    def clean(obj):
+        if isinstance(obj, dict):
+            return {k: clean(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [clean(v) for v in obj]
+        if isinstance(obj, float):
+            return _json_number(obj)
+        return obj
+
+    path = Path(path)
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(clean(result), indent=1))
+    os.replace(tmp, path)
+    return path
+
+
+def format_table(result: dict, title: str | None = None) -> str:
+    """Markdown table: one row per method, mean ± std of MSE, PSNR (dB) and Corr."""
+    lines = []
+    if title:
+        lines += [f"### {title}", ""]
+    lines += [f"×{result['scale']}, {result['n_images']} test images, "
+              f"σ = {result['degradation']['sigma']:g} HR px. Aligned = LR pixel k at HR k·f; "
+              "resize = block-centre convention; _norm = unit vectors.", "",
+              "| method | MSE | PSNR (dB) | Corr |", "|---|---|---|---|"]
+    for name, m in result["methods"].items():
+        lines.append(f"| {name} | {m['mse']:.4f} ± {m['mse_std']:.4f} | "
+                     f"{m['psnr']:.2f} ± {m['psnr_std']:.2f} | {m['corr']:.4f} ± {m['corr_std']:.4f} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,245 @@
+"""Keras layers of the SR network: boundary-aware padding and the fixed Gaussian degradation.
+
+All layers use ``keras.ops`` only, so a model built from them runs on the TensorFlow and the JAX
+backend alike, and all work with unknown (``None``) spatial sizes: the network is fully
+convolutional.
+
+- :class:`PeriodicPadding2D`, :class:`ReflectPadding2D`: twins of ``keras.layers.ZeroPadding2D``
+  (same arguments) that wrap around (simulated lattices with periodic boundaries) or mirror
+  (images with borders) instead of padding with zeros.
+- :class:`GaussianDownsample`: the degradation of :func:`spinsr_tf.data.gaussian_downsample` as a
+  fixed layer with no weights; the network's LR output.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import keras
+from keras import ops
+
+from .data.degradation import PADDING_MODES, check_degradation_args, gaussian_kernel_1d
+from .errors import UserError
+
+_DATA_FORMATS = ("channels_last", "channels_first")
+
+
+def _standardize_data_format(data_format):
+    if data_format is None:
+        return keras.config.image_data_format()
+    if data_format not in _DATA_FORMATS:
+        raise UserError(f"data_format must be one of {_DATA_FORMATS} or None, got {data_format!r}")
+    return data_format
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
+
+
+def _standardize_padding(padding):
+    """``int | (h, w) | ((top, bottom), (left, right))`` -> ``((top, bottom), (left, right))``."""
+    error = UserError(
+        "padding must be an int >= 0, a tuple of 2 ints (symmetric_height_pad, symmetric_width_pad)"
+        " or a tuple of 2 tuples of 2 ints ((top_pad, bottom_pad), (left_pad, right_pad)),"
+        f" got {padding!r}"
+    )
+    if _is_count(padding):
+        return ((int(padding), int(padding)), (int(padding), int(padding)))
+    if not isinstance(padding, (tuple, list)) or len(padding) != 2:
+        raise error
+    pairs = []
+    for entry in padding:
+        if _is_count(entry):
+            pairs.append((int(entry), int(entry)))
+        elif (isinstance(entry, (tuple, list)) and len(entry) == 2
+              and all(_is_count(v) for v in entry)):
+            pairs.append((int(entry[0]), int(entry[1])))
+        else:
+            raise error
+    return tuple(pairs)
+
+
+def _source_indices(n, before: int, after: int, mode: str):
+    """Index into an axis of length ``n`` (int or scalar tensor) for each padded position.
+
+    Periodic: ``(i - before) mod n``. Reflect: the mirror without repeating the edge, a
+    triangle wave of period ``2 (n - 1)``, which equals NumPy's ``"reflect"`` for any padding
+    length (also longer than the axis, where slicing-based padding would fail).
+    """
+    i = ops.arange(n + before + after, dtype="int32") - before
+    if mode == "periodic":
+        return ops.mod(i, n)
+    period = ops.maximum(2 * (n - 1), 1)
+    j = ops.mod(i, period)
+    return ops.minimum(j, period - j)
+
+
+def _spatial_axes(data_format: str) -> tuple[int, int]:
+    return (2, 3) if data_format == "channels_first" else (1, 2)
+
+
+def _dim(x, axis: int):
+    """Static size of ``x`` along ``axis`` when known, else a scalar tensor."""
+    size = x.shape[axis]
+    return size if size is not None else ops.shape(x)[axis]
+
+
+class _BoundaryPadding2D(keras.layers.Layer):
+    _mode = ""
+
+    def __init__(self, padding=1, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = _standardize_padding(padding)
+        self.data_format = _standardize_data_format(data_format)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        for axis, (before, after) in zip(_spatial_axes(self.data_format), self.padding):
+            if shape[axis] is not None:
+                shape[axis] += before + after
+        return tuple(shape)
+
+    def call(self, inputs):
+        x = inputs
+        for axis, (before, after) in zip(_spatial_axes(self.data_format), self.padding):
+            if before or after:
+                x = ops.take(x, _source_indices(_dim(x, axis), before, after, self._mode),
+                             axis=axis)
+        return x
+
+    def get_config(self):
+        config = {"padding": self.padding, "data_format": self.data_format}
+        return {**super().get_config(), **config}
+
+
+@keras.saving.register_keras_serializable(package="spinsr_tf")
+class PeriodicPadding2D(_BoundaryPadding2D):
+    """Periodic (wrap-around) padding for 2D maps: the twin of ``keras.layers.ZeroPadding2D``.
+
+    Rows added at the top copy the bottom rows, columns added at the left copy the right
+    columns, and so on, so a 3×3 convolution after ``PeriodicPadding2D(1)`` sees the lattice as
+    a torus: the network is then equivariant to lattice translations, as the simulated spin
+    textures with periodic boundaries are. Padding may exceed the map size (it wraps again).
+
+    Parameters
+    ----------
+    padding : int, tuple of 2 ints, or tuple of 2 tuples of 2 ints
+        ``p`` (same on every side), ``(symmetric_height_pad, symmetric_width_pad)`` or
+        ``((top_pad, bottom_pad), (left_pad, right_pad))``; all >= 0. Stored in the last form.
+    data_format : {"channels_last", "channels_first"} or None
+        Axis order of the input; None takes ``keras.config.image_data_format()``.
+
+    Input shape: ``(batch, H, W, C)`` (channels_last) or ``(batch, C, H, W)``; H, W may be None.
+    Output shape: H and W grown by ``top + bottom`` and ``left + right``.
+    """
+
+    _mode = "periodic"
+
+
+@keras.saving.register_keras_serializable(package="spinsr_tf")
+class ReflectPadding2D(_BoundaryPadding2D):
+    """Mirror padding for 2D maps without repeating the edge (NumPy's and TF's ``"reflect"``).
+
+    Used instead of :class:`PeriodicPadding2D` for images with real borders (microscope
+    images), where wrapping would glue unrelated edges together. Same arguments and shapes as
+    :class:`PeriodicPadding2D`; padding longer than the map reflects again (like ``np.pad``).
+    """
+
+    _mode = "reflect"
+
+
+def padding_layer(mode: str, padding=1, **kwargs) -> keras.layers.Layer:
+    """The padding layer for a boundary ``mode`` (``"periodic"`` or ``"reflect"``)."""
+    if mode == "periodic":
+        return PeriodicPadding2D(padding, **kwargs)
+    if mode == "reflect":
+        return ReflectPadding2D(padding, **kwargs)
+    raise UserError(f"padding must be one of {PADDING_MODES}, got {mode!r}")
+
+
+@keras.saving.register_keras_serializable(package="spinsr_tf")
+class GaussianDownsample(keras.layers.Layer):
+    """Gaussian filter downsizing as a fixed layer: the twin of
+    :func:`spinsr_tf.data.gaussian_downsample` (equal to 1e-6 in float32).
+
+    ``out[n, a, b, c] = Σ_{u,v} K[u, v] · x[n, s(a·f + u − k//2), s(b·f + v − k//2), c]``
+    with ``K`` the normalised ``kernel_size``² Gaussian of width ``sigma``, ``f = factor`` and
+    ``s`` the boundary map (periodic wrap or mirror). LR pixel ``a`` is centred on HR pixel
+    ``a·f``.
+
+    The layer has no weights: the 1D operators ``D_H`` (``H/f × H``) and ``D_W`` are rebuilt
+    from the configuration in every call (a few thousand numbers) and applied as two matrix
+    products, ``D_H · x · D_Wᵀ``. This is exact for any padding length and, at the sizes the
+    network trains on (HR ≤ a few hundred pixels), much faster than a strided 23×23 depthwise
+    convolution on CPU; its cost grows as ``(H·W/f)·(H + W/f)`` per map and channel, so for
+    very large maps a convolution would win. Gradients flow to the input (the SR map) only.
+
+    Parameters
+    ----------
+    factor : int
+        Downsampling factor >= 1 (the SR scale); H and W must be divisible by it.
+    kernel_size : int
+        Odd Gaussian window side, HR pixels.
+    sigma : float
+        Gaussian standard deviation, HR pixels.
+    padding : {"periodic", "reflect"}
+        Boundary condition.
+    data_format : {"channels_last", "channels_first"} or None
+        Axis order; None takes ``keras.config.image_data_format()``.
+
+    Input shape: ``(batch, H, W, C)`` (channels_last) or ``(batch, C, H, W)``; H, W may be
+    None. Output shape: H and W divided by ``factor``.
+    """
+
+    def __init__(self, factor, kernel_size=23, sigma=1.0, padding="periodic", data_format=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        check_degradation_args(factor, kernel_size, sigma, padding)
+        self.factor = int(factor)
+        self.kernel_size = int(kernel_size)
+        self.sigma = float(sigma)
+        self.padding = padding
+        self.data_format = _standardize_data_format(data_format)
+        self._taps = gaussian_kernel_1d(self.kernel_size, self.sigma)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        for axis in _spatial_axes(self.data_format):
+            if shape[axis] is not None:
+                if shape[axis] % self.factor:
+                    raise UserError(f"input size {shape[axis]} along axis {axis} is not "
+                                    f"divisible by factor {self.factor}")
+                shape[axis] //= self.factor
+        return tuple(shape)
+
+    def _operator(self, n):
+        """``D`` of shape (n // factor, n): row ``a`` is the folded Gaussian centred on ``a·f``."""
+        half = self.kernel_size // 2
+        rows = ops.arange(n // self.factor, dtype="int32") * self.factor
+        src = _source_indices(n, half, half, self.padding)
+        d = 0.0
+        for u, tap in enumerate(self._taps):  # one (n // f, n) one-hot at a time: bounded memory
+            d = d + float(tap) * ops.one_hot(ops.take(src, rows + u), n, dtype=self.compute_dtype)
+        return d
+
+    def call(self, inputs):
+        h_axis, w_axis = _spatial_axes(self.data_format)
+        d_h = self._operator(_dim(inputs, h_axis))
+        d_w = self._operator(_dim(inputs, w_axis))
+        if self.data_format == "channels_first":
+            x = ops.einsum("ah,nchw->ncaw", d_h, inputs)
+            return ops.einsum("bw,ncaw->ncab", d_w, x)
+        x = ops.einsum("ah,nhwc->nawc", d_h, inputs)
+        return ops.einsum("bw,nawc->nabc", d_w, x)
+
+    def get_config(self):
+        config = {
+            "factor": self.factor,
+            "kernel_size": self.kernel_size,
+            "sigma": self.sigma,
+            "padding": self.padding,
+            "data_format": self.data_format,
+        }
+        return {**super().get_config(), **config}

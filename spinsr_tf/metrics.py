@@ -1,0 +1,158 @@
+"""Image-quality metrics of a super-resolved spin map against its ground truth.
+
+All metrics are computed on the HR grid, per image, over arrays of shape ``(N, H, W, C)``
+(C = 3 for spin vectors, C = 1 for scalar contrast); each returns a float64 array of shape
+``(N,)`` so that an evaluation can report the mean and the spread over the test set:
+
+- MSE  = mean over sites of ``|S - S'|²`` (squares summed over the C components, then averaged
+  over the H·W sites, not over the components: two opposite unit vectors give 4);
+- PSNR = ``10 log10(MAX² / MSE)`` in dB with ``MAX = 2``, the largest possible distance between
+  two unit vectors (opposite unit vectors give 0 dB, identical maps +inf);
+- Corr = mean over sites of ``S · S'`` (1 for identical unit-vector maps, 0 for unrelated ones,
+  -1 for reversed ones).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import UserError
+
+__all__ = ["mse", "psnr", "corr", "summarize", "score"]
+
+
+def _as_pair(pred, truth) -> tuple[np.ndarray, np.ndarray]:
+    """Both maps as float64 ``(N, H, W, C)`` arrays, or a ``UserError`` naming what is wrong."""
+    try:
+        p = np.asarray(pred, dtype=np.float64)
+        t = np.asarray(truth, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"pred and truth must be numeric arrays ({exc})") from None
+    if p.ndim != 4 or p.shape != t.shape:
+        raise UserError(
+            f"pred and truth must both have shape (N, H, W, C) and be equal; "
+            f"got pred {p.shape} and truth {t.shape}"
+        )
+    if p.size == 0:
+        raise UserError(f"pred and truth must not be empty; got shape {p.shape}")
+    for name, a in (("pred", p), ("truth", t)):
+        if not np.isfinite(a).all():
+            bad = int(np.count_nonzero(~np.isfinite(a)))
+            raise UserError(f"{name} contains {bad} NaN or infinite value(s)")
+    return p, t
+
+
+def mse(pred, truth) -> np.ndarray:
+    """Per-image mean squared distance between spin maps.
+
+    Parameters
+    ----------
+    pred, truth : array_like, shape (N, H, W, C)
+        Prediction and ground truth on the same grid (any real dtype; computed in float64).
+
+    Returns
+    -------
+    numpy.ndarray, shape (N,), float64
+        ``mean_sites( sum_c (pred - truth)² )``; 0 for identical maps, 4 for reversed unit
+        vectors.
+    """
+    p, t = _as_pair(pred, truth)
+    return np.square(p - t).sum(axis=-1).mean(axis=(1, 2))
+
+
+def psnr(pred, truth, max_value: float = 2.0) -> np.ndarray:
+    """Per-image peak signal-to-noise ratio in dB.
+
+    Parameters
+    ----------
+    pred, truth : array_like, shape (N, H, W, C)
+    max_value : float
+        ``MAX`` in ``10 log10(MAX² / MSE)``; 2 is the diameter of the unit sphere, so reversed
+        unit vectors score 0 dB.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N,), float64
+        +inf where the MSE is exactly 0.
+    """
+    real = (int, float, np.integer, np.floating)
+    if isinstance(max_value, bool) or not isinstance(max_value, real) \
+            or not np.isfinite(max_value) or max_value <= 0:
+        raise UserError(f"max_value must be a positive finite number; got {max_value!r}")
+    err = mse(pred, truth)
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(float(max_value) ** 2 / err)
+
+
+def corr(pred, truth) -> np.ndarray:
+    """Per-image mean site-wise dot product ``mean_sites(S · S')``.
+
+    Parameters
+    ----------
+    pred, truth : array_like, shape (N, H, W, C)
+
+    Returns
+    -------
+    numpy.ndarray, shape (N,), float64
+        1 for identical unit-vector maps, 0 for unrelated ones, -1 for reversed ones. It is not
+        normalized by the vector lengths, so an interpolation that shrinks vectors scores below 1
+        even where the directions are right.
+    """
+    p, t = _as_pair(pred, truth)
+    return (p * t).sum(axis=-1).mean(axis=(1, 2))
+
+
+def summarize(values) -> dict[str, float]:
+    """Mean and population standard deviation (ddof = 0) of per-image values.
+
+    Parameters
+    ----------
+    values : array_like, shape (N,)
+        Per-image metric values, e.g. the output of :func:`psnr`.
+
+    Returns
+    -------
+    dict
+        ``{"mean": float, "std": float}``. Infinite values (a PSNR of a perfect image) make the
+        mean +inf; the std is then 0 if all values are equal and NaN otherwise.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or v.size == 0:
+        raise UserError(f"values must be a non-empty 1-D array; got shape {v.shape}")
+    if np.isnan(v).any():
+        raise UserError(f"values contains {int(np.isnan(v).sum())} NaN value(s)")
+    if np.isfinite(v).all():
+        return {"mean": float(v.mean()), "std": float(v.std())}
+    same = bool((v == v[0]).all())
+    return {"mean": float(v.mean()), "std": 0.0 if same else float("nan")}
+
+
+def score(pred, truth, max_value: float = 2.0) -> dict[str, float]:
+    """All three metrics, as mean and spread over the images: the evaluation's table row.
+
+    Parameters
+    ----------
+    pred, truth : array_like, shape (N, H, W, C)
+    max_value : float
+        Passed to :func:`psnr`.
+
+    Returns
+    -------
+    dict
+        ``{"mse", "psnr", "corr", "mse_std", "psnr_std", "corr_std"}`` as Python floats: the mean
+        over the N images of each per-image metric and its population standard deviation (see
+        :func:`summarize` for infinite PSNR).
+    """
+    p, t = _as_pair(pred, truth)
+    per_image = {
+        "mse": mse(p, t),
+        "psnr": psnr(p, t, max_value=max_value),
+        "corr": corr(p, t),
+    }
+    out: dict[str, float] = {}
+    stats = {name: summarize(v) for name, v in per_image.items()}
+    for name in per_image:
+        out[name] = stats[name]["mean"]
+    for name in per_image:
+        out[f"{name}_std"] = stats[name]["std"]
+    return out

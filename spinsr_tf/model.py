@@ -1,0 +1,205 @@
+"""The unsupervised SR network of Lee et al. (2023) (SPEC §4): build, compile, extract, load.
+
+The network maps an LR map to an SR map ``scale`` times larger, then degrades the SR map again
+with the fixed :class:`~spinsr_tf.layers.GaussianDownsample`. It has two outputs, returned as a
+dict by ``predict``::
+
+    {"lr": (N, h, w, C) re-degraded SR map, "sr": (N, h·scale, w·scale, C) SR map}
+
+Unsupervised training (:func:`compile_sr_model`) puts an MSE loss on ``"lr"`` only, so
+``model.fit(lr, lr)`` learns from LR images alone; the HR ground truth never enters the loss.
+The supervised oracle puts the loss on ``"sr"`` instead (``model.fit(lr, hr)``). The SR map is the
+product: :func:`sr_submodel` cuts the network at the layer named ``"sr"``.
+
+Single-target ``fit`` on a two-output model relies on Keras' support for a loss defined on a
+subset of the outputs (Keras >= 3.7; keras-team/keras#20477).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import zipfile
+from pathlib import Path
+
+import keras
+
+from .data.degradation import check_degradation_args
+from .errors import UserError
+from .layers import GaussianDownsample, padding_layer
+
+#: Names of the two model outputs (and of the layers producing them).
+LR_OUTPUT = "lr"
+SR_OUTPUT = "sr"
+#: Filters of the four convolutions of the expanding part.
+EXPAND_FILTERS = (64, 64, 64, 64)
+
+
+def decoder_filters(scale: int) -> tuple[int, ...]:
+    """Filters of the ``log2(scale)`` up-sampling blocks: (16, 8) for ×4, (32, 16, 8) for ×8,
+    (48, 32, 16, 8) for ×16 (paper); 8 for ×2; for ×2ⁿ with n > 4 the sequence continues
+    ``..., 64, 48, 32, 16, 8`` in steps of 16.
+    """
+    n = _check_scale(scale)
+    return tuple(8 if i == 0 else 16 * i for i in reversed(range(n)))
+
+
+def _check_scale(scale) -> int:
+    """Return ``log2(scale)``; ``scale`` must be a power of two >= 2."""
+    if (not isinstance(scale, numbers.Integral) or isinstance(scale, bool) or scale < 2
+            or scale & (scale - 1)):
+        raise UserError(f"scale must be a power of two >= 2 (2, 4, 8, 16), got {scale!r}")
+    return int(math.log2(scale))
+
+
+def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
+                   kernel_size: int = 23, sigma: float = 1.0,
+                   input_size: int | None = None) -> keras.Model:
+    """Build the SR network (SPEC §4), uncompiled.
+
+    Layers, with ``Pad`` = :class:`~spinsr_tf.layers.PeriodicPadding2D` (``padding="periodic"``)
+    or :class:`~spinsr_tf.layers.ReflectPadding2D` (``"reflect"``), all convolutions 3×3
+    "valid" after a 1-pixel pad, LeakyReLU with Keras' default slope 0.3, nearest-neighbour
+    ``UpSampling2D(2)``:
+
+    - input ``"lr_input"``: ``(input_size, input_size, channels)``;
+    - expanding part: 4 × [Pad(1) → Conv2D(64) → BatchNormalization → LeakyReLU];
+    - decoder: ``log2(scale)`` × [Pad(1) → Conv2D(f) → BN → LeakyReLU → UpSampling2D(2)],
+      ``f`` from :func:`decoder_filters`;
+    - Pad(1) → Conv2D(channels) named ``"sr"``: the SR map, linear (no activation);
+    - :class:`~spinsr_tf.layers.GaussianDownsample` named ``"lr"``: the fixed degradation.
+
+    Outputs: dict ``{"lr": (N, h, w, C), "sr": (N, h·scale, w·scale, C)}``.
+
+    Parameter counts (``model.count_params()``, C = 3; they include the BatchNormalization
+    moving means and variances, 2·(256 + Σf) non-trainable numbers): ×2: 118,467; ×4: 124,307;
+    ×8: 138,291; ×16: 161,571. For C = 1, ×4: 123,009. The degradation adds none.
+
+    Parameters
+    ----------
+    scale : int
+        Up-sampling factor, a power of two >= 2 (the paper uses 4, 8, 16).
+    channels : int
+        Components per site: 3 for spin vectors, 1 for scalar (e.g. MOKE Sz) images.
+    padding : {"periodic", "reflect"}
+        Boundary condition of every padding layer and of the degradation: periodic for
+        simulations, reflect for images with borders.
+    kernel_size, sigma : int, float
+        Gaussian degradation window (odd, HR pixels) and width (HR pixels); must match the
+        degradation that produced the training LR images.
+    input_size : int or None
+        LR side length, or None (default) for a fully convolutional model that accepts any
+        ``h × w`` (square or not) without rebuilding.
+
+    Returns
+    -------
+    keras.Model, not compiled; see :func:`compile_sr_model`.
+    """
+    _check_scale(scale)
+    if not isinstance(channels, numbers.Integral) or isinstance(channels, bool) or channels < 1:
+        raise UserError(f"channels must be an integer >= 1, got {channels!r}")
+    check_degradation_args(scale, kernel_size, sigma, padding)
+    if input_size is not None and (not isinstance(input_size, numbers.Integral)
+                                   or isinstance(input_size, bool) or input_size < 1):
+        raise UserError(f"input_size must be a positive integer or None, got {input_size!r}")
+
+    def conv_block(x, filters, name):
+        x = padding_layer(padding, 1, name=f"{name}_pad")(x)
+        x = keras.layers.Conv2D(filters, 3, padding="valid", name=f"{name}_conv")(x)
+        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+        return keras.layers.LeakyReLU(name=f"{name}_act")(x)
+
+    inputs = keras.Input((input_size, input_size, int(channels)), name="lr_input")
+    x = inputs
+    for i, filters in enumerate(EXPAND_FILTERS, start=1):
+        x = conv_block(x, filters, f"expand{i}")
+    for i, filters in enumerate(decoder_filters(scale), start=1):
+        x = conv_block(x, filters, f"up{i}")
+        x = keras.layers.UpSampling2D(2, name=f"up{i}_upsample")(x)
+    x = padding_layer(padding, 1, name="sr_pad")(x)
+    sr = keras.layers.Conv2D(int(channels), 3, padding="valid", name=SR_OUTPUT)(x)
+    lr = GaussianDownsample(scale, kernel_size, sigma, padding, name=LR_OUTPUT)(sr)
+    return keras.Model(inputs, {LR_OUTPUT: lr, SR_OUTPUT: sr}, name=f"spinsr_x{scale}")
+
+
+def compile_sr_model(model: keras.Model, learning_rate: float = 0.01,
+                     supervised: bool = False) -> keras.Model:
+    """Compile with Adam and an MSE loss on one output; returns ``model``.
+
+    Unsupervised (default, the paper): loss on ``"lr"`` only, train with ``fit(lr, lr)``.
+    Supervised (oracle trained on ground truth): loss on ``"sr"`` only, ``fit(lr, hr)``.
+    The other output carries no loss. Targets may also be given as a dict keyed by output name
+    (e.g. ``{"lr": lr, "sr": hr}``), but use one form throughout a compiled model: Keras fixes
+    the target structure on first use (recompile to switch).
+
+    Parameters
+    ----------
+    model : keras.Model
+        From :func:`build_sr_model` (or :func:`load_sr_model`).
+    learning_rate : float
+        Adam step size; 0.01 in the paper.
+    supervised : bool
+        Put the loss on the SR output instead of the LR output.
+    """
+    _check_sr_model(model, "model")
+    if (isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real)
+            or not math.isfinite(learning_rate) or learning_rate <= 0):
+        raise UserError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
+    target = SR_OUTPUT if supervised else LR_OUTPUT
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(learning_rate)),
+                  loss={target: "mse"})
+    return model
+
+
+def sr_submodel(model: keras.Model) -> keras.Model:
+    """The network up to its SR output: ``keras.Model(model.input, model.get_layer("sr").output)``.
+
+    Maps ``(N, h, w, C)`` LR maps to ``(N, h·scale, w·scale, C)`` SR maps; shares weights with
+    ``model`` (training one trains the other).
+    """
+    _check_sr_model(model, "model")
+    return keras.Model(model.input, model.get_layer(SR_OUTPUT).output,
+                       name=f"{model.name}_sr")
+
+
+def _check_sr_model(model, what: str) -> None:
+    if not isinstance(model, keras.Model):
+        raise UserError(f"{what} must be a keras.Model, got {type(model).__name__}")
+    names = {layer.name for layer in model.layers}
+    if not {SR_OUTPUT, LR_OUTPUT} <= names:
+        raise UserError(f"{what} {model.name!r} is not a spinsr model (needs layers "
+                        f"{SR_OUTPUT!r} and {LR_OUTPUT!r})")
+
+
+def load_sr_model(path: str | os.PathLike, compile: bool = True) -> keras.Model:
+    """Load a model saved with ``model.save("name.keras")``.
+
+    Loading uses ``safe_mode=True`` (no arbitrary code from the file); the custom layers are
+    registered under the ``spinsr_tf`` package by importing this module.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A ``.keras`` file (zip archive).
+    compile : bool
+        Restore the optimizer and loss saved with the model (if it was compiled).
+
+    Raises
+    ------
+    UserError
+        Missing or unreadable file, not a ``.keras`` archive, or a model without the
+        ``"sr"`` and ``"lr"`` layers ("not a spinsr model").
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model file {str(path)!r} does not exist")
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        raise UserError(f"{str(path)!r} is not a spinsr model (expected a .keras zip archive)")
+    try:
+        model = keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{str(path)!r} is not a spinsr model: {first}") from None
+    _check_sr_model(model, f"{str(path)!r}: model")
+    return model

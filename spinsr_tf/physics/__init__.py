@@ -1,0 +1,24 @@
+"""Physics: Hamiltonians, energies and Monte Carlo simulated annealing of spin lattices.
+
+Everything here is NumPy/numba (no Keras). Units: energies, fields and temperatures in units of
+the exchange J (k_B = 1). Spins: ``(L, L, 3)`` or ``(N, L, L, 3)`` arrays of 3D vectors on a
+periodic square lattice, ``spins[i, j]`` at x = j, y = i.
+"""
+
+from .annealing import Schedule, anneal
+from .dipolar import dipolar_field, dipolar_kernel
+from .energy import energy, local_field, max_torque
+from .hamiltonians import TypeI, TypeII, hamiltonian_from_attrs
+
+__all__ = [
+    "Schedule",
+    "TypeI",
+    "TypeII",
+    "anneal",
+    "dipolar_field",
+    "dipolar_kernel",
+    "energy",
+    "hamiltonian_from_attrs",
+    "local_field",
+    "max_torque",
+]

@@ -1,0 +1,290 @@
+"""Monte Carlo simulated annealing: ground-truth spin configurations.
+
+Each sample starts from independent random spins (infinite temperature), is cooled by
+Metropolis sweeps from ``t_start`` (above the ordering scale, ~2J) to ``t_end``, and is then
+relaxed at zero temperature until the largest local torque |S_i × h_i| is below ``torque_tol``,
+so the stored state is a clean metastable state with no frozen thermal noise.
+
+Updates are checkerboard (two-sublattice) sweeps: all sites of one sublattice, whose nearest
+neighbours all belong to the other one, are updated from the same neighbour values. For nearest-
+neighbour terms (exchange, DMI) and the on-site anisotropy this is exactly a sequential sweep in
+a particular order. The dipolar field of Type II couples sites of the same sublattice; it is
+computed by FFT once per half-sweep and held fixed while that sublattice is updated, so each
+move sees the dipolar field of the configuration at the start of its half-sweep. That is an
+approximation (of order Ddip times the change of the other same-sublattice spins within one
+half-sweep); the relaxation with the same refresh converges to a state whose exact torque is
+below the tolerance, so the final states are true stationary points of the full Hamiltonian.
+
+Moves are cones: S' = normalize(S + δ·g) with g uniform on the unit sphere (a symmetric proposal),
+δ rescaled after every sweep towards the target acceptance, so moves stay effective at low T.
+
+Reproducibility: sample k depends only on ``(seed, k, hamiltonian, schedule, size)``: its random
+numbers come from generators seeded by ``(seed, k)`` (:mod:`~spinsr_tf.physics.rng`) and nothing
+in its computation depends on the other samples of the call, their order or the thread count.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import math
+import numbers
+from typing import Union
+
+import numba
+import numpy as np
+
+from ..errors import UserError
+from . import _kernels as kern
+from .dipolar import kernel_spectrum
+from .hamiltonians import TypeI, TypeII, check_hamiltonian
+from .rng import lane_states, sample_key
+
+COOLINGS = ("geometric", "linear")
+
+
+def _number(name, value, lo=None, hi=None, lo_open=False, hi_open=False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise UserError(f"{name} must be a finite real number, got {value!r}")
+    value = float(value)
+    if lo is not None and (value < lo or (lo_open and value == lo)):
+        raise UserError(f"{name} must be {'>' if lo_open else '>='} {lo}, got {value!r}")
+    if hi is not None and (value > hi or (hi_open and value == hi)):
+        raise UserError(f"{name} must be {'<' if hi_open else '<='} {hi}, got {value!r}")
+    return value
+
+
+def _integer(name, value, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
+        raise UserError(f"{name} must be an integer >= {lo}, got {value!r}")
+    return int(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """Annealing schedule and zero-temperature relaxation (temperatures in units of J).
+
+    Parameters
+    ----------
+    t_start : first temperature, above the ordering scale (default 2.0).
+    t_end : last Metropolis temperature, 0 < t_end <= t_start.
+    sweeps : Metropolis sweeps (one per temperature; a sweep updates every site once).
+    cooling : ``"geometric"`` (T_n = t_start·(t_end/t_start)^(n/(sweeps-1)), default) or
+        ``"linear"``.
+    relax_sweeps : cap on zero-temperature relaxation sweeps (0 skips the relaxation).
+    torque_tol : the relaxation stops once max_i |S_i × h_i| < torque_tol (units of J).
+    acceptance : target acceptance of the cone moves, in (0, 1).
+    relax_omega : relaxation step S ← normalize(S + ω(ĥ - S)); 1 aligns each spin with its
+        field, values in (1, 2) over-relax (faster convergence).
+    """
+
+    t_start: float = 2.0
+    t_end: float = 0.05
+    sweeps: int = 1000
+    cooling: str = "geometric"
+    relax_sweeps: int = 10000
+    torque_tol: float = 1e-4
+    acceptance: float = 0.4
+    relax_omega: float = 1.9
+
+    def __post_init__(self):
+        t_start = _number("t_start", self.t_start, lo=0.0, lo_open=True)
+        t_end = _number("t_end", self.t_end, lo=0.0, lo_open=True)
+        if t_end > t_start:
+            raise UserError(f"t_end must be <= t_start ({t_start}), got {t_end!r}")
+        object.__setattr__(self, "t_start", t_start)
+        object.__setattr__(self, "t_end", t_end)
+        object.__setattr__(self, "sweeps", _integer("sweeps", self.sweeps, 1))
+        if self.cooling not in COOLINGS:
+            raise UserError(f"cooling must be one of {', '.join(map(repr, COOLINGS))}, "
+                            f"got {self.cooling!r}")
+        object.__setattr__(self, "cooling", str(self.cooling))
+        object.__setattr__(self, "relax_sweeps", _integer("relax_sweeps", self.relax_sweeps, 0))
+        object.__setattr__(self, "torque_tol",
+                           _number("torque_tol", self.torque_tol, lo=0.0, lo_open=True))
+        object.__setattr__(self, "acceptance", _number("acceptance", self.acceptance, lo=0.0,
+                                                       hi=1.0, lo_open=True, hi_open=True))
+        object.__setattr__(self, "relax_omega", _number("relax_omega", self.relax_omega, lo=1.0,
+                                                        hi=2.0, hi_open=True))
+
+    def temperatures(self) -> np.ndarray:
+        """Temperature of each Metropolis sweep, shape ``(sweeps,)`` float64, units of J."""
+        x = np.arange(self.sweeps) / max(self.sweeps - 1, 1)
+        if self.cooling == "geometric":
+            return self.t_start * (self.t_end / self.t_start) ** x
+        return self.t_start + (self.t_end - self.t_start) * x
+
+    def to_attrs(self) -> dict[str, Union[str, float, int]]:
+        """Flat, HDF5-attribute friendly parameters."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_attrs(cls, attrs) -> "Schedule":
+        """Inverse of :meth:`to_attrs` (unknown keys ignored, NumPy scalars and bytes accepted)."""
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            if f.name in attrs:
+                v = attrs[f.name]
+                v = v.decode() if isinstance(v, bytes) else v
+                kwargs[f.name] = v.item() if isinstance(v, np.generic) else v
+        return cls(**kwargs)
+
+
+def _check_size(size) -> int:
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 4 or size % 2:
+        raise UserError(f"size must be an even integer >= 4 (checkerboard updates), got {size!r}")
+    return int(size)
+
+
+def _check_indices(indices) -> list[int]:
+    arr = np.asarray(indices)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise UserError(f"indices must be a 1D sequence of non-negative integers, got {indices!r}")
+    out = [int(k) for k in arr]
+    if any(k < 0 for k in out):
+        raise UserError(f"indices must be non-negative, got {min(out)}")
+    return out
+
+
+def _anneal_dipolar_sample(s, st, betas, ham: TypeII, schedule: Schedule, J):
+    """Anneal one Type II sample: numba half-sweeps, dipolar field by FFT between them."""
+    import scipy.fft
+
+    L = s.shape[2]
+    M = L // 2
+    spec = np.repeat(-ham.dipolar * kernel_spectrum((L, L), ham.dipolar_factor), 2, axis=-1)
+    spec = spec.astype(np.float32)
+    comp = np.empty((3, L, L), dtype=np.float32)
+    hm = np.empty((3, L, M), dtype=np.float32)
+    fourier = np.empty((3, L, L // 2 + 1), dtype=np.complex64)
+    dvec = np.zeros(6, dtype=np.float32)
+    aniso = np.float32(ham.anisotropy)
+
+    def field():
+        kern.unpack_components(s, comp)
+        f = scipy.fft.rfft2(comp, workers=1)
+        _apply_spectrum(f.view(np.float32), spec, fourier.view(np.float32))
+        return scipy.fft.irfft2(fourier, s=(L, L), workers=1, overwrite_x=True)
+
+    kern.random_state(s, st)
+    acc = np.zeros(M, dtype=np.int32)
+    delta = 1.0
+    for beta in betas:
+        acc[:] = 0
+        for c in (0, 1):
+            kern.pack_field(field(), c, hm)
+            kern.mc_half_sweep(s, st, hm, c, beta, np.float32(delta), J, dvec, aniso, acc)
+        delta = kern.adapt_delta(delta, int(acc.sum()), float(L * L), schedule.acceptance)
+    # Relaxation: one FFT per sweep. Sublattice 0 sees the fresh field, sublattice 1 a field
+    # lagging by sublattice 0's update; both vanish at a fixed point, which is a stationary state
+    # of the full Hamiltonian, so the lag costs no accuracy, only (a little) convergence speed.
+    hm1 = np.empty_like(hm)
+    tmax = np.zeros(M, dtype=np.float32)
+    omega = np.float32(schedule.relax_omega)
+    tol2 = np.float32(schedule.torque_tol) ** 2
+    sweeps, torque2 = 0, np.inf
+    while sweeps < schedule.relax_sweeps:
+        tmax[:] = 0
+        h = field()
+        kern.pack_field(h, 0, hm)
+        kern.pack_field(h, 1, hm1)
+        kern.relax_half_sweep(s, hm, 0, J, dvec, aniso, omega, tmax)
+        kern.relax_half_sweep(s, hm1, 1, J, dvec, aniso, omega, tmax)
+        sweeps += 1
+        torque2 = float(tmax.max())
+        if torque2 < tol2:
+            break
+    return sweeps, math.sqrt(torque2)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _apply_spectrum(f, spec, out):
+    """``out = W(k)·f(k)`` per wavevector, on float32 views of complex64 arrays.
+
+    ``f``, ``out``: ``(3, L, 2(L//2+1))`` (real and imaginary parts interleaved); ``spec``:
+    ``(4, L, 2(L//2+1))``, the real spectrum (xx, xy, yy, zz) repeated for both parts.
+    """
+    for i in range(f.shape[1]):
+        for j in range(f.shape[2]):
+            out[0, i, j] = spec[0, i, j] * f[0, i, j] + spec[1, i, j] * f[1, i, j]
+            out[1, i, j] = spec[1, i, j] * f[0, i, j] + spec[2, i, j] * f[1, i, j]
+            out[2, i, j] = spec[3, i, j] * f[2, i, j]
+
+
+def _anneal_local(states, lanes, betas, ham, schedule: Schedule, relax, torque):
+    """Nearest-neighbour Hamiltonians (Type I, Type II without dipolar term): one numba call,
+    samples in parallel over the numba threads."""
+    if isinstance(ham, TypeI):
+        dvec, aniso = np.concatenate(ham.dmi_vectors()), 0.0
+    else:
+        dvec, aniso = np.zeros(6), ham.anisotropy
+    kern.anneal_local_batch(states, lanes, betas, np.float32(ham.J), dvec.astype(np.float32),
+                            np.float32(aniso), 1.0, schedule.acceptance, schedule.relax_sweeps,
+                            schedule.torque_tol, np.float32(schedule.relax_omega), relax, torque)
+
+
+def _anneal_dipolar(states, lanes, betas, ham: TypeII, schedule: Schedule, relax, torque):
+    """Type II: one sample per Python thread (numba kernels and FFTs release the GIL), as many
+    threads as numba's thread count."""
+    def one(b):
+        relax[b], torque[b] = _anneal_dipolar_sample(states[b], lanes[b], betas, ham, schedule,
+                                                     np.float32(ham.J))
+
+    n = states.shape[0]
+    workers = min(numba.get_num_threads(), n)
+    if workers == 1:
+        for b in range(n):
+            one(b)
+    else:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(one, range(n)))
+
+
+def anneal(hamiltonian, size: int, seed: int, indices, schedule: Schedule = Schedule(),
+           return_info: bool = False):
+    """Anneal the samples ``indices`` of the ensemble defined by ``seed``.
+
+    Parameters
+    ----------
+    hamiltonian : :class:`~spinsr_tf.physics.TypeI` or :class:`~spinsr_tf.physics.TypeII`.
+    size : lattice side L (even, >= 4), periodic L×L lattice.
+    seed : global seed, integer in [0, 2**64).
+    indices : sample indices (non-negative integers). Sample k depends only on
+        ``(seed, k, hamiltonian, schedule, size)``: bit for bit the same whichever other indices
+        are passed with it, in any order, with any number of numba threads
+        (``numba.set_num_threads``), which also sets how many samples run in parallel.
+    schedule : :class:`Schedule`.
+    return_info : also return ``{"relax_sweeps": (n,) int, "max_torque": (n,) float}``, the
+        relaxation sweeps made and the final largest torque measured by the kernel (float32).
+
+    Returns
+    -------
+    ``(len(indices), size, size, 3)`` float32 unit vectors, ``spins[b, i, j]`` at x = j, y = i;
+    with ``return_info`` a tuple ``(spins, info)``.
+    """
+    ham = check_hamiltonian(hamiltonian)
+    L = _check_size(size)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2 ** 64:
+        raise UserError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+    idx = _check_indices(indices)
+    if not isinstance(schedule, Schedule):
+        raise UserError(f"schedule must be a Schedule, got {schedule!r}")
+    n, M = len(idx), L // 2
+    states = np.zeros((n, 2, 3, L, M + 2), dtype=np.float32)
+    lanes = np.stack([lane_states(sample_key(int(seed), k), M) for k in idx]) if n else \
+        np.zeros((0, 4, M), dtype=np.uint32)
+    betas = (1.0 / schedule.temperatures()).astype(np.float32)
+    relax = np.zeros(n, dtype=np.int64)
+    torque = np.zeros(n, dtype=np.float64)
+    if n and (isinstance(ham, TypeI) or ham.dipolar == 0):
+        _anneal_local(states, lanes, betas, ham, schedule, relax, torque)
+    elif n:
+        _anneal_dipolar(states, lanes, betas, ham, schedule, relax, torque)
+    out = np.empty((n, L, L, 3), dtype=np.float32)
+    for b in range(n):
+        kern.unpack(states[b], out[b])
+    if return_info:
+        return out, {"relax_sweeps": relax, "max_torque": torque}
+    return out

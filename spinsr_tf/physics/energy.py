@@ -1,0 +1,104 @@
+"""Energy, effective field and torque of spin configurations: the NumPy reference.
+
+These float64 functions define the Hamiltonians of :mod:`~spinsr_tf.physics.hamiltonians`
+numerically; the annealing kernels are tested against them. Every function takes one
+configuration ``(H, W, 3)`` or a batch ``(N, H, W, 3)`` (periodic, any H, W >= 2; the spins need
+not be unit vectors, so that energy and field can be differentiated freely). Energies are in
+units of J with every pair counted once; the field is ``h_eff = -∂E/∂S`` (same units).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UserError
+from .dipolar import dipolar_field
+from .hamiltonians import TypeI, TypeII, check_hamiltonian
+
+
+def _as_spins(spins, name: str = "spins") -> np.ndarray:
+    s = np.asarray(spins)
+    if s.dtype.kind not in "fiu":
+        raise UserError(f"{name} must be a real array, got dtype {s.dtype}")
+    if s.ndim not in (3, 4) or s.shape[-1] != 3 or s.shape[-2] < 2 or s.shape[-3] < 2:
+        raise UserError(f"{name} must have shape (H, W, 3) or (N, H, W, 3) with H, W >= 2, "
+                        f"got {s.shape}")
+    s = s.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(s)):
+        raise UserError(f"{name} contains NaN or infinite values")
+    return s
+
+
+def _neighbour(s: np.ndarray, shift: int, axis: str) -> np.ndarray:
+    """Spins of the neighbour at +1 (shift=1) or -1 along x (columns) or y (rows)."""
+    return np.roll(s, -shift, axis=-2 if axis == "x" else -3)
+
+
+def _cross(a: np.ndarray, b) -> np.ndarray:
+    return np.cross(a, b)
+
+
+def energy(spins, hamiltonian):
+    """Total energy of a configuration, pairs counted once, in units of J.
+
+    Parameters
+    ----------
+    spins : ``(H, W, 3)`` (or a batch ``(N, H, W, 3)``), periodic.
+    hamiltonian : :class:`~spinsr_tf.physics.TypeI` or :class:`~spinsr_tf.physics.TypeII`.
+
+    Returns
+    -------
+    float for one configuration, float64 array ``(N,)`` for a batch. Divide by H·W for the
+    energy per spin.
+    """
+    s = _as_spins(spins)
+    ham = check_hamiltonian(hamiltonian)
+    sx, sy = _neighbour(s, 1, "x"), _neighbour(s, 1, "y")
+    e = -ham.J * np.sum(s * (sx + sy), axis=-1)
+    if isinstance(ham, TypeI):
+        dx, dy = ham.dmi_vectors()
+        e = e + _cross(s, sx) @ dx + _cross(s, sy) @ dy
+    else:
+        e = e - ham.anisotropy * s[..., 2] ** 2
+        if ham.dipolar:
+            h = dipolar_field(s, ham.dipolar, ham.dipolar_factor)
+            e = e - 0.5 * np.sum(s * h, axis=-1)
+    total = e.sum(axis=(-2, -1))
+    return float(total) if s.ndim == 3 else total
+
+
+def local_field(spins, hamiltonian) -> np.ndarray:
+    """Effective field ``h_i = -∂E/∂S_i`` at every site, units of J.
+
+    Type I: ``J Σ_nn S_j + D_x × (S_{i+x} - S_{i-x}) + D_y × (S_{i+y} - S_{i-y})``.
+    Type II: ``J Σ_nn S_j + 2K S_iz ẑ + h_dip`` (dipolar field by FFT).
+
+    Returns
+    -------
+    float64 array of the shape of ``spins``.
+    """
+    s = _as_spins(spins)
+    ham = check_hamiltonian(hamiltonian)
+    xp, xm = _neighbour(s, 1, "x"), _neighbour(s, -1, "x")
+    yp, ym = _neighbour(s, 1, "y"), _neighbour(s, -1, "y")
+    h = ham.J * (xp + xm + yp + ym)
+    if isinstance(ham, TypeI):
+        dx, dy = ham.dmi_vectors()
+        h += _cross(dx, xp - xm) + _cross(dy, yp - ym)
+    else:
+        h[..., 2] += 2.0 * ham.anisotropy * s[..., 2]
+        if ham.dipolar:
+            h += dipolar_field(s, ham.dipolar, ham.dipolar_factor)
+    return h
+
+
+def max_torque(spins, hamiltonian):
+    """Largest local torque ``max_i |S_i × h_i|`` (units of J): zero in a relaxed state.
+
+    Returns
+    -------
+    float for one configuration, float64 array ``(N,)`` for a batch.
+    """
+    s = _as_spins(spins)
+    t = np.linalg.norm(np.cross(s, local_field(s, hamiltonian)), axis=-1).max(axis=(-2, -1))
+    return float(t) if s.ndim == 3 else t

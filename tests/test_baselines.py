@@ -1,0 +1,202 @@
+import functools
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from spinsr_tf.baselines import BASELINES, upsample, upsample_matrix
+from spinsr_tf.errors import UserError
+
+METHODS = ("gaussian", "bilinear", "bicubic")
+CONVENTIONS = ("aligned", "resize")
+BOUNDARIES = ("periodic", "reflect")
+
+
+def _unit(shape, seed=0):
+    v = np.random.default_rng(seed).normal(size=shape)
+    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _lr_coords(n_hr, factor, convention):
+    x = np.arange(n_hr, dtype=np.float64)
+    return x / factor if convention == "aligned" else (x + 0.5) / factor - 0.5
+
+
+def _smooth_field(L):
+    """A periodic 3-component field on an L×L grid, low frequency (periods L and L/2)."""
+    y, x = np.meshgrid(np.arange(L), np.arange(L), indexing="ij")
+    k = 2 * np.pi / L
+    return np.stack([np.cos(k * x), np.sin(k * y), np.cos(k * (x + 2 * y))], -1)[None]
+
+
+@pytest.mark.parametrize("boundary, mode", [("periodic", "grid-wrap"), ("reflect", "mirror")])
+@pytest.mark.parametrize("convention", CONVENTIONS)
+@pytest.mark.parametrize("method, order", [("bilinear", 1), ("bicubic", 3)])
+def test_splines_match_map_coordinates(method, order, convention, boundary, mode):
+    f = 4
+    lr = np.random.default_rng(1).normal(size=(2, 5, 7, 2))
+    out = upsample(lr, f, method, convention, boundary=boundary)
+    assert out.shape == (2, 20, 28, 2) and out.dtype == np.float32
+    uy, ux = np.meshgrid(_lr_coords(20, f, convention), _lr_coords(28, f, convention),
+                         indexing="ij")
+    for n in range(2):
+        for c in range(2):
+            ref = ndimage.map_coordinates(lr[n, :, :, c], [uy, ux], order=order, mode=mode)
+            np.testing.assert_allclose(out[n, :, :, c], ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("convention", CONVENTIONS)
+@pytest.mark.parametrize("sigma_up", [None, 1.3])
+def test_gaussian_matches_brute_force(convention, boundary, sigma_up):
+    f, h, w = 2, 6, 5
+    sigma = f / 2 if sigma_up is None else sigma_up
+    lr = np.random.default_rng(2).normal(size=(1, h, w, 2))
+    out = upsample(lr, f, "gaussian", convention, boundary=boundary, sigma_up=sigma_up)
+    pad = 4
+    mode = "wrap" if boundary == "periodic" else "reflect"
+    ext = np.pad(lr[0], ((pad, pad), (pad, pad), (0, 0)), mode=mode)
+    ky, kx = np.meshgrid(np.arange(-pad, h + pad), np.arange(-pad, w + pad), indexing="ij")
+    if convention == "aligned":
+        py, px = ky * f, kx * f
+    else:
+        py, px = (ky + 0.5) * f - 0.5, (kx + 0.5) * f - 0.5
+    ref = np.empty((h * f, w * f, 2))
+    for Y in range(h * f):
+        for X in range(w * f):
+            wgt = np.exp(-((Y - py) ** 2 + (X - px) ** 2) / (2 * sigma**2))
+            ref[Y, X] = (wgt[..., None] * ext).sum((0, 1)) / wgt.sum()
+    np.testing.assert_allclose(out[0], ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("f", [4, 8])
+def test_aligned_bicubic_does_not_shift_a_smooth_field(f):
+    truth = _smooth_field(128)
+    lr = truth[:, ::f, ::f]
+    err_aligned = np.abs(upsample(lr, f, "bicubic", "aligned") - truth).max()
+    err_resize = np.abs(upsample(lr, f, "bicubic", "resize") - truth).max()
+    assert err_aligned < 1e-2
+    assert err_resize > 0.1
+    assert err_resize > 20 * err_aligned
+
+
+@pytest.mark.parametrize("method", ["gaussian", "bilinear"])
+@pytest.mark.parametrize("f", [4, 8])
+def test_resize_convention_is_worse_for_every_method(method, f):
+    truth = _smooth_field(128)
+    lr = truth[:, ::f, ::f]
+    err_aligned = np.abs(upsample(lr, f, method, "aligned") - truth).max()
+    err_resize = np.abs(upsample(lr, f, method, "resize") - truth).max()
+    assert err_resize > 4 * err_aligned
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_aligned_keeps_mirror_symmetry_about_a_sample(method):
+    L, f = 64, 4
+    x = np.arange(L)
+    truth = np.exp(np.cos(2 * np.pi * x / L))[None, None, :, None] * np.ones((1, L, 1, 1))
+    sym = lambda a: a[:, :, (-np.arange(L)) % L]  # noqa: E731  x -> -x (mod L)
+    out = upsample(truth[:, ::f, ::f], f, method, "aligned")
+    np.testing.assert_allclose(out, sym(out), atol=1e-6)
+    shifted = upsample(truth[:, ::f, ::f], f, method, "resize")
+    assert np.abs(shifted - sym(shifted)).max() > 1e-2
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("method", ["bilinear", "bicubic"])
+def test_aligned_splines_reproduce_the_samples(method, boundary):
+    lr = np.random.default_rng(3).normal(size=(2, 6, 5, 3)).astype(np.float32)
+    for f in (2, 4, 8):
+        out = upsample(lr, f, method, "aligned", boundary=boundary)
+        np.testing.assert_allclose(out[:, ::f, ::f], lr, atol=1e-6)
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+@pytest.mark.parametrize("method", METHODS)
+def test_periodic_roll_commutes(method, convention):
+    f = 4
+    lr = np.random.default_rng(4).normal(size=(2, 6, 8, 3))
+    out = upsample(lr, f, method, convention)
+    for axis in (1, 2):
+        rolled = upsample(np.roll(lr, 1, axis=axis), f, method, convention)
+        np.testing.assert_allclose(rolled, np.roll(out, f, axis=axis), atol=1e-6)
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("convention", CONVENTIONS)
+@pytest.mark.parametrize("method", METHODS)
+def test_constant_field_stays_constant(method, convention, boundary):
+    value = np.array([0.3, -0.8, 0.52], np.float32)
+    lr = np.broadcast_to(value, (2, 5, 6, 3))
+    out = upsample(lr, 8, method, convention, boundary=boundary)
+    np.testing.assert_allclose(out, np.broadcast_to(value, (2, 40, 48, 3)), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", [n for n in BASELINES if n.endswith("_norm")])
+def test_normalize_gives_unit_vectors(name):
+    lr = _unit((2, 8, 8, 3), seed=5)
+    out = BASELINES[name](lr, 4)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=-1), 1.0, atol=1e-5)
+    plain = BASELINES[name[: -len("_norm")]](lr, 4)
+    assert np.linalg.norm(plain, axis=-1).min() < 0.99
+
+
+def test_normalize_is_zero_safe_and_clips_scalars():
+    zero = upsample(np.zeros((1, 4, 4, 3)), 4, normalize=True)
+    assert np.isfinite(zero).all() and not zero.any()
+    s = np.random.default_rng(6).choice([-1.0, 1.0], size=(1, 6, 6, 1))
+    raw = upsample(s, 4, "bicubic")
+    out = upsample(s, 4, "bicubic", normalize=True)
+    assert raw.max() > 1.0 and raw.min() < -1.0
+    np.testing.assert_array_equal(out, np.clip(raw, -1.0, 1.0))
+
+
+def test_baselines_table():
+    assert list(BASELINES) == [
+        "gaussian", "bilinear", "bicubic",
+        "gaussian_resize", "bilinear_resize", "bicubic_resize",
+        "gaussian_norm", "bilinear_norm", "bicubic_norm",
+        "gaussian_resize_norm", "bilinear_resize_norm", "bicubic_resize_norm",
+    ]
+    lr = _unit((1, 4, 6, 3), seed=7)
+    for name, fn in BASELINES.items():
+        kw = fn.keywords
+        assert name.startswith(kw["method"])
+        assert ("_resize" in name) == (kw["convention"] == "resize")
+        assert name.endswith("_norm") == kw["normalize"]
+        np.testing.assert_array_equal(fn(lr, 4), upsample(lr, 4, **kw))
+    with pytest.raises(TypeError):
+        BASELINES["x"] = functools.partial(upsample)
+
+
+def test_upsample_matrix_rows_sum_to_one():
+    for method in METHODS:
+        for convention in CONVENTIONS:
+            for boundary in BOUNDARIES:
+                m = upsample_matrix(5, 4, method, convention, boundary)
+                assert m.shape == (20, 5)
+                np.testing.assert_allclose(m.sum(axis=1), 1.0, atol=1e-12)
+                assert not m.flags.writeable
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"lr": np.zeros((4, 4, 3))}, r"lr must have shape .*\(4, 4, 3\)"),
+        ({"lr": np.zeros((1, 0, 4, 3))}, "lr must have shape"),
+        ({"lr": np.full((1, 4, 4, 3), np.nan)}, "lr contains 48 NaN"),
+        ({"factor": 0}, "factor must be a positive integer; got 0"),
+        ({"factor": 2.5}, "factor must be a positive integer; got 2.5"),
+        ({"factor": True}, "factor"),
+        ({"method": "nearest"}, "method must be one of .*'nearest'"),
+        ({"convention": "centre"}, "convention must be one of .*'centre'"),
+        ({"boundary": "zero"}, "boundary must be one of .*'zero'"),
+        ({"normalize": "yes"}, "normalize must be True or False"),
+        ({"method": "gaussian", "sigma_up": 0.0}, "sigma_up must be a positive"),
+        ({"method": "gaussian", "sigma_up": np.inf}, "sigma_up"),
+    ],
+)
+def test_bad_inputs(kwargs, match):
+    args = {"lr": np.zeros((1, 4, 4, 3)), "factor": 4, **kwargs}
+    with pytest.raises(UserError, match=match):
+        upsample(**args)

@@ -1,0 +1,165 @@
+"""HDF5 dataset generation: file contract, reproducibility, resume after interruption, bad input."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from spinsr_tf.cli import main
+from spinsr_tf.data import dataset_attrs, generate_dataset, read_spins
+from spinsr_tf.errors import UserError
+from spinsr_tf.physics import Schedule, TypeI, TypeII
+
+# Small lattices and short schedules: these tests check the file logic, not the physics.
+FAST = dataclasses.replace(Schedule(), sweeps=40)
+
+
+def _gen(path, n=5, block=2, workers=None, ham=TypeI(), progress=False):
+    return generate_dataset(path, ham, n=n, size=8, seed=3, schedule=FAST, block=block,
+                            workers=workers, progress=progress)
+
+
+def test_file_contract(tmp_path):
+    path = _gen(tmp_path / "a.h5")
+    with h5py.File(path) as f:
+        data = f["spins"]
+        assert data.shape == (5, 8, 8, 3) and data.dtype == np.float32
+        assert data.chunks == (1, 8, 8, 3) and data.compression == "gzip"
+        spins = data[()]
+        assert f.attrs["hamiltonian.type"] == "I"
+        assert f.attrs["hamiltonian.dmi"] == pytest.approx(0.3)
+        assert f.attrs["seed"] == 3 and f.attrs["n"] == 5 and f.attrs["size"] == 8
+        assert f.attrs["schedule.sweeps"] == 40
+        assert "spinsr_tf_version" in f.attrs
+    np.testing.assert_allclose(np.linalg.norm(spins, axis=-1), 1.0, atol=1e-5)
+    assert not (tmp_path / "a.h5.partial").exists()
+    assert dataset_attrs(path)["hamiltonian"] == TypeI().to_attrs()
+    np.testing.assert_array_equal(read_spins(path, indices=[1, 3]), spins[[1, 3]])
+
+
+def test_same_result_for_any_block_size_and_worker_count(tmp_path):
+    a = read_spins(_gen(tmp_path / "a.h5", block=2, workers=1))
+    b = read_spins(_gen(tmp_path / "b.h5", block=3, workers=2))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a[0], a[1])  # samples differ from each other
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):
+    reference = read_spins(_gen(tmp_path / "ref.h5"))
+    calls = []
+
+    def interrupt_after_two_blocks(done, n):
+        calls.append(done)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "b.h5"
+    with pytest.raises(KeyboardInterrupt):
+        _gen(path, progress=interrupt_after_two_blocks)
+    assert not path.exists()
+    blocks = sorted(p.name for p in (tmp_path / "b.h5.partial").glob("block_*.npy"))
+    assert len(blocks) == 2  # both finished blocks kept
+
+    seen = []
+    _gen(path, progress=lambda done, n: seen.append(done))
+    assert seen == [5]  # only the missing last block was annealed
+    np.testing.assert_array_equal(read_spins(path), reference)
+
+
+def test_rerun_of_finished_file_is_a_no_op_and_other_parameters_are_refused(tmp_path):
+    path = _gen(tmp_path / "a.h5")
+    mtime = path.stat().st_mtime_ns
+    _gen(path)
+    assert path.stat().st_mtime_ns == mtime
+    with pytest.raises(UserError, match="other parameters.*seed"):
+        generate_dataset(path, TypeI(), n=5, size=8, seed=4, schedule=FAST, progress=False)
+    with pytest.raises(UserError, match="other parameters"):
+        _gen(path, ham=TypeI(dmi=0.2))
+
+
+def test_interrupted_run_with_other_parameters_is_refused(tmp_path):
+    path = tmp_path / "a.h5"
+    with pytest.raises(KeyboardInterrupt):
+        _gen(path, progress=lambda done, n: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(UserError, match="interrupted run.*other parameters"):
+        _gen(path, n=6)
+
+
+def test_kill_9_mid_run_loses_no_finished_sample(tmp_path):
+    """A real SIGKILL of the command line, then the same command again."""
+    out = tmp_path / "k.h5"
+    # ~1 s of annealing in 300 one-sample blocks: long enough to be killed in the middle
+    args = ["generate", "--type", "I", "--n", "300", "--size", "8", "--seed", "3",
+            "--sweeps", "400", "--block", "1", "--workers", "1", "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "spinsr_tf", *args, "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = tmp_path / "k.h5.partial"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(partial.glob("block_*.npy"))) < 2:
+        time.sleep(0.002)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists(), "the run finished before it could be killed"
+    kept = len(list(partial.glob("block_*.npy")))
+    assert kept >= 2
+    assert main([*args, "--out", str(out)]) == 0
+    reference = generate_dataset(tmp_path / "ref.h5", TypeI(), n=300, size=8, seed=3,
+                                 schedule=dataclasses.replace(FAST, sweeps=400), block=7,
+                                 progress=False)
+    np.testing.assert_array_equal(read_spins(out), read_spins(reference))
+
+
+def test_type_ii_file_records_its_hamiltonian(tmp_path):
+    path = _gen(tmp_path / "t2.h5", n=2, ham=TypeII(anisotropy=0.2))
+    attrs = dataset_attrs(path)
+    assert attrs["hamiltonian"]["type"] == "II"
+    with h5py.File(path) as f:
+        assert f.attrs["hamiltonian.anisotropy"] == pytest.approx(0.2)
+        assert json.loads(f.attrs["params_json"])["schedule"]["sweeps"] == 40
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--size", "9"], "size must be an even integer >= 8"),
+        (["--size", "6"], "size must be an even integer >= 8"),
+        (["--n", "0"], "n must be a positive integer"),
+        (["--type", "III"], "invalid choice"),
+        (["--sweeps", "0"], "--sweeps must be positive"),
+    ],
+)
+def test_cli_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys, extra, message):
+    args = ["generate", "--type", "I", "--n", "2", "--size", "8", "--out", str(tmp_path / "x.h5")]
+    code = None
+    try:
+        code = main(args + extra)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_cli_unwritable_path(tmp_path, capsys):
+    code = main(["generate", "--type", "I", "--n", "1", "--size", "8",
+                 "--out", str(tmp_path / "missing_dir" / "x.h5")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "does not exist" in err and len(err.splitlines()) == 1
+
+
+def test_cli_refuses_foreign_file(tmp_path, capsys):
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = np.zeros(3)
+    code = main(["generate", "--type", "I", "--n", "1", "--size", "8", "--out", str(foreign)])
+    assert code == 2 and "not a spinsr-tf dataset" in capsys.readouterr().err
+    with h5py.File(foreign) as f:  # the user's file is untouched
+        assert list(f.keys()) == ["x"]

@@ -1,0 +1,197 @@
+"""Image I/O: round trips per format, the intensity mapping, shapes, and every refusal."""
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from spinsr_tf.data.io import (ImageInfo, from_intensity, read_image, to_intensity,
+                               write_image)
+from spinsr_tf.errors import UserError
+
+
+def _spins(n=2, h=6, w=5, c=3, seed=0):
+    v = np.random.default_rng(seed).normal(size=(n, h, w, c))
+    return (v / np.linalg.norm(v, axis=-1, keepdims=True) if c == 3
+            else np.tanh(v)).astype(np.float32)
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if ".tmp" in p.name)
+
+
+# --- the intensity mapping -------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int8", "int16"])
+def test_intensity_mapping_ends_and_inverse(dtype):
+    info = np.iinfo(dtype)
+    v = np.array([info.min, info.max, (int(info.min) + int(info.max)) // 2], dtype=dtype)
+    x = from_intensity(v)
+    assert x.dtype == np.float32
+    assert x[0] == -1.0 and x[1] == 1.0
+    np.testing.assert_allclose(x[2], 2 * (int(v[2]) - int(info.min)) / (int(info.max) - int(info.min)) - 1,
+                               atol=1e-7)
+    every = np.arange(info.min, int(info.max) + 1, dtype=np.int64).astype(dtype)
+    np.testing.assert_array_equal(to_intensity(from_intensity(every), dtype), every)
+
+
+def test_to_intensity_clips_and_rounds():
+    np.testing.assert_array_equal(to_intensity([-3.0, -1.0, 0.0, 1.0, 7.0], "uint8"),
+                                  [0, 0, 128, 255, 255])
+
+
+# --- round trips -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["a.npy", "a.h5", "a.hdf5", "a.tif", "a.TIFF"])
+@pytest.mark.parametrize("c", [1, 3, 2])
+def test_float_round_trip_is_exact(tmp_path, name, c):
+    x = _spins(n=3, c=c)
+    write_image(tmp_path / name, x)
+    y, info = read_image(tmp_path / name, return_info=True)
+    assert y.dtype == np.float32 and y.shape == x.shape
+    np.testing.assert_array_equal(y, x)
+    assert info.dtype == "float32" and not info.is_intensity
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("name,dtype,c", [("a.png", "uint8", 1), ("a.png", "uint8", 3),
+                                          ("a.png", "uint16", 1), ("a.tif", "uint8", 3),
+                                          ("a.tif", "uint16", 1), ("a.h5", "uint16", 3),
+                                          ("a.npy", "int16", 1)])
+def test_intensity_round_trip_within_quantisation(tmp_path, name, dtype, c):
+    x = _spins(n=1, h=7, w=9, c=c, seed=3)
+    write_image(tmp_path / name, x, dtype=dtype)
+    y, info = read_image(tmp_path / name, return_info=True)
+    assert info == ImageInfo(format=info.format, dtype=dtype, dataset=info.dataset)
+    assert y.shape == x.shape
+    step = 2.0 / (np.iinfo(dtype).max - np.iinfo(dtype).min)
+    assert np.max(np.abs(y - x)) <= step / 2 + 1e-6
+    # written back with the recorded dtype, the stored integers are unchanged
+    write_image(tmp_path / ("b" + name[1:]), y, dtype=info.dtype)
+    z = read_image(tmp_path / ("b" + name[1:]))
+    np.testing.assert_array_equal(z, y)
+
+
+def test_h5_named_dataset_and_attrs(tmp_path):
+    x = _spins()
+    write_image(tmp_path / "o.h5", x, dataset="mine", attrs={"scale": 4, "src": {"a": 1}})
+    with h5py.File(tmp_path / "o.h5") as f:
+        assert list(f.keys()) == ["mine"] and f["mine"].chunks == (1, 6, 5, 3)
+        assert f.attrs["scale"] == 4 and f.attrs["src"] == '{"a": 1}'
+    y, info = read_image(tmp_path / "o.h5", dataset="mine", return_info=True)
+    np.testing.assert_array_equal(y, x)
+    assert info.dataset == "mine"
+    np.testing.assert_array_equal(read_image(tmp_path / "o.h5"), x)  # the only dataset
+
+
+def test_h5_prefers_known_dataset_and_refuses_ambiguity(tmp_path):
+    x = _spins()
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        f["lr"] = x
+        f["other"] = x[:1]
+    np.testing.assert_array_equal(read_image(tmp_path / "f.h5"), x)
+    with h5py.File(tmp_path / "g.h5", "w") as f:
+        f["lr"] = x
+        f["sr"] = x
+    with pytest.raises(UserError, match="--dataset"):
+        read_image(tmp_path / "g.h5")
+    np.testing.assert_array_equal(read_image(tmp_path / "g.h5", dataset="sr"), x)
+    with pytest.raises(UserError, match="no dataset 'nope'"):
+        read_image(tmp_path / "g.h5", dataset="nope")
+
+
+# --- shapes and foreign files -----------------------------------------------------------------
+
+def test_ranks_become_nhwc(tmp_path):
+    np.save(tmp_path / "2d.npy", np.zeros((4, 5), np.float32))
+    np.save(tmp_path / "3d.npy", np.zeros((4, 5, 3), np.float64))
+    assert read_image(tmp_path / "2d.npy").shape == (1, 4, 5, 1)
+    y = read_image(tmp_path / "3d.npy")
+    assert y.shape == (1, 4, 5, 3) and y.dtype == np.float32
+
+
+def test_foreign_png_modes(tmp_path):
+    gray = np.arange(20, dtype=np.uint8).reshape(4, 5) * 12
+    Image.fromarray(gray, mode="L").save(tmp_path / "l.png")
+    np.testing.assert_allclose(read_image(tmp_path / "l.png")[0, :, :, 0],
+                               gray / 255.0 * 2 - 1, atol=1e-6)
+    rgba = np.dstack([gray, gray // 2, 255 - gray, np.full_like(gray, 7)])
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "rgba.png")
+    y = read_image(tmp_path / "rgba.png")  # alpha dropped
+    assert y.shape == (1, 4, 5, 3)
+    np.testing.assert_allclose(y[0, :, :, 2], (255 - gray) / 255.0 * 2 - 1, atol=1e-6)
+    Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "i16.png")
+    y, info = read_image(tmp_path / "i16.png", return_info=True)
+    assert info.dtype == "uint16"
+    np.testing.assert_allclose(y[0, :, :, 0], gray / 255.0 * 2 - 1, atol=1e-6)
+
+
+def test_foreign_tiff_stack_and_planar(tmp_path):
+    stack = np.random.default_rng(1).random((3, 4, 5)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
+    y = read_image(tmp_path / "stack.tif")
+    assert y.shape == (3, 4, 5, 1)
+    np.testing.assert_array_equal(y[..., 0], stack)
+    planar = np.random.default_rng(2).random((3, 4, 5)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "planar.tif", planar, photometric="rgb", planarconfig="separate")
+    y = read_image(tmp_path / "planar.tif")
+    assert y.shape == (1, 4, 5, 3)
+    np.testing.assert_array_equal(y[0], np.moveaxis(planar, 0, -1))
+
+
+# --- refusals ----------------------------------------------------------------------------------
+
+def test_read_refusals(tmp_path):
+    with pytest.raises(UserError, match="unknown image extension '.jpg'"):
+        read_image(tmp_path / "a.jpg")
+    with pytest.raises(UserError, match="does not exist"):
+        read_image(tmp_path / "missing.npy")
+    for name in ("bad.npy", "bad.h5", "bad.tif", "bad.png"):
+        (tmp_path / name).write_bytes(b"this is not an image file at all")
+        with pytest.raises(UserError, match="cannot read"):
+            read_image(tmp_path / name)
+    for bad in (np.nan, np.inf):
+        x = np.zeros((1, 4, 4, 3), np.float32)
+        x[0, 1, 2, 0] = bad
+        np.save(tmp_path / "nan.npy", x)
+        with pytest.raises(UserError, match="1 NaN or infinite"):
+            read_image(tmp_path / "nan.npy")
+    for shape in [(4,), (1, 1, 4, 4, 3)]:
+        np.save(tmp_path / "rank.npy", np.zeros(shape, np.float32))
+        with pytest.raises(UserError, match="expected \\(H, W\\)"):
+            read_image(tmp_path / "rank.npy")
+    np.save(tmp_path / "int64.npy", np.zeros((4, 4), np.int64))
+    with pytest.raises(UserError, match="dtype int64"):
+        read_image(tmp_path / "int64.npy")
+    np.save(tmp_path / "empty.npy", np.zeros((0, 4, 4, 1), np.float32))
+    with pytest.raises(UserError, match="empty"):
+        read_image(tmp_path / "empty.npy")
+    np.save(tmp_path / "ok.npy", np.zeros((4, 4), np.float32))
+    with pytest.raises(UserError, match="HDF5 files only"):
+        read_image(tmp_path / "ok.npy", dataset="lr")
+
+
+def test_write_refusals_leave_nothing(tmp_path):
+    x = _spins(n=2, c=3)
+    cases = [
+        (tmp_path / "a.jpg", x, {}, "unknown image extension"),
+        (tmp_path / "nodir" / "a.npy", x, {}, "does not exist"),
+        (tmp_path / "a.png", x, {}, "one image"),
+        (tmp_path / "a.png", x[:1], {"dtype": "uint16"}, "PNG stores"),
+        (tmp_path / "a.png", x[:1], {"dtype": "float32"}, "PNG stores"),
+        (tmp_path / "a.npy", x, {"dtype": "int64"}, "dtype must be one of"),
+        (tmp_path / "a.npy", np.zeros((4,)), {}, "expected \\(H, W\\)"),
+        (tmp_path / "a.npy", np.full((2, 2), np.nan), {}, "NaN"),
+    ]
+    for path, array, kwargs, message in cases:
+        with pytest.raises(UserError, match=message):
+            write_image(path, array, **kwargs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_write_replaces_existing_file_atomically(tmp_path):
+    write_image(tmp_path / "a.npy", np.zeros((2, 2)))
+    write_image(tmp_path / "a.npy", np.ones((3, 3)))
+    np.testing.assert_array_equal(read_image(tmp_path / "a.npy"), np.ones((1, 3, 3, 1)))
+    assert [p.name for p in tmp_path.iterdir()] == ["a.npy"]

@@ -1,0 +1,273 @@
+"""The SR network: architecture, shapes, the LR output as the NumPy degradation of the SR output,
+periodic equivariance, which output the loss sees, training, save/load, and the JAX backend."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from spinsr_tf.data.degradation import gaussian_downsample
+from spinsr_tf.errors import UserError
+from spinsr_tf.layers import GaussianDownsample, PeriodicPadding2D, ReflectPadding2D
+from spinsr_tf.model import (
+    build_sr_model,
+    compile_sr_model,
+    decoder_filters,
+    load_sr_model,
+    sr_submodel,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def smooth_maps(n, size, channels=3, seed=0):
+    """Random periodic fields with only the lowest Fourier modes, in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    k = np.fft.fftfreq(size) * size
+    mask = (np.abs(k)[:, None] <= 2) & (np.abs(k)[None, :] <= 2)
+    noise = rng.normal(size=(n, size, size, channels))
+    spectrum = np.fft.fft2(noise, axes=(1, 2)) * mask[None, :, :, None]
+    field = np.real(np.fft.ifft2(spectrum, axes=(1, 2)))
+    return (field / np.abs(field).max()).astype("float32")
+
+
+def infer(model, x):
+    """Inference-mode outputs as NumPy (an eager call: no tracing cost for one-off inputs)."""
+    out = model(x, training=False)
+    return {k: np.asarray(v) for k, v in out.items()} if isinstance(out, dict) else np.asarray(out)
+
+
+def test_architecture_and_parameter_counts():
+    counts = {2: 118_467, 4: 124_307, 8: 138_291, 16: 161_571}
+    for scale, count in counts.items():
+        model = build_sr_model(scale)
+        assert model.count_params() == count
+        convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+        assert [c.filters for c in convs] == [64] * 4 + list(decoder_filters(scale)) + [3]
+        assert all(c.kernel_size == (3, 3) and c.padding == "valid" for c in convs)
+        n_pads = sum(isinstance(layer, PeriodicPadding2D) for layer in model.layers)
+        assert n_pads == len(convs)
+        assert sum(isinstance(layer, keras.layers.UpSampling2D) for layer in model.layers) \
+            == int(np.log2(scale))
+    assert decoder_filters(4) == (16, 8) and decoder_filters(8) == (32, 16, 8)
+    assert decoder_filters(16) == (48, 32, 16, 8)
+    assert build_sr_model(4, channels=1).count_params() == 123_009
+    reflect = build_sr_model(4, padding="reflect")
+    assert not any(isinstance(layer, PeriodicPadding2D) for layer in reflect.layers)
+    assert sum(isinstance(layer, ReflectPadding2D) for layer in reflect.layers) == 7
+    assert reflect.get_layer("lr").padding == "reflect"
+
+
+@pytest.mark.parametrize("scale,lr_size", [(4, 32), (8, 16), (16, 8)])
+def test_output_shapes_to_128(scale, lr_size):
+    model = build_sr_model(scale)
+    assert model.input.shape == (None, None, None, 3) and model.input.name == "lr_input"
+    out = infer(model, np.zeros((1, lr_size, lr_size, 3), "float32"))
+    assert set(out) == {"lr", "sr"}
+    assert out["sr"].shape == (1, 128, 128, 3) and out["lr"].shape == (1, lr_size, lr_size, 3)
+    fixed = build_sr_model(scale, channels=1, input_size=lr_size)
+    assert fixed.output["sr"].shape == (None, 128, 128, 1)
+
+
+@pytest.mark.parametrize("padding", ["periodic", "reflect"])
+def test_lr_output_is_the_degraded_sr_output(padding):
+    keras.utils.set_random_seed(0)
+    model = build_sr_model(4, channels=3, padding=padding, kernel_size=9, sigma=2.0)
+    out = infer(model, smooth_maps(2, 8))
+    np.testing.assert_allclose(out["lr"], gaussian_downsample(out["sr"], 4, 9, 2.0, padding),
+                               atol=1e-5)
+
+
+def test_periodic_model_is_translation_equivariant():
+    keras.utils.set_random_seed(1)
+    model = build_sr_model(4)
+    bn = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    rng = np.random.default_rng(1)
+    for layer in bn:  # non-trivial inference statistics
+        gamma, beta, mean, var = layer.get_weights()
+        layer.set_weights([gamma, beta, rng.normal(0, 0.1, mean.shape),
+                           rng.uniform(0.5, 2, var.shape)])
+    lr = rng.uniform(-1, 1, size=(2, 12, 12, 3)).astype("float32")
+    out = infer(model, lr)
+    shifted = infer(model, np.roll(lr, (1, -1), axis=(1, 2)))
+    np.testing.assert_allclose(shifted["sr"], np.roll(out["sr"], (4, -4), axis=(1, 2)), atol=1e-5)
+    np.testing.assert_allclose(shifted["lr"], np.roll(out["lr"], (1, -1), axis=(1, 2)), atol=1e-5)
+
+
+def test_loss_is_mse_on_one_output_only():
+    keras.utils.set_random_seed(2)
+    lr = smooth_maps(4, 8, seed=2)
+    hr = smooth_maps(4, 32, seed=3)
+    model = compile_sr_model(build_sr_model(4))
+    out = infer(model, lr)
+    loss = model.evaluate(lr, lr, verbose=0)
+    assert loss == pytest.approx(np.mean((out["lr"] - lr) ** 2), rel=1e-4)
+    compile_sr_model(model, supervised=True)
+    loss = model.evaluate(lr, hr, verbose=0)
+    assert loss == pytest.approx(np.mean((out["sr"] - hr) ** 2), rel=1e-4)
+    # targets may also be given per output (the same form throughout one compile); the output
+    # without a loss is ignored
+    compile_sr_model(model, supervised=True)
+    loss = model.evaluate(lr, {"lr": np.zeros_like(lr), "sr": hr}, verbose=0)
+    assert loss == pytest.approx(np.mean((out["sr"] - hr) ** 2), rel=1e-4)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A ×4 model after 12 unsupervised epochs on 16 smooth 8×8 LR maps (one fit per module)."""
+    keras.utils.set_random_seed(3)
+    lr = gaussian_downsample(smooth_maps(16, 32, seed=4), 4)
+    model = compile_sr_model(build_sr_model(4))
+    n_trainable = len(model.trainable_weights)
+    history = model.fit(lr, lr, epochs=12, batch_size=8, verbose=0).history["loss"]
+    return model, lr, history, n_trainable
+
+
+def test_short_fit_lowers_the_loss_and_leaves_the_degradation_alone(trained):
+    model, lr, history, n_trainable = trained
+    assert history[-1] < 0.3 * history[0]
+    degradation = model.get_layer("lr")
+    assert isinstance(degradation, GaussianDownsample)
+    assert degradation.weights == [] and len(model.trainable_weights) == n_trainable
+    out = infer(model, lr)
+    np.testing.assert_allclose(out["lr"], gaussian_downsample(out["sr"], 4), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_supervised_fit_uses_hr_targets():
+    keras.utils.set_random_seed(4)
+    hr = smooth_maps(8, 16, seed=5)
+    lr = gaussian_downsample(hr, 2)
+    model = compile_sr_model(build_sr_model(2), learning_rate=0.005, supervised=True)
+    history = model.fit(lr, hr, epochs=8, batch_size=4, verbose=0).history["loss"]
+    assert history[-1] < 0.5 * history[0]
+
+
+def test_sr_submodel_shares_weights():
+    keras.utils.set_random_seed(5)
+    model = build_sr_model(8)
+    sub = sr_submodel(model)
+    lr = smooth_maps(2, 4, seed=6)
+    np.testing.assert_allclose(infer(sub, lr), infer(model, lr)["sr"], atol=1e-6)
+    assert sub.get_layer("sr") is model.get_layer("sr")
+    assert "lr" not in [layer.name for layer in sub.layers]
+
+
+def test_save_load_round_trip(trained, tmp_path):
+    model, lr, _, _ = trained
+    path = tmp_path / "net.keras"
+    model.save(path)
+    loaded = load_sr_model(path)
+    before, after = model.predict(lr, verbose=0), loaded.predict(lr, verbose=0)
+    assert isinstance(after, dict) and set(after) == {"lr", "sr"}
+    for key in ("lr", "sr"):
+        np.testing.assert_array_equal(after[key], before[key])
+    assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in model.layers]
+    assert loaded.get_layer("lr").get_config() == model.get_layer("lr").get_config()
+    # compiled state restored, so training can resume: 12 epochs × 2 batches so far
+    assert int(loaded.optimizer.iterations.numpy()) == 24
+    assert loaded.loss == {"lr": "mse"}
+    assert not load_sr_model(path, compile=False).compiled
+
+
+def test_load_rejects_what_is_not_a_spinsr_model(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        load_sr_model(tmp_path / "missing.keras")
+    text = tmp_path / "text.keras"
+    text.write_text("hello")
+    with pytest.raises(UserError, match="not a spinsr model"):
+        load_sr_model(text)
+    archive = tmp_path / "other.keras"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("readme.txt", "no model here")
+    with pytest.raises(UserError, match="not a spinsr model"):
+        load_sr_model(archive)
+    inputs = keras.Input((4,))
+    plain = keras.Model(inputs, keras.layers.Dense(2, name="dense")(inputs))
+    plain.save(tmp_path / "plain.keras")
+    with pytest.raises(UserError, match="not a spinsr model"):
+        load_sr_model(tmp_path / "plain.keras")
+    build_sr_model(2).save(tmp_path / "net.keras")
+    (tmp_path / "net.h5").write_bytes((tmp_path / "net.keras").read_bytes())
+    with pytest.raises(UserError, match="not a spinsr model"):
+        load_sr_model(tmp_path / "net.h5")
+    with pytest.raises(UserError, match="not a spinsr model"):
+        compile_sr_model(plain)
+
+
+@pytest.mark.parametrize("kwargs,word", [
+    ({"scale": 3}, "scale"),
+    ({"scale": 1}, "scale"),
+    ({"scale": 0}, "scale"),
+    ({"scale": 4.0}, "scale"),
+    ({"scale": True}, "scale"),
+    ({"channels": 0}, "channels"),
+    ({"channels": 2.0}, "channels"),
+    ({"padding": "zeros"}, "padding"),
+    ({"kernel_size": 4}, "kernel_size"),
+    ({"sigma": 0.0}, "sigma"),
+    ({"input_size": 0}, "input_size"),
+])
+def test_build_rejects_bad_arguments(kwargs, word):
+    with pytest.raises(UserError, match=word):
+        build_sr_model(**kwargs)
+
+
+def test_compile_rejects_bad_learning_rate():
+    model = build_sr_model(2)
+    for bad in (0, -0.1, float("nan"), "0.01"):
+        with pytest.raises(UserError, match="learning_rate"):
+            compile_sr_model(model, learning_rate=bad)
+
+
+JAX_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import keras
+    from spinsr_tf.model import build_sr_model, compile_sr_model
+    assert keras.backend.backend() == "jax"
+    folder = sys.argv[1]
+    data = np.load(folder + "/tf.npz")
+    weights = np.load(folder + "/weights.npz")
+    model = build_sr_model(4, channels=3, padding="periodic")
+    model.set_weights([weights[f"w{i}"] for i in range(len(weights.files))])
+    out = model.predict(data["lr"], verbose=0)
+    np.testing.assert_allclose(out["sr"], data["sr"], atol=1e-4)
+    np.testing.assert_allclose(out["lr"], data["lr_out"], atol=1e-4)
+    if sys.argv[2] == "fit":
+        compile_sr_model(model)
+        history = model.fit(data["lr"], data["lr"], epochs=3, verbose=0).history["loss"]
+        assert np.all(np.isfinite(history)) and history[-1] < history[0], history
+    print("jax ok")
+""")
+
+
+def _run_on_jax(tmp_path, mode):
+    pytest.importorskip("jax")
+    keras.utils.set_random_seed(7)
+    model = build_sr_model(4)
+    lr = smooth_maps(2, 8, seed=8)
+    out = infer(model, lr)
+    np.savez(tmp_path / "tf.npz", lr=lr, sr=out["sr"], lr_out=out["lr"])
+    np.savez(tmp_path / "weights.npz", **{f"w{i}": w for i, w in enumerate(model.get_weights())})
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", JAX_SCRIPT, str(tmp_path), mode], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "jax ok" in result.stdout
+
+
+def test_same_model_on_jax_backend(tmp_path):
+    _run_on_jax(tmp_path, "predict")
+
+
+@pytest.mark.slow
+def test_model_trains_on_jax_backend(tmp_path):
+    _run_on_jax(tmp_path, "fit")

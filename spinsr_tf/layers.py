@@ -1,14 +1,18 @@
 """Keras layers of the SR network: boundary-aware padding and the fixed Gaussian degradation.
 
 All layers use ``keras.ops`` only, so a model built from them runs on the TensorFlow and the JAX
-backend alike, and all work with unknown (``None``) spatial sizes: the network is fully
-convolutional.
+backend alike, and all but :class:`AlignedUpsample` work with unknown (``None``) spatial sizes:
+the paper's network is fully convolutional.
 
 - :class:`PeriodicPadding2D`, :class:`ReflectPadding2D`: twins of ``keras.layers.ZeroPadding2D``
   (same arguments) that wrap around (simulated lattices with periodic boundaries) or mirror
   (images with borders) instead of padding with zeros.
 - :class:`GaussianDownsample`: the degradation of :func:`spinsr_tf.data.gaussian_downsample` as a
   fixed layer with no weights; the network's LR output.
+- :class:`AlignedUpsample`: the aligned interpolation of :mod:`spinsr_tf.baselines` as a fixed
+  layer (the skip path of the residual network); needs static spatial sizes when it runs.
+- :class:`UnitVectors`: projection of each site's vector onto the unit sphere (``tanh`` for
+  one channel), for networks whose SR output must be physical spins.
 """
 
 from __future__ import annotations
@@ -104,9 +108,30 @@ class _BoundaryPadding2D(keras.layers.Layer):
         x = inputs
         for axis, (before, after) in zip(_spatial_axes(self.data_format), self.padding):
             if before or after:
-                x = ops.take(x, _source_indices(_dim(x, axis), before, after, self._mode),
-                             axis=axis)
+                x = self._pad_axis(x, axis, before, after)
         return x
+
+    def _pad_axis(self, x, axis: int, before: int, after: int):
+        """Slices + concatenation where the padding fits inside the axis (about 15 % faster
+        training than a gather), else a gather that also handles padding longer than the axis."""
+        n = x.shape[axis]
+        reach = max(before, after) + (self._mode == "reflect")
+        if reach > 1 and (n is None or reach > n):
+            return ops.take(x, _source_indices(_dim(x, axis), before, after, self._mode),
+                            axis=axis)
+
+        def part(start, stop):
+            index = [slice(None)] * len(x.shape)
+            index[axis] = slice(start, stop)
+            return x[tuple(index)]
+
+        if self._mode == "periodic":
+            pieces = [part(-before, None) if before else None, x,
+                      part(0, after) if after else None]
+        else:
+            pieces = [ops.flip(part(1, before + 1), axis=axis) if before else None, x,
+                      ops.flip(part(-after - 1, -1), axis=axis) if after else None]
+        return ops.concatenate([p for p in pieces if p is not None], axis=axis)
 
     def get_config(self):
         config = {"padding": self.padding, "data_format": self.data_format}
@@ -242,4 +267,131 @@ class GaussianDownsample(keras.layers.Layer):
             "padding": self.padding,
             "data_format": self.data_format,
         }
+        return {**super().get_config(), **config}
+
+
+@keras.saving.register_keras_serializable(package="spinsr_tf")
+class AlignedUpsample(keras.layers.Layer):
+    """Interpolation aligned with the sampling grid as a fixed layer: the twin of
+    ``spinsr_tf.baselines.upsample(..., convention="aligned")`` (equal to 1e-5 in float32).
+
+    ``out[n] = M_H · x[n] · M_Wᵀ`` per channel, with ``M`` of shape ``(h·f, h)`` from
+    :func:`spinsr_tf.baselines.upsample_matrix`: LR pixel ``k`` sits at HR pixel ``k·f``, where
+    :class:`GaussianDownsample` centres its kernel, so the layer inverts the sampling of the
+    degradation without the half-block shift of image ``resize``. It has no weights; it is the
+    skip path of the residual network (``build_sr_model(residual=True)``).
+
+    The matrices are built in NumPy from the input's *static* spatial size (cached per size),
+    so the spatial size must be known when the layer runs: always so in eager calls and in
+    ``fit``/``predict`` on arrays of one size (Keras traces per input shape); a graph traced
+    with ``None`` spatial sizes raises ``ValueError``. Symbolic construction
+    (``keras.Input((None, None, C))``) works: the output shape is then ``(None, None, C)``.
+
+    Parameters
+    ----------
+    factor : int
+        Up-sampling factor >= 1 (the degradation's stride).
+    method : {"bicubic", "bilinear", "gaussian"}
+        Interpolation kernel (cubic spline with its exact prefilter for ``"bicubic"``).
+    boundary : {"periodic", "reflect"}
+        Periodic wrap (simulated lattices) or mirror without repeating the edge (images).
+    data_format : {"channels_last", "channels_first"} or None
+        Axis order; None takes ``keras.config.image_data_format()``.
+
+    Input shape: ``(batch, h, w, C)`` (channels_last). Output shape: ``(batch, h·f, w·f, C)``.
+    """
+
+    def __init__(self, factor, method="bicubic", boundary="periodic", data_format=None,
+                 **kwargs):
+        from .baselines import BOUNDARIES, METHODS
+
+        super().__init__(**kwargs)
+        if not _is_count(factor) or factor < 1:
+            raise UserError(f"factor must be an integer >= 1, got {factor!r}")
+        if method not in METHODS:
+            raise UserError(f"method must be one of {METHODS}, got {method!r}")
+        if boundary not in BOUNDARIES:
+            raise UserError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
+        self.factor = int(factor)
+        self.method = method
+        self.boundary = boundary
+        self.data_format = _standardize_data_format(data_format)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        for axis in _spatial_axes(self.data_format):
+            if shape[axis] is not None:
+                shape[axis] *= self.factor
+        return tuple(shape)
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype=inputs.dtype)
+
+    def _operator(self, n):
+        from .baselines import upsample_matrix
+
+        if n is None:
+            raise ValueError(f"{type(self).__name__} {self.name!r} needs a static spatial size "
+                             "(build the model with input_size=..., or call it on arrays)")
+        m = upsample_matrix(int(n), self.factor, self.method, "aligned", self.boundary)
+        return ops.convert_to_tensor(m.astype("float32"), dtype=self.compute_dtype)
+
+    def call(self, inputs):
+        h_axis, w_axis = _spatial_axes(self.data_format)
+        m_h = self._operator(inputs.shape[h_axis])
+        m_w = self._operator(inputs.shape[w_axis])
+        if self.data_format == "channels_first":
+            x = ops.einsum("Hh,nchw->ncHw", m_h, inputs)
+            return ops.einsum("Ww,ncHw->ncHW", m_w, x)
+        x = ops.einsum("Hh,nhwc->nHwc", m_h, inputs)
+        return ops.einsum("Ww,nHwc->nHWc", m_w, x)
+
+    def get_config(self):
+        config = {"factor": self.factor, "method": self.method, "boundary": self.boundary,
+                  "data_format": self.data_format}
+        return {**super().get_config(), **config}
+
+
+@keras.saving.register_keras_serializable(package="spinsr_tf")
+class UnitVectors(keras.layers.Layer):
+    """Project each site's vector onto the unit sphere: ``x / |x|`` over the channel axis.
+
+    The output of a spin map must be physical (``|S| = 1``); projecting inside the network
+    lets the LR loss see the same unit vectors the metrics score, rather than vectors
+    shortened where the spins turn. ``|x|`` is floored at ``sqrt(epsilon)`` so a zero vector
+    gives a zero vector and a finite gradient. For one channel (scalar ``S_z`` contrast, where
+    no norm exists) the layer is ``tanh``: values in (-1, 1).
+
+    Parameters
+    ----------
+    epsilon : float
+        Floor of ``|x|²``, > 0.
+    data_format : {"channels_last", "channels_first"} or None
+        Which axis holds the vector components.
+
+    Input shape: any 4D map; output shape: the same.
+    """
+
+    def __init__(self, epsilon=1e-12, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        if (isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real)
+                or not epsilon > 0):
+            raise UserError(f"epsilon must be a number > 0, got {epsilon!r}")
+        self.epsilon = float(epsilon)
+        self.data_format = _standardize_data_format(data_format)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def call(self, inputs):
+        axis = 1 if self.data_format == "channels_first" else -1
+        if inputs.shape[axis] == 1:
+            return ops.tanh(inputs)
+        square = ops.sum(ops.square(inputs), axis=axis, keepdims=True)
+        return inputs * ops.rsqrt(ops.maximum(square, self.epsilon))
+
+    def get_config(self):
+        config = {"epsilon": self.epsilon, "data_format": self.data_format}
         return {**super().get_config(), **config}

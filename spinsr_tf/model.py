@@ -27,13 +27,15 @@ import keras
 
 from .data.degradation import check_degradation_args
 from .errors import UserError
-from .layers import GaussianDownsample, padding_layer
+from .layers import AlignedUpsample, GaussianDownsample, UnitVectors, padding_layer
 
 #: Names of the two model outputs (and of the layers producing them).
 LR_OUTPUT = "lr"
 SR_OUTPUT = "sr"
 #: Filters of the four convolutions of the expanding part.
 EXPAND_FILTERS = (64, 64, 64, 64)
+#: SR output kinds: the paper's linear convolution, or projected onto unit vectors.
+OUTPUTS = ("linear", "unit")
 
 
 def decoder_filters(scale: int) -> tuple[int, ...]:
@@ -55,8 +57,9 @@ def _check_scale(scale) -> int:
 
 def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
                    kernel_size: int = 23, sigma: float = 1.0,
-                   input_size: int | None = None) -> keras.Model:
-    """Build the SR network (SPEC §4), uncompiled.
+                   input_size: int | None = None, output: str = "linear",
+                   residual: bool = False) -> keras.Model:
+    """Build the SR network (SPEC §4), uncompiled; by default exactly the paper's.
 
     Layers, with ``Pad`` = :class:`~spinsr_tf.layers.PeriodicPadding2D` (``padding="periodic"``)
     or :class:`~spinsr_tf.layers.ReflectPadding2D` (``"reflect"``), all convolutions 3×3
@@ -71,6 +74,18 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
     - :class:`~spinsr_tf.layers.GaussianDownsample` named ``"lr"``: the fixed degradation.
 
     Outputs: dict ``{"lr": (N, h, w, C), "sr": (N, h·scale, w·scale, C)}``.
+
+    Two variants, still trained from LR maps alone (``docs/variants.md`` measures them):
+
+    - ``output="unit"``: the last convolution is named ``"sr_conv"`` and the SR map ``"sr"`` is
+      its projection onto unit vectors (:class:`~spinsr_tf.layers.UnitVectors`; ``tanh`` for
+      C = 1), so the network can only output physical spins.
+    - ``residual=True``: ``SR = [unit](AlignedUpsample(LR) + CNN(LR))``: the CNN above (its last
+      convolution ``"sr_conv"``, zero-initialised) learns a correction to the aligned bicubic
+      interpolation (:class:`~spinsr_tf.layers.AlignedUpsample`, boundary = ``padding``), so
+      the untrained network *is* aligned bicubic (+ unit normalisation), the strongest
+      baseline. The skip path needs the LR size to be static when the model runs (arrays of one
+      size per call; see the layer).
 
     Parameter counts (``model.count_params()``, C = 3; they include the BatchNormalization
     moving means and variances, 2·(256 + Σf) non-trainable numbers): ×2: 118,467; ×4: 124,307;
@@ -91,6 +106,10 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
     input_size : int or None
         LR side length, or None (default) for a fully convolutional model that accepts any
         ``h × w`` (square or not) without rebuilding.
+    output : {"linear", "unit"}
+        SR map straight from the last convolution (paper) or projected onto unit vectors.
+    residual : bool
+        Add the CNN's output to the aligned bicubic interpolation of the input (see above).
 
     Returns
     -------
@@ -103,6 +122,10 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
     if input_size is not None and (not isinstance(input_size, numbers.Integral)
                                    or isinstance(input_size, bool) or input_size < 1):
         raise UserError(f"input_size must be a positive integer or None, got {input_size!r}")
+    if output not in OUTPUTS:
+        raise UserError(f"output must be one of {OUTPUTS}, got {output!r}")
+    if not isinstance(residual, bool):
+        raise UserError(f"residual must be True or False, got {residual!r}")
 
     def conv_block(x, filters, name):
         x = padding_layer(padding, 1, name=f"{name}_pad")(x)
@@ -118,9 +141,19 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
         x = conv_block(x, filters, f"up{i}")
         x = keras.layers.UpSampling2D(2, name=f"up{i}_upsample")(x)
     x = padding_layer(padding, 1, name="sr_pad")(x)
-    sr = keras.layers.Conv2D(int(channels), 3, padding="valid", name=SR_OUTPUT)(x)
+    if output == "linear" and not residual:
+        sr = keras.layers.Conv2D(int(channels), 3, padding="valid", name=SR_OUTPUT)(x)
+    else:
+        sr = keras.layers.Conv2D(int(channels), 3, padding="valid", name="sr_conv",
+                                 kernel_initializer="zeros" if residual else "glorot_uniform")(x)
+        if residual:
+            skip = AlignedUpsample(scale, "bicubic", padding, name="sr_skip")(inputs)
+            sr = keras.layers.Add(name=SR_OUTPUT if output == "linear" else "sr_sum")([skip, sr])
+        if output == "unit":
+            sr = UnitVectors(name=SR_OUTPUT)(sr)
     lr = GaussianDownsample(scale, kernel_size, sigma, padding, name=LR_OUTPUT)(sr)
-    return keras.Model(inputs, {LR_OUTPUT: lr, SR_OUTPUT: sr}, name=f"spinsr_x{scale}")
+    variant = ("_residual" if residual else "") + ("_unit" if output == "unit" else "")
+    return keras.Model(inputs, {LR_OUTPUT: lr, SR_OUTPUT: sr}, name=f"spinsr_x{scale}{variant}")
 
 
 def compile_sr_model(model: keras.Model, learning_rate: float = 0.01,

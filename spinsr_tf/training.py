@@ -34,13 +34,13 @@ import numpy as np
 from ._version import __version__
 from .data.stream import BatchPlan, TrainingData, as_path, open_training_data, split_indices
 from .errors import UserError
-from .model import (build_sr_model, compile_sr_model, decoder_filters, load_sr_model,
+from .model import (OUTPUTS, build_sr_model, compile_sr_model, decoder_filters, load_sr_model,
                     sr_submodel)
 
 CONFIG, HISTORY, LOGS = "config.json", "history.csv", "logs"
 CHECKPOINT, CHECKPOINT_INFO, MODEL = "checkpoint.keras", "checkpoint.json", "model.keras"
 #: config.json keys that a resumed run may change.
-_RESUMABLE = ("epochs", "data", "hr_data", "versions")
+_RESUMABLE = ("epochs", "data", "hr_data", "versions", "jit_compile")
 
 
 class _Batches(keras.utils.PyDataset):
@@ -176,7 +176,11 @@ def _check_int(name, value, minimum):
 def _describe_mismatch(stored: dict, new: dict) -> str:
     keys = sorted(k for k in set(stored) | set(new)
                   if k not in _RESUMABLE and stored.get(k) != new.get(k))
-    return ", ".join(f"{k}={stored.get(k)!r} (now {new.get(k)!r})" for k in keys[:4])
+    def short(value):
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    return ", ".join(f"{k}={short(stored.get(k))} (now {short(new.get(k))})" for k in keys[:4])
 
 
 def _tensorflow():
@@ -198,7 +202,8 @@ def train(data, scale: int, out_dir, epochs: int = 400, batch_size: int = 32,
           learning_rate: float = 0.01, val_fraction: float = 0.1, seed: int = 0,
           resume: bool = False, supervised: bool = False, kernel_size: int | None = None,
           sigma: float | None = None, padding: str | None = None, max_samples: int | None = None,
-          hr_data=None, progress: bool = True) -> dict[str, list]:
+          hr_data=None, jit_compile: bool = True, output: str = "linear",
+          residual: bool = False, progress: bool = True) -> dict[str, list]:
     """Train the SR network (SPEC §4) on LR maps; resumable; returns the full history.
 
     Parameters
@@ -236,6 +241,16 @@ def train(data, scale: int, out_dir, epochs: int = 400, batch_size: int = 32,
     hr_data : str or PathLike, optional
         HR maps (dataset ``spins``) matching an LR-only ``data`` file sample by sample, for
         ``val_sr_mse`` (and the oracle) only.
+    jit_compile : bool
+        Compile the training step with XLA: on a 2-core AVX2 CPU 10-50 % more samples/s than
+        Keras' plain graph mode (``benchmarks/bench_training.py``), for a few seconds of
+        compilation at the start. May differ between a run and its resumption.
+    output : {"linear", "unit"}
+        SR output of the network (:func:`~spinsr_tf.model.build_sr_model`): the paper's linear
+        convolution, or projected onto unit vectors. Stored; a resume must match it.
+    residual : bool
+        Learn a correction to aligned bicubic interpolation (starts *at* that baseline).
+        Stored; a resume must match it.
     progress : bool
         Keras progress bar (``False``: silent).
 
@@ -255,18 +270,24 @@ def train(data, scale: int, out_dir, epochs: int = 400, batch_size: int = 32,
     batch_size = _check_int("batch_size", batch_size, 1)
     seed = _check_int("seed", seed, 0)
     decoder_filters(scale)
+    if output not in OUTPUTS:
+        raise UserError(f"output must be one of {OUTPUTS}, got {output!r}")
+    if not isinstance(residual, bool):
+        raise UserError(f"residual must be True or False, got {residual!r}")
     run_dir = Path(out_dir)
     source = open_training_data(data, scale, kernel_size, sigma, padding, hr_path=hr_data,
                                 max_samples=max_samples)
     try:
         return _train(source, run_dir, epochs, batch_size, learning_rate, val_fraction, seed,
-                      resume, supervised, data, hr_data, max_samples, progress, scale)
+                      resume, supervised, data, hr_data, max_samples, progress, scale,
+                      bool(jit_compile), output, residual)
     finally:
         source.close()
 
 
 def _train(source: TrainingData, run_dir: Path, epochs, batch_size, learning_rate, val_fraction,
-           seed, resume, supervised, data, hr_data, max_samples, progress, scale):
+           seed, resume, supervised, data, hr_data, max_samples, progress, scale, jit_compile,
+           output, residual):
     if supervised and not source.has_hr:
         raise UserError("supervised=True needs HR maps: the data file holds LR maps only "
                         "(give hr_data / --hr)")
@@ -280,8 +301,12 @@ def _train(source: TrainingData, run_dir: Path, epochs, batch_size, learning_rat
         "data_identity": source.describe(), "scale": int(scale), "channels": source.lr_shape[-1],
         "epochs": epochs, "batch_size": batch_size, "learning_rate": float(learning_rate),
         "val_fraction": float(val_fraction), "n_train": len(train_idx), "n_val": len(val_idx),
-        "seed": seed, "supervised": bool(supervised), "kernel_size": deg.kernel_size,
+        "seed": seed, "supervised": bool(supervised),
+        "loss": ("MSE(SR, HR): supervised oracle, not part of the method" if supervised
+                 else "MSE(LR input, re-degraded SR): unsupervised"),
+        "kernel_size": deg.kernel_size,
         "sigma": deg.sigma, "padding": deg.padding, "max_samples": max_samples,
+        "jit_compile": jit_compile, "output": output, "residual": residual,
         "versions": _versions(),
     }
     config = json.loads(json.dumps(config))
@@ -297,12 +322,14 @@ def _train(source: TrainingData, run_dir: Path, epochs, batch_size, learning_rat
     else:
         keras.utils.set_random_seed(seed)
         model = build_sr_model(scale=int(scale), channels=config["channels"],
-                               padding=deg.padding, kernel_size=deg.kernel_size, sigma=deg.sigma)
+                               padding=deg.padding, kernel_size=deg.kernel_size, sigma=deg.sigma,
+                               output=output, residual=residual)
         compile_sr_model(model, learning_rate=float(learning_rate), supervised=bool(supervised))
         # Creating the Adam slots now, not inside the first traced step, spares TensorFlow a
         # second trace of the whole training step (about half of a short run's time).
         model.optimizer.build(model.trainable_variables)
 
+    model.jit_compile = jit_compile
     if done < epochs:
         callbacks = []
         if source.has_hr and len(val_idx):
@@ -334,6 +361,7 @@ def _prepare_run_dir(run_dir: Path, config: dict, resume: bool) -> int:
             stored = json.loads(config_path.read_text())
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot read {str(config_path)!r}: {exc}") from None
+        stored = {"output": "linear", "residual": False, **stored}  # runs older than variants
         info = run_dir / CHECKPOINT_INFO
         done = 0
         if info.exists() and (run_dir / CHECKPOINT).exists():

@@ -19,8 +19,10 @@ def _model(input_size=None, seed=0):
     for layer in model.layers:
         if layer.name.endswith("_bn"):
             gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([1 + 0.2 * rng.normal(size=gamma.shape), 0.1 * rng.normal(size=beta.shape),
-                               0.3 * rng.normal(size=mean.shape), rng.uniform(0.5, 2, size=var.shape)])
+            layer.set_weights([1 + 0.2 * rng.normal(size=gamma.shape),
+                               0.1 * rng.normal(size=beta.shape),
+                               0.3 * rng.normal(size=mean.shape),
+                               rng.uniform(0.5, 2, size=var.shape)])
     return model
 
 

@@ -30,8 +30,8 @@ def test_intensity_mapping_ends_and_inverse(dtype):
     x = from_intensity(v)
     assert x.dtype == np.float32
     assert x[0] == -1.0 and x[1] == 1.0
-    np.testing.assert_allclose(x[2], 2 * (int(v[2]) - int(info.min)) / (int(info.max) - int(info.min)) - 1,
-                               atol=1e-7)
+    lo, hi = int(info.min), int(info.max)
+    np.testing.assert_allclose(x[2], 2 * (int(v[2]) - lo) / (hi - lo) - 1, atol=1e-7)
     every = np.arange(info.min, int(info.max) + 1, dtype=np.int64).astype(dtype)
     np.testing.assert_array_equal(to_intensity(from_intensity(every), dtype), every)
 

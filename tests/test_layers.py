@@ -1,13 +1,16 @@
-"""Custom layers: padding values against ``np.pad``, dynamic shapes, arguments, configs, and the
-Keras ``GaussianDownsample`` against its NumPy twin."""
+"""Custom layers: padding values against ``np.pad``, dynamic shapes, arguments, configs, the
+Keras ``GaussianDownsample`` and ``AlignedUpsample`` against their NumPy twins, and
+``UnitVectors`` against a NumPy projection."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from spinsr_tf.baselines import upsample
 from spinsr_tf.data.degradation import gaussian_downsample
-from spinsr_tf.layers import GaussianDownsample, PeriodicPadding2D, ReflectPadding2D
+from spinsr_tf.layers import (AlignedUpsample, GaussianDownsample, PeriodicPadding2D,
+                              ReflectPadding2D, UnitVectors)
 
 PAD_LAYERS = {"wrap": PeriodicPadding2D, "reflect": ReflectPadding2D}
 FORMATS = ["channels_last", "channels_first"]
@@ -163,3 +166,122 @@ def test_save_load_round_trip(tmp_path):
     assert loaded.layers[-1].get_config() == model.layers[-1].get_config()
     np.testing.assert_allclose(loaded.predict(data, verbose=0), model.predict(data, verbose=0),
                                rtol=0, atol=0)
+
+
+class TestAlignedUpsample:
+    @pytest.mark.parametrize("factor", [4, 8])
+    @pytest.mark.parametrize("boundary", ["periodic", "reflect"])
+    @pytest.mark.parametrize("channels", [1, 3])
+    def test_equals_numpy_baseline(self, factor, boundary, channels):
+        x = np.random.default_rng(factor + channels).uniform(-1, 1, size=(2, 6, 9, channels))
+        x = x.astype("float32")
+        out = np.asarray(AlignedUpsample(factor, boundary=boundary)(x))
+        expected = upsample(x, factor, "bicubic", convention="aligned", boundary=boundary)
+        assert out.shape == (2, 6 * factor, 9 * factor, channels)
+        np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5)
+
+    def test_interpolates_the_samples_and_inverts_the_sampling_grid(self):
+        x = np.random.default_rng(0).normal(size=(1, 8, 8, 3)).astype("float32")
+        out = np.asarray(AlignedUpsample(4)(x))
+        # LR pixel k sits at HR pixel 4k: a cubic spline passes through its samples
+        np.testing.assert_allclose(out[:, ::4, ::4], x, atol=1e-5)
+
+    def test_channels_first_and_bilinear(self):
+        x = np.random.default_rng(1).normal(size=(2, 5, 5, 3)).astype("float32")
+        layer = AlignedUpsample(2, method="bilinear", boundary="reflect",
+                                data_format="channels_first")
+        out = np.asarray(layer(np.transpose(x, (0, 3, 1, 2))))
+        expected = upsample(x, 2, "bilinear", boundary="reflect")
+        np.testing.assert_allclose(np.transpose(out, (0, 2, 3, 1)), expected, atol=1e-5)
+
+    def test_symbolic_unknown_size_and_graph_with_static_size(self):
+        layer = AlignedUpsample(4)
+        assert layer(keras.Input((None, None, 3))).shape == (None, None, None, 3)
+        assert layer.compute_output_shape((None, 8, None, 3)) == (None, 32, None, 3)
+        x = np.random.default_rng(2).normal(size=(1, 6, 6, 3)).astype("float32")
+        np.testing.assert_allclose(tf.function(layer)(x).numpy(), upsample(x, 4), atol=1e-5)
+        fn = tf.function(layer, input_signature=[tf.TensorSpec((None, None, None, 3))])
+        with pytest.raises(ValueError, match="static spatial size"):
+            fn(x)
+
+    def test_has_no_weights(self):
+        layer = AlignedUpsample(8)
+        layer(np.zeros((1, 4, 4, 3), "float32"))
+        assert layer.weights == []
+
+    @pytest.mark.parametrize("kwargs,word", [
+        ({"factor": 0}, "factor"),
+        ({"factor": 2.0}, "factor"),
+        ({"factor": 2, "method": "nearest"}, "method"),
+        ({"factor": 2, "boundary": "zeros"}, "boundary"),
+        ({"factor": 2, "data_format": "nhwc"}, "data_format"),
+    ])
+    def test_invalid_arguments(self, kwargs, word):
+        with pytest.raises(ValueError, match=word):
+            AlignedUpsample(**kwargs)
+
+    def test_get_config(self):
+        layer = AlignedUpsample(8, method="bilinear", boundary="reflect")
+        assert layer.get_config() == {
+            "factor": 8,
+            "method": "bilinear",
+            "boundary": "reflect",
+            "data_format": "channels_last",
+            "dtype": keras.dtype_policies.serialize(layer.dtype_policy),
+            "name": layer.name,
+            "trainable": layer.trainable,
+        }
+
+
+class TestUnitVectors:
+    def test_projects_onto_the_unit_sphere(self):
+        x = np.random.default_rng(3).normal(size=(2, 4, 5, 3)).astype("float32")
+        x[0, 0, 0] = 0.0
+        out = np.asarray(UnitVectors()(x))
+        norm = np.linalg.norm(x, axis=-1, keepdims=True)
+        expected = np.where(norm > 0, x / np.maximum(norm, 1e-30), 0.0)
+        np.testing.assert_allclose(out, expected, atol=1e-6)
+        np.testing.assert_allclose(np.linalg.norm(out[1], axis=-1), 1.0, atol=1e-6)
+        assert np.all(out[0, 0, 0] == 0.0)
+
+    def test_zero_vector_has_a_finite_gradient(self):
+        x = tf.Variable(np.zeros((1, 1, 1, 3), "float32"))
+        with tf.GradientTape() as tape:
+            y = tf.reduce_sum(UnitVectors()(x))
+        assert np.all(np.isfinite(tape.gradient(y, x).numpy()))
+
+    def test_one_channel_is_tanh_and_channels_first(self):
+        x = np.random.default_rng(4).normal(size=(2, 3, 3, 1)).astype("float32")
+        np.testing.assert_allclose(np.asarray(UnitVectors()(x)), np.tanh(x), atol=1e-6)
+        v = np.random.default_rng(5).normal(size=(2, 3, 4, 4)).astype("float32")
+        out = np.asarray(UnitVectors(data_format="channels_first")(v))
+        np.testing.assert_allclose(out, v / np.linalg.norm(v, axis=1, keepdims=True), atol=1e-6)
+
+    @pytest.mark.parametrize("epsilon", [0, -1.0, "1e-6", True])
+    def test_invalid_epsilon(self, epsilon):
+        with pytest.raises(ValueError, match="epsilon"):
+            UnitVectors(epsilon=epsilon)
+
+    def test_get_config(self):
+        layer = UnitVectors(epsilon=1e-8)
+        assert layer.get_config() == {
+            "epsilon": 1e-8,
+            "data_format": "channels_last",
+            "dtype": keras.dtype_policies.serialize(layer.dtype_policy),
+            "name": layer.name,
+            "trainable": layer.trainable,
+        }
+
+
+def test_variant_layers_save_load_round_trip(tmp_path):
+    inputs = keras.Input((None, None, 3))
+    x = AlignedUpsample(4, boundary="reflect")(inputs)
+    outputs = UnitVectors(epsilon=1e-10)(x)
+    model = keras.Model(inputs, outputs)
+    data = np.random.default_rng(6).normal(size=(2, 5, 7, 3)).astype("float32")
+    model.save(tmp_path / "v.keras")
+    loaded = keras.saving.load_model(tmp_path / "v.keras", safe_mode=True)
+    assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in model.layers]
+    for a, b in zip(loaded.layers[1:], model.layers[1:]):
+        assert a.get_config() == b.get_config()
+    np.testing.assert_array_equal(loaded.predict(data, verbose=0), model.predict(data, verbose=0))

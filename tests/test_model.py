@@ -1,5 +1,6 @@
 """The SR network: architecture, shapes, the LR output as the NumPy degradation of the SR output,
-periodic equivariance, which output the loss sees, training, save/load, and the JAX backend."""
+periodic equivariance, which output the loss sees, training, save/load, the JAX backend, and the
+variants (unit-vector output, residual on aligned bicubic)."""
 
 import os
 import subprocess
@@ -12,9 +13,11 @@ import keras
 import numpy as np
 import pytest
 
+from spinsr_tf.baselines import upsample
 from spinsr_tf.data.degradation import gaussian_downsample
 from spinsr_tf.errors import UserError
-from spinsr_tf.layers import GaussianDownsample, PeriodicPadding2D, ReflectPadding2D
+from spinsr_tf.layers import (AlignedUpsample, GaussianDownsample, PeriodicPadding2D,
+                              ReflectPadding2D, UnitVectors)
 from spinsr_tf.model import (
     build_sr_model,
     compile_sr_model,
@@ -213,6 +216,8 @@ def test_load_rejects_what_is_not_a_spinsr_model(tmp_path):
     ({"kernel_size": 4}, "kernel_size"),
     ({"sigma": 0.0}, "sigma"),
     ({"input_size": 0}, "input_size"),
+    ({"output": "sigmoid"}, "output"),
+    ({"residual": 1}, "residual"),
 ])
 def test_build_rejects_bad_arguments(kwargs, word):
     with pytest.raises(UserError, match=word):
@@ -271,3 +276,83 @@ def test_same_model_on_jax_backend(tmp_path):
 @pytest.mark.slow
 def test_model_trains_on_jax_backend(tmp_path):
     _run_on_jax(tmp_path, "fit")
+
+
+# --- variants ---------------------------------------------------------------------------------
+
+VARIANTS = [dict(output="unit"), dict(residual=True), dict(residual=True, output="unit")]
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_variants_keep_the_outputs_and_add_no_weights():
+    plain = build_sr_model(4)
+    for kwargs in VARIANTS:
+        model = build_sr_model(4, **kwargs)
+        assert model.count_params() == plain.count_params()
+        assert isinstance(model.get_layer("lr"), GaussianDownsample)
+        assert model.get_layer("sr_conv").filters == 3
+        if kwargs.get("output") == "unit":
+            assert isinstance(model.get_layer("sr"), UnitVectors)
+        if kwargs.get("residual"):
+            assert isinstance(model.get_layer("sr_skip"), AlignedUpsample)
+            assert not np.any(model.get_layer("sr_conv").get_weights()[0])
+    assert isinstance(plain.get_layer("sr"), keras.layers.Conv2D)
+    assert "sr_conv" not in [layer.name for layer in plain.layers]
+
+
+@pytest.mark.parametrize("padding", ["periodic", "reflect"])
+@pytest.mark.parametrize("scale", [4, 8])
+def test_untrained_residual_model_is_aligned_bicubic(padding, scale):
+    keras.utils.set_random_seed(9)
+    lr = np.random.default_rng(scale).normal(size=(2, 5, 6, 3)).astype("float32")
+    bicubic = upsample(lr, scale, "bicubic", convention="aligned", boundary=padding)
+    linear = infer(build_sr_model(scale, padding=padding, residual=True), lr)
+    np.testing.assert_allclose(linear["sr"], bicubic, atol=1e-5)
+    unit = infer(build_sr_model(scale, padding=padding, residual=True, output="unit"), lr)
+    np.testing.assert_allclose(unit["sr"], _unit(bicubic), atol=1e-5)
+    np.testing.assert_allclose(unit["lr"], gaussian_downsample(unit["sr"], scale,
+                                                               padding=padding), atol=1e-5)
+
+
+def test_unit_output_has_unit_norm_and_one_channel_is_tanh():
+    keras.utils.set_random_seed(10)
+    lr = smooth_maps(2, 8, seed=10)
+    for kwargs in (dict(output="unit"), dict(output="unit", residual=True)):
+        model = build_sr_model(4, **kwargs)
+        sr = infer(model, lr)["sr"]
+        np.testing.assert_allclose(np.linalg.norm(sr, axis=-1), 1.0, atol=1e-5)
+    scalar = build_sr_model(4, channels=1, output="unit", residual=True)
+    x = smooth_maps(2, 8, channels=1, seed=11)
+    np.testing.assert_allclose(infer(scalar, x)["sr"], np.tanh(upsample(x, 4)), atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs", VARIANTS)
+def test_variants_are_translation_equivariant(kwargs):
+    keras.utils.set_random_seed(12)
+    model = build_sr_model(4, **kwargs)
+    rng = np.random.default_rng(12)
+    conv = model.get_layer("sr_conv")
+    conv.set_weights([rng.normal(0, 0.1, w.shape) for w in conv.get_weights()])
+    lr = rng.uniform(-1, 1, size=(2, 8, 8, 3)).astype("float32")
+    out = infer(model, lr)
+    shifted = infer(model, np.roll(lr, (2, -1), axis=(1, 2)))
+    np.testing.assert_allclose(shifted["sr"], np.roll(out["sr"], (8, -4), axis=(1, 2)), atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs", VARIANTS)
+def test_variants_train_and_survive_save_load(kwargs, tmp_path):
+    keras.utils.set_random_seed(13)
+    lr = gaussian_downsample(smooth_maps(8, 32, seed=13), 4)
+    model = compile_sr_model(build_sr_model(4, **kwargs), learning_rate=1e-3)
+    history = model.fit(lr, lr, epochs=3, batch_size=4, verbose=0).history["loss"]
+    assert np.all(np.isfinite(history)) and history[-1] < history[0]
+    model.save(tmp_path / "v.keras")
+    loaded = load_sr_model(tmp_path / "v.keras")
+    assert loaded.name == model.name
+    before, after = model.predict(lr, verbose=0), loaded.predict(lr, verbose=0)
+    for key in ("lr", "sr"):
+        np.testing.assert_array_equal(after[key], before[key])
+    np.testing.assert_array_equal(infer(sr_submodel(loaded), lr), after["sr"])

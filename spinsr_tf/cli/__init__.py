@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .._version import __version__
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -67,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spinsr-tf {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"spinsr-tf {args.command}: interrupted; run the same command again to resume",
-              file=sys.stderr)
+        hint = getattr(args, "resume_hint", "run the same command again to resume")
+        print(f"spinsr-tf {args.command}: interrupted; {hint}", file=sys.stderr)
         return 130
 
 

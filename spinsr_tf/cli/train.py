@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 
 def add_parser(subparsers) -> None:
@@ -38,19 +37,28 @@ def add_parser(subparsers) -> None:
     d.add_argument("--sigma", type=float, default=None, help="Gaussian width, HR pixels")
     d.add_argument("--padding", choices=["periodic", "reflect"], default=None,
                    help="boundary condition")
+    v = p.add_argument_group("network variant (default: the paper's network)")
+    v.add_argument("--output", choices=["linear", "unit"], default="linear",
+                   help="SR output: linear convolution (paper) or projected onto unit vectors")
+    v.add_argument("--residual", action="store_true",
+                   help="learn a correction to aligned bicubic interpolation (starts at it)")
+    p.add_argument("--no-xla", action="store_true",
+                   help="plain graph mode instead of XLA (slower; starts a few seconds sooner)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, resume_hint="run the same command again with --resume to continue")
 
 
 def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from ..training import train
 
+    if args.supervised:
+        print("training the supervised oracle on HR maps: a reference, not part of the method")
     history = train(args.data, args.scale, args.out, epochs=args.epochs,
                     batch_size=args.batch_size, learning_rate=args.lr,
                     val_fraction=args.val_fraction, seed=args.seed, resume=args.resume,
                     supervised=args.supervised, kernel_size=args.kernel_size, sigma=args.sigma,
                     padding=args.padding, max_samples=args.max_samples, hr_data=args.hr,
+                    jit_compile=not args.no_xla, output=args.output, residual=args.residual,
                     progress=not args.quiet)
     last = {k: v[-1] for k, v in history.items() if k != "epoch" and v}
     summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items())

@@ -53,7 +53,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"input {args.input!r} is {h}x{w}; the network needs at least "
                         f"{MIN_SIZE}x{MIN_SIZE} pixels")
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from ..export import serving_model
     from ..model import LR_OUTPUT, load_sr_model
 

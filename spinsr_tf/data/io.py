@@ -302,7 +302,8 @@ def check_writable(path, shape, dtype: str | None = None) -> tuple[str, str]:
     path = Path(path)
     fmt = image_format(path)
     if len(shape) != 4 or min(shape) < 1:
-        raise UserError(f"array must have shape (N, H, W, C) with no empty axis, got {tuple(shape)}")
+        raise UserError(f"array must have shape (N, H, W, C) with no empty axis, "
+                        f"got {tuple(shape)}")
     dtype = ("uint8" if fmt == "png" else "float32") if dtype is None else np.dtype(dtype).name
     if dtype not in WRITE_DTYPES:
         raise UserError(f"dtype must be one of {WRITE_DTYPES}, got {dtype!r}")

@@ -4,8 +4,9 @@ A training file holds either LR maps (dataset ``lr``, from ``spinsr-tf downsampl
 microscope) or HR maps (dataset ``spins``, from ``spinsr-tf generate``). HR maps are degraded
 on the fly with :func:`~spinsr_tf.data.gaussian_downsample`, a batch at a time; the LR image of
 a sample is a function of that sample alone (the tests hold it bit for bit equal to the LR file
-made from the whole set at once). The HR maps themselves are only handed out by :meth:`TrainingData.hr`, for monitoring or
-for the supervised oracle; the unsupervised targets are the LR maps.
+made from the whole set at once). The HR maps themselves are only handed out by
+:meth:`TrainingData.hr`, for monitoring or for the supervised oracle; the unsupervised targets
+are the LR maps.
 
 Which samples go where is a pure function of ``(seed, epoch, step)`` (:class:`BatchPlan`), so a
 resumed run sees exactly the batches an uninterrupted run would have seen.

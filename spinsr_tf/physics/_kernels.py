@@ -310,6 +310,20 @@ def pack_field(h, c, out):
 
 
 @nb.njit(**_OPTS)
+def apply_spectrum(f, spec, out):
+    """``out = W(k)·f(k)`` per wavevector, on float32 views of complex64 arrays.
+
+    ``f``, ``out``: ``(3, L, 2(L//2+1))`` (real and imaginary parts interleaved); ``spec``:
+    ``(4, L, 2(L//2+1))``, the real spectrum (xx, xy, yy, zz) repeated for both parts.
+    """
+    for i in range(f.shape[1]):
+        for j in range(f.shape[2]):
+            out[0, i, j] = spec[0, i, j] * f[0, i, j] + spec[1, i, j] * f[1, i, j]
+            out[1, i, j] = spec[1, i, j] * f[0, i, j] + spec[2, i, j] * f[1, i, j]
+            out[2, i, j] = spec[3, i, j] * f[2, i, j]
+
+
+@nb.njit(**_OPTS)
 def adapt_delta(delta, accepted, attempts, target):
     """Scale the cone width towards the target acceptance, factor in [0.5, 2], width in
     [1e-4, 4] (4 is practically a uniform proposal)."""

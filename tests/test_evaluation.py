@@ -1,0 +1,141 @@
+"""Evaluation: baselines and networks scored on the HR grid; the evaluate CLI; the quickstart."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from spinsr_tf.baselines import BASELINES
+from spinsr_tf.cli import main
+from spinsr_tf.errors import UserError
+from spinsr_tf.evaluation import evaluate, format_table, unit_normalize, write_json
+from spinsr_tf.model import build_sr_model
+
+
+def smooth_spins(n=3, size=32, seed=0):
+    """Unit-vector maps from a few low Fourier modes: smooth and periodic, like a relaxed texture."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] * (2 * np.pi / size)
+    maps = []
+    for _ in range(n):
+        comps = []
+        for _ in range(3):
+            kx, ky = rng.integers(-2, 3, size=2)
+            comps.append(np.cos(kx * x + ky * y + rng.uniform(0, 2 * np.pi)) + 0.3)
+        m = np.stack(comps, axis=-1)
+        maps.append(m / np.linalg.norm(m, axis=-1, keepdims=True))
+    return np.asarray(maps, dtype=np.float32)
+
+
+def test_baselines_only_result_structure_and_ordering():
+    hr = smooth_spins()
+    result = evaluate(hr, factor=4)
+    assert result["scale"] == 4 and result["n_images"] == 3
+    assert list(result["methods"]) == list(BASELINES)
+    for m in result["methods"].values():
+        assert set(m) == {"mse", "psnr", "corr", "mse_std", "psnr_std", "corr_std", "per_image"}
+        assert len(m["per_image"]["psnr"]) == 3
+        assert m["mse"] == pytest.approx(np.mean(m["per_image"]["mse"]))
+    methods = result["methods"]
+    # aligned interpolation of a smooth field beats the half-block-shifted resize convention
+    assert methods["bicubic"]["psnr"] > methods["bicubic_resize"]["psnr"] + 5
+    assert methods["bicubic_norm"]["corr"] > 0.99
+
+
+def test_network_rows_and_degradation_read_from_the_model():
+    hr = smooth_spins(n=2, size=32)
+    model = build_sr_model(scale=4, sigma=2.0)
+    result = evaluate(hr, {"sr": model}, factor=8)  # the model's degradation wins over factor=8
+    assert result["scale"] == 4 and result["degradation"]["sigma"] == 2.0
+    assert {"sr", "sr_norm"} <= set(result["methods"])
+    assert result["methods"]["sr_norm"]["corr"] >= result["methods"]["sr"]["corr"] - 1.0
+
+
+def test_models_with_different_degradations_are_refused():
+    with pytest.raises(UserError, match="degrades with"):
+        evaluate(smooth_spins(n=1, size=32), {"sr": build_sr_model(4), "sr_8": build_sr_model(8)})
+
+
+def test_bad_test_sets_are_refused():
+    with pytest.raises(UserError, match="not divisible"):
+        evaluate(smooth_spins(n=1, size=30), factor=4)
+    with pytest.raises(UserError, match="channels"):
+        evaluate(smooth_spins(n=1, size=32)[..., :1], {"sr": build_sr_model(4)})
+    with pytest.raises(UserError, match=r"\(N, H, W, C\)"):
+        evaluate(smooth_spins(n=1, size=32)[0], factor=4)
+
+
+def test_unit_normalize():
+    x = np.array([[[[3.0, 0, 4.0], [0, 0, 0]]]], dtype=np.float32)
+    out = unit_normalize(x)
+    np.testing.assert_allclose(out[0, 0, 0], [0.6, 0, 0.8], rtol=1e-6)
+    np.testing.assert_array_equal(out[0, 0, 1], [0, 0, 0])
+
+
+def test_json_is_strict_and_table_lists_every_method(tmp_path):
+    hr = smooth_spins(n=1)
+    hr_copy = hr.copy()
+    result = evaluate(hr, factor=4)
+    result["methods"]["exact"] = {"mse": 0.0, "psnr": float("inf"), "corr": 1.0, "mse_std": 0.0,
+                                  "psnr_std": float("nan"), "corr_std": 0.0}
+    path = write_json(result, tmp_path / "r.json")
+    loaded = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-strict {c}"))
+    assert loaded["methods"]["exact"]["psnr"] == "inf"
+    table = format_table(result)
+    assert all(f"| {name} |" in table for name in result["methods"])
+    np.testing.assert_array_equal(hr, hr_copy)  # inputs untouched
+
+
+def _write_spins(path, spins):
+    with h5py.File(path, "w") as f:
+        f["spins"] = spins
+
+
+def test_evaluate_cli(tmp_path, capsys):
+    model_path = tmp_path / "model.keras"
+    build_sr_model(4).save(model_path)
+    data = tmp_path / "test.h5"
+    _write_spins(data, smooth_spins(n=2, size=32))
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "--model", str(model_path), "--data", str(data), "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["scale"] == 4 and result["n_images"] == 2 and "sr" in result["methods"]
+    assert "| bicubic |" in capsys.readouterr().out
+
+
+def test_evaluate_cli_bad_inputs(tmp_path, capsys):
+    model_path = tmp_path / "model.keras"
+    build_sr_model(4).save(model_path)
+    no_spins = tmp_path / "lr_only.h5"
+    with h5py.File(no_spins, "w") as f:
+        f["lr"] = np.zeros((1, 8, 8, 3), np.float32)
+    odd = tmp_path / "odd.h5"
+    _write_spins(odd, smooth_spins(n=1, size=30))
+    for args, message in [
+        (["--data", str(no_spins)], "no dataset 'spins'"),
+        (["--data", str(odd)], "not divisible"),
+        (["--data", str(tmp_path / "missing.h5")], "cannot read HDF5 file"),
+    ]:
+        assert main(["evaluate", "--model", str(model_path), *args, "--json",
+                     str(tmp_path / "r.json")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1
+        assert not (tmp_path / "r.json").exists()
+
+
+def test_quickstart_end_to_end_and_rerun_reuses_steps(tmp_path):
+    from spinsr_tf.quickstart import quickstart
+
+    out = tmp_path / "qs"
+    kwargs = dict(n_train=4, n_test=2, size=16, epochs=1, batch_size=2, sweeps=20, progress=False)
+    result = quickstart(out, **kwargs)
+    for name in ("train.h5", "test.h5", "results.json", "table.md", "figure.png", "run/model.keras"):
+        assert (out / name).exists(), name
+    assert result["n_images"] == 2 and "sr" in result["methods"]
+    stamp = (out / "run" / "model.keras").stat().st_mtime_ns
+    data_stamp = (out / "train.h5").stat().st_mtime_ns
+    again = quickstart(out, **kwargs)
+    assert (out / "train.h5").stat().st_mtime_ns == data_stamp
+    assert again["methods"]["sr"]["mse"] == pytest.approx(result["methods"]["sr"]["mse"])
+    assert stamp <= (out / "run" / "model.keras").stat().st_mtime_ns

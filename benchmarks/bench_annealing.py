@@ -85,6 +85,12 @@ def speed(ham, size, samples, sweeps, ref_sweeps):
     return ours, ref
 
 
+def wall_fraction(spins):
+    """Fraction of nearest-neighbour bonds across which Sz changes sign (domain-wall density)."""
+    sz = np.sign(spins[..., 2])
+    return 0.5 * ((sz != np.roll(sz, 1, -1)).mean() + (sz != np.roll(sz, 1, -2)).mean())
+
+
 def quality(ham, size, sweeps_list, samples):
     rows = []
     for sweeps in sweeps_list:
@@ -94,7 +100,7 @@ def quality(ham, size, sweeps_list, samples):
         e = energy(spins, ham) / size ** 2
         rows.append((sweeps, e.mean(), e.std(), info["relax_sweeps"].mean(),
                      int((info["relax_sweeps"] >= sched.relax_sweeps).sum()),
-                     max_torque(spins, ham).max(), t / samples))
+                     max_torque(spins, ham).max(), wall_fraction(spins), t / samples))
     return rows
 
 
@@ -133,6 +139,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=min(2, numba.config.NUMBA_NUM_THREADS))
     p.add_argument("--png", default=None, help="write Sz/Sx/Sy maps of both types here")
     p.add_argument("--quick", action="store_true", help="fewer samples and sweep counts")
+    p.add_argument("--only", choices=["speed", "schedule", "quality"], default=None,
+                   help="run one section only")
     p.add_argument("--quality-sweeps", default=None,
                    help="comma-separated sweep counts for the quality table")
     args = p.parse_args(argv)
@@ -143,6 +151,21 @@ def main(argv=None) -> int:
     print(f"lattice {L}x{L}, {args.threads} numba threads, {os.cpu_count()} CPUs "
           "(timings depend on other load on the machine)")
 
+    def want(section):
+        return args.only in (None, section)
+
+    if want("speed"):
+        _speed_section(hams, L, samples)
+    panels = _schedule_section(hams, L, samples, args) if want("schedule") or args.png else {}
+    if want("quality"):
+        _quality_section(hams, L, samples, args)
+    if args.png:
+        write_png(Path(args.png), panels)
+        print(f"\nwrote {args.png}")
+    return 0
+
+
+def _speed_section(hams, L, samples):
     print("\n1. Metropolis spin updates per second (annealing phase)")
     print(f"{'':10s}{'spinsr_tf':>14s}{'NumPy ref':>14s}{'ratio':>9s}")
     for name, ham in hams.items():
@@ -150,6 +173,8 @@ def main(argv=None) -> int:
         ours, ref = speed(ham, L, samples, sweeps, ref_sweeps=5 if isinstance(ham, TypeI) else 2)
         print(f"{name:10s}{ours / 1e6:11.1f} M/s{ref / 1e6:11.2f} M/s{ours / ref:8.0f}x", flush=True)
 
+
+def _schedule_section(hams, L, samples, args):
     default = Schedule()
     print(f"\n2. Default schedule {default.to_attrs()}")
     panels = {}
@@ -161,7 +186,10 @@ def main(argv=None) -> int:
         print(f"{name:10s}{per:7.2f} s/sample wall ({args.threads} threads, relaxation sweeps "
               f"{int(info['relax_sweeps'].min())}-{int(info['relax_sweeps'].max())}); "
               f"{PAPER_SAMPLES} samples: {PAPER_SAMPLES * per / 3600:.1f} h", flush=True)
+    return panels
 
+
+def _quality_section(hams, L, samples, args):
     print("\n3. Quality against annealing sweeps (then relaxation to the default tolerance)")
     if args.quality_sweeps:
         sweep_list = [int(v) for v in args.quality_sweeps.split(",")]
@@ -169,17 +197,12 @@ def main(argv=None) -> int:
         sweep_list = [30, 100, 300, 1000] if args.quick else [30, 100, 300, 1000, 3000]
     n = samples if args.quick else 2 * samples
     print(f"{'':10s}{'sweeps':>7s}{'E/N mean':>11s}{'± std':>9s}{'relax':>8s}{'capped':>7s}"
-          f"{'max torque':>12s}{'s/sample':>9s}")
+          f"{'max torque':>12s}{'walls':>8s}{'s/sample':>9s}")
     for name, ham in hams.items():
         for row in quality(ham, L, sweep_list, n):
-            sw, e, es, rel, capped, tq, t = row
-            print(f"{name:10s}{sw:7d}{e:11.5f}{es:9.5f}{rel:8.0f}{capped:7d}{tq:12.1e}{t:9.2f}",
-                  flush=True)
-
-    if args.png:
-        write_png(Path(args.png), panels)
-        print(f"\nwrote {args.png}")
-    return 0
+            sw, e, es, rel, capped, tq, walls, t = row
+            print(f"{name:10s}{sw:7d}{e:11.5f}{es:9.5f}{rel:8.0f}{capped:7d}{tq:12.1e}"
+                  f"{walls:8.4f}{t:9.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import UserError
 from .dipolar import dipolar_field
-from .hamiltonians import TypeI, TypeII, check_hamiltonian
+from .hamiltonians import TypeI, check_hamiltonian
 
 
 def _as_spins(spins, name: str = "spins") -> np.ndarray:

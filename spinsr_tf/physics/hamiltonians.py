@@ -97,8 +97,8 @@ class TypeII:
     Parameters
     ----------
     J : nearest-neighbour exchange, units of energy.
-    dipolar : dipolar strength Ddip >= 0 in units of J (energy of two parallel spins one site
-        apart, side by side, is ``dipolar``).
+    dipolar : dipolar strength Ddip >= 0 in units of J: two parallel spins one site apart,
+        both perpendicular to their bond, have dipolar energy ``dipolar``.
     anisotropy : uniaxial anisotropy K in units of J (K > 0 favours ±ẑ).
     dipolar_form : ``"standard"`` (factor 3, default) or ``"printed"`` (factor 1, the paper's
         formula as printed).

@@ -88,23 +88,42 @@ def run_experiment(out: Path, kind: str, scales, epochs: int, variants, n_train:
 
 
 def table(result: dict, epochs: int, learning_rate: float) -> str:
-    """Markdown rows: method, PSNR and Corr mean ± std, and the gap to ``bicubic_norm``."""
+    """Markdown rows: method, PSNR and Corr mean ± std over the test images, and the paired
+    per-image PSNR difference to ``bicubic_norm`` (mean ± std, images where it is > 0)."""
+    import numpy as np
+
     ref = result["methods"]["bicubic_norm"]
+    ref_psnr = np.asarray(ref["per_image"]["psnr"])
     lines = [f"x{result['scale']}, sigma = {result['degradation']['sigma']:g} HR px, "
              f"{result['n_images']} test images, {epochs} epochs, Adam lr {learning_rate:g}", "",
-             "| method | PSNR (dB) | Corr | ΔPSNR vs bicubic_norm | train s |",
-             "|---|---|---|---|---|"]
+             "| method | PSNR (dB) | Corr | ΔPSNR vs bicubic_norm (paired) | wins | train s |",
+             "|---|---|---|---|---|---|"]
     for name, m in result["methods"].items():
+        if name.endswith("_unit_norm"):
+            continue  # identical to the unit-output network itself
+        delta = np.asarray(m["per_image"]["psnr"]) - ref_psnr
         secs = result.get("train_seconds", {}).get(name)
         lines.append(f"| {name} | {m['psnr']:.2f} ± {m['psnr_std']:.2f} | "
-                     f"{m['corr']:.4f} ± {m['corr_std']:.4f} | {m['psnr'] - ref['psnr']:+.2f} | "
+                     f"{m['corr']:.4f} ± {m['corr_std']:.4f} | "
+                     f"{delta.mean():+.2f} ± {delta.std():.2f} | "
+                     f"{int((delta > 0).sum())}/{delta.size} | "
                      f"{'' if secs is None else f'{secs:.0f}'} |")
     return "\n".join(lines) + "\n"
 
 
+def report(path: Path) -> None:
+    """Print the tables of a finished ``results_<tag>.json``."""
+    tag = path.stem
+    epochs = int(tag.split("_e")[1].split("_")[0])
+    learning_rate = float(tag.split("_lr")[1])
+    for result in json.loads(path.read_text()).values():
+        print(table(result, epochs, learning_rate))
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True, help="working folder (data, runs, results)")
+    p.add_argument("--out", help="working folder (data, runs, results)")
+    p.add_argument("--report", type=Path, help="only print the tables of a results_*.json")
     p.add_argument("--type", choices=["I", "II"], default="I")
     p.add_argument("--scales", type=int, nargs="+", default=[4, 8])
     p.add_argument("--epochs", type=int, default=60)
@@ -118,6 +137,10 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--learning-rate", type=float, default=0.01, help="Adam (paper: 0.01)")
     a = p.parse_args(argv)
+    if a.report:
+        return report(a.report)
+    if not a.out:
+        p.error("--out is required")
     run_experiment(Path(a.out), a.type, a.scales, a.epochs, a.variants, a.n_train, a.n_test,
                    a.size, a.batch_size, a.sigma, a.seed, a.learning_rate)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import keras
 
 from .errors import UserError
+from .layers import UnitVectors
 from .model import LR_OUTPUT, build_sr_model, load_sr_model, sr_submodel
 
 
@@ -36,8 +37,12 @@ def serving_model(model: keras.Model) -> keras.Model:
     if tuple(model.input_shape[1:3]) == (None, None):
         return sr
     down = model.get_layer(LR_OUTPUT)
+    names = {layer.name for layer in model.layers}
     clone = build_sr_model(scale=down.factor, channels=model.input_shape[-1],
-                           padding=down.padding, kernel_size=down.kernel_size, sigma=down.sigma)
+                           padding=down.padding, kernel_size=down.kernel_size, sigma=down.sigma,
+                           output="unit" if isinstance(model.get_layer("sr"), UnitVectors)
+                           else "linear",
+                           residual="sr_skip" in names)
     clone.set_weights(model.get_weights())
     return sr_submodel(clone)
 

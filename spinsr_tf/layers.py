@@ -1,8 +1,9 @@
-"""Keras layers of the SR network: boundary-aware padding and the fixed Gaussian degradation.
+"""Keras layers of the SR network: boundary-aware padding, the fixed Gaussian degradation, and
+the fixed aligned interpolation and unit-vector output of the network variants.
 
 All layers use ``keras.ops`` only, so a model built from them runs on the TensorFlow and the JAX
-backend alike, and all but :class:`AlignedUpsample` work with unknown (``None``) spatial sizes:
-the paper's network is fully convolutional.
+backend alike, and all work with unknown (``None``) spatial sizes: the network is fully
+convolutional.
 
 - :class:`PeriodicPadding2D`, :class:`ReflectPadding2D`: twins of ``keras.layers.ZeroPadding2D``
   (same arguments) that wrap around (simulated lattices with periodic boundaries) or mirror
@@ -10,7 +11,7 @@ the paper's network is fully convolutional.
 - :class:`GaussianDownsample`: the degradation of :func:`spinsr_tf.data.gaussian_downsample` as a
   fixed layer with no weights; the network's LR output.
 - :class:`AlignedUpsample`: the aligned interpolation of :mod:`spinsr_tf.baselines` as a fixed
-  layer (the skip path of the residual network); needs static spatial sizes when it runs.
+  layer with no weights (the skip path of the residual network).
 - :class:`UnitVectors`: projection of each site's vector onto the unit sphere (``tanh`` for
   one channel), for networks whose SR output must be physical spins.
 """
@@ -275,35 +276,42 @@ class AlignedUpsample(keras.layers.Layer):
     """Interpolation aligned with the sampling grid as a fixed layer: the twin of
     ``spinsr_tf.baselines.upsample(..., convention="aligned")`` (equal to 1e-5 in float32).
 
-    ``out[n] = M_H · x[n] · M_Wᵀ`` per channel, with ``M`` of shape ``(h·f, h)`` from
-    :func:`spinsr_tf.baselines.upsample_matrix`: LR pixel ``k`` sits at HR pixel ``k·f``, where
-    :class:`GaussianDownsample` centres its kernel, so the layer inverts the sampling of the
-    degradation without the half-block shift of image ``resize``. It has no weights; it is the
-    skip path of the residual network (``build_sr_model(residual=True)``).
+    ``out[n] = M_H · x[n] · M_Wᵀ`` per channel, ``M`` of shape ``(h·f, h)``: LR pixel ``k`` sits
+    at HR pixel ``k·f``, where :class:`GaussianDownsample` centres its kernel, so the layer
+    inverts the sampling of the degradation without the half-block shift of image ``resize``.
+    It has no weights; it is the skip path of the residual network
+    (``build_sr_model(residual=True)``).
 
-    The matrices are built in NumPy from the input's *static* spatial size (cached per size),
-    so the spatial size must be known when the layer runs: always so in eager calls and in
-    ``fit``/``predict`` on arrays of one size (Keras traces per input shape); a graph traced
-    with ``None`` spatial sizes raises ``ValueError``. Symbolic construction
-    (``keras.Input((None, None, C))``) works: the output shape is then ``(None, None, C)``.
+    Because LR and HR grids are aligned, HR row ``q·f + r`` is the same filter ``w_r`` (phase
+    ``r``) applied around LR row ``q`` for every ``q``: a cubic spline (with its prefilter) on
+    an infinite line, whose taps decay as ``0.268^|j|``. The layer keeps ``w_r[j]`` for
+    ``|j| <= 16`` (taps below 1e-9 dropped), read once from
+    :func:`spinsr_tf.baselines.upsample_matrix`, and in every call folds them onto the actual
+    axis length ``n`` (periodic wrap or mirror, like :class:`GaussianDownsample`), so it works
+    with unknown (``None``) spatial sizes, e.g. in an exported SavedModel. Cost per call:
+    ``33`` one-hot ``(n·f, n)`` matrices per axis to build, then two matrix products.
 
     Parameters
     ----------
     factor : int
         Up-sampling factor >= 1 (the degradation's stride).
     method : {"bicubic", "bilinear", "gaussian"}
-        Interpolation kernel (cubic spline with its exact prefilter for ``"bicubic"``).
+        Interpolation kernel (cubic spline with its exact prefilter for ``"bicubic"``; the
+        Gaussian with the default width ``factor / 2`` HR pixels).
     boundary : {"periodic", "reflect"}
         Periodic wrap (simulated lattices) or mirror without repeating the edge (images).
     data_format : {"channels_last", "channels_first"} or None
         Axis order; None takes ``keras.config.image_data_format()``.
 
-    Input shape: ``(batch, h, w, C)`` (channels_last). Output shape: ``(batch, h·f, w·f, C)``.
+    Input shape: ``(batch, h, w, C)`` (channels_last); h, w may be None. Output shape:
+    ``(batch, h·f, w·f, C)``.
     """
+
+    _REACH = 16
 
     def __init__(self, factor, method="bicubic", boundary="periodic", data_format=None,
                  **kwargs):
-        from .baselines import BOUNDARIES, METHODS
+        from .baselines import BOUNDARIES, METHODS, upsample_matrix
 
         super().__init__(**kwargs)
         if not _is_count(factor) or factor < 1:
@@ -317,6 +325,11 @@ class AlignedUpsample(keras.layers.Layer):
         self.boundary = boundary
         self.data_format = _standardize_data_format(data_format)
         self.input_spec = keras.layers.InputSpec(ndim=4)
+        n = 4 * self._REACH
+        m = upsample_matrix(n, self.factor, method, "aligned", "periodic")
+        centre = n // 2
+        cols = [(centre + j) % n for j in range(-self._REACH, self._REACH + 1)]
+        self._taps = m[centre * self.factor:(centre + 1) * self.factor][:, cols]  # (f, 2R+1)
 
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)
@@ -325,22 +338,31 @@ class AlignedUpsample(keras.layers.Layer):
                 shape[axis] *= self.factor
         return tuple(shape)
 
-    def compute_output_spec(self, inputs):
-        return keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype=inputs.dtype)
-
     def _operator(self, n):
-        from .baselines import upsample_matrix
+        """``M`` of shape (n·f, n): the phase filters folded onto an axis of length ``n``."""
+        hr = ops.arange(n * self.factor, dtype="int32")
+        q, r = hr // self.factor, ops.mod(hr, self.factor)
+        if self.boundary == "periodic":
+            fold = lambda i: ops.mod(i, n)  # noqa: E731
+        else:
+            period = ops.maximum(2 * (n - 1), 1)
 
-        if n is None:
-            raise ValueError(f"{type(self).__name__} {self.name!r} needs a static spatial size "
-                             "(build the model with input_size=..., or call it on arrays)")
-        m = upsample_matrix(int(n), self.factor, self.method, "aligned", self.boundary)
-        return ops.convert_to_tensor(m.astype("float32"), dtype=self.compute_dtype)
+            def fold(i):
+                i = ops.mod(i, period)
+                return ops.minimum(i, period - i)
+        m = 0.0
+        for col, j in enumerate(range(-self._REACH, self._REACH + 1)):
+            taps = self._taps[:, col]
+            if not abs(taps).max() > 1e-9:
+                continue
+            weight = ops.take(ops.convert_to_tensor(taps, dtype=self.compute_dtype), r)
+            m = m + weight[:, None] * ops.one_hot(fold(q + j), n, dtype=self.compute_dtype)
+        return m
 
     def call(self, inputs):
         h_axis, w_axis = _spatial_axes(self.data_format)
-        m_h = self._operator(inputs.shape[h_axis])
-        m_w = self._operator(inputs.shape[w_axis])
+        m_h = self._operator(_dim(inputs, h_axis))
+        m_w = self._operator(_dim(inputs, w_axis))
         if self.data_format == "channels_first":
             x = ops.einsum("Hh,nchw->ncHw", m_h, inputs)
             return ops.einsum("Ww,ncHw->ncHW", m_w, x)

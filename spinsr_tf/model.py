@@ -84,8 +84,7 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
       convolution ``"sr_conv"``, zero-initialised) learns a correction to the aligned bicubic
       interpolation (:class:`~spinsr_tf.layers.AlignedUpsample`, boundary = ``padding``), so
       the untrained network *is* aligned bicubic (+ unit normalisation), the strongest
-      baseline. The skip path needs the LR size to be static when the model runs (arrays of one
-      size per call; see the layer).
+      baseline.
 
     Parameter counts (``model.count_params()``, C = 3; they include the BatchNormalization
     moving means and variances, 2·(256 + Σf) non-trainable numbers): ×2: 118,467; ×4: 124,307;

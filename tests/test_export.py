@@ -63,6 +63,20 @@ def test_fixed_size_model_is_served_at_any_size(tmp_path):
     assert served.serve(tf.zeros((1, 5, 6, 3))).shape == (1, 20, 24, 3)
 
 
+def test_fixed_size_variant_is_served_as_the_same_variant(tmp_path):
+    """The any-size rebuild keeps the variant (unit output, residual on aligned bicubic)."""
+    tf.keras.utils.set_random_seed(4)
+    model = build_sr_model(scale=4, input_size=8, output="unit", residual=True)
+    conv = model.get_layer("sr_conv")
+    kernel, bias = conv.get_weights()
+    conv.set_weights([np.random.default_rng(5).normal(0, 0.05, kernel.shape), bias])
+    x = np.random.default_rng(6).uniform(-1, 1, size=(2, 8, 8, 3)).astype(np.float32)
+    want = sr_submodel(model)(x, training=False).numpy()
+    np.testing.assert_allclose(serving_model(model)(x, training=False), want, atol=1e-5)
+    served = tf.saved_model.load(str(export_saved_model(model, tmp_path / "sm")))
+    np.testing.assert_allclose(served.serve(tf.constant(x)).numpy(), want, atol=1e-5)
+
+
 def test_overwrite_rules_and_atomicity(saved, tmp_path, capsys):
     model, d = saved
     out = tmp_path / "sm"

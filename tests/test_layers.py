@@ -186,23 +186,26 @@ class TestAlignedUpsample:
         # LR pixel k sits at HR pixel 4k: a cubic spline passes through its samples
         np.testing.assert_allclose(out[:, ::4, ::4], x, atol=1e-5)
 
-    def test_channels_first_and_bilinear(self):
+    @pytest.mark.parametrize("method", ["bilinear", "gaussian"])
+    def test_channels_first_and_other_methods(self, method):
         x = np.random.default_rng(1).normal(size=(2, 5, 5, 3)).astype("float32")
-        layer = AlignedUpsample(2, method="bilinear", boundary="reflect",
+        layer = AlignedUpsample(2, method=method, boundary="reflect",
                                 data_format="channels_first")
         out = np.asarray(layer(np.transpose(x, (0, 3, 1, 2))))
-        expected = upsample(x, 2, "bilinear", boundary="reflect")
+        expected = upsample(x, 2, method, boundary="reflect")
         np.testing.assert_allclose(np.transpose(out, (0, 2, 3, 1)), expected, atol=1e-5)
 
-    def test_symbolic_unknown_size_and_graph_with_static_size(self):
-        layer = AlignedUpsample(4)
+    @pytest.mark.parametrize("boundary", ["periodic", "reflect"])
+    def test_dynamic_spatial_dims_and_tiny_maps(self, boundary):
+        layer = AlignedUpsample(4, boundary=boundary)
         assert layer(keras.Input((None, None, 3))).shape == (None, None, None, 3)
         assert layer.compute_output_shape((None, 8, None, 3)) == (None, 32, None, 3)
-        x = np.random.default_rng(2).normal(size=(1, 6, 6, 3)).astype("float32")
-        np.testing.assert_allclose(tf.function(layer)(x).numpy(), upsample(x, 4), atol=1e-5)
         fn = tf.function(layer, input_signature=[tf.TensorSpec((None, None, None, 3))])
-        with pytest.raises(ValueError, match="static spatial size"):
-            fn(x)
+        # sizes below the 33-tap reach fold the taps several times; 1 is a constant map
+        for h, w in ((1, 1), (2, 3), (7, 12), (40, 5)):
+            x = np.random.default_rng(h * w).normal(size=(1, h, w, 3)).astype("float32")
+            np.testing.assert_allclose(fn(x).numpy(), upsample(x, 4, boundary=boundary),
+                                       atol=1e-5)
 
     def test_has_no_weights(self):
         layer = AlignedUpsample(8)

@@ -54,6 +54,11 @@ def unit_normalize(x: np.ndarray) -> np.ndarray:
     return np.where(norm > 0, x / np.maximum(norm, 1e-12), 0.0).astype(np.float32)
 
 
+def _outputs_unit_vectors(model) -> bool:
+    """Whether the SR layer already normalizes (``output="unit"``): then ``_norm`` adds nothing."""
+    return type(model.get_layer("sr")).__name__ == "UnitVectors"
+
+
 def predict_sr(model, lr: np.ndarray, batch_size: int = 16) -> np.ndarray:
     """SR maps of an LR batch through the model's ``sr`` layer."""
     from .model import sr_submodel
@@ -72,7 +77,8 @@ def evaluate(hr: np.ndarray, models: dict | None = None, *, factor: int | None =
     hr : ``(N, L, L, C)`` ground truth.
     models : ``{name: keras.Model}`` SR models (names ``sr``, ``sr_*``); they must all share one
         degradation, which then overrides ``factor``/``kernel_size``/``sigma``/``padding``.
-    normalized_sr : also report each network's output normalized to unit vectors (``NAME_norm``).
+    normalized_sr : also report each network's output normalized to unit vectors (``NAME_norm``),
+        for networks whose output is not unit vectors already.
 
     Returns
     -------
@@ -108,7 +114,7 @@ def evaluate(hr: np.ndarray, models: dict | None = None, *, factor: int | None =
     for name, model in models.items():
         sr = predict_sr(model, lr, batch_size=batch_size)
         methods[name] = score_method(sr, hr)
-        if normalized_sr:
+        if normalized_sr and not _outputs_unit_vectors(model):
             methods[f"{name}_norm"] = score_method(unit_normalize(sr), hr)
     return {"scale": int(factor), "n_images": int(len(hr)),
             "degradation": {"factor": int(factor), "kernel_size": int(kernel_size),

@@ -130,12 +130,13 @@ def test_quickstart_end_to_end_and_rerun_reuses_steps(tmp_path):
     out = tmp_path / "qs"
     kwargs = dict(n_train=4, n_test=2, size=16, epochs=1, batch_size=2, sweeps=20, progress=False)
     result = quickstart(out, **kwargs)
-    for name in ("train.h5", "test.h5", "results.json", "table.md", "figure.png", "run/model.keras"):
+    for name in ("train.h5", "test.h5", "results.json", "table.md", "figure.png", "run_sr/model.keras"):
         assert (out / name).exists(), name
-    assert result["n_images"] == 2 and "sr" in result["methods"]
-    stamp = (out / "run" / "model.keras").stat().st_mtime_ns
+    assert result["n_images"] == 2
+    assert {"sr", "sr_residual_unit", "bicubic_norm"} <= set(result["methods"])
+    stamp = (out / "run_sr" / "model.keras").stat().st_mtime_ns
     data_stamp = (out / "train.h5").stat().st_mtime_ns
     again = quickstart(out, **kwargs)
     assert (out / "train.h5").stat().st_mtime_ns == data_stamp
     assert again["methods"]["sr"]["mse"] == pytest.approx(result["methods"]["sr"]["mse"])
-    assert stamp <= (out / "run" / "model.keras").stat().st_mtime_ns
+    assert stamp <= (out / "run_sr" / "model.keras").stat().st_mtime_ns

@@ -89,6 +89,15 @@ def _dim(x, axis: int):
     return size if size is not None else ops.shape(x)[axis]
 
 
+def _apply_separable(x, m_h, m_w, data_format: str):
+    """``M_h · x · M_wᵀ`` on every image and channel: a separable linear map of the two axes."""
+    if data_format == "channels_first":
+        x = ops.einsum("Hh,nchw->ncHw", m_h, x)
+        return ops.einsum("Ww,ncHw->ncHW", m_w, x)
+    x = ops.einsum("Hh,nhwc->nHwc", m_h, x)
+    return ops.einsum("Ww,nHwc->nHWc", m_w, x)
+
+
 class _BoundaryPadding2D(keras.layers.Layer):
     _mode = ""
 
@@ -252,13 +261,8 @@ class GaussianDownsample(keras.layers.Layer):
 
     def call(self, inputs):
         h_axis, w_axis = _spatial_axes(self.data_format)
-        d_h = self._operator(_dim(inputs, h_axis))
-        d_w = self._operator(_dim(inputs, w_axis))
-        if self.data_format == "channels_first":
-            x = ops.einsum("ah,nchw->ncaw", d_h, inputs)
-            return ops.einsum("bw,ncaw->ncab", d_w, x)
-        x = ops.einsum("ah,nhwc->nawc", d_h, inputs)
-        return ops.einsum("bw,nawc->nabc", d_w, x)
+        return _apply_separable(inputs, self._operator(_dim(inputs, h_axis)),
+                                self._operator(_dim(inputs, w_axis)), self.data_format)
 
     def get_config(self):
         config = {
@@ -361,13 +365,8 @@ class AlignedUpsample(keras.layers.Layer):
 
     def call(self, inputs):
         h_axis, w_axis = _spatial_axes(self.data_format)
-        m_h = self._operator(_dim(inputs, h_axis))
-        m_w = self._operator(_dim(inputs, w_axis))
-        if self.data_format == "channels_first":
-            x = ops.einsum("Hh,nchw->ncHw", m_h, inputs)
-            return ops.einsum("Ww,ncHw->ncHW", m_w, x)
-        x = ops.einsum("Hh,nhwc->nHwc", m_h, inputs)
-        return ops.einsum("Ww,nHwc->nHWc", m_w, x)
+        return _apply_separable(inputs, self._operator(_dim(inputs, h_axis)),
+                                self._operator(_dim(inputs, w_axis)), self.data_format)
 
     def get_config(self):
         config = {"factor": self.factor, "method": self.method, "boundary": self.boundary,

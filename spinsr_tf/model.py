@@ -1,4 +1,4 @@
-"""The unsupervised SR network of Lee et al. (2023) (SPEC §4): build, compile, extract, load.
+"""The unsupervised SR network of Lee et al. (2023): build, compile, extract, load.
 
 The network maps an LR map to an SR map ``scale`` times larger, then degrades the SR map again
 with the fixed :class:`~spinsr_tf.layers.GaussianDownsample`. It has two outputs, returned as a
@@ -59,7 +59,7 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
                    kernel_size: int = 23, sigma: float = 1.0,
                    input_size: int | None = None, output: str = "linear",
                    residual: bool = False) -> keras.Model:
-    """Build the SR network (SPEC §4), uncompiled; by default exactly the paper's.
+    """Build the SR network, uncompiled; by default exactly the paper's.
 
     Layers, with ``Pad`` = :class:`~spinsr_tf.layers.PeriodicPadding2D` (``padding="periodic"``)
     or :class:`~spinsr_tf.layers.ReflectPadding2D` (``"reflect"``), all convolutions 3×3

@@ -9,7 +9,7 @@ A run lives in one folder::
     RUN_DIR/checkpoint.json   that epoch's number
     RUN_DIR/model.keras       the final model
 
-The loss is MSE(LR input, re-degraded SR) (SPEC §4). HR maps, where the data file has them, are
+The loss is MSE(LR input, re-degraded SR). HR maps, where the data file has them, are
 degraded into the LR inputs and otherwise feed only the monitored ``val_sr_mse``; only the
 supervised oracle (``supervised=True``, not part of the method) trains the SR output on them.
 
@@ -74,7 +74,7 @@ class _Batches(keras.utils.PyDataset):
 class SRValidation(keras.callbacks.Callback):
     """Adds ``val_sr_mse`` to the epoch logs: the SR map against the HR ground truth.
 
-    ``val_sr_mse`` = mean over validation maps of the SPEC §5 MSE (squared distance summed over
+    ``val_sr_mse`` = mean over validation maps of the paper's MSE (squared distance summed over
     the C components, averaged over HR sites; :func:`spinsr_tf.metrics.mse`), with the network
     in inference mode. It is a monitor only: nothing here touches gradients. Put this callback
     before ``CSVLogger``/``TensorBoard`` so that they record the value.
@@ -204,7 +204,7 @@ def train(data, scale: int, out_dir, epochs: int = 400, batch_size: int = 32,
           sigma: float | None = None, padding: str | None = None, max_samples: int | None = None,
           hr_data=None, jit_compile: bool = True, output: str = "linear",
           residual: bool = False, progress: bool = True) -> dict[str, list]:
-    """Train the SR network (SPEC §4) on LR maps; resumable; returns the full history.
+    """Train the SR network on LR maps; resumable; returns the full history.
 
     Parameters
     ----------
@@ -234,7 +234,7 @@ def train(data, scale: int, out_dir, epochs: int = 400, batch_size: int = 32,
         The oracle: MSE(SR, HR) on HR maps instead of the LR loss. Not part of the method;
         needs HR maps.
     kernel_size, sigma, padding : optional
-        Degradation (SPEC §3) of the network's fixed output layer and of HR data. None takes
+        Degradation of the network's fixed output layer and of HR data. None takes
         an LR file's attributes, else 23, 1.0 (HR pixels), ``"periodic"``.
     max_samples : int, optional
         Use the first ``max_samples`` samples of the file only.

@@ -16,7 +16,7 @@ NP_MODE = {"periodic": "wrap", "reflect": "reflect"}
 
 
 def brute_force(x, factor, size=23, sigma=1.0, padding="periodic"):
-    """The SPEC §3 formula as a literal 2D sliding window over an ``np.pad``-ed map."""
+    """The degradation formula as a literal 2D sliding window over an ``np.pad``-ed map."""
     k = gaussian_kernel(size, sigma)
     c = size // 2
     xp = np.pad(np.asarray(x, np.float64), ((0, 0), (c, c), (c, c), (0, 0)),

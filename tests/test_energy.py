@@ -17,7 +17,7 @@ def _random(shape, seed, unit=True):
 
 
 def brute_energy(s, ham):
-    """Double loops straight from the formulas of SPEC §2 (pairs counted once)."""
+    """Double loops straight from the Hamiltonians (pairs counted once)."""
     h, w, _ = s.shape
     e = 0.0
     for i, j in itertools.product(range(h), range(w)):

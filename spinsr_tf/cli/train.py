@@ -9,7 +9,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "train",
         help="train the SR network (unsupervised: LR loss only)",
-        description="Train the network of SPEC §4 to reproduce each LR map after re-degrading "
+        description="Train the network of Lee et al. (2023) to reproduce each LR map after re-degrading "
         "its SR map. --data holds LR maps (dataset 'lr') or HR maps (dataset 'spins') that are "
         "degraded on the fly; HR maps otherwise only feed the monitored val_sr_mse. Writes "
         "RUN_DIR/model.keras, history.csv, config.json, logs/ and a checkpoint per epoch.",

@@ -1,7 +1,7 @@
 """Gaussian filter downsizing: the degradation that turns an HR spin map into its LR image.
 
 The HR map is padded (periodic wrap for simulations, mirror reflection for images with borders),
-convolved with a normalised 2D Gaussian and sampled with stride ``factor`` (SPEC §3). This NumPy
+convolved with a normalised 2D Gaussian and sampled with stride ``factor``. This NumPy
 version feeds the data pipeline; :class:`spinsr_tf.layers.GaussianDownsample` is its Keras twin
 inside the network, and the tests hold the two equal to 1e-6.
 
@@ -74,7 +74,7 @@ def gaussian_kernel_1d(size: int = 23, sigma: float = 1.0) -> np.ndarray:
 
 
 def gaussian_kernel(size: int = 23, sigma: float = 1.0) -> np.ndarray:
-    """Normalised, centred 2D Gaussian filter (SPEC §3: 23×23, σ = 1 HR pixel by default).
+    """Normalised, centred 2D Gaussian filter (the paper: 23×23, σ = 1 HR pixel by default).
 
     Parameters
     ----------
@@ -142,7 +142,7 @@ def downsample_matrix(n: int, factor: int, kernel_size: int = 23, sigma: float =
 
 def gaussian_downsample(x, factor: int, kernel_size: int = 23, sigma: float = 1.0,
                         padding: str = "periodic", chunk: int = 256) -> np.ndarray:
-    """Degrade HR maps by Gaussian filter downsizing (SPEC §3).
+    """Degrade HR maps by Gaussian filter downsizing.
 
     ``out[n, a, b, c] = Σ_{u,v} K[u, v] · x[n, s(a·f + u − k//2), s(b·f + v − k//2), c]``
     with ``k = kernel_size``, ``K = gaussian_kernel(k, sigma)``, ``f = factor`` and ``s`` the

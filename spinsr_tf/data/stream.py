@@ -47,7 +47,7 @@ def _jsonable(value):
 
 @dataclass(frozen=True)
 class Degradation:
-    """The Gaussian filter downsizing of SPEC §3 as a value (factor, window, width, boundary)."""
+    """The Gaussian filter downsizing as a value (factor, window, width, boundary)."""
 
     factor: int
     kernel_size: int = 23
@@ -199,7 +199,7 @@ def open_training_data(path, scale: int, kernel_size: int | None = None,
     scale : int
         SR factor. An ``lr`` dataset's ``factor`` attribute must equal it.
     kernel_size, sigma, padding : optional
-        Degradation parameters (SPEC §3). None takes the LR file's attributes, else the
+        Degradation parameters. None takes the LR file's attributes, else the
         defaults 23, 1.0, ``"periodic"``. Given values must agree with the LR file's attributes.
     hr_path : str or PathLike, optional
         A file with dataset ``spins`` holding the HR maps of the same samples, in the same

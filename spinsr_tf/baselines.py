@@ -41,7 +41,8 @@ from scipy import ndimage
 
 from .errors import UserError
 
-__all__ = ["METHODS", "CONVENTIONS", "BOUNDARIES", "BASELINES", "upsample", "upsample_matrix"]
+__all__ = ["METHODS", "CONVENTIONS", "BOUNDARIES", "BASELINES", "unit_normalize", "upsample",
+           "upsample_matrix"]
 
 METHODS = ("gaussian", "bilinear", "bicubic")
 CONVENTIONS = ("aligned", "resize")
@@ -151,7 +152,7 @@ def upsample_matrix(n_lr: int, factor: int, method: str = "bicubic",
     return _cached_matrix(int(n_lr), factor, method, convention, boundary, sigma)
 
 
-def _normalize(x: np.ndarray) -> np.ndarray:
+def unit_normalize(x: np.ndarray) -> np.ndarray:
     """Unit vectors for C >= 2 (zero vectors stay zero), a clip to [-1, 1] for C = 1."""
     if x.shape[-1] == 1:
         return np.clip(x, -1.0, 1.0)
@@ -211,7 +212,7 @@ def upsample(lr, factor: int, method: str = "bicubic", convention: str = "aligne
     out = m_y @ np.moveaxis(x, 3, 1) @ m_x.T
     out = np.moveaxis(out, 1, 3)
     if normalize:
-        out = _normalize(out)
+        out = unit_normalize(out)
     return np.ascontiguousarray(out, dtype=np.float32)
 
 

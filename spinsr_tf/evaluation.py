@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .baselines import BASELINES
+from .baselines import BASELINES, unit_normalize
 from .data.degradation import gaussian_downsample
 from .errors import UserError
 from .metrics import corr, mse, psnr, summarize
@@ -43,15 +43,6 @@ def score_method(pred: np.ndarray, truth: np.ndarray) -> dict:
         per_image[name] = [float(v) for v in values]
     out["per_image"] = per_image
     return out
-
-
-def unit_normalize(x: np.ndarray) -> np.ndarray:
-    """Scale every vector to length 1 (zero vectors stay zero); C=1 maps are clipped to [-1, 1]."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.shape[-1] == 1:
-        return np.clip(x, -1.0, 1.0)
-    norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    return np.where(norm > 0, x / np.maximum(norm, 1e-12), 0.0).astype(np.float32)
 
 
 def _outputs_unit_vectors(model) -> bool:

@@ -6,10 +6,10 @@ import h5py
 import numpy as np
 import pytest
 
-from spinsr_tf.baselines import BASELINES
+from spinsr_tf.baselines import BASELINES, unit_normalize
 from spinsr_tf.cli import main
 from spinsr_tf.errors import UserError
-from spinsr_tf.evaluation import evaluate, format_table, unit_normalize, write_json
+from spinsr_tf.evaluation import evaluate, format_table, write_json
 from spinsr_tf.model import build_sr_model
 
 

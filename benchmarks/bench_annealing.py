@@ -29,7 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spinsr_tf.physics import Schedule, TypeI, TypeII, anneal, energy, max_torque  # noqa: E402
+from spinsr_tf.physics import (Schedule, TypeI, TypeII, anneal, default_schedule, energy,  # noqa: E402
+                               max_torque)
 from spinsr_tf.physics.dipolar import dipolar_field  # noqa: E402
 
 PAPER_SAMPLES = 40_100
@@ -94,7 +95,7 @@ def wall_fraction(spins):
 def quality(ham, size, sweeps_list, samples):
     rows = []
     for sweeps in sweeps_list:
-        sched = dataclasses.replace(Schedule(), sweeps=sweeps)
+        sched = dataclasses.replace(default_schedule(ham), sweeps=sweeps)
         (spins, info), t = _timed(lambda: anneal(ham, size, 100, range(samples), sched,
                                                 return_info=True))
         e = energy(spins, ham) / size ** 2
@@ -175,10 +176,11 @@ def _speed_section(hams, L, samples):
 
 
 def _schedule_section(hams, L, samples, args):
-    default = Schedule()
-    print(f"\n2. Default schedule {default.to_attrs()}")
+    print("\n2. Default schedules (Type II: relaxation capped, see default_schedule)")
     panels = {}
     for name, ham in hams.items():
+        default = default_schedule(ham)
+        print(f"{name}: {default.to_attrs()}")
         n = samples if args.quick else 2 * samples
         (spins, info), t = _timed(lambda: anneal(ham, L, 0, range(n), default, return_info=True))
         panels[name] = spins[:3]

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from spinsr_tf.errors import UserError
-from spinsr_tf.physics import Schedule, TypeI, TypeII, anneal, energy, max_torque
+from spinsr_tf.physics import (Schedule, TypeI, TypeII, anneal, default_schedule, energy,
+                               local_field, max_torque)
 from spinsr_tf.physics import _kernels as kern
 from spinsr_tf.physics.rng import lane_states, sample_key
 
@@ -48,6 +49,22 @@ def test_sample_depends_only_on_seed_and_index(ham, restore_threads):
         np.testing.assert_array_equal(r, results[0])
     _threads(2)
     assert not np.array_equal(anneal(ham, 8, 8, [5], QUICK)[0], results[0])
+
+
+def test_default_schedules():
+    assert default_schedule(TypeI()) == Schedule()
+    assert default_schedule(TypeII(anisotropy=0.2)).relax_sweeps < Schedule().relax_sweeps
+
+
+def test_type_ii_default_keeps_domains_and_walls_without_thermal_noise():
+    """The paper's Type II look: both ±z domains in every 128² sample, yet smooth (no noise)."""
+    spins = anneal(TypeII(), 128, 5, range(3))
+    sz = spins[..., 2]
+    assert np.all((sz > 0.5).mean(axis=(1, 2)) > 0.1)
+    assert np.all((sz < -0.5).mean(axis=(1, 2)) > 0.1)
+    for s in spins:   # thermal noise at t_end leaves a median torque ~0.5 J; relaxed: ~3e-3
+        torque = np.linalg.norm(np.cross(s, local_field(s.astype(np.float64), TypeII())), axis=-1)
+        assert np.median(torque) < 1e-2
 
 
 def test_empty_indices():

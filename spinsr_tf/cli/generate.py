@@ -19,6 +19,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="global seed (default 0)")
     p.add_argument("--out", required=True, help="output .h5 file")
     p.add_argument("--sweeps", type=int, default=None, help="annealing sweeps (default: the schedule's)")
+    p.add_argument("--relax-sweeps", type=int, default=None,
+                   help="cap on T=0 relaxation sweeps (default 10000 for Type I, 200 for Type II, "
+                   "whose full relaxation coarsens the domains away; see docs/physics.md)")
     p.add_argument("--workers", type=int, default=None, help="threads (default: all cores)")
     p.add_argument("--block", type=int, default=16, help="samples per resumable block (default 16)")
     h = p.add_argument_group("Hamiltonian parameters (units of J)")
@@ -48,14 +51,19 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data.generate import generate_dataset
     from ..errors import UserError
-    from ..physics import Schedule
+    from ..physics import default_schedule
 
-    schedule = Schedule()
+    hamiltonian = hamiltonian_from_args(args)
+    schedule = default_schedule(hamiltonian)
     if args.sweeps is not None:
         if args.sweeps <= 0:
             raise UserError(f"--sweeps must be positive, got {args.sweeps}")
         schedule = dataclasses.replace(schedule, sweeps=args.sweeps)
-    path = generate_dataset(args.out, hamiltonian_from_args(args), n=args.n, size=args.size,
+    if args.relax_sweeps is not None:
+        if args.relax_sweeps < 0:
+            raise UserError(f"--relax-sweeps must be >= 0, got {args.relax_sweeps}")
+        schedule = dataclasses.replace(schedule, relax_sweeps=args.relax_sweeps)
+    path = generate_dataset(args.out, hamiltonian, n=args.n, size=args.size,
                             seed=args.seed, schedule=schedule, workers=args.workers,
                             block=args.block, progress=not args.quiet)
     print(f"wrote {path}: {args.n} x {args.size}x{args.size} Type {args.type} spins")

@@ -177,7 +177,7 @@ def generate_dataset(
     n, size, seed : number of samples, lattice side (even, >= 8), global seed (sample ``k`` is
         reproducible from ``(seed, k)`` alone).
     schedule : :class:`spinsr_tf.physics.Schedule` (annealing schedule and relaxation); default
-        ``Schedule()``.
+        :func:`spinsr_tf.physics.default_schedule` of the Hamiltonian.
     workers : numba threads (default: all cores).
     block : samples annealed per call and saved per sidecar file (the most an interruption loses).
     progress : show a progress bar (samples done, rate), or a callable ``(done, n)``.
@@ -189,10 +189,10 @@ def generate_dataset(
     (``hamiltonian.*``), the schedule (``schedule.*``), ``seed``, ``n``, ``size`` and
     ``spinsr_tf_version`` (and all of them as JSON in ``params_json``).
     """
-    from ..physics import Schedule, anneal  # numba compile cost only when generating
+    from ..physics import anneal, default_schedule  # numba compile cost only when generating
 
     path = Path(path)
-    schedule = Schedule() if schedule is None else schedule
+    schedule = default_schedule(hamiltonian) if schedule is None else schedule
     _check_args(n, size, seed, block)
     _check_writable(path)
     params = _params(hamiltonian, schedule, n, size, seed)

@@ -5,7 +5,7 @@ the exchange J (k_B = 1). Spins: ``(L, L, 3)`` or ``(N, L, L, 3)`` arrays of 3D 
 periodic square lattice, ``spins[i, j]`` at x = j, y = i.
 """
 
-from .annealing import Schedule, anneal
+from .annealing import Schedule, anneal, default_schedule
 from .dipolar import dipolar_field, dipolar_kernel
 from .energy import energy, local_field, max_torque
 from .hamiltonians import TypeI, TypeII, hamiltonian_from_attrs
@@ -15,6 +15,7 @@ __all__ = [
     "TypeI",
     "TypeII",
     "anneal",
+    "default_schedule",
     "dipolar_field",
     "dipolar_kernel",
     "energy",

@@ -299,6 +299,7 @@ def _train(source: TrainingData, run_dir: Path, epochs, batch_size, learning_rat
     config = {
         "data": as_path(data), "hr_data": None if hr_data is None else as_path(hr_data),
         "data_identity": source.describe(), "scale": int(scale), "channels": source.lr_shape[-1],
+        "hr_size": [int(v) * int(scale) for v in source.lr_shape[:2]],
         "epochs": epochs, "batch_size": batch_size, "learning_rate": float(learning_rate),
         "val_fraction": float(val_fraction), "n_train": len(train_idx), "n_val": len(val_idx),
         "seed": seed, "supervised": bool(supervised),

@@ -104,6 +104,21 @@ def test_evaluate_cli(tmp_path, capsys):
     assert "| bicubic |" in capsys.readouterr().out
 
 
+def test_evaluate_cli_refuses_other_scale_and_other_lattice_size(tmp_path, capsys):
+    model_path = tmp_path / "model.keras"
+    build_sr_model(4).save(model_path)
+    (tmp_path / "config.json").write_text(json.dumps({"hr_size": [64, 64]}))
+    data = tmp_path / "test.h5"
+    _write_spins(data, smooth_spins(n=1, size=32))
+    for extra, message in [(["--scale", "8"], "is a x4 model, not x8"),
+                           ([], "trained on 64x64 lattices but the test set has 32x32")]:
+        assert main(["evaluate", "--model", str(model_path), "--data", str(data), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1
+    assert main(["evaluate", "--model", str(model_path), "--data", str(data), "--any-size",
+                 "--scale", "4"]) == 0
+
+
 def test_evaluate_cli_bad_inputs(tmp_path, capsys):
     model_path = tmp_path / "model.keras"
     build_sr_model(4).save(model_path)

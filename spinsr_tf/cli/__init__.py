@@ -28,6 +28,7 @@ COMMANDS = (
     "evaluate",
     "export",
     "upscale",
+    "reproduce",
 )
 
 

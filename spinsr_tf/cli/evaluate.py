@@ -19,6 +19,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--table", default=None, help="write the markdown table here")
     p.add_argument("--max-images", type=int, default=None, help="use the first N test images")
+    p.add_argument("--scale", type=int, default=None,
+                   help="expected SR factor: refuse models of another scale")
+    p.add_argument("--any-size", action="store_true",
+                   help="allow test lattices of another size than the training lattices "
+                   "(read from config.json beside each model)")
     p.set_defaults(func=run)
 
 
@@ -38,6 +43,25 @@ def _named_models(specs: list[str]) -> dict[str, str]:
     return named
 
 
+def _check_lattice_size(name: str, model_path: str, test_size) -> None:
+    """Refuse a test set whose lattices differ from the model's training lattices (when its run's
+    config.json is known): networks trained at one lattice size are scored at that size."""
+    import json
+    from pathlib import Path
+
+    from ..errors import UserError
+
+    config = Path(model_path).with_name("config.json")
+    try:
+        trained = json.loads(config.read_text()).get("hr_size")
+    except (OSError, ValueError):
+        return
+    if trained is not None and tuple(trained) != tuple(test_size):
+        raise UserError(f"model {name!r} was trained on {trained[0]}x{trained[1]} lattices but the "
+                        f"test set has {test_size[0]}x{test_size[1]}; pass --any-size to score it "
+                        "anyway")
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
@@ -52,6 +76,16 @@ def run(args: argparse.Namespace) -> int:
         if args.max_images <= 0:
             raise UserError(f"--max-images must be positive, got {args.max_images}")
         hr = hr[: args.max_images]
+    if args.scale is not None:
+        from ..evaluation import degradation_of
+
+        for name, model in models.items():
+            factor = degradation_of(model)["factor"]
+            if factor != args.scale:
+                raise UserError(f"model {name!r} is a x{factor} model, not x{args.scale}")
+    if not args.any_size:
+        for name, path in _named_models(args.model).items():
+            _check_lattice_size(name, path, hr.shape[1:3])
     result = evaluate(hr, models)
     table = format_table(result)
     print(table)

@@ -1,0 +1,271 @@
+"""The paper's Tables 1–2 and Figs. 2–3, end to end, at a chosen size (``spinsr-tf reproduce``).
+
+For each type (I: ×4, ×8; II: ×4, ×8, ×16) it anneals train and test lattices, trains the
+unsupervised networks of :data:`NETWORKS` and the supervised oracle on the train set, scores
+them and every interpolation baseline on the test set, and writes::
+
+    DIR/type_I/{train,test}.h5             annealed lattices
+    DIR/type_I/x4/run_NAME/                one training run per network
+    DIR/type_I/x4/results.json             the evaluation of that setting
+    DIR/type_I/x4/figure.png               LR | interpolation | networks | ground truth
+    DIR/table1.md, DIR/table2.md           Type I / Type II tables, with a verdict per setting
+    DIR/results.json                       {"preset", "settings": {"type_I_x4": result, ...}}
+
+Every step reuses its finished output, so an interrupted run resumes where it stopped and a
+re-run only redraws the tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from .errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """Sizes of one reproduction: lattices, samples, training length."""
+
+    size: int
+    n_train: int
+    n_test: int
+    epochs: int
+    batch_size: int
+    sweeps: int | None = None   # annealing sweeps; None = the type's default schedule
+    jit_compile: bool = True    # XLA pays off only for runs longer than its compile time
+
+
+#: ``smoke``: seconds per setting, for tests, CI and the notebooks' default. ``medium``: the
+#: documented results (docs/results.md), under an hour on a 2-core CPU. ``paper``: the paper's
+#: data size and training length (hours on a GPU).
+PRESETS = {
+    "smoke": Preset(size=32, n_train=8, n_test=4, epochs=2, batch_size=4, sweeps=50,
+                    jit_compile=False),
+    "medium": Preset(size=128, n_train=192, n_test=32, epochs=40, batch_size=16),
+    "paper": Preset(size=128, n_train=40000, n_test=100, epochs=400, batch_size=32),
+}
+
+#: The settings of Tables 1 and 2.
+SCALES = {"I": (4, 8), "II": (4, 8, 16)}
+TABLE_FILES = {"I": "table1.md", "II": "table2.md"}
+
+#: The networks trained per setting. ``sr`` is the paper's network as published; the oracle is
+#: trained on HR maps and only bounds what an unsupervised network could reach.
+NETWORKS = {
+    "sr": {"label": "the paper's network (unsupervised)", "output": "linear",
+           "residual": False, "learning_rate": 0.01, "supervised": False},
+    "sr_residual_unit": {"label": "residual on aligned bicubic, unit-vector output "
+                         "(unsupervised)", "output": "unit", "residual": True,
+                         "learning_rate": 0.001, "supervised": False},
+    "oracle": {"label": "same as sr_residual_unit trained on HR maps: supervised, NOT part of "
+               "the method, an upper bound", "output": "unit", "residual": True,
+               "learning_rate": 0.001, "supervised": True},
+}
+
+#: The baselines a network must beat: interpolation aligned with the sampling grid.
+ALIGNED_BASELINES = ("gaussian", "bilinear", "bicubic", "gaussian_norm", "bilinear_norm",
+                     "bicubic_norm")
+
+
+def _check_preset(preset) -> Preset:
+    if isinstance(preset, Preset):
+        return preset
+    if preset not in PRESETS:
+        raise UserError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    return PRESETS[preset]
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def make_data(type_dir: Path, kind: str, preset: Preset, seed: int, progress: bool):
+    """Anneal (or reuse) ``train.h5`` (seed ``seed``) and ``test.h5`` (seed ``seed + 1``)."""
+    from .data.generate import generate_dataset
+    from .physics import TypeI, TypeII, default_schedule
+
+    hamiltonian = TypeI() if kind == "I" else TypeII()
+    schedule = default_schedule(hamiltonian)
+    if preset.sweeps is not None:
+        schedule = dataclasses.replace(schedule, sweeps=preset.sweeps)
+    files = []
+    for name, n, s in (("train", preset.n_train, seed), ("test", preset.n_test, seed + 1)):
+        files.append(generate_dataset(type_dir / f"{name}.h5", hamiltonian, n=n,
+                                      size=preset.size, seed=s, schedule=schedule,
+                                      progress=progress))
+    return tuple(files)
+
+
+def run_setting(setting_dir: Path, train_file: Path, test_file: Path, scale: int,
+                preset: Preset, seed: int = 0, networks: dict | None = None,
+                progress: bool = True, title: str = "") -> dict:
+    """Train the networks of one (type, scale) setting and evaluate them (reused if done)."""
+    from .data.generate import read_spins
+    from .evaluation import evaluate, write_json
+    from .model import load_sr_model
+    from .training import train
+
+    networks = NETWORKS if networks is None else networks
+    result_file = setting_dir / "results.json"
+    sizes = dataclasses.asdict(preset)
+    if result_file.exists():
+        result = json.loads(result_file.read_text())
+        if result.get("preset_sizes") == sizes and set(networks) <= set(result["methods"]):
+            return result
+    setting_dir.mkdir(parents=True, exist_ok=True)
+    say = print if progress else (lambda *a, **k: None)
+    models = {}
+    for k, (name, opt) in enumerate(networks.items(), start=1):
+        say(f"  training {k}/{len(networks)}: {name} ({opt['label']}), x{scale}, "
+            f"{preset.epochs} epochs", flush=True)
+        run_dir = setting_dir / f"run_{name}"
+        train(train_file, scale=scale, out_dir=run_dir, epochs=preset.epochs,
+              batch_size=preset.batch_size, learning_rate=opt["learning_rate"],
+              output=opt["output"], residual=opt["residual"], supervised=opt["supervised"],
+              seed=seed, resume=(run_dir / "config.json").exists(),
+              jit_compile=preset.jit_compile, progress=progress)
+        models[name] = load_sr_model(run_dir / "model.keras")
+    say(f"  scoring {', '.join(models)} and the interpolation baselines", flush=True)
+    hr = read_spins(test_file)
+    result = evaluate(hr, models)
+    result["preset_sizes"] = sizes
+    comparison_figure(models, hr[:1], result["degradation"], setting_dir / "figure.png",
+                      title=title)
+    write_json(result, result_file)
+    return result
+
+
+def verdict(result: dict, metrics=("mse", "psnr", "corr")) -> dict:
+    """Best unsupervised network against the best aligned baseline, per metric.
+
+    Returns ``{metric: {"network": name, "value": v, "baseline": name, "baseline_value": b,
+    "wins": bool}}`` (lower MSE wins; higher PSNR and Corr win). The oracle is excluded. Corr =
+    mean S·S' exceeds 1 when a method's vectors are longer than 1 (e.g. the paper's linear
+    output); such a value is no win, so Corr only ranks methods with Corr <= 1.
+    """
+    methods = result["methods"]
+    nets = [n for n in methods if n.startswith("sr")]
+    bases = [n for n in ALIGNED_BASELINES if n in methods]
+    out = {}
+    for metric in metrics:
+        better = min if metric == "mse" else max
+
+        def valid(names):
+            return [n for n in names if metric != "corr" or methods[n]["corr"] <= 1 + 1e-6]
+
+        candidates_net, candidates_base = valid(nets), valid(bases)
+        if not candidates_base:
+            continue
+        base = better(candidates_base, key=lambda n: methods[n][metric])
+        net = better(candidates_net, key=lambda n: methods[n][metric]) if candidates_net else None
+        row = {"network": net, "baseline": base, "baseline_value": methods[base][metric]}
+        if net is not None:
+            v, b = methods[net][metric], methods[base][metric]
+            row.update(value=v, wins=bool(v < b if metric == "mse" else v > b))
+        out[metric] = row
+    return out
+
+
+def format_verdict(result: dict) -> str:
+    """One line per metric: who wins between the best network and the best aligned baseline."""
+    lines = []
+    for metric, row in verdict(result).items():
+        if row["network"] is None:
+            continue
+        mark = "network wins" if row["wins"] else "interpolation wins"
+        lines.append(f"- {metric.upper()}: best network `{row['network']}` {row['value']:.4g} vs "
+                     f"best aligned baseline `{row['baseline']}` {row['baseline_value']:.4g}: "
+                     f"**{mark}**")
+    return "\n".join(lines) + "\n"
+
+
+def comparison_figure(models: dict, hr, degradation: dict, path: Path, title: str = "") -> Path:
+    """Figs. 2–3 style panel of one test image: LR | aligned interpolation | networks | truth."""
+    from .baselines import BASELINES
+    from .data.degradation import gaussian_downsample
+    from .evaluation import predict_sr
+    from .plotting import comparison_panel
+
+    f = degradation["factor"]
+    lr = gaussian_downsample(hr, f, kernel_size=degradation["kernel_size"],
+                             sigma=degradation["sigma"], padding=degradation["padding"])
+    columns = {"LR": lr[0]}
+    for name in ("gaussian", "bilinear", "bicubic", "bicubic_norm"):
+        columns[name] = BASELINES[name](lr, f)[0]
+    for name, model in models.items():
+        columns[name] = predict_sr(model, lr)[0]
+    columns["ground truth"] = hr[0]
+    heading = f"x{f}: LR | interpolation | networks | ground truth"
+    return comparison_panel(columns, path, title=f"{title} {heading}".strip())
+
+
+def format_type_table(kind: str, results: dict, preset_name: str, networks: dict) -> str:
+    """Markdown of Table 1 (Type I) or Table 2 (Type II): one section per scale, with verdicts."""
+    from .evaluation import format_table
+
+    number = 1 if kind == "I" else 2
+    lines = [f"# Table {number}: Type {kind} (preset `{preset_name}`)", "",
+             "Networks: " + "; ".join(f"`{n}` = {o['label']}" for n, o in networks.items()) + ".",
+             "Verdict: the best unsupervised network against the best *aligned* baseline "
+             "(with or without normalization); the oracle does not compete.", ""]
+    for scale in SCALES[kind]:
+        result = results[f"type_{kind}_x{scale}"]
+        lines.append(format_table(result, title=f"Type {kind}, x{scale}"))
+        lines.append(format_verdict(result))
+    return "\n".join(lines)
+
+
+def reproduce(out_dir, preset="medium", types=("I", "II"), seed: int = 0,
+              networks: dict | None = None, progress: bool = True) -> dict:
+    """Run (or resume) the reproduction into ``out_dir``; return ``{"preset", "settings"}``.
+
+    ``preset``: a name of :data:`PRESETS` or a :class:`Preset`. ``types``: a subset of
+    ``("I", "II")``. ``networks``: defaults to :data:`NETWORKS`.
+    """
+    p = _check_preset(preset)
+    preset_name = preset if isinstance(preset, str) else "custom"
+    types = tuple(types)
+    for kind in types:
+        if kind not in SCALES:
+            raise UserError(f"type must be 'I' or 'II', got {kind!r}")
+    networks = NETWORKS if networks is None else networks
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output folder {str(out)!r}: {exc}") from None
+    say = print if progress else (lambda *a, **k: None)
+
+    settings = {}
+    for kind in types:
+        type_dir = out / f"type_{kind}"
+        type_dir.mkdir(exist_ok=True)
+        say(f"Type {kind}: annealing {p.n_train} + {p.n_test} lattices of {p.size}x{p.size}",
+            flush=True)
+        train_file, test_file = make_data(type_dir, kind, p, seed, progress)
+        for scale in SCALES[kind]:
+            say(f"Type {kind}, x{scale}:", flush=True)
+            settings[f"type_{kind}_x{scale}"] = run_setting(
+                type_dir / f"x{scale}", train_file, test_file, scale, p, seed=seed,
+                networks=networks, progress=progress, title=f"Type {kind}")
+        table = format_type_table(kind, settings, preset_name, networks)
+        _write_text(out / TABLE_FILES[kind], table)
+        say(table, flush=True)
+    from .evaluation import write_json
+
+    summary_file = out / "results.json"
+    if summary_file.exists():   # keep the settings of the other type from an earlier call
+        earlier = json.loads(summary_file.read_text())
+        if earlier.get("preset_sizes") == dataclasses.asdict(p):
+            settings = {**earlier["settings"], **settings}
+    summary = {"preset": preset_name, "preset_sizes": dataclasses.asdict(p), "seed": seed,
+               "settings": settings}
+    write_json(summary, summary_file)
+    say(f"wrote {', '.join(str(out / TABLE_FILES[k]) for k in types)} and "
+        f"{out / 'results.json'}")
+    return summary

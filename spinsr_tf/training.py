@@ -31,6 +31,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from . import distribute
 from ._version import __version__
 from .data.stream import BatchPlan, TrainingData, as_path, open_training_data, split_indices
 from .errors import UserError
@@ -40,7 +41,7 @@ from .model import (OUTPUTS, build_sr_model, compile_sr_model, decoder_filters, 
 CONFIG, HISTORY, LOGS = "config.json", "history.csv", "logs"
 CHECKPOINT, CHECKPOINT_INFO, MODEL = "checkpoint.keras", "checkpoint.json", "model.keras"
 #: config.json keys that a resumed run may change.
-_RESUMABLE = ("epochs", "data", "hr_data", "versions", "jit_compile")
+_RESUMABLE = ("epochs", "data", "hr_data", "versions", "jit_compile", "strategy", "replicas")
 
 
 class _Batches(keras.utils.PyDataset):
@@ -80,9 +81,10 @@ class SRValidation(keras.callbacks.Callback):
     before ``CSVLogger``/``TensorBoard`` so that they record the value.
     """
 
-    def __init__(self, data: TrainingData, indices, batch_size: int):
+    def __init__(self, data: TrainingData, indices, batch_size: int, replicas: int = 1):
         super().__init__()
         self.data, self.indices, self.batch_size = data, np.asarray(indices), int(batch_size)
+        self.replicas = int(replicas)
         self._sr = None
 
     def sr_mse(self) -> float:
@@ -91,7 +93,11 @@ class SRValidation(keras.callbacks.Callback):
         total = 0.0
         for start in range(0, len(self.indices), self.batch_size):
             idx = self.indices[start:start + self.batch_size]
-            sr = np.asarray(self._sr.predict_on_batch(self.data.lr(idx)), dtype=np.float64)
+            if self.replicas > 1:  # predict_on_batch would hand every replica the whole batch
+                sr = self._sr.predict(self.data.lr(idx), batch_size=len(idx), verbose=0)
+            else:
+                sr = self._sr.predict_on_batch(self.data.lr(idx))
+            sr = np.asarray(sr, dtype=np.float64)
             total += float(np.square(sr - self.data.hr(idx)).sum(axis=-1).mean(axis=(1, 2)).sum())
         return total / len(self.indices)
 
@@ -116,7 +122,8 @@ def save_model_atomic(model: keras.Model, path: Path) -> None:
     """``model.save(path)`` through a temporary ``.keras`` file in the same folder."""
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
     try:
-        model.save(tmp)
+        with distribute.paper_batch_norm(model):  # files hold the paper's BN, any strategy
+            model.save(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -203,7 +210,8 @@ def train(data, scale: int, out_dir, epochs: int = 400, batch_size: int = 32,
           resume: bool = False, supervised: bool = False, kernel_size: int | None = None,
           sigma: float | None = None, padding: str | None = None, max_samples: int | None = None,
           hr_data=None, jit_compile: bool = True, output: str = "linear",
-          residual: bool = False, progress: bool = True) -> dict[str, list]:
+          residual: bool = False, progress: bool = True,
+          strategy: str = "none") -> dict[str, list]:
     """Train the SR network on LR maps; resumable; returns the full history.
 
     Parameters
@@ -220,6 +228,8 @@ def train(data, scale: int, out_dir, epochs: int = 400, batch_size: int = 32,
         Total number of epochs of the run (a resumed run trains the missing ones). The paper
         trains 400.
     batch_size : int
+        The global batch: under a ``strategy`` with R replicas each replica gets
+        ``batch_size / R`` samples per step (a multiple of R is required).
     learning_rate : float
         Adam step size (paper: 0.01).
     val_fraction : float
@@ -244,7 +254,8 @@ def train(data, scale: int, out_dir, epochs: int = 400, batch_size: int = 32,
     jit_compile : bool
         Compile the training step with XLA: on a 2-core AVX2 CPU 10-50 % more samples/s than
         Keras' plain graph mode (``benchmarks/bench_training.py``), for a few seconds of
-        compilation at the start. May differ between a run and its resumption.
+        compilation at the start. May differ between a run and its resumption. Off under a
+        TensorFlow strategy with several replicas (config.json records what was used).
     output : {"linear", "unit"}
         SR output of the network (:func:`~spinsr_tf.model.build_sr_model`): the paper's linear
         convolution, or projected onto unit vectors. Stored; a resume must match it.
@@ -253,6 +264,13 @@ def train(data, scale: int, out_dir, epochs: int = 400, batch_size: int = 32,
         Stored; a resume must match it.
     progress : bool
         Keras progress bar (``False``: silent).
+    strategy : {"none", "mirrored", "multiworker"}
+        Data-parallel training (:mod:`spinsr_tf.distribute`): ``"mirrored"`` over the local
+        devices; ``"multiworker"`` is refused (Keras 3's ``fit`` fails under it). Under a
+        TensorFlow strategy the BatchNormalization statistics are synchronized across replicas,
+        so a step equals the single-device step with the same global batch up to float
+        rounding; saved models are the same architecture either way. Recorded in config.json
+        (with ``replicas``); a resume may use another strategy.
 
     Returns
     -------
@@ -274,20 +292,22 @@ def train(data, scale: int, out_dir, epochs: int = 400, batch_size: int = 32,
         raise UserError(f"output must be one of {OUTPUTS}, got {output!r}")
     if not isinstance(residual, bool):
         raise UserError(f"residual must be True or False, got {residual!r}")
+    strategy = distribute.check_strategy(strategy)
     run_dir = Path(out_dir)
     source = open_training_data(data, scale, kernel_size, sigma, padding, hr_path=hr_data,
                                 max_samples=max_samples)
     try:
-        return _train(source, run_dir, epochs, batch_size, learning_rate, val_fraction, seed,
-                      resume, supervised, data, hr_data, max_samples, progress, scale,
-                      bool(jit_compile), output, residual)
+        with distribute.strategy_scope(strategy) as replicas:
+            return _train(source, run_dir, epochs, batch_size, learning_rate, val_fraction, seed,
+                          resume, supervised, data, hr_data, max_samples, progress, scale,
+                          bool(jit_compile), output, residual, strategy, replicas)
     finally:
         source.close()
 
 
 def _train(source: TrainingData, run_dir: Path, epochs, batch_size, learning_rate, val_fraction,
            seed, resume, supervised, data, hr_data, max_samples, progress, scale, jit_compile,
-           output, residual):
+           output, residual, strategy="none", replicas=1):
     if supervised and not source.has_hr:
         raise UserError("supervised=True needs HR maps: the data file holds LR maps only "
                         "(give hr_data / --hr)")
@@ -295,6 +315,8 @@ def _train(source: TrainingData, run_dir: Path, epochs, batch_size, learning_rat
             or not math.isfinite(learning_rate) or learning_rate <= 0):
         raise UserError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
     train_idx, val_idx = split_indices(source.n, val_fraction)
+    distribute.check_batch_size(batch_size, replicas, len(train_idx), len(val_idx))
+    jit_compile = jit_compile and distribute.supports_xla(replicas)
     deg = source.degradation
     config = {
         "data": as_path(data), "hr_data": None if hr_data is None else as_path(hr_data),
@@ -308,7 +330,7 @@ def _train(source: TrainingData, run_dir: Path, epochs, batch_size, learning_rat
         "kernel_size": deg.kernel_size,
         "sigma": deg.sigma, "padding": deg.padding, "max_samples": max_samples,
         "jit_compile": jit_compile, "output": output, "residual": residual,
-        "versions": _versions(),
+        "strategy": strategy, "replicas": replicas, "versions": _versions(),
     }
     config = json.loads(json.dumps(config))
     done = _prepare_run_dir(run_dir, config, resume)
@@ -330,11 +352,12 @@ def _train(source: TrainingData, run_dir: Path, epochs, batch_size, learning_rat
         # second trace of the whole training step (about half of a short run's time).
         model.optimizer.build(model.trainable_variables)
 
+    distribute.set_batch_norm_sync(model, distribute.needs_batch_norm_sync(replicas))
     model.jit_compile = jit_compile
     if done < epochs:
         callbacks = []
         if source.has_hr and len(val_idx):
-            callbacks.append(SRValidation(source, val_idx, batch_size))
+            callbacks.append(SRValidation(source, val_idx, batch_size, replicas))
         callbacks.append(keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=True))
         if _tensorflow() is not None and importlib.util.find_spec("tensorboard") is not None:
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / LOGS),

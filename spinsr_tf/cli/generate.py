@@ -22,8 +22,15 @@ def add_parser(subparsers) -> None:
     p.add_argument("--relax-sweeps", type=int, default=None,
                    help="cap on T=0 relaxation sweeps (default 10000 for Type I, 200 for Type II, "
                    "whose full relaxation coarsens the domains away; see docs/physics.md)")
-    p.add_argument("--workers", type=int, default=None, help="threads (default: all cores)")
-    p.add_argument("--block", type=int, default=16, help="samples per resumable block (default 16)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="numba threads (default: all cores; with --scheduler: per dask task, "
+                   "default 1)")
+    p.add_argument("--block", type=int, default=16,
+                   help="samples per resumable block, and per dask task (default 16)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="anneal the blocks on dask: 'tcp://HOST:PORT' of a running "
+                   "dask scheduler (workers must share the output's filesystem) or 'local:N' "
+                   "(N local worker processes); same file, bit for bit (docs/scaling.md)")
     h = p.add_argument_group("Hamiltonian parameters (units of J)")
     h.add_argument("--J", type=float, default=1.0, help="exchange (default 1)")
     h.add_argument("--dmi", type=float, default=0.3, help="Type I: |D| (default 0.3)")
@@ -65,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         schedule = dataclasses.replace(schedule, relax_sweeps=args.relax_sweeps)
     path = generate_dataset(args.out, hamiltonian, n=args.n, size=args.size,
                             seed=args.seed, schedule=schedule, workers=args.workers,
-                            block=args.block, progress=not args.quiet)
+                            block=args.block, progress=not args.quiet,
+                            scheduler=args.scheduler)
     print(f"wrote {path}: {args.n} x {args.size}x{args.size} Type {args.type} spins")
     return 0

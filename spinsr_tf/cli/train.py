@@ -18,7 +18,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--scale", required=True, type=int, help="SR factor: 4, 8 or 16")
     p.add_argument("--out", required=True, help="run folder RUN_DIR")
     p.add_argument("--epochs", type=int, default=400, help="total epochs (default 400, paper)")
-    p.add_argument("--batch-size", type=int, default=32, help="default 32")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="global batch, split over the replicas of --strategy (default 32)")
     p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default 0.01)")
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="last fraction of the samples held out for validation (default 0.1)")
@@ -42,6 +43,10 @@ def add_parser(subparsers) -> None:
                    help="SR output: linear convolution (paper) or projected onto unit vectors")
     v.add_argument("--residual", action="store_true",
                    help="learn a correction to aligned bicubic interpolation (starts at it)")
+    p.add_argument("--strategy", choices=["none", "mirrored", "multiworker"], default="none",
+                   help="data-parallel training: mirrored = all local GPUs (else logical CPUs), "
+                   "BatchNorm statistics synchronized across replicas; multiworker is reserved "
+                   "(refused: Keras 3's fit fails under it; docs/scaling.md)")
     p.add_argument("--no-xla", action="store_true",
                    help="plain graph mode instead of XLA (slower; starts a few seconds sooner)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -59,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
                     supervised=args.supervised, kernel_size=args.kernel_size, sigma=args.sigma,
                     padding=args.padding, max_samples=args.max_samples, hr_data=args.hr,
                     jit_compile=not args.no_xla, output=args.output, residual=args.residual,
-                    progress=not args.quiet)
+                    progress=not args.quiet, strategy=args.strategy)
     last = {k: v[-1] for k, v in history.items() if k != "epoch" and v}
     summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items())
     print(f"wrote {args.out}/model.keras after {len(history.get('epoch', []))} epochs ({summary})")

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -129,12 +130,32 @@ def _block_name(start: int, stop: int) -> str:
 
 def _save_block(folder: Path, start: int, stop: int, spins: np.ndarray) -> None:
     final = folder / _block_name(start, stop)
-    tmp = folder / (final.name + f".tmp-{os.getpid()}")
+    tmp = folder / (final.name + f".tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")  # unique per writer
     with open(tmp, "wb") as fh:
         np.save(fh, spins)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, final)
+
+
+def anneal_block(folder: Path, hamiltonian, size: int, seed: int, schedule, start: int,
+                 stop: int) -> None:
+    """Anneal samples ``start .. stop - 1`` and save them as their block file in ``folder``.
+
+    The one place a block is made, by the single-machine loop and by every Dask task alike
+    (:mod:`spinsr_tf.data.distributed`), so both write the same bytes under the same name.
+    """
+    from ..physics import anneal
+
+    spins = anneal(hamiltonian, size, seed, np.arange(start, stop), schedule=schedule)
+    _save_block(folder, start, stop, spins)
+
+
+def _anneal_here(folder: Path, todo, hamiltonian, size, seed, schedule):
+    """Anneal the blocks ``todo`` in this process, yielding each ``(start, stop)`` once saved."""
+    for start, stop in todo:
+        anneal_block(folder, hamiltonian, size, seed, schedule, start, stop)
+        yield start, stop
 
 
 def _assemble(path: Path, folder: Path, params: dict, blocks: list[tuple[int, int]]) -> None:
@@ -166,6 +187,7 @@ def generate_dataset(
     workers: int | None = None,
     block: int = 16,
     progress: bool | Callable[[int, int], None] = True,
+    scheduler: str | None = None,
 ) -> Path:
     """Anneal ``n`` independent ``size``×``size`` configurations into ``path`` (dataset ``spins``).
 
@@ -181,6 +203,11 @@ def generate_dataset(
     workers : numba threads (default: all cores).
     block : samples annealed per call and saved per sidecar file (the most an interruption loses).
     progress : show a progress bar (samples done, rate), or a callable ``(done, n)``.
+    scheduler : None (this process), ``"tcp://HOST:PORT"`` of a running Dask scheduler, or
+        ``"local:N"`` (a local cluster of N single-threaded worker processes): each block is then
+        one Dask task writing its block file itself (:mod:`spinsr_tf.data.distributed`; needs a
+        filesystem shared by all workers). ``workers`` is then the numba threads per task
+        (default 1). The file is the same, bit for bit, and resumes across either mode.
 
     Returns
     -------
@@ -189,12 +216,16 @@ def generate_dataset(
     (``hamiltonian.*``), the schedule (``schedule.*``), ``seed``, ``n``, ``size`` and
     ``spinsr_tf_version`` (and all of them as JSON in ``params_json``).
     """
-    from ..physics import anneal, default_schedule  # numba compile cost only when generating
+    from ..physics import default_schedule  # numba compile cost only when generating
 
     path = Path(path)
     schedule = default_schedule(hamiltonian) if schedule is None else schedule
     _check_args(n, size, seed, block)
     _check_writable(path)
+    if scheduler is not None:
+        from .distributed import check_scheduler
+
+        scheduler = check_scheduler(scheduler)
     params = _params(hamiltonian, schedule, n, size, seed)
     folder = _partial_dir(path)
 
@@ -231,7 +262,7 @@ def generate_dataset(
     blocks = [(start, min(start + block, n)) for start in range(0, n, block)]
     todo = [b for b in blocks if not (folder / _block_name(*b)).exists()]
 
-    if workers is not None:
+    if workers is not None and scheduler is None:
         import numba
 
         if not 1 <= workers <= numba.config.NUMBA_NUM_THREADS:
@@ -241,9 +272,14 @@ def generate_dataset(
     done = n - sum(stop - start for start, stop in todo)
     bar = _progress_bar(progress, n, done, path.name)
     try:
-        for start, stop in todo:
-            spins = anneal(hamiltonian, size, seed, np.arange(start, stop), schedule=schedule)
-            _save_block(folder, start, stop, spins)
+        if scheduler is None:
+            finished = _anneal_here(folder, todo, hamiltonian, size, seed, schedule)
+        else:
+            from .distributed import anneal_blocks
+
+            finished = anneal_blocks(scheduler, folder, todo, hamiltonian, size, seed, schedule,
+                                     threads=workers)
+        for start, stop in finished:
             done += stop - start
             bar(stop - start, done)
     finally:

@@ -35,8 +35,8 @@ from . import distribute
 from ._version import __version__
 from .data.stream import BatchPlan, TrainingData, as_path, open_training_data, split_indices
 from .errors import UserError
-from .model import (OUTPUTS, build_sr_model, compile_sr_model, decoder_filters, load_sr_model,
-                    sr_submodel)
+from .model import (LR_OUTPUT, OUTPUTS, SR_OUTPUT, build_sr_model, compile_sr_model,
+                    decoder_filters, load_sr_model, sr_submodel)
 
 CONFIG, HISTORY, LOGS = "config.json", "history.csv", "logs"
 CHECKPOINT, CHECKPOINT_INFO, MODEL = "checkpoint.keras", "checkpoint.json", "model.keras"
@@ -69,7 +69,12 @@ class _Batches(keras.utils.PyDataset):
         epoch, step = divmod(int(i), self.plan.steps_per_epoch)
         idx = self.plan.batch(self.first_epoch + epoch, step)
         lr = self.data.lr(idx)
-        return lr, (self.data.hr(idx) if self.supervised else lr)
+        # Targets keyed by output name, like the compiled loss: with a bare array the JAX
+        # trainer fails to match it to the one-of-two-outputs loss once a smaller last batch
+        # makes it retrace.
+        if self.supervised:
+            return lr, {SR_OUTPUT: self.data.hr(idx)}
+        return lr, {LR_OUTPUT: lr}
 
 
 class SRValidation(keras.callbacks.Callback):

@@ -137,6 +137,32 @@ def test_per_replica_batch_norm_fails_the_comparison(runs, data, tmp_path):
     assert loss > 10 * LOSS_RTOL or weights > WEIGHT_ATOL, (loss, weights)
 
 
+_JAX_SCRIPT = r"""
+import json, os, sys
+from spinsr_tf.training import train
+
+data, root, run_args = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+for name in ("none", "mirrored"):
+    train(data, out_dir=os.path.join(root, name), **dict(run_args, strategy=name))
+"""
+
+
+@pytest.mark.slow  # ~80 s of XLA compilation on 2 cores
+def test_jax_data_parallel_over_two_host_devices_matches_one_device(data, tmp_path):
+    """JAX backend: ``keras.distribution.DataParallel`` shards one global computation, so its
+    BN statistics are global without any switch; the runs differ by float rounding only."""
+    pytest.importorskip("jax")
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    proc = subprocess.run([sys.executable, "-c", _JAX_SCRIPT, str(data), str(tmp_path),
+                           json.dumps(RUN)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = json.loads((tmp_path / "mirrored" / "config.json").read_text())
+    assert config["strategy"] == "mirrored" and config["replicas"] == 2
+    loss, weights = _differences(tmp_path / "none", tmp_path / "mirrored")
+    assert loss < LOSS_RTOL and weights < WEIGHT_ATOL, (loss, weights)
+
+
 def test_bad_strategy_is_one_line_exit_2(data, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--data", str(data), "--scale", "4", "--out", str(tmp_path / "r"),

@@ -32,6 +32,7 @@ from spinsr_tf.cli import main
 from spinsr_tf.errors import UserError
 from spinsr_tf.model import load_sr_model
 from spinsr_tf.training import read_history, train
+from test_training import _smooth_spins
 
 RUN = dict(scale=4, epochs=2, batch_size=4, val_fraction=0.125, seed=3, progress=False,
            jit_compile=False)
@@ -60,15 +61,6 @@ if "mirrored" in runs:  # the mirrored run continued for one epoch without a str
     train(data, out_dir=os.path.join(root, "resumed"),
           **dict(run_args, strategy="none", resume=True, epochs=run_args["epochs"] + 1))
 """
-
-
-def _smooth_spins(n, size, seed):
-    rng = np.random.default_rng(seed)
-    k = np.fft.fftfreq(size)
-    lowpass = np.exp(-(k[:, None] ** 2 + k[None, :] ** 2) / (2 * 0.06 ** 2))
-    noise = rng.normal(size=(n, size, size, 3))
-    v = np.fft.ifft2(np.fft.fft2(noise, axes=(1, 2)) * lowpass[None, :, :, None], axes=(1, 2)).real
-    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

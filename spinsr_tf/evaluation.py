@@ -18,6 +18,7 @@ import numpy as np
 from .baselines import BASELINES, unit_normalize
 from .data.degradation import gaussian_downsample
 from .errors import UserError
+from .files import write_text_atomic
 from .metrics import corr, mse, psnr, summarize
 
 _METRICS = (("mse", mse), ("psnr", psnr), ("corr", corr))
@@ -128,11 +129,7 @@ def write_json(result: dict, path: str | os.PathLike) -> Path:
             return _json_number(obj)
         return obj
 
-    path = Path(path)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(clean(result), indent=1))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(clean(result), indent=1))
 
 
 def format_table(result: dict, title: str | None = None) -> str:

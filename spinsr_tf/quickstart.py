@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from .errors import UserError
+from .files import write_text_atomic
 from .reproduce import NETWORKS as NETWORKS_ALL
 from .reproduce import Preset, make_data, run_setting
 
@@ -50,9 +51,7 @@ def quickstart(out_dir: str | os.PathLike = "quickstart", n_train: int = 48, n_t
                          progress=progress, title="Quickstart, Type I")
     say("[3/3] writing the table", flush=True)
     table = format_table(result, title=f"Quickstart: Type I, x{scale}")
-    tmp = out / f"table.md.tmp-{os.getpid()}"
-    tmp.write_text(table)
-    os.replace(tmp, out / "table.md")
+    write_text_atomic(out / "table.md", table)
     say(table)
     say(f"wrote {out / 'table.md'}, {out / 'results.json'}, {out / 'figure.png'}")
     return result

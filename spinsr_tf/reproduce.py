@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 from .errors import UserError
+from .files import write_text_atomic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,12 +76,6 @@ def _check_preset(preset) -> Preset:
     if preset not in PRESETS:
         raise UserError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     return PRESETS[preset]
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def make_data(type_dir: Path, kind: str, preset: Preset, seed: int, progress: bool):
@@ -254,7 +248,7 @@ def reproduce(out_dir, preset="medium", types=("I", "II"), seed: int = 0,
                 type_dir / f"x{scale}", train_file, test_file, scale, p, seed=seed,
                 networks=networks, progress=progress, title=f"Type {kind}")
         table = format_type_table(kind, settings, preset_name, networks)
-        _write_text(out / TABLE_FILES[kind], table)
+        write_text_atomic(out / TABLE_FILES[kind], table)
         say(table, flush=True)
     from .evaluation import write_json
 

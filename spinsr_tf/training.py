@@ -35,6 +35,7 @@ from . import distribute
 from ._version import __version__
 from .data.stream import BatchPlan, TrainingData, as_path, open_training_data, split_indices
 from .errors import UserError
+from .files import write_text_atomic
 from .model import (LR_OUTPUT, OUTPUTS, SR_OUTPUT, build_sr_model, compile_sr_model,
                     decoder_filters, load_sr_model, sr_submodel)
 
@@ -136,9 +137,7 @@ def save_model_atomic(model: keras.Model, path: Path) -> None:
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
 
 
 def read_history(run_dir) -> dict[str, list]:
@@ -174,9 +173,7 @@ def _truncate_history(run_dir: Path, epochs: int) -> None:
     rows = list(csv.DictReader(lines))
     keep = [lines[0]] + [line for line, row in zip(lines[1:], rows)
                          if row.get("epoch", "").isdigit() and int(row["epoch"]) < epochs]
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("".join(keep))
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(keep))
 
 
 def _check_int(name, value, minimum):

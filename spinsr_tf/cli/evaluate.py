@@ -63,14 +63,14 @@ def _check_lattice_size(name: str, model_path: str, test_size) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
     from ..data.generate import read_spins
     from ..errors import UserError
     from ..evaluation import evaluate, format_table, write_json
+    from ..files import write_text_atomic
     from ..model import load_sr_model
 
-    models = {name: load_sr_model(path) for name, path in _named_models(args.model).items()}
+    paths = _named_models(args.model)
+    models = {name: load_sr_model(path) for name, path in paths.items()}
     hr = read_spins(args.data)
     if args.max_images is not None:
         if args.max_images <= 0:
@@ -84,16 +84,13 @@ def run(args: argparse.Namespace) -> int:
             if factor != args.scale:
                 raise UserError(f"model {name!r} is a x{factor} model, not x{args.scale}")
     if not args.any_size:
-        for name, path in _named_models(args.model).items():
+        for name, path in paths.items():
             _check_lattice_size(name, path, hr.shape[1:3])
     result = evaluate(hr, models)
     table = format_table(result)
     print(table)
     if args.table:
-        tmp = f"{args.table}.tmp-{os.getpid()}"
-        with open(tmp, "w") as fh:
-            fh.write(table)
-        os.replace(tmp, args.table)
+        write_text_atomic(args.table, table)
     if args.json:
         write_json(result, args.json)
     return 0

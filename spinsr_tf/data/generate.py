@@ -26,6 +26,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import UserError
+from ..files import write_text_atomic
 
 #: Name of the HR dataset in every spins file.
 SPINS = "spins"
@@ -253,9 +254,8 @@ def generate_dataset(
         block = int(stored["block"])
     else:
         folder.mkdir()
-        tmp = folder / (_PARAMS_FILE + ".tmp")
-        tmp.write_text(json.dumps({"params": params, "block": block}, indent=1, sort_keys=True))
-        os.replace(tmp, folder / _PARAMS_FILE)
+        write_text_atomic(folder / _PARAMS_FILE,
+                          json.dumps({"params": params, "block": block}, indent=1, sort_keys=True))
 
     for stale in folder.glob("*.tmp-*"):
         stale.unlink()

@@ -21,3 +21,19 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def save_npy_atomic(path: str | os.PathLike, array) -> Path:
+    """``np.save`` of ``array`` as float32 through a temporary name; return the path."""
+    import numpy as np
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(array, dtype=np.float32))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path

@@ -28,10 +28,13 @@ import keras
 from .data.degradation import check_degradation_args
 from .errors import UserError
 from .layers import AlignedUpsample, GaussianDownsample, UnitVectors, padding_layer
+from .prior import PhysicsPrior
 
 #: Names of the two model outputs (and of the layers producing them).
 LR_OUTPUT = "lr"
 SR_OUTPUT = "sr"
+#: Name of the physics-prior layer, when the model has one.
+PRIOR_LAYER = "physics_prior"
 #: Filters of the four convolutions of the expanding part.
 EXPAND_FILTERS = (64, 64, 64, 64)
 #: SR output kinds: the paper's linear convolution, or projected onto unit vectors.
@@ -58,7 +61,7 @@ def _check_scale(scale) -> int:
 def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
                    kernel_size: int = 23, sigma: float = 1.0,
                    input_size: int | None = None, output: str = "linear",
-                   residual: bool = False) -> keras.Model:
+                   residual: bool = False, prior=None, prior_weight: float = 0.0) -> keras.Model:
     """Build the SR network, uncompiled; by default exactly the paper's.
 
     Layers, with ``Pad`` = :class:`~spinsr_tf.layers.PeriodicPadding2D` (``padding="periodic"``)
@@ -109,6 +112,11 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
         SR map straight from the last convolution (paper) or projected onto unit vectors.
     residual : bool
         Add the CNN's output to the aligned bicubic interpolation of the input (see above).
+    prior, prior_weight : Hamiltonian or None, float
+        Physics prior (:mod:`spinsr_tf.prior`): a :class:`~spinsr_tf.prior.PhysicsPrior` layer
+        named ``"physics_prior"`` between the SR map and the degradation adds
+        ``prior_weight · E(SR)/N`` to the training loss. Needs ``output="unit"`` and periodic
+        padding (the energy is that of a periodic lattice of unit spins).
 
     Returns
     -------
@@ -150,8 +158,16 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
             sr = keras.layers.Add(name=SR_OUTPUT if output == "linear" else "sr_sum")([skip, sr])
         if output == "unit":
             sr = UnitVectors(name=SR_OUTPUT)(sr)
-    lr = GaussianDownsample(scale, kernel_size, sigma, padding, name=LR_OUTPUT)(sr)
-    variant = ("_residual" if residual else "") + ("_unit" if output == "unit" else "")
+    to_degrade = sr
+    if prior is not None:
+        if output != "unit" or padding != "periodic" or int(channels) != 3:
+            raise UserError("a physics prior needs output='unit', padding='periodic' and 3 "
+                            f"channels, got output={output!r}, padding={padding!r}, "
+                            f"channels={channels!r}")
+        to_degrade = PhysicsPrior(prior, prior_weight, name=PRIOR_LAYER)(sr)
+    lr = GaussianDownsample(scale, kernel_size, sigma, padding, name=LR_OUTPUT)(to_degrade)
+    variant = (("_residual" if residual else "") + ("_unit" if output == "unit" else "")
+               + ("_physics" if prior is not None else ""))
     return keras.Model(inputs, {LR_OUTPUT: lr, SR_OUTPUT: sr}, name=f"spinsr_x{scale}{variant}")
 
 

@@ -36,6 +36,7 @@ from ._version import __version__
 from .data.stream import BatchPlan, TrainingData, as_path, open_training_data, split_indices
 from .errors import UserError
 from .files import write_text_atomic
+from .physics.hamiltonians import hamiltonian_from_attrs
 from .model import (LR_OUTPUT, OUTPUTS, SR_OUTPUT, build_sr_model, compile_sr_model,
                     decoder_filters, load_sr_model, sr_submodel)
 
@@ -211,9 +212,10 @@ def train(data, scale: int, out_dir, epochs: int = 400, batch_size: int = 32,
           learning_rate: float = 0.01, val_fraction: float = 0.1, seed: int = 0,
           resume: bool = False, supervised: bool = False, kernel_size: int | None = None,
           sigma: float | None = None, padding: str | None = None, max_samples: int | None = None,
-          hr_data=None, jit_compile: bool = True, output: str = "linear",
+          hr_data=None, jit_compile: bool = True, output: str | None = None,
           residual: bool = False, progress: bool = True,
-          strategy: str = "none") -> dict[str, list]:
+          strategy: str = "none", physics: str = "none", physics_weight: float | None = None,
+          physics_overrides: dict | None = None) -> dict[str, list]:
     """Train the SR network on LR maps; resumable; returns the full history.
 
     Parameters
@@ -258,9 +260,10 @@ def train(data, scale: int, out_dir, epochs: int = 400, batch_size: int = 32,
         Keras' plain graph mode (``benchmarks/bench_training.py``), for a few seconds of
         compilation at the start. May differ between a run and its resumption. Off under a
         TensorFlow strategy with several replicas (config.json records what was used).
-    output : {"linear", "unit"}
+    output : {"linear", "unit"}, optional
         SR output of the network (:func:`~spinsr_tf.model.build_sr_model`): the paper's linear
-        convolution, or projected onto unit vectors. Stored; a resume must match it.
+        convolution, or projected onto unit vectors. Default: ``"unit"`` with a physics prior
+        (which needs it), else ``"linear"``. Stored; a resume must match it.
     residual : bool
         Learn a correction to aligned bicubic interpolation (starts *at* that baseline).
         Stored; a resume must match it.
@@ -273,6 +276,15 @@ def train(data, scale: int, out_dir, epochs: int = 400, batch_size: int = 32,
         so a step equals the single-device step with the same global batch up to float
         rounding; saved models are the same architecture either way. Recorded in config.json
         (with ``replicas``); a resume may use another strategy.
+    physics : {"none", "typeI", "typeII", "exchange"}
+        Physics prior (:mod:`spinsr_tf.prior`): adds ``physics_weight · E(SR)/N`` to the loss,
+        with the Hamiltonian of the data file's ``hamiltonian.*`` attributes (``"exchange"``:
+        exchange alone). The HR maps still never enter the loss.
+    physics_weight : float, optional
+        λ. None chooses it from the first training LR maps (:func:`~spinsr_tf.prior.choose_weight`,
+        LR data only); the choice and its evidence go to config.json.
+    physics_overrides : dict, optional
+        Hamiltonian parameters to replace, e.g. ``{"dmi": 0.36}``.
 
     Returns
     -------
@@ -290,6 +302,8 @@ def train(data, scale: int, out_dir, epochs: int = 400, batch_size: int = 32,
     batch_size = _check_int("batch_size", batch_size, 1)
     seed = _check_int("seed", seed, 0)
     decoder_filters(scale)
+    if output is None:
+        output = "linear" if physics == "none" else "unit"
     if output not in OUTPUTS:
         raise UserError(f"output must be one of {OUTPUTS}, got {output!r}")
     if not isinstance(residual, bool):
@@ -299,17 +313,19 @@ def train(data, scale: int, out_dir, epochs: int = 400, batch_size: int = 32,
     source = open_training_data(data, scale, kernel_size, sigma, padding, hr_path=hr_data,
                                 max_samples=max_samples)
     try:
+        prior = _physics_config(source, physics, physics_weight, physics_overrides, run_dir,
+                                resume, val_fraction, output, progress)
         with distribute.strategy_scope(strategy) as replicas:
             return _train(source, run_dir, epochs, batch_size, learning_rate, val_fraction, seed,
                           resume, supervised, data, hr_data, max_samples, progress, scale,
-                          bool(jit_compile), output, residual, strategy, replicas)
+                          bool(jit_compile), output, residual, strategy, replicas, prior)
     finally:
         source.close()
 
 
 def _train(source: TrainingData, run_dir: Path, epochs, batch_size, learning_rate, val_fraction,
            seed, resume, supervised, data, hr_data, max_samples, progress, scale, jit_compile,
-           output, residual, strategy="none", replicas=1):
+           output, residual, strategy="none", replicas=1, prior=None):
     if supervised and not source.has_hr:
         raise UserError("supervised=True needs HR maps: the data file holds LR maps only "
                         "(give hr_data / --hr)")
@@ -333,6 +349,7 @@ def _train(source: TrainingData, run_dir: Path, epochs, batch_size, learning_rat
         "sigma": deg.sigma, "padding": deg.padding, "max_samples": max_samples,
         "jit_compile": jit_compile, "output": output, "residual": residual,
         "strategy": strategy, "replicas": replicas, "versions": _versions(),
+        **(prior or _NO_PRIOR),
     }
     config = json.loads(json.dumps(config))
     done = _prepare_run_dir(run_dir, config, resume)
@@ -348,7 +365,10 @@ def _train(source: TrainingData, run_dir: Path, epochs, batch_size, learning_rat
         keras.utils.set_random_seed(seed)
         model = build_sr_model(scale=int(scale), channels=config["channels"],
                                padding=deg.padding, kernel_size=deg.kernel_size, sigma=deg.sigma,
-                               output=output, residual=residual)
+                               output=output, residual=residual,
+                               prior=(hamiltonian_from_attrs(prior["physics_hamiltonian"])
+                                      if prior else None),
+                               prior_weight=prior["physics_weight"] if prior else 0.0)
         compile_sr_model(model, learning_rate=float(learning_rate), supervised=bool(supervised))
         # Creating the Adam slots now, not inside the first traced step, spares TensorFlow a
         # second trace of the whole training step (about half of a short run's time).
@@ -377,6 +397,57 @@ def _train(source: TrainingData, run_dir: Path, epochs, batch_size, learning_rat
     return read_history(run_dir)
 
 
+_NO_PRIOR = {"physics": "none", "physics_weight": 0.0, "physics_hamiltonian": None,
+             "physics_weight_rule": None}
+
+
+def _physics_config(source: TrainingData, physics, weight, overrides, run_dir: Path, resume,
+                    val_fraction, output, progress) -> dict | None:
+    """The prior's config.json entries (None without a prior); λ chosen here if not given."""
+    from .prior import check_weight, choose_weight, resolve_prior
+
+    attrs = dict((source.lr_file or source.hr_file).attrs)
+    ham = resolve_prior(physics, attrs, overrides)
+    if ham is None:
+        if weight not in (None, 0, 0.0):
+            raise UserError("physics_weight given without a physics prior (physics='none')")
+        return None
+    if output != "unit":
+        raise UserError(f"a physics prior needs output='unit' (unit spins), got {output!r}")
+    if source.degradation.padding != "periodic":
+        raise UserError("a physics prior needs periodic maps (padding='periodic')")
+    if source.lr_shape[-1] != 3:
+        raise UserError(f"a physics prior needs spin vectors (3 channels), got "
+                        f"{source.lr_shape[-1]}")
+    rule = None
+    if weight is None:
+        stored = _stored_config(run_dir) if resume else {}
+        if stored.get("physics") == physics and stored.get("physics_weight_rule"):
+            weight, rule = stored["physics_weight"], stored["physics_weight_rule"]
+        else:
+            train_idx, _ = split_indices(source.n, val_fraction)
+            deg = source.degradation
+            if progress:
+                print("choosing the physics weight from the LR maps (discrepancy principle)",
+                      flush=True)
+            weight, rule = choose_weight(source.lr(train_idx[:4]), ham, deg.factor,
+                                         kernel_size=deg.kernel_size, sigma=deg.sigma,
+                                         return_details=True)
+            if progress:
+                print(f"physics weight {weight:g} (LR noise tolerance {rule['tolerance']:.3g})",
+                      flush=True)
+    return json.loads(json.dumps({"physics": physics, "physics_weight": check_weight(weight),
+                                  "physics_hamiltonian": ham.to_attrs(),
+                                  "physics_weight_rule": rule}))
+
+
+def _stored_config(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / CONFIG).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def _prepare_run_dir(run_dir: Path, config: dict, resume: bool) -> int:
     """Create or check the run folder; return the number of epochs already done."""
     config_path = run_dir / CONFIG
@@ -387,7 +458,7 @@ def _prepare_run_dir(run_dir: Path, config: dict, resume: bool) -> int:
             stored = json.loads(config_path.read_text())
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot read {str(config_path)!r}: {exc}") from None
-        stored = {"output": "linear", "residual": False, **stored}  # runs older than variants
+        stored = {"output": "linear", "residual": False, **_NO_PRIOR, **stored}  # older runs
         info = run_dir / CHECKPOINT_INFO
         done = 0
         if info.exists() and (run_dir / CHECKPOINT).exists():

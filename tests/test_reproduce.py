@@ -85,3 +85,22 @@ def test_table_notebooks_run_at_smoke_and_a_rerun_reuses_everything(tmp_path):
     again = reproduce(out, preset="smoke", types=("I", "II"), progress=False)
     assert again["settings"] == summary["settings"]
     assert stamps == {p: p.stat().st_mtime_ns for p in stamps}
+
+    # Figs. 4-6 reuse the trained networks of the same folder; Fig. 7 makes its own images
+    os.environ.update(env)
+    try:
+        for name in ("fig4_cross_feeding.ipynb", "fig5_6_noise.ipynb",
+                     "fig7_microscope_images.ipynb"):
+            _execute(NOTEBOOKS / name, tmp_path)
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+    assert stamps == {p: p.stat().st_mtime_ns for p in stamps}     # nothing retrained
+    for net in ("sr_residual_unit", "sr"):
+        cross = json.loads((out / f"cross_feeding_{net}.json").read_text())
+        assert cross and (out / f"fig4_cross_feeding_{net}.png").stat().st_size > 1000
+    for kind, fig in (("I", "fig5_noise_type_I"), ("II", "fig6_noise_type_II")):
+        assert json.loads((out / f"noise_type_{kind}_sr_residual_unit.json").read_text())
+        assert (out / f"{fig}_sr_residual_unit.png").stat().st_size > 1000
+    assert any((tmp_path / "fig7_smoke").rglob("*.png"))

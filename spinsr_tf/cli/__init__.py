@@ -29,6 +29,8 @@ COMMANDS = (
     "export",
     "upscale",
     "reproduce",
+    "physics_sr",
+    "fit_image",
 )
 
 

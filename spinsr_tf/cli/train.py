@@ -39,10 +39,20 @@ def add_parser(subparsers) -> None:
     d.add_argument("--padding", choices=["periodic", "reflect"], default=None,
                    help="boundary condition")
     v = p.add_argument_group("network variant (default: the paper's network)")
-    v.add_argument("--output", choices=["linear", "unit"], default="linear",
-                   help="SR output: linear convolution (paper) or projected onto unit vectors")
+    v.add_argument("--output", choices=["linear", "unit"], default=None,
+                   help="SR output: linear convolution (paper; the default) or projected onto "
+                   "unit vectors (the default with --physics)")
     v.add_argument("--residual", action="store_true",
                    help="learn a correction to aligned bicubic interpolation (starts at it)")
+    ph = p.add_argument_group("physics prior (beyond the paper; docs/physics_sr.md)")
+    ph.add_argument("--physics", choices=["none", "typeI", "typeII", "exchange"],
+                    default="none", help="add lambda * energy per spin of the SR map to the "
+                    "loss: the data file's Type I / Type II Hamiltonian, or exchange alone for "
+                    "images of unknown Hamiltonian (default none)")
+    ph.add_argument("--physics-weight", default="auto", metavar="LAMBDA",
+                    help="lambda, or 'auto' (default): chosen from the LR maps alone")
+    ph.add_argument("--physics-set", action="append", default=[], metavar="NAME=VALUE",
+                    help="replace a Hamiltonian parameter, e.g. dmi=0.36 (repeatable)")
     p.add_argument("--strategy", choices=["none", "mirrored", "multiworker"], default="none",
                    help="data-parallel training: mirrored = all local GPUs (else logical CPUs), "
                    "BatchNorm statistics synchronized across replicas; multiworker is reserved "
@@ -54,7 +64,19 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import UserError
+    from ..prior import parse_overrides
     from ..training import train
+
+    weight = None
+    if args.physics_weight != "auto":
+        try:
+            weight = float(args.physics_weight)
+        except ValueError:
+            raise UserError(f"--physics-weight must be a number or 'auto', got "
+                            f"{args.physics_weight!r}") from None
+        if args.physics == "none":
+            raise UserError("--physics-weight given without --physics")
 
     if args.supervised:
         print("training the supervised oracle on HR maps: a reference, not part of the method")
@@ -64,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
                     supervised=args.supervised, kernel_size=args.kernel_size, sigma=args.sigma,
                     padding=args.padding, max_samples=args.max_samples, hr_data=args.hr,
                     jit_compile=not args.no_xla, output=args.output, residual=args.residual,
-                    progress=not args.quiet, strategy=args.strategy)
+                    progress=not args.quiet, strategy=args.strategy, physics=args.physics,
+                    physics_weight=weight,
+                    physics_overrides=parse_overrides(args.physics_set))
     last = {k: v[-1] for k, v in history.items() if k != "epoch" and v}
     summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items())
     print(f"wrote {args.out}/model.keras after {len(history.get('epoch', []))} epochs ({summary})")

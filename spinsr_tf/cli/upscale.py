@@ -22,7 +22,51 @@ def add_parser(subparsers) -> None:
     p.add_argument("--dataset", default=None,
                    help="HDF5 input: dataset to read (default: 'lr', 'spins' or 'sr')")
     p.add_argument("--batch-size", type=int, default=8, help="maps per forward pass (default 8)")
+    r = p.add_argument_group("per-image physics refinement (periodic spin maps; "
+                             "docs/physics_sr.md)")
+    r.add_argument("--refine", choices=["none", "physics"], default="none",
+                   help="physics: start from the network's SR map and minimise MSE(degrade(SR), "
+                   "LR) + lambda * E/N per map (default none)")
+    r.add_argument("--physics", choices=["typeI", "typeII", "exchange"], default=None,
+                   help="Hamiltonian of the refinement (default: the model's training prior)")
+    r.add_argument("--physics-weight", default=None, metavar="LAMBDA",
+                   help="lambda (default: the model's; 'auto' or none there: chosen from the "
+                   "LR maps alone)")
+    r.add_argument("--physics-set", action="append", default=[], metavar="NAME=VALUE",
+                   help="replace a Hamiltonian parameter, e.g. dmi=0.36 (repeatable)")
+    r.add_argument("--steps", type=int, default=300, help="refinement steps (default 300)")
     p.set_defaults(func=run)
+
+
+def refinement_plan(args, model, lr):
+    """``(hamiltonian, weight)`` of ``--refine physics``: from the flags, else the model's prior
+    layer, else an error; λ 'auto' is chosen from ``lr``."""
+    from ..errors import UserError
+    from ..model import PRIOR_LAYER
+    from ..physics.hamiltonians import hamiltonian_from_attrs
+    from ..prior import check_weight, choose_weight, parse_overrides, resolve_prior
+
+    trained = next((layer for layer in model.layers if layer.name == PRIOR_LAYER), None)
+    overrides = parse_overrides(args.physics_set)
+    if args.physics is not None:
+        attrs = ({f"hamiltonian.{k}": v for k, v in trained.hamiltonian.items()}
+                 if trained is not None else None)
+        ham = resolve_prior(args.physics, attrs, overrides)
+    elif trained is not None:
+        ham = hamiltonian_from_attrs({**trained.hamiltonian, **overrides})
+    else:
+        raise UserError("--refine physics needs --physics (the model was trained without a prior)")
+    factor = int(model.get_layer("lr").factor)
+    if args.physics_weight not in (None, "auto"):
+        try:
+            return ham, check_weight(float(args.physics_weight))
+        except ValueError:
+            raise UserError(f"--physics-weight must be a number or 'auto', got "
+                            f"{args.physics_weight!r}") from None
+    if args.physics_weight is None and trained is not None and args.physics is None:
+        return ham, trained.weight
+    deg = model.get_layer("lr")
+    return ham, choose_weight(lr, ham, factor, kernel_size=deg.kernel_size, sigma=deg.sigma)
 
 
 #: Smallest LR side the network accepts (its 1-pixel reflect padding needs two pixels).
@@ -64,7 +108,25 @@ def run(args: argparse.Namespace) -> int:
     scale = int(model.get_layer(LR_OUTPUT).factor)
     fmt, dtype = check_writable(out, (n, h * scale, w * scale, c),
                                 output_dtype(image_format(out), info))
+    if args.refine == "physics":
+        if c != 3 or model.get_layer(LR_OUTPUT).padding != "periodic":
+            raise UserError("--refine physics needs periodic spin maps (3 channels, a model "
+                            "trained with periodic padding)")
+        if args.steps < 0:
+            raise UserError(f"--steps must be >= 0, got {args.steps}")
+        hamiltonian, weight = refinement_plan(args, model, lr)
     sr = serving_model(model).predict(lr, batch_size=args.batch_size, verbose=0)
+    if args.refine == "physics":
+        import time
+
+        from ..refine import refine
+
+        deg = model.get_layer(LR_OUTPUT)
+        t0 = time.perf_counter()
+        sr = refine(lr, hamiltonian, weight, scale, start=sr, steps=args.steps,
+                    kernel_size=deg.kernel_size, sigma=deg.sigma)
+        print(f"refined {n} map(s) with lambda {weight:g}, {args.steps} steps "
+              f"({time.perf_counter() - t0:.1f} s)")
     write_image(out, sr, dtype=dtype, dataset="sr",
                 attrs={"scale": scale, "model": os.path.abspath(args.model),
                        "input": os.path.abspath(args.input)})

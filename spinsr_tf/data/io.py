@@ -34,6 +34,8 @@ from ..errors import UserError
 #: File extension → format name.
 FORMATS = {".npy": "npy", ".h5": "h5", ".hdf5": "h5", ".tif": "tiff", ".tiff": "tiff",
            ".png": "png"}
+#: Extensions of OVF vector-field files (:mod:`~spinsr_tf.data.ovf`), which are read, not written.
+OVF_SUFFIXES = (".ovf", ".omf")
 #: HDF5 datasets looked for when none is named (LR input, HR ground truth, SR output).
 H5_DATASETS = ("lr", "spins", "sr")
 #: Integer dtypes understood as intensities and mapped onto [-1, 1].
@@ -48,7 +50,7 @@ class ImageInfo:
 
     Attributes
     ----------
-    format : {"npy", "h5", "tiff", "png"}
+    format : {"npy", "h5", "tiff", "png", "ovf"}
     dtype : str
         The stored dtype (``"uint8"``, ``"float32"``...). For the dtypes of
         :data:`INTENSITY_DTYPES` the values were mapped from the dtype range onto [-1, 1].
@@ -232,7 +234,7 @@ def _read_png(path: Path) -> np.ndarray:
 
 def read_image(path: str | os.PathLike, dataset: str | None = None, *,
                return_info: bool = False):
-    """Read maps from ``.npy``, ``.h5``/``.hdf5``, ``.tif``/``.tiff`` or ``.png``.
+    """Read maps from ``.npy``, ``.h5``/``.hdf5``, ``.tif``/``.tiff``, ``.png`` or ``.ovf``.
 
     Parameters
     ----------
@@ -258,6 +260,16 @@ def read_image(path: str | os.PathLike, dataset: str | None = None, *,
         is neither float nor an intensity, NaN or Inf values, or an ambiguous HDF5 dataset.
     """
     path = Path(path)
+    if path.suffix.lower() in OVF_SUFFIXES:   # vector fields of OOMMF / mumax3, read only
+        from .ovf import read_ovf
+
+        if not path.is_file():
+            raise UserError(f"input file {str(path)!r} does not exist")
+        if dataset is not None:
+            raise UserError(f"dataset={dataset!r} applies to HDF5 files only, not {str(path)!r}")
+        values, _ = _values(_to_nhwc(read_ovf(path, normalize=False)[0], path), path)
+        return (values, ImageInfo(format="ovf", dtype="float32", dataset=None)) \
+            if return_info else values
     fmt = image_format(path)
     if not path.is_file():
         raise UserError(f"input file {str(path)!r} does not exist")

@@ -1,0 +1,345 @@
+"""Read and write OOMMF vector field files (OVF 1.0 and 2.0), as written by OOMMF and mumax3.
+
+Supported: rectangular meshes, three-component values (``valuedim: 3``), data as ``Text``,
+``Binary 4`` or ``Binary 8``. Binary data start with a check value (1234567.0 for 4-byte,
+123456789012345.0 for 8-byte floats), big-endian in OVF 1.0 and little-endian in OVF 2.0; a
+wrong check value means a damaged file or the wrong byte order, and is refused. OVF 1.0's
+``valuemultiplier`` is applied. Irregular meshes, other ``valuedim``, missing mesh keys,
+truncated data and non-finite values are refused with one :class:`~spinsr_tf.errors.UserError`
+line.
+
+Orientation. OVF stores x fastest, then y, then z. :func:`read_ovf` returns one z layer as
+``(H, W, 3)`` = ``(ynodes, xnodes, 3)`` with ``array[i, j]`` the cell at x index ``j`` and
+y index ``i``: row 0 is the cell row at ``ymin``, and the spin components keep OVF's x, y, z.
+That is this package's convention (``spins[i, j]`` at x = j, y = i, components in the same
+frame), so chirality and DMI signs are preserved. Shown with ``imshow`` (row 0 at the top) the
+map is mirrored top-to-bottom with respect to OOMMF/mumax3 viewers (y up); use
+``imshow(..., origin="lower")`` to see it as they do. No row is flipped and no component is
+negated on reading or writing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+
+#: First value of a binary data block, by float size.
+CHECK_VALUES = {4: 1234567.0, 8: 123456789012345.0}
+#: Mesh keys a file must have.
+_NODES = ("xnodes", "ynodes", "znodes")
+_END_DATA = re.compile(rb"^[ \t]*#[ \t]*end[ \t]*:[ \t]*data", re.IGNORECASE | re.MULTILINE)
+
+
+def _fail(path, message: str) -> UserError:
+    return UserError(f"OVF file {str(path)!r}: {message}")
+
+
+def _normal(key: str) -> str:
+    return re.sub(r"\s+", "", key).lower()
+
+
+def _split_header(line: str) -> tuple[str, str] | None:
+    """``"# Key: value ## comment"`` → ``("key", "value")``; None for a comment or blank line."""
+    if line.startswith("##") or not line.strip():
+        return None
+    comment = line.find("##")
+    if comment >= 0:
+        line = line[:comment]
+    if not line.startswith("#"):
+        return ("", line)
+    key, _, value = line[1:].partition(":")
+    return _normal(key), value.strip()
+
+
+def _version(first: str, path) -> int:
+    text = " ".join(first.lower().replace("#", " ").split())
+    if text == "oommf ovf 2.0":
+        return 2
+    if text in ("oommf: rectangular mesh v1.0", "oommf ovf 1.0"):
+        return 1
+    if text == "oommf: irregular mesh v1.0":
+        raise _fail(path, "irregular meshes are not supported (rectangular only)")
+    raise _fail(path, f"first line {first.strip()[:60]!r} is not an OVF 1.0 or 2.0 header")
+
+
+def _parse_header(raw: bytes, path) -> tuple[int, dict, list, str, int]:
+    """Version, header keys, ``Desc`` lines, data kind and the offset of the data."""
+    pos, first = 0, None
+    header: dict[str, str] = {}
+    desc: list[str] = []
+    while True:
+        end = raw.find(b"\n", pos)
+        if end < 0:
+            raise _fail(path, "no '# Begin: Data' line (truncated header?)")
+        line = raw[pos:end].decode("latin-1").rstrip("\r")
+        pos = end + 1
+        if first is None:
+            if not line.strip():
+                continue
+            first = line
+            version = _version(line, path)
+            continue
+        parts = _split_header(line)
+        if parts is None:
+            continue
+        key, value = parts
+        if key == "":
+            raise _fail(path, f"unexpected line {value.strip()[:60]!r} in the header")
+        if key == "begin" and _normal(value).startswith("data"):
+            kind = " ".join(value.lower().split()[1:])
+            if kind not in ("text", "binary 4", "binary 8"):
+                raise _fail(path, f"data format {value!r} is not supported "
+                                  "(Text, Binary 4 or Binary 8)")
+            return version, header, desc, kind, pos
+        if key == "desc":
+            desc.append(value)
+        elif key not in ("begin", "end"):
+            header.setdefault(key, value)
+
+
+def _int_key(header: dict, key: str, path) -> int:
+    if key not in header:
+        raise _fail(path, f"header key {key!r} is missing")
+    try:
+        value = int(header[key])
+    except ValueError:
+        raise _fail(path, f"header key {key!r} is {header[key]!r}, not an integer") from None
+    if value < 1:
+        raise _fail(path, f"header key {key!r} is {value}, must be >= 1")
+    return value
+
+
+def _float_key(header: dict, key: str, default: float, path) -> float:
+    if key not in header:
+        return default
+    try:
+        return float(header[key])
+    except ValueError:
+        raise _fail(path, f"header key {key!r} is {header[key]!r}, not a number") from None
+
+
+def _binary_values(raw: bytes, pos: int, count: int, size: int, version: int, path):
+    dtype = np.dtype((">" if version == 1 else "<") + f"f{size}")
+    need = (count + 1) * size
+    if len(raw) - pos < need:
+        have = max(len(raw) - pos - size, 0) // size
+        raise _fail(path, f"truncated data: {have} of {count} values present")
+    values = np.frombuffer(raw, dtype=dtype, count=count + 1, offset=pos)
+    if values[0] != CHECK_VALUES[size]:
+        raise _fail(path, f"wrong check value {float(values[0])!r} of Binary {size} data "
+                          f"(expected {CHECK_VALUES[size]!r}; wrong byte order or damaged file)")
+    return values[1:].astype(np.float64)
+
+
+def _text_values(raw: bytes, pos: int, count: int, path):
+    match = _END_DATA.search(raw, pos)
+    block = raw[pos:match.start() if match else len(raw)].decode("latin-1")
+    lines = [ln.split("#", 1)[0] for ln in block.splitlines()]
+    try:
+        values = np.array(" ".join(lines).split(), dtype=np.float64)
+    except ValueError as exc:
+        raise _fail(path, f"data text is not numeric ({exc})") from None
+    if values.size < count:
+        raise _fail(path, f"truncated data: {values.size} of {count} values present")
+    if values.size > count:
+        raise _fail(path, f"data holds {values.size} values, the header announces {count}")
+    return values
+
+
+def read_ovf(path: str | os.PathLike, layer: int | None = None, normalize: bool = True):
+    """Read one z layer of an OVF 1.0/2.0 vector field.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        An ``.ovf`` (or ``.omf``) file from OOMMF or mumax3.
+    layer : int, optional
+        The z layer to return, ``0 .. znodes - 1``. Required when ``znodes > 1``.
+    normalize : bool
+        Return unit vectors (``m / |m|``) where ``|m| > 0``; zero-magnitude cells (holes,
+        outside the magnet) stay zero vectors and are counted in ``meta["holes"]``. With
+        False the values are returned as stored (e.g. magnetisation in A/m), times OVF 1.0's
+        ``valuemultiplier``.
+
+    Returns
+    -------
+    array : ndarray, shape (ynodes, xnodes, 3), float32
+        ``array[i, j]`` is the cell at y index ``i`` (row 0 at ``ymin``) and x index ``j``;
+        components (mx, my, mz) in the file's frame (see the module docstring).
+    meta : dict
+        ``version`` (1 or 2), ``format`` ("text", "binary 4", "binary 8"), ``title``,
+        ``meshunit``, ``cellsize`` (dx, dy, dz), ``origin`` (xmin, ymin, zmin), ``nodes``
+        (xnodes, ynodes, znodes), ``layer``, ``valueunits``, ``desc`` (list of ``Desc`` lines),
+        ``magnitude`` (median ``|m|`` of the non-zero cells of the layer, in the stored unit
+        — Ms for a magnetisation file, 1 for a unit vector field), ``holes`` (zero cells),
+        ``normalized``.
+
+    Raises
+    ------
+    UserError
+        Missing file, not OVF 1.0/2.0, irregular mesh, ``valuedim`` other than 3, a missing or
+        invalid mesh key, unsupported data format, wrong check value, truncated data, NaN/Inf,
+        or a bad ``layer``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"input file {str(path)!r} does not exist")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {str(path)!r}: {exc}") from None
+    version, header, desc, kind, pos = _parse_header(raw, path)
+    mesh = header.get("meshtype", "rectangular").lower()
+    if mesh != "rectangular":
+        raise _fail(path, f"meshtype {mesh!r} is not supported (rectangular only)")
+    dim = _int_key(header, "valuedim", path) if version == 2 else 3
+    if dim != 3:
+        raise _fail(path, f"valuedim is {dim}; only 3-component vector fields are supported")
+    nx, ny, nz = (_int_key(header, k, path) for k in _NODES)
+    count = nx * ny * nz * 3
+    if kind == "text":
+        values = _text_values(raw, pos, count, path)
+    else:
+        values = _binary_values(raw, pos, count, int(kind[-1]), version, path)
+    if version == 1:
+        values = values * _float_key(header, "valuemultiplier", 1.0, path)
+    if layer is None:
+        if nz > 1:
+            raise _fail(path, f"it has znodes={nz} layers; choose one with layer=0..{nz - 1}")
+        layer = 0
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) \
+            or not 0 <= layer < nz:
+        raise UserError(f"layer must be an integer in 0..{nz - 1} for {str(path)!r}, "
+                        f"got {layer!r}")
+    field = values.reshape(nz, ny, nx, 3)[int(layer)]
+    if not np.all(np.isfinite(field)):
+        raise _fail(path, f"{int(np.count_nonzero(~np.isfinite(field)))} NaN or infinite "
+                          "value(s)")
+    norm = np.sqrt(np.square(field).sum(axis=-1))
+    filled = norm > 0
+    if normalize:
+        field = np.divide(field, norm[..., None], out=np.zeros_like(field),
+                          where=filled[..., None])
+    meta = {
+        "version": version, "format": kind, "title": header.get("title", ""),
+        "meshunit": header.get("meshunit", ""),
+        "cellsize": tuple(_float_key(header, f"{a}stepsize", 1.0, path) for a in "xyz"),
+        "origin": tuple(_float_key(header, f"{a}min", 0.0, path) for a in "xyz"),
+        "nodes": (nx, ny, nz), "layer": int(layer),
+        "valueunits": header.get("valueunits", header.get("valueunit", "")),
+        "desc": desc,
+        "magnitude": float(np.median(norm[filled])) if filled.any() else 0.0,
+        "holes": int(np.count_nonzero(~filled)), "normalized": bool(normalize),
+    }
+    return field.astype(np.float32), meta
+
+
+def _header_lines(version: int, shape, cellsize, title: str, valueunit: str,
+                  desc) -> list[str]:
+    nz, ny, nx = shape
+    dx, dy, dz = (float(c) for c in cellsize)
+    mesh = ["xmin: 0", "ymin: 0", "zmin: 0", f"xmax: {dx * nx!r}", f"ymax: {dy * ny!r}",
+            f"zmax: {dz * nz!r}"]
+    grid = [f"xbase: {dx / 2!r}", f"ybase: {dy / 2!r}", f"zbase: {dz / 2!r}",
+            f"xnodes: {nx}", f"ynodes: {ny}", f"znodes: {nz}",
+            f"xstepsize: {dx!r}", f"ystepsize: {dy!r}", f"zstepsize: {dz!r}"]
+    notes = [f"Desc: {line}" for line in desc]
+    if version == 2:
+        lines = ["OOMMF OVF 2.0", "Segment count: 1", "Begin: Segment", "Begin: Header",
+                 f"Title: {title}", "meshtype: rectangular", "meshunit: m", *mesh,
+                 "valuedim: 3", f"valuelabels: {title}_x {title}_y {title}_z",
+                 f"valueunits: {valueunit} {valueunit} {valueunit}", *notes, *grid,
+                 "End: Header"]
+    else:
+        lines = ["OOMMF: rectangular mesh v1.0", "Segment count: 1", "Begin: Segment",
+                 "Begin: Header", f"Title: {title}", *notes, "meshtype: rectangular",
+                 "meshunit: m", *grid, *mesh, "ValueRangeMinMag: 1e-08",
+                 "ValueRangeMaxMag: 1", f"valueunit: {valueunit}", "valuemultiplier: 1",
+                 "End: Header"]
+    return [f"# {line}" for line in lines]
+
+
+def write_ovf(path: str | os.PathLike, array, binary: int | None = 4, version: int = 2,
+              cellsize=(1e-9, 1e-9, 1e-9), title: str = "m", valueunit: str = "1",
+              desc=()) -> Path:
+    """Write a vector field as an OVF file (readable by OOMMF, mumax3 and :func:`read_ovf`).
+
+    Written through a temporary name in the same folder and renamed: ``path`` is either the
+    complete new file or untouched.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    array : array_like, shape (H, W, 3) or (Z, H, W, 3)
+        ``array[..., i, j, :]`` is the cell at y index ``i``, x index ``j`` (row 0 at ``ymin``,
+        the orientation :func:`read_ovf` returns); a 4D array holds ``Z`` layers (z index
+        first). Finite values.
+    binary : {4, 8, None}
+        ``Binary 4`` (float32), ``Binary 8`` (float64), or None for ``Text``.
+    version : {1, 2}
+        OVF 2.0 (mumax3's default, little-endian binary) or OVF 1.0 (OOMMF, big-endian).
+    cellsize : (dx, dy, dz)
+        Cell size in metres.
+    title : str
+        The field's name (``Title``; OVF 2.0 ``valuelabels`` are ``title_x`` ...).
+    valueunit : str
+        Unit of the values, e.g. ``"1"`` for unit vectors or ``"A/m"``.
+    desc : iterable of str
+        ``Desc`` header lines.
+
+    Returns
+    -------
+    Path of the written file.
+    """
+    path = Path(path)
+    x = np.asarray(array)
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[-1] != 3 or min(x.shape) < 1:
+        raise UserError(f"array must have shape (H, W, 3) or (Z, H, W, 3), got {x.shape}")
+    if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
+        raise UserError("array must hold finite real numbers")
+    if binary not in (4, 8, None):
+        raise UserError(f"binary must be 4, 8 or None (text), got {binary!r}")
+    if version not in (1, 2):
+        raise UserError(f"version must be 1 or 2, got {version!r}")
+    cellsize = tuple(cellsize)
+    if len(cellsize) != 3 or not all(np.isfinite(c) and c > 0 for c in cellsize):
+        raise UserError(f"cellsize must be three numbers > 0 (metres), got {cellsize!r}")
+    for name, text in (("title", title), ("valueunit", valueunit), *(("desc", d) for d in desc)):
+        if "\n" in str(text) or "##" in str(text):
+            raise UserError(f"{name} must be one line without '##', got {text!r}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise UserError(f"output directory {str(parent)!r} does not exist")
+    if path.is_dir():
+        raise UserError(f"output path {str(path)!r} is a directory")
+    kind = "Text" if binary is None else f"Binary {binary}"
+    head = _header_lines(version, x.shape[:3], cellsize, str(title), str(valueunit), desc)
+    head.append(f"# Begin: Data {kind}")
+    flat = x.reshape(-1).astype(np.float64)
+    if binary is None:
+        body = "\n".join(" ".join(f"{v:.17g}" for v in row) for row in flat.reshape(-1, 3))
+        data = (body + "\n").encode("ascii")
+    else:
+        dtype = np.dtype((">" if version == 1 else "<") + f"f{binary}")
+        data = np.concatenate([[CHECK_VALUES[binary]], flat]).astype(dtype).tobytes() + b"\n"
+    tail = f"# End: Data {kind}\n# End: Segment\n"
+    tmp = parent / f".{path.name}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(("\n".join(head) + "\n").encode("ascii"))
+            fh.write(data)
+            fh.write(tail.encode("ascii"))
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UserError(f"cannot write {str(path)!r}: {exc}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path

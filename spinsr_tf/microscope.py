@@ -1,0 +1,368 @@
+"""Stand-ins for experimental magnetic images, made from annealed ground truth so they can be scored.
+
+The paper's Fig. 7 applies the network to a MOKE image (labyrinth domains, Sz contrast only) and
+a SPLEEM image (three components, domains) that have no high-resolution counterpart. Here the
+same kind of images are made from large annealed lattices, so that the super-resolved result can
+be compared with the truth:
+
+- :func:`kerr_image`: polar-Kerr (MOKE) camera image of ``Sz``. Optics = the project's Gaussian
+  filter downsizing (:func:`~spinsr_tf.data.degradation.gaussian_downsample`, mirror
+  boundaries), so the network's fixed degradation layer models the microscope exactly when its
+  ``sigma`` equals the stand-in's ``psf_sigma`` (the default); a different ``psf_sigma`` tests
+  a mismatched model. Then photon shot noise (Poisson, ``photons`` expected counts at full
+  scale) and quantisation to ``bits``-bit grey levels.
+- :func:`spleem_image`: three component images (Sx, Sy, Sz), the same optics, additive Gaussian
+  noise; float32, as SPLEEM component maps are usually exported.
+- :func:`standin`: anneals the truth (Type I labyrinth for Kerr, Type II domains for SPLEEM),
+  writes truth and image, reusing files made with the same parameters.
+- :func:`run_experiment`: stand-in → :func:`spinsr_tf.fit_image.fit_image` → scores against the
+  truth and a figure (what ``notebooks/fig7_microscope_images.ipynb`` shows).
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .data.degradation import check_degradation_args, gaussian_downsample
+from .errors import UserError
+from .files import save_npy_atomic, write_text_atomic
+
+KINDS = ("kerr", "spleem")
+#: Stand-in sizes and fit settings of the notebook's presets (truth side, factor, LR patch,
+#: stride, epochs, batch, XLA).
+PRESETS = {
+    "smoke": {"size": 128, "factor": 4, "patch": 8, "stride": 4, "epochs": 2,
+              "batch_size": 16, "jit_compile": False},
+    "medium": {"size": 1024, "factor": 8, "patch": 16, "stride": 4, "epochs": 40,
+               "batch_size": 16, "jit_compile": True},
+}
+
+
+def _check_real(name, value, lo=0.0, lo_open=True):
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not np.isfinite(value) or value < lo or (lo_open and value == lo)):
+        bound = ">" if lo_open else ">="
+        raise UserError(f"{name} must be a finite number {bound} {lo}, got {value!r}")
+    return float(value)
+
+
+def _check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise UserError(f"seed must be an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
+def _maps(spins, name="spins") -> np.ndarray:
+    """``spins`` as float64 ``(H, W, C)``; ``(H, W)`` becomes C = 1."""
+    x = np.asarray(spins, dtype=np.float64)
+    if x.ndim == 2:
+        x = x[..., None]
+    if x.ndim != 3 or x.shape[-1] not in (1, 3) or min(x.shape) < 1:
+        raise UserError(f"{name} must have shape (H, W, 3), (H, W, 1) or (H, W), got "
+                        f"{np.shape(spins)}")
+    if not np.all(np.isfinite(x)):
+        raise UserError(f"{name} contains NaN or infinite values")
+    return x
+
+
+def _optics(x: np.ndarray, factor, kernel_size, sigma, padding) -> np.ndarray:
+    """Gaussian filter downsizing of one ``(H, W, C)`` map → ``(H/f, W/f, C)`` float64."""
+    check_degradation_args(factor, kernel_size, sigma, padding)
+    return gaussian_downsample(x[None], factor, kernel_size, sigma, padding)[0].astype(np.float64)
+
+
+def kerr_image(spins, factor: int = 8, sigma: float = 1.0, kernel_size: int = 23,
+               psf_sigma: float | None = None, photons: float | None = 1000.0,
+               contrast: float = 0.8, bits: int = 8, seed: int = 0,
+               padding: str = "reflect"):
+    """A polar-Kerr camera image of ``Sz``: optics, shot noise, quantisation.
+
+    Model: ``u = (1 + contrast · s) / 2`` is the fraction of the camera's full scale reached by
+    a pixel whose blurred, down-sized ``Sz`` is ``s``; the camera counts ``Poisson(photons · u)``
+    photo-electrons and stores ``DN = round(counts · (2^bits − 1) / photons)``, clipped to
+    ``0 .. 2^bits − 1``. Hence ``E[DN] = (2^bits − 1) · u`` and ``Var[DN] = (2^bits − 1)² u /
+    photons + 1/12`` (shot noise plus rounding). The inverse, ``s ≈ (2 DN / (2^bits − 1) − 1) /
+    contrast``, is returned as the mapping.
+
+    Parameters
+    ----------
+    spins : array_like, shape (H, W, 3) or (H, W)
+        HR spin map (its ``Sz``) or the ``Sz`` map itself; H, W divisible by ``factor``.
+    factor : int
+        Camera pixel in HR sites (the down-sizing stride).
+    sigma, kernel_size : float, int
+        The network's degradation (HR pixels). The optics use ``psf_sigma`` (default ``sigma``),
+        so by default the stand-in is made by exactly the operator the network inverts.
+    psf_sigma : float, optional
+        Width of the microscope's point spread function in HR pixels, to test a network whose
+        ``sigma`` does not match the optics.
+    photons : float or None
+        Expected photo-electrons at full scale (the photon budget per pixel); None: no shot
+        noise.
+    contrast : float in (0, 1]
+        Kerr contrast: ``Sz = ±1`` domains reach ``(1 ± contrast) / 2`` of full scale.
+    bits : {8, 16}
+        Bit depth: uint8 or uint16 output.
+    seed : int
+        Seeds the shot noise.
+    padding : {"reflect", "periodic"}
+        Boundary of the optics (a camera sees a window of a larger sample: mirror).
+
+    Returns
+    -------
+    image : ndarray, shape (H/f, W/f), uint8 or uint16
+    mapping : dict
+        ``sz_per_dn`` and ``sz_offset`` (``Sz ≈ sz_per_dn · DN + sz_offset``), ``full_scale``
+        and every parameter above.
+    """
+    x = _maps(spins)
+    sz = x[..., 2:3] if x.shape[-1] == 3 else x
+    psf = sigma if psf_sigma is None else psf_sigma
+    check_degradation_args(factor, kernel_size, sigma, padding)
+    _check_real("psf_sigma", psf)
+    if photons is not None:
+        _check_real("photons", photons)
+    contrast = _check_real("contrast", contrast)
+    if contrast > 1:
+        raise UserError(f"contrast must be in (0, 1], got {contrast!r}")
+    if bits not in (8, 16):
+        raise UserError(f"bits must be 8 or 16, got {bits!r}")
+    rng = np.random.default_rng(_check_seed(seed))
+    s = _optics(sz, factor, kernel_size, psf, padding)[..., 0]
+    u = 0.5 * (1.0 + contrast * np.clip(s, -1.0, 1.0))
+    full = 2 ** bits - 1
+    level = u * full if photons is None else rng.poisson(photons * u) * (full / photons)
+    image = np.clip(np.rint(level), 0, full).astype(np.uint8 if bits == 8 else np.uint16)
+    mapping = {"sz_per_dn": 2.0 / (contrast * full), "sz_offset": -1.0 / contrast,
+               "full_scale": full, "contrast": contrast, "photons": photons, "bits": bits,
+               "factor": int(factor), "sigma": float(sigma), "psf_sigma": float(psf),
+               "kernel_size": int(kernel_size), "padding": padding, "seed": int(seed)}
+    return image, mapping
+
+
+def spleem_image(spins, factor: int = 8, sigma: float = 1.0, kernel_size: int = 23,
+                 psf_sigma: float | None = None, noise: float = 0.1, seed: int = 0,
+                 padding: str = "reflect") -> np.ndarray:
+    """SPLEEM-like component images: optics, then additive Gaussian noise on each component.
+
+    Parameters
+    ----------
+    spins : array_like, shape (H, W, 3)
+        HR unit spins; H, W divisible by ``factor``.
+    factor, sigma, kernel_size, psf_sigma, padding
+        As in :func:`kerr_image`.
+    noise : float >= 0
+        Standard deviation of the noise added to each component (spin units).
+    seed : int
+        Seeds the noise.
+
+    Returns
+    -------
+    ndarray, shape (H/f, W/f, 3), float32: ``D(spins) + noise · N(0, 1)``, not normalised.
+    """
+    x = _maps(spins)
+    if x.shape[-1] != 3:
+        raise UserError(f"spins must have 3 components for a SPLEEM image, got {x.shape[-1]}")
+    noise = _check_real("noise", noise, lo_open=False)
+    psf = sigma if psf_sigma is None else psf_sigma
+    check_degradation_args(factor, kernel_size, sigma, padding)
+    _check_real("psf_sigma", psf)
+    rng = np.random.default_rng(_check_seed(seed))
+    lr = _optics(x, factor, kernel_size, psf, padding)
+    return (lr + noise * rng.standard_normal(lr.shape)).astype(np.float32)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _anneal_truth(kind: str, size: int, seed: int) -> np.ndarray:
+    from .physics import TypeI, TypeII, anneal
+
+    return anneal(TypeI() if kind == "kerr" else TypeII(), size, seed, [0])[0]
+
+
+def standin(kind: str = "kerr", size: int = 1024, factor: int = 8, seed: int = 0,
+            out_dir=".", sigma: float = 1.0, kernel_size: int = 23,
+            psf_sigma: float | None = None, photons: float | None = 1000.0,
+            contrast: float = 0.8, noise: float = 0.1, progress: bool = True) -> dict:
+    """Make (or reuse) a stand-in microscope image with its ground truth.
+
+    ``kind="kerr"``: a Type I (labyrinth) lattice, imaged by :func:`kerr_image` (8-bit PNG).
+    ``kind="spleem"``: a Type II (domains) lattice, imaged by :func:`spleem_image` (float32
+    ``.npy``, three components). The lattice is annealed with periodic boundaries (sample 0 of
+    ``seed``); the image is a window with mirror-boundary optics, as a camera sees it.
+
+    Files in ``out_dir`` (written atomically; a file made with the same parameters, recorded in
+    ``{kind}.json``, is reused, so the truth is annealed once):
+
+    - ``{kind}_truth_L{size}_s{seed}.npy``: truth ``(size, size, 3)`` float32;
+    - ``kerr.png`` (uint8) or ``spleem.npy`` (float32 ``(size/f, size/f, 3)``): the image;
+    - ``{kind}.json``: every parameter and, for Kerr, the DN → Sz mapping.
+
+    Returns
+    -------
+    dict: ``kind``, ``truth`` and ``image`` (paths), ``meta`` (the JSON content),
+    ``annealed`` (whether the truth was computed now), ``seconds``.
+    """
+    if kind not in KINDS:
+        raise UserError(f"kind must be one of {KINDS}, got {kind!r}")
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 4:
+        raise UserError(f"size must be an integer >= 4, got {size!r}")
+    check_degradation_args(factor, kernel_size, sigma, "reflect")
+    if size % factor:
+        raise UserError(f"size {size} must be divisible by factor {factor}")
+    seed = _check_seed(seed)
+    out = Path(out_dir)
+    if not out.is_dir():
+        raise UserError(f"out_dir {str(out)!r} does not exist")
+    start = time.perf_counter()
+    truth_path = out / f"{kind}_truth_L{size}_s{seed}.npy"
+    annealed = False
+    if truth_path.exists():
+        truth = np.load(truth_path)
+    else:
+        if progress:
+            print(f"standin: annealing a {size}x{size} "
+                  f"{'Type I' if kind == 'kerr' else 'Type II'} lattice (seed {seed})")
+        truth = _anneal_truth(kind, size, seed)
+        save_npy_atomic(truth_path, truth)
+        annealed = True
+    params = {"kind": kind, "size": int(size), "factor": int(factor), "seed": seed,
+              "sigma": float(sigma), "kernel_size": int(kernel_size),
+              "psf_sigma": None if psf_sigma is None else float(psf_sigma),
+              "truth": truth_path.name}
+    if kind == "kerr":
+        params.update(photons=photons, contrast=float(contrast))
+        image_path = out / "kerr.png"
+    else:
+        params.update(noise=float(noise))
+        image_path = out / "spleem.npy"
+    meta_path = out / f"{kind}.json"
+    stored = _read_json(meta_path)
+    if not (image_path.exists() and stored and stored.get("params") == params):
+        if kind == "kerr":
+            image, mapping = kerr_image(truth, factor, sigma, kernel_size, psf_sigma, photons,
+                                        contrast, seed=seed)
+            _write_png(image_path, image)
+        else:
+            image = spleem_image(truth, factor, sigma, kernel_size, psf_sigma, noise, seed=seed)
+            mapping = None
+            save_npy_atomic(image_path, image)
+        stored = {"params": params, "mapping": mapping, "image": image_path.name,
+                  "image_shape": list(image.shape)}
+        write_text_atomic(meta_path, json.dumps(stored, indent=1, sort_keys=True) + "\n")
+    return {"kind": kind, "truth": truth_path, "image": image_path, "meta": stored,
+            "annealed": annealed, "seconds": time.perf_counter() - start}
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    """Store the camera's DN values as they are (no intensity mapping), atomically."""
+    from PIL import Image
+
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        Image.fromarray(image).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def run_experiment(kind: str, out_dir, preset: str = "smoke", seed: int = 0,
+                   progress: bool = True, **overrides) -> dict:
+    """Fig. 7 on a stand-in: make the image, fit the network on its patches, score against truth.
+
+    Parameters
+    ----------
+    kind : {"kerr", "spleem"}
+    out_dir : str or PathLike
+        Created if missing. Holds the stand-in files and the fit run ``{kind}_fit/``;
+        everything finished is reused when called again (the fit resumes).
+    preset : {"smoke", "medium"}
+        Sizes and training length, :data:`PRESETS`; ``overrides`` replace single entries.
+    seed : int
+        Seeds the lattice, the noise and the training.
+    progress : bool
+
+    The SPLEEM image is fitted with ``unit_vectors=True`` (every LR vector normalised, as the
+    paper did): its component noise otherwise makes the unit-vector network invent sub-pixel
+    stripes to shorten the blurred vectors (measured in ``docs/results.md``).
+
+    Returns
+    -------
+    dict: ``kind``, ``preset`` (settings used), ``scores`` (``{"sr", "bicubic",
+    "bicubic_norm"}`` → ``{"mse", "psnr", "corr"}`` against the truth on the HR grid, Sz only
+    for Kerr), ``lr_mse`` (re-degraded result vs the LR image), ``files``, ``seconds``
+    (stand-in and fit, wall time). The same dict is written to ``{kind}_scores.json`` and the
+    figure LR | bicubic_norm | SR | truth (top-left crop of at most 256 HR pixels) to
+    ``{kind}_figure.png``.
+    """
+    from .fit_image import compare_with_truth, fit_image
+    from .plotting import comparison_panel
+
+    if preset not in PRESETS:
+        raise UserError(f"preset must be one of {tuple(PRESETS)}, got {preset!r}")
+    unknown = set(overrides) - set(PRESETS[preset])
+    if unknown:
+        raise UserError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(PRESETS[preset])}")
+    cfg = {**PRESETS[preset], **overrides}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    made = standin(kind, cfg["size"], cfg["factor"], seed, out, progress=progress)
+    run_dir = out / f"{kind}_fit"
+    fit = fit_image(made["image"], scale=cfg["factor"], patch=cfg["patch"], out_dir=run_dir,
+                    stride=cfg["stride"], epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+                    seed=seed, resume=run_dir.exists(), progress=progress,
+                    unit_vectors=kind == "spleem", jit_compile=cfg["jit_compile"])
+    truth = np.load(made["truth"])
+    scores = compare_with_truth(run_dir, truth)
+    values = {name: np.load(run_dir / f"{name}_values.npy") for name in ("lr", "sr", "bicubic")}
+    from .baselines import unit_normalize
+
+    hr = min(256, truth.shape[0])
+    lr_crop = hr // cfg["factor"]
+    sr = values["sr"]
+    shown = truth[..., 2:3] if sr.shape[-1] == 1 else truth
+    figure = comparison_panel(
+        {"LR (input)": values["lr"][:lr_crop, :lr_crop],
+         "bicubic_norm": unit_normalize(values["bicubic"])[:hr, :hr],
+         "SR (network)": sr[:hr, :hr], "truth": shown[:hr, :hr]},
+        out / f"{kind}_figure.png",
+        title=f"{kind}: x{cfg['factor']}, top-left {hr}x{hr} of {truth.shape[0]}x"
+              f"{truth.shape[1]} HR sites")
+    result = {"kind": kind, "preset": {"name": preset, **cfg}, "scores": scores,
+              "lr_mse": fit["lr_mse"], "n_patches": fit["n_patches"],
+              "files": {"image": str(made["image"]), "truth": str(made["truth"]),
+                        "run_dir": str(run_dir), "figure": str(figure)},
+              "seconds": time.perf_counter() - start}
+    write_text_atomic(out / f"{kind}_scores.json",
+                      json.dumps(result, indent=1, sort_keys=True) + "\n")
+    return result
+
+
+def scores_table(results) -> str:
+    """A Markdown table of :func:`run_experiment` results: one row per stand-in and method.
+
+    Columns: PSNR (dB), Corr and MSE against the truth (network units; Kerr scores Sz only, so
+    its Corr is bounded by the mean Sz² of the truth, not by 1), and the LR misfit (re-degraded
+    result vs the LR image) where the method has one.
+    """
+    lines = ["| image | method | PSNR (dB) | Corr | MSE | LR misfit |", "|---|---|---|---|---|---|"]
+    for res in results:
+        for name, s in res["scores"].items():
+            misfit = res["lr_mse"].get(name)
+            shown = "–" if misfit is None else f"{misfit:.2e}"
+            lines.append(f"| {res['kind']} | {name} | {s['psnr']:.2f} | {s['corr']:.4f} | "
+                         f"{s['mse']:.4f} | {shown} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,155 @@
+"""Cross-feeding Net I and Net II (paper, Fig. 4) on a hand-made reproduction folder."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from spinsr_tf.baselines import upsample, unit_normalize
+from spinsr_tf.cross_feeding import (CASES, PAPER_ORDER, cross_feed, cross_scores,
+                                     format_cross_table, format_ordering, ordering)
+from spinsr_tf.data.degradation import gaussian_downsample
+from spinsr_tf.errors import UserError
+from spinsr_tf.metrics import corr, psnr
+
+
+def _maps(n, size, seed, walls=False):
+    """Periodic unit-vector maps: smooth random textures, or up/down domains (Type II-like)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    out = np.zeros((n, size, size, 3))
+    for i in range(n):
+        for _ in range(3):
+            kx, ky = rng.integers(-2, 3, size=2)
+            phase = 2 * np.pi * (kx * x + ky * y) / size + rng.uniform(0, 2 * np.pi)
+            out[i] += rng.standard_normal(3) * np.cos(phase)[..., None]
+        if walls:
+            out[i, ..., 2] = 4 * np.tanh(3 * out[i, ..., 2])
+    return unit_normalize(out).astype(np.float32)
+
+
+def _save_test_set(path, maps):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f["spins"] = maps
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """OUT/type_{I,II}/{test.h5, x{4,8}/run_NAME/model.keras} with untrained residual unit nets
+    (= aligned bicubic + unit normalization) and the paper's net (x4 only) with random weights. 64² maps:
+    at x8 a 4×4 LR map leaves near-zero interpolated vectors whose direction is float noise."""
+    import keras
+
+    from spinsr_tf.model import build_sr_model
+
+    out = tmp_path_factory.mktemp("reproduce_tiny")
+    keras.utils.set_random_seed(0)
+    for k, kind in enumerate(("I", "II")):
+        _save_test_set(out / f"type_{kind}" / "test.h5", _maps(2, 64, k, walls=kind == "II"))
+        for scale in (4, 8):
+            for name, kw in (("sr_residual_unit", dict(residual=True, output="unit")),
+                             ("sr", {}))[:2 if scale == 4 else 1]:
+                run = out / f"type_{kind}" / f"x{scale}" / f"run_{name}"
+                run.mkdir(parents=True)
+                build_sr_model(scale=scale, **kw).save(run / "model.keras")
+    return out
+
+
+@pytest.fixture()
+def no_reproduce(monkeypatch):
+    """cross_feed's call to reproduce() recorded instead of annealing and training."""
+    calls = []
+    monkeypatch.setattr("spinsr_tf.reproduce.reproduce",
+                        lambda out, **kw: calls.append((out, kw)))
+    return calls
+
+
+def test_cross_feed_json_figure_and_values_on_untrained_nets(folder, no_reproduce):
+    res = cross_feed(folder, preset="smoke", network="sr_residual_unit")
+    assert no_reproduce[0][1]["types"] == ("I", "II") and no_reproduce[0][1]["preset"] == "smoke"
+    saved = json.loads((folder / "cross_feeding_sr_residual_unit.json").read_text())
+    assert (folder / "fig4_cross_feeding_sr_residual_unit.png").stat().st_size > 10000
+    assert set(saved["scales"]) == {"4", "8"} and saved["network"] == "sr_residual_unit"
+    for scale, r in saved["scales"].items():
+        assert r["scale"] == int(scale) and r["n_images"] == {"I": 2, "II": 2}
+        assert set(r["cases"]) == set(CASES)
+        assert set(r["baselines"]["I"]) == {"gaussian", "bilinear", "bicubic", "bicubic_norm"}
+        for label, (net, data) in CASES.items():
+            c = r["cases"][label]
+            assert (c["net"], c["data"]) == (net, data) and len(c["per_image"]["psnr"]) == 2
+            # an untrained residual unit net is aligned bicubic + normalization, whoever trained it
+            ref = r["baselines"][data]["bicubic_norm"]
+            for m in ("mse", "psnr", "corr"):
+                assert c[m] == pytest.approx(ref[m], rel=1e-3, abs=1e-5)
+    # and against a NumPy reference computed here
+    hr = {k: np.asarray(h5py.File(folder / f"type_{k}" / "test.h5")["spins"]) for k in ("I", "II")}
+    sr = upsample(gaussian_downsample(hr["II"], 8), 8, "bicubic", normalize=True)
+    np.testing.assert_allclose(res["scales"]["8"]["cases"]["Net I (Type II)"]["per_image"]["corr"],
+                               corr(sr, hr["II"]), atol=1e-4)
+    assert saved["ordering"] == json.loads(json.dumps(ordering(res)))
+
+
+def test_cross_feed_paper_network_differs_per_training_type(folder, no_reproduce):
+    res = cross_feed(folder, scales=(4,), network="sr")
+    cases = res["scales"]["4"]["cases"]
+    hr = np.asarray(h5py.File(folder / "type_I" / "test.h5")["spins"])
+    from spinsr_tf.evaluation import predict_sr
+    from spinsr_tf.model import load_sr_model
+
+    net2 = load_sr_model(folder / "type_II" / "x4" / "run_sr" / "model.keras")
+    ref = psnr(predict_sr(net2, gaussian_downsample(hr, 4)), hr)
+    np.testing.assert_allclose(cases["Net II (Type I)"]["per_image"]["psnr"], ref, rtol=1e-4)
+    assert cases["Net II (Type I)"]["psnr"] != pytest.approx(cases["Net I (Type I)"]["psnr"])
+    assert (folder / "cross_feeding_sr.json").exists()
+
+
+def _fake(psnrs, base):
+    cases = {label: {"net": n, "data": d, "psnr": psnrs[label],
+                     "mse": 4 / 10 ** (psnrs[label] / 10), "corr": 0.9}
+             for label, (n, d) in CASES.items()}
+    baselines = {k: {"bicubic": {"psnr": base[k], "mse": 4 / 10 ** (base[k] / 10), "corr": 0.8},
+                     "bilinear": {"psnr": base[k] - 5, "mse": 1.0, "corr": 0.7}}
+                 for k in ("I", "II")}
+    return {"scales": {"4": {"scale": 4, "cases": cases, "baselines": baselines}}}
+
+
+def test_ordering_against_the_paper():
+    paper_like = dict(zip(PAPER_ORDER, (40.0, 35.0, 30.0, 25.0)))
+    row = ordering(_fake(paper_like, {"I": 28.0, "II": 20.0}))["4"]
+    assert row["order"] == list(PAPER_ORDER) and row["matches_paper"]
+    assert row["best_interpolation"] == {"I": "bicubic", "II": "bicubic"}
+    assert row["beats_interpolation"] == {label: True for label in CASES}
+    by_mse = ordering(_fake(paper_like, {"I": 28.0, "II": 20.0}), metric="mse")["4"]
+    assert by_mse["order"] == list(PAPER_ORDER)
+    swapped = dict(paper_like, **{"Net I (Type I)": 45.0})
+    row = ordering(_fake(swapped, {"I": 50.0, "II": 20.0}))["4"]
+    assert row["order"][0] == "Net I (Type I)" and not row["matches_paper"]
+    assert not row["beats_interpolation"]["Net I (Type I)"]
+    assert not row["beats_interpolation"]["Net II (Type I)"]
+    assert row["beats_interpolation"]["Net I (Type II)"]
+    assert "x4" in format_ordering(_fake(paper_like, {"I": 1.0, "II": 1.0}))
+    with pytest.raises(UserError, match="metric"):
+        ordering(_fake(paper_like, {"I": 1.0, "II": 1.0}), metric="ssim")
+
+
+def test_different_degradations_are_refused(tmp_path):
+    from spinsr_tf.model import build_sr_model
+
+    hr = {"I": _maps(1, 32, 0), "II": _maps(1, 32, 1)}
+    models = {"I": build_sr_model(scale=4, residual=True, output="unit"),
+              "II": build_sr_model(scale=4, residual=True, output="unit", sigma=2.0)}
+    with pytest.raises(UserError, match="share one degradation"):
+        cross_scores(models, hr)
+    models["II"] = build_sr_model(scale=4, residual=True, output="unit")
+    res = cross_scores(models, hr)
+    assert "Net II (Type II)" in format_cross_table({"scales": {"4": res}, "network": "x"})
+
+
+def test_cross_feed_bad_arguments(folder, no_reproduce):
+    with pytest.raises(UserError, match="network"):
+        cross_feed(folder, network="srgan")
+    with pytest.raises(UserError, match="scales"):
+        cross_feed(folder, scales=(16,))
+    assert not no_reproduce

@@ -1,0 +1,316 @@
+"""fit-image: patch coverage, tiled == one-shot inference, the value mapping, end-to-end runs
+(8-bit PNG with resume, 16-bit and float TIFF, OVF, constant image) and every refusal
+(exit 2, one stderr line, no run folder)."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from spinsr_tf import cli
+from spinsr_tf.baselines import upsample
+from spinsr_tf.data.io import from_intensity, to_intensity
+from spinsr_tf.data.ovf import read_ovf, write_ovf
+from spinsr_tf.errors import UserError
+from spinsr_tf.fit_image import (extract_patches, fit_image, from_network, patch_starts,
+                                 read_input, receptive_margin, super_resolve, tile_windows,
+                                 to_network, value_mapping, write_like_input)
+
+FAST = dict(epochs=1, batch_size=8, jit_compile=False, progress=False)
+
+
+def _stripes(h, w, period=5.0, seed=0):
+    """A smooth labyrinth-like grey pattern in [0, 1]."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    rng = np.random.default_rng(seed)
+    return 0.5 + 0.5 * np.sin(2 * np.pi * (x + 0.7 * y) / period + rng.uniform(0, 6))
+
+
+# --- patches and tiles -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("n,patch,stride", [(16, 16, 8), (17, 8, 4), (30, 8, 3), (9, 4, 4),
+                                            (100, 16, 16), (23, 7, 1)])
+def test_patches_cover_every_pixel(n, patch, stride):
+    starts = patch_starts(n, patch, stride)
+    covered = np.zeros(n, int)
+    for s in starts:
+        covered[s:s + patch] += 1
+    assert covered.min() >= 1 and starts[0] == 0 and starts[-1] + patch == n
+    assert np.all(np.diff(starts) <= stride) and np.all(np.diff(starts) > 0)
+    image = np.random.default_rng(n).normal(size=(n, n + 3, 2)).astype(np.float32)
+    patches, corners = extract_patches(image, patch, stride)
+    assert patches.shape[1:] == (patch, patch, 2)
+    cover2d = np.zeros(image.shape[:2], int)
+    for p, (r, c) in zip(patches, corners):
+        np.testing.assert_array_equal(p, image[r:r + patch, c:c + patch])
+        cover2d[r:r + patch, c:c + patch] += 1
+    assert cover2d.min() >= 1
+
+
+def test_tile_windows_hold_core_and_margin():
+    for n, tile, margin in [(50, 8, 16), (10, 8, 16), (33, 5, 3), (64, 64, 16)]:
+        wins = tile_windows(n, tile, margin)
+        sizes = {w1 - w0 for _, _, w0, w1 in wins}
+        assert sizes == {min(n, tile + 2 * margin)}
+        assert wins[0][0] == 0 and wins[-1][1] == n
+        for a, b, w0, w1 in wins:
+            assert 0 <= w0 <= max(a - margin, 0) and min(b + margin, n) <= w1 <= n
+
+
+def _random_model(scale, channels, seed):
+    import keras
+
+    from spinsr_tf.model import build_sr_model
+
+    keras.utils.set_random_seed(seed)
+    model = build_sr_model(scale=scale, channels=channels, padding="reflect", output="unit",
+                           residual=True)
+    conv = model.get_layer("sr_conv")  # zero-initialised: make the CNN path count
+    rng = np.random.default_rng(seed)
+    conv.set_weights([0.3 * rng.normal(size=w.shape).astype("float32")
+                      for w in conv.get_weights()])
+    return model
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_tiled_equals_one_shot(channels):
+    model = _random_model(4, channels, seed=channels)
+    lr = np.random.default_rng(1).uniform(-1, 1, size=(50, 45, channels)).astype(np.float32)
+    whole = super_resolve(model, lr, tile=None)
+    assert whole.shape == (200, 180, channels)
+    assert receptive_margin(4) == 16
+    # 7 x 6 tiles, each cut from a 42 x 42 window (10 + 2 x 16) of the 50 x 45 image
+    tiled = super_resolve(model, lr, tile=10, batch_size=8)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    # the margin matters: cropping too little changes pixels near the tile seams
+    short = super_resolve(model, lr, tile=10, margin=2, batch_size=16)
+    assert np.abs(short - whole).max() > 1e-3
+
+
+# --- the value mapping -----------------------------------------------------------------------
+
+def test_mapping_round_trip_8bit_and_constant():
+    dn = np.random.default_rng(0).integers(40, 200, size=(20, 30, 1)).astype(np.uint8)
+    v = from_intensity(dn)
+    m = value_mapping(v, percentile=0.0)
+    x = to_network(v, m)
+    assert x.min() == pytest.approx(-1.0, abs=1e-6) and x.max() == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_array_equal(to_intensity(from_network(x, m), "uint8"), dn)
+    p = value_mapping(v, percentile=5.0)
+    lo, hi = np.percentile(v, [5, 95])
+    assert p["offset"] == pytest.approx((lo + hi) / 2) and p["scale"] == pytest.approx((hi - lo) / 2)
+    flat = value_mapping(np.full((8, 8, 1), 0.25, np.float32))
+    assert flat["constant"] and flat["scale"] == 1.0
+    np.testing.assert_array_equal(to_network(np.full((8, 8, 1), 0.25), flat), 0.0)
+    vec = np.random.default_rng(1).normal(size=(10, 10, 3)) * 8e5
+    vec[2, 3] = 0.0
+    mv = value_mapping(vec)
+    assert mv["offset"] == 0 and not mv["unit_vectors"]
+    assert mv["scale"] == pytest.approx(np.median(np.linalg.norm(vec, axis=-1)[vec.any(-1)]))
+    np.testing.assert_allclose(from_network(to_network(vec, mv), mv), vec, rtol=1e-5)
+    mu = value_mapping(vec, unit_vectors=True)
+    xu = to_network(vec, mu)
+    norms = np.linalg.norm(xu, axis=-1)
+    assert norms[2, 3] == 0 and np.allclose(np.delete(norms.ravel(), 23), 1.0, atol=1e-6)
+    np.testing.assert_allclose(xu[0, 0], vec[0, 0] / np.linalg.norm(vec[0, 0]), rtol=1e-6)
+    assert not value_mapping(v, unit_vectors=True)["unit_vectors"]  # scalars: ignored
+
+
+# --- end to end ------------------------------------------------------------------------------
+
+def test_png_8bit_run_and_resume(tmp_path):
+    dn = np.rint(60 + 120 * _stripes(24, 20)).astype(np.uint8)
+    Image.fromarray(dn).save(tmp_path / "kerr.png")
+    run = tmp_path / "run"
+    out = fit_image(tmp_path / "kerr.png", scale=2, patch=8, out_dir=run, stride=4, **FAST)
+    assert out["n_patches"] == 5 * 4 and out["lr_shape"] == (24, 20, 1)
+    mapping = json.loads((run / "mapping.json").read_text())
+    lr = to_network(from_intensity(dn)[..., None], mapping)
+    np.testing.assert_array_equal(np.load(run / "lr_values.npy"), lr)
+    with h5py.File(run / "patches.h5") as f:
+        assert f.attrs["factor"] == 2 and f.attrs["padding"] == "reflect"
+        r, c = f["corners"][7]
+        np.testing.assert_array_equal(f["lr"][7], lr[r:r + 8, c:c + 8])
+    sr_values = np.load(run / "sr_values.npy")
+    assert sr_values.shape == (48, 40, 1) and np.all(np.abs(sr_values) < 1)
+    sr_png = np.asarray(Image.open(run / "sr.png"))
+    assert sr_png.dtype == np.uint8 and sr_png.shape == (48, 40)
+    np.testing.assert_array_equal(sr_png, to_intensity(from_network(sr_values, mapping),
+                                                       "uint8")[..., 0])
+    bic = upsample(lr[None], 2, "bicubic", "aligned", boundary="reflect")[0]
+    np.testing.assert_allclose(np.load(run / "bicubic_values.npy"), bic, atol=1e-6)
+    assert (run / "preview.png").stat().st_size > 0
+    assert not [p for p in run.rglob("*") if ".tmp" in p.name]
+    # resume a finished run: patches and model reused, the same result
+    mtime = (run / "patches.h5").stat().st_mtime_ns
+    again = fit_image(tmp_path / "kerr.png", scale=2, patch=8, out_dir=run, stride=4,
+                      resume=True, **FAST)
+    assert again["history"]["epoch"] == [0]
+    assert (run / "patches.h5").stat().st_mtime_ns == mtime
+    np.testing.assert_array_equal(np.load(run / "sr_values.npy"), sr_values)
+    with pytest.raises(UserError, match="holds a fit-image run"):
+        fit_image(tmp_path / "kerr.png", scale=2, patch=8, out_dir=run, stride=4, **FAST)
+    with pytest.raises(UserError, match=r"cannot resume .*stride=4 \(now 2\)"):
+        fit_image(tmp_path / "kerr.png", scale=2, patch=8, out_dir=run, stride=2, resume=True,
+                  **FAST)
+
+
+def test_ovf_vectors_through_the_cli(tmp_path, capsys, main):
+    """Magnetisation in A/m: mapped by Ms, trained as vectors, written back as OVF in A/m."""
+    phi = np.pi * _stripes(16, 16, seed=3)
+    m = np.stack([np.sin(phi), np.zeros_like(phi), np.cos(phi)], -1) * 5.8e5
+    path = write_ovf(tmp_path / "m.ovf", m, cellsize=(4e-9, 4e-9, 1e-9), valueunit="A/m")
+    run = tmp_path / "run"
+    code = main(["fit-image", str(path), "--scale", "2", "--patch", "8", "--out", str(run),
+                 "--epochs", "1", "--batch-size", "8", "--no-jit", "--quiet"])
+    cap = capsys.readouterr()
+    assert code == 0 and cap.out == ""
+    mapping = json.loads((run / "mapping.json").read_text())
+    assert mapping["scale"] == pytest.approx(5.8e5, rel=1e-6) and mapping["offset"] == 0
+    sr, meta = read_ovf(run / "sr.ovf", normalize=False)
+    assert sr.shape == (32, 32, 3) and meta["valueunits"].startswith("A/m")
+    np.testing.assert_allclose(meta["cellsize"], (2e-9, 2e-9, 1e-9))
+    np.testing.assert_allclose(np.linalg.norm(sr, axis=-1), 5.8e5, rtol=1e-5)
+    values = np.load(tmp_path / "run" / "sr_values.npy")
+    np.testing.assert_allclose(sr, values * 5.8e5, rtol=1e-5)
+
+
+def _write_input(tmp_path, kind):
+    pattern = _stripes(16, 16, seed=3)
+    if kind == "uint16_tif":
+        path = tmp_path / "img.tif"
+        tifffile.imwrite(path, np.rint(1000 + 30000 * pattern).astype(np.uint16))
+    elif kind == "float_tif":
+        path = tmp_path / "img.tif"
+        tifffile.imwrite(path, (3.0 * pattern - 7.0).astype(np.float32))
+    elif kind == "float_rgb_tif":
+        path = tmp_path / "img.tif"
+        tifffile.imwrite(path, np.stack([pattern, -pattern, 0.5 + 0 * pattern], -1)
+                         .astype(np.float32), photometric="rgb")
+    else:
+        path = tmp_path / "flat.png"
+        Image.fromarray(np.full((16, 16), 77, np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["uint16_tif", "float_tif", "float_rgb_tif", "constant_png"])
+def test_inputs_map_and_write_back(tmp_path, kind):
+    """Each input kind: read, mapped into the network's range, written back in its encoding."""
+    raw, info = read_input(_write_input(tmp_path, kind))
+    mapping = value_mapping(raw)
+    x = to_network(raw, mapping)
+    assert np.all(np.isfinite(x))
+    up = upsample(x[None], 2, "bicubic", "aligned", boundary="reflect")[0]
+    path = write_like_input(tmp_path / "sr", up, info, mapping, 2)
+    if kind == "uint16_tif":
+        stored = tifffile.imread(path)
+        assert path.name == "sr.tif" and stored.dtype == np.uint16 and stored.shape == (32, 32)
+        assert np.abs(stored[::2, ::2].astype(int)
+                      - tifffile.imread(tmp_path / "img.tif")).max() <= 1
+    elif kind == "float_tif":
+        stored = tifffile.imread(path)
+        assert stored.dtype == np.float32 and -7.5 < stored.min() and stored.max() < -3.5
+        np.testing.assert_allclose(stored[::2, ::2], tifffile.imread(tmp_path / "img.tif"),
+                                   atol=1e-5)
+    elif kind == "float_rgb_tif":
+        assert raw.shape == (16, 16, 3) and mapping["kind"] == "vector_length"
+        stored = tifffile.imread(path)
+        np.testing.assert_allclose(stored[::2, ::2], tifffile.imread(tmp_path / "img.tif"),
+                                   atol=1e-5)
+    else:
+        assert mapping["constant"] and np.all(x == 0)
+        np.testing.assert_array_equal(np.asarray(Image.open(path)), 77)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["uint16_tif", "float_tif", "constant_png"])
+def test_other_inputs_end_to_end(tmp_path, kind):
+    out = fit_image(_write_input(tmp_path, kind), scale=2, patch=8, out_dir=tmp_path / "run",
+                    **FAST)
+    assert np.all(np.isfinite(np.load(tmp_path / "run" / "sr_values.npy")))
+    if kind == "constant_png":
+        assert np.abs(np.asarray(Image.open(out["sr"])).astype(int) - 77).max() <= 1
+    else:
+        assert tifffile.imread(out["sr"]).shape == (32, 32)
+
+
+def test_read_input_alpha_and_colour(tmp_path):
+    grey = np.rint(255 * _stripes(12, 12)).astype(np.uint8)
+    rgba = np.stack([grey, grey, grey, np.full_like(grey, 255)], -1)
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "opaque.png")
+    x, info = read_input(tmp_path / "opaque.png")
+    assert x.shape == (12, 12, 1) and info["dtype"] == "uint8"
+    np.testing.assert_array_equal(x[..., 0], from_intensity(grey))
+    rgba[0, 0, 3] = 10
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "transparent.png")
+    with pytest.raises(UserError, match="transparent pixels"):
+        read_input(tmp_path / "transparent.png")
+
+
+# --- refusals through the command line -------------------------------------------------------
+
+@pytest.fixture
+def main(monkeypatch):
+    if "fit_image" not in cli.COMMANDS:
+        monkeypatch.setattr(cli, "COMMANDS", (*cli.COMMANDS, "fit_image"))
+    return cli.main
+
+
+def _bad_inputs(tmp_path):
+    d = tmp_path
+    np.save(d / "small.npy", np.zeros((6, 9), np.float32))
+    nan = np.zeros((16, 16), np.float32)
+    nan[3, 4] = np.nan
+    np.save(d / "nan.npy", nan)
+    colour = np.zeros((16, 16, 3), np.uint8)
+    colour[..., 0] = 200
+    Image.fromarray(colour).save(d / "colour.png")
+    rgba = np.full((16, 16, 4), 128, np.uint8)
+    rgba[..., 3] = 0
+    Image.fromarray(rgba, mode="RGBA").save(d / "clear.png")
+    np.save(d / "stack.npy", np.zeros((2, 16, 16, 1), np.float32))
+    np.save(d / "two.npy", np.zeros((16, 16, 2), np.float32))
+    (d / "bad.ovf").write_text("# OOMMF: irregular mesh v1.0\n")
+    np.save(d / "ok.npy", np.zeros((16, 16), np.float32))
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["small.npy"], "is 6x9 pixels, smaller than one patch (8x8)"),
+    (["nan.npy"], "1 NaN or infinite value"),
+    (["colour.png"], "is a colour image"),
+    (["clear.png"], "has transparent pixels"),
+    (["stack.npy"], "holds 2 images"),
+    (["two.npy"], "has 2 channels"),
+    (["bad.ovf"], "irregular meshes are not supported"),
+    (["missing.png"], "does not exist"),
+    (["ok.npy", "--scale", "3"], "scale must be a power of two"),
+    (["ok.npy", "--patch", "2"], "patch must be an integer >= 4"),
+    (["ok.npy", "--stride", "9"], "stride 9 is larger than patch 8"),
+    (["ok.npy", "--sigma", "0"], "sigma must be a finite number > 0"),
+    (["ok.npy", "--learning-rate", "-1"], "learning_rate must be a finite number > 0"),
+    (["ok.npy", "--layer", "1"], "layer applies to OVF files only"),
+])
+def test_cli_refusals(tmp_path, capsys, main, argv, message):
+    _bad_inputs(tmp_path)
+    run = tmp_path / "run"
+    code = main(["fit-image", str(tmp_path / argv[0]), "--scale", "2", "--patch", "8",
+                 "--out", str(run), *argv[1:]])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert err.startswith("spinsr-tf fit-image: error: ")
+    assert not run.exists()
+
+
+def test_cli_non_empty_out_dir(tmp_path, capsys, main):
+    np.save(tmp_path / "ok.npy", np.zeros((16, 16), np.float32))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    code = main(["fit-image", str(tmp_path / "ok.npy"), "--scale", "2", "--patch", "8",
+                 "--out", str(run)])
+    err = capsys.readouterr().err
+    assert code == 2 and "is not empty and holds no fit-image run" in err
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]

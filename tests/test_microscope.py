@@ -1,0 +1,134 @@
+"""Microscope stand-ins: Kerr image statistics (mean vs Sz, Poisson variance), optics = the
+project's degradation, SPLEEM noise, stand-in files reused, refusals."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from spinsr_tf import microscope
+from spinsr_tf.data.degradation import gaussian_downsample
+from spinsr_tf.errors import UserError
+from spinsr_tf.microscope import kerr_image, spleem_image, standin
+
+
+def _uniform(sz, size=512):
+    s = np.zeros((size, size, 3))
+    s[..., 2] = sz
+    s[..., 0] = np.sqrt(1 - sz ** 2)
+    return s
+
+
+@pytest.mark.parametrize("sz", [-1.0, 0.0, 0.5, 1.0])
+def test_kerr_mean_and_shot_noise(sz):
+    photons, contrast = 1000.0, 0.8
+    img, mapping = kerr_image(_uniform(sz), factor=2, photons=photons, contrast=contrast, seed=1)
+    assert img.dtype == np.uint8 and img.shape == (256, 256)
+    u = 0.5 * (1 + contrast * sz)
+    dn = img.astype(np.float64)
+    # E[DN] = 255 u; Var[DN] = 255² u / photons (Poisson) + ~1/12 (rounding to grey levels,
+    # only roughly uniform when the shot noise spans a few levels); 65536 pixels
+    assert abs(dn.mean() - 255 * u) < 0.3
+    np.testing.assert_allclose(dn.var(), 255 ** 2 * u / photons + 1 / 12, rtol=0.03,
+                               atol=1 / 12)
+    # the returned mapping takes the mean grey level back to Sz
+    assert abs(mapping["sz_per_dn"] * dn.mean() + mapping["sz_offset"] - sz) < 0.005
+
+
+def test_kerr_optics_are_the_project_degradation():
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(64, 48, 3))
+    spins = v / np.linalg.norm(v, axis=-1, keepdims=True)
+    img, m = kerr_image(spins, factor=4, sigma=1.5, photons=None, contrast=1.0, bits=16)
+    assert img.dtype == np.uint16 and img.shape == (16, 12)
+    ref = gaussian_downsample(spins[None, ..., 2:3], 4, 23, 1.5, "reflect")[0, ..., 0]
+    sz = m["sz_per_dn"] * img + m["sz_offset"]
+    np.testing.assert_allclose(sz, ref, atol=1.0 / 65535 + 1e-6)  # half a grey level
+    wider, m2 = kerr_image(spins, factor=4, sigma=1.5, psf_sigma=3.0, photons=None,
+                           contrast=1.0, bits=16)
+    ref3 = gaussian_downsample(spins[None, ..., 2:3], 4, 23, 3.0, "reflect")[0, ..., 0]
+    np.testing.assert_allclose(m2["sz_per_dn"] * wider + m2["sz_offset"], ref3, atol=2e-5)
+    assert m2["psf_sigma"] == 3.0 and m2["sigma"] == 1.5
+
+
+def test_kerr_seeded_noise():
+    s = _uniform(0.3, size=64)
+    a, _ = kerr_image(s, factor=4, seed=5)
+    b, _ = kerr_image(s, factor=4, seed=5)
+    c, _ = kerr_image(s, factor=4, seed=6)
+    np.testing.assert_array_equal(a, b)
+    assert np.any(a != c)
+
+
+def test_spleem_noise_statistics():
+    rng = np.random.default_rng(2)
+    v = rng.normal(size=(256, 256, 3))
+    spins = v / np.linalg.norm(v, axis=-1, keepdims=True)
+    clean = spleem_image(spins, factor=2, noise=0.0)
+    np.testing.assert_allclose(clean, gaussian_downsample(spins[None], 2, 23, 1.0, "reflect")[0],
+                               atol=1e-6)
+    noisy = spleem_image(spins, factor=2, noise=0.2, seed=3)
+    assert noisy.dtype == np.float32 and noisy.shape == (128, 128, 3)
+    diff = (noisy - clean).astype(np.float64)
+    assert abs(diff.mean()) < 0.005
+    np.testing.assert_allclose(diff.std(axis=(0, 1)), 0.2, rtol=0.03)
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda s: kerr_image(s, contrast=1.5), "contrast must be in"),
+    (lambda s: kerr_image(s, bits=12), "bits must be 8 or 16"),
+    (lambda s: kerr_image(s, photons=0), "photons must be a finite number > 0"),
+    (lambda s: kerr_image(s, factor=3), "divisible by factor 3"),
+    (lambda s: kerr_image(s[..., :2]), r"shape \(H, W, 3\)"),
+    (lambda s: spleem_image(s, noise=-1), "noise must be"),
+    (lambda s: spleem_image(s[..., 2]), "3 components"),
+])
+def test_refusals(call, message):
+    with pytest.raises(UserError, match=message):
+        call(_uniform(0.0, size=16))
+
+
+def test_standin_writes_and_reuses(tmp_path):
+    first = standin("kerr", size=16, factor=4, seed=0, out_dir=tmp_path, progress=False)
+    assert first["annealed"]
+    truth = np.load(first["truth"])
+    assert truth.shape == (16, 16, 3)
+    np.testing.assert_allclose(np.linalg.norm(truth, axis=-1), 1.0, atol=1e-5)
+    img = np.asarray(Image.open(first["image"]))
+    assert img.dtype == np.uint8 and img.shape == (4, 4)
+    meta = json.loads((tmp_path / "kerr.json").read_text())
+    assert meta["mapping"]["contrast"] == 0.8 and meta["params"]["size"] == 16
+    ref, _ = kerr_image(truth, factor=4, seed=0)
+    np.testing.assert_array_equal(img, ref)
+    mtime = first["truth"].stat().st_mtime_ns
+    again = standin("kerr", size=16, factor=4, seed=0, out_dir=tmp_path, progress=False)
+    assert not again["annealed"] and first["truth"].stat().st_mtime_ns == mtime
+    # another noise setting re-images the same truth
+    other = standin("kerr", size=16, factor=4, seed=0, out_dir=tmp_path, photons=50.0,
+                    progress=False)
+    assert not other["annealed"] and other["meta"]["params"]["photons"] == 50.0
+    sp = standin("spleem", size=16, factor=4, seed=0, out_dir=tmp_path, progress=False)
+    image = np.load(sp["image"])
+    assert image.shape == (4, 4, 3) and image.dtype == np.float32
+    assert sorted(p.name for p in tmp_path.iterdir() if ".tmp" in p.name) == []
+    with pytest.raises(UserError, match="kind must be one of"):
+        standin("stxm", size=16, factor=4, out_dir=tmp_path)
+    with pytest.raises(UserError, match="divisible by factor"):
+        standin("kerr", size=20, factor=8, out_dir=tmp_path)
+
+
+def test_presets_are_consistent():
+    for name, cfg in microscope.PRESETS.items():
+        lr = cfg["size"] // cfg["factor"]
+        assert cfg["size"] % cfg["factor"] == 0 and cfg["patch"] <= lr, name
+        assert cfg["stride"] <= cfg["patch"], name
+
+
+def test_scores_table_rows():
+    res = {"kind": "kerr", "lr_mse": {"sr": 1e-3, "bicubic": 2e-3},
+           "scores": {"sr": {"psnr": 20.0, "corr": 0.5, "mse": 0.04},
+                      "bicubic_norm": {"psnr": 18.5, "corr": 0.45, "mse": 0.0566}}}
+    table = microscope.scores_table([res]).splitlines()
+    assert table[2] == "| kerr | sr | 20.00 | 0.5000 | 0.0400 | 1.00e-03 |"
+    assert table[3] == "| kerr | bicubic_norm | 18.50 | 0.4500 | 0.0566 | – |"

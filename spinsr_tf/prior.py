@@ -12,7 +12,7 @@ Priors (:data:`PRIORS`): ``"typeI"`` and ``"typeII"`` use the Hamiltonian the da
 
 The weight λ is chosen from the LR maps alone by the discrepancy principle
 (:func:`choose_weight`): the largest λ of a grid whose refined maps still reproduce their LR
-inputs to within the noise the LR maps carry (:func:`noise_variance`).
+inputs to within the noise, or, for noise-free data, nearly as well as without the prior.
 """
 
 from __future__ import annotations
@@ -33,10 +33,12 @@ from .physics.keras_energy import energy_per_spin, exchange_only
 
 PRIORS = ("none", "typeI", "typeII", "exchange")
 #: λ candidates of :func:`choose_weight`, in LR-MSE per J of energy per spin.
-WEIGHT_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-#: Smallest noise variance assumed: float32 LR maps made from exact simulations carry none, and
-#: an LR error of 1e-6 (PSNR 66 dB on the LR grid) is far below anything that changes the SR map.
-NOISE_FLOOR = 1e-6
+WEIGHT_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+#: How much more LR misfit than at the grid's smallest λ a prior may cost (noise-free data).
+MISFIT_FACTOR = 10.0
+#: LR misfit that always counts as a perfect fit (LR PSNR 106 dB for spins): below it the
+#: differences are the optimiser's rounding, not the prior's.
+MISFIT_FLOOR = 1e-10
 
 
 def resolve_prior(name: str, attrs: Mapping | None = None,
@@ -135,8 +137,7 @@ def noise_variance(lr) -> float:
     ``(x[i,j] - x[i+1,j] - x[i,j+1] + x[i+1,j+1]) / 2``, which has the variance σ² of white noise
     and is small for smooth maps: σ = median(|d|) / 0.6745. Texture that varies on the pixel scale
     raises it, so it is an upper estimate for maps sampled near their Nyquist limit (Type I
-    labyrinths at ×8: 0.24 for noise-free maps), where :func:`choose_weight` then takes the
-    largest λ of its grid; give the noise variance when it is known.
+    labyrinths at ×8: 0.24 for noise-free maps); :func:`choose_weight` uses it only when asked.
     """
     x = np.asarray(lr, dtype=np.float64)
     if x.ndim != 4 or min(x.shape[1:3]) < 2:
@@ -147,38 +148,54 @@ def noise_variance(lr) -> float:
 
 def choose_weight(lr, hamiltonian, factor: int, grid=WEIGHT_GRID, max_maps: int = 4,
                   steps: int = 200, kernel_size: int = 23, sigma: float = 1.0,
-                  noise: float | None = None, return_details: bool = False):
-    """Largest λ of ``grid`` whose refined maps reproduce their LR inputs within the noise.
+                  noise: float | str | None = None, return_details: bool = False):
+    """Largest λ of ``grid`` whose refined maps reproduce their LR inputs as well as the data allow.
 
     Morozov's discrepancy principle, from LR data only: for each λ (ascending) the first
-    ``max_maps`` LR maps are refined (:func:`~spinsr_tf.refine.refine`, from aligned bicubic);
-    λ is acceptable while the mean LR error ``MSE(degrade(SR), LR)`` stays at or below the noise
-    variance τ = max(``noise`` or :func:`noise_variance`, :data:`NOISE_FLOOR`). A stronger prior
-    can only be bought with a worse fit of the data; the rule stops where the misfit would exceed
-    what noise can explain. Returns the smallest λ of the grid if none fits.
+    ``max_maps`` LR maps are refined (:func:`~spinsr_tf.refine.refine`, from aligned bicubic) and
+    λ is kept while the mean LR misfit ``MSE(degrade(SR), LR)`` stays within the tolerance
+
+        τ = max(noise, MISFIT_FACTOR · misfit at the smallest λ of the grid, MISFIT_FLOOR).
+
+    The second term is what the refinement reaches when the prior barely acts: a prior that is
+    right about the texture costs almost nothing in misfit as λ grows (a relaxed state of the
+    Hamiltonian fits its own LR map exactly), a wrong one (D or K off, or the wrong type) soon
+    costs orders of magnitude more, and the rule then backs off to a small λ. ``noise`` is the
+    noise variance of the LR maps when it is known (a microscope's noise model), ``"estimate"``
+    for :func:`noise_variance` (an upper estimate: texture on the pixel scale counts as noise),
+    None (default) for noise-free data.
 
     Returns
     -------
-    float (and, with ``return_details``, ``{"tolerance", "weights", "lr_mse"}``).
+    float (and, with ``return_details``, ``{"tolerance", "reference_misfit", "weights",
+    "lr_mse"}``).
     """
+    from .data.degradation import gaussian_downsample
     from .refine import refine
 
     ham = check_hamiltonian(hamiltonian)
     x = np.asarray(lr, dtype=np.float64)[:max(int(max_maps), 1)]
-    tolerance = max(noise_variance(x) if noise is None else float(noise), NOISE_FLOOR)
     grid = sorted(check_weight(w) for w in grid)
     if not grid:
         raise UserError("the weight grid is empty")
-    from .data.degradation import gaussian_downsample
+    if noise == "estimate":
+        noise = noise_variance(x)
+    elif noise is not None:
+        noise = check_weight(noise)
 
-    chosen, errors = grid[0], []
-    for weight in grid:
+    def misfit(weight):
         sr = refine(x, ham, weight, factor, steps=steps, kernel_size=kernel_size, sigma=sigma)
-        err = float(np.mean((gaussian_downsample(sr, factor, kernel_size, sigma) - x) ** 2))
-        errors.append(err)
-        if err > tolerance:
+        return float(np.mean((gaussian_downsample(sr, factor, kernel_size, sigma) - x) ** 2))
+
+    errors = [misfit(grid[0])]
+    tolerance = max(noise or 0.0, MISFIT_FACTOR * errors[0], MISFIT_FLOOR)
+    chosen = grid[0]
+    for weight in grid[1:]:
+        errors.append(misfit(weight))
+        if errors[-1] > tolerance:
             break
         chosen = weight
     if return_details:
-        return chosen, {"tolerance": tolerance, "weights": grid[:len(errors)], "lr_mse": errors}
+        return chosen, {"tolerance": tolerance, "reference_misfit": errors[0],
+                        "weights": grid[:len(errors)], "lr_mse": errors}
     return chosen

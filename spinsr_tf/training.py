@@ -434,7 +434,7 @@ def _physics_config(source: TrainingData, physics, weight, overrides, run_dir: P
                                          kernel_size=deg.kernel_size, sigma=deg.sigma,
                                          return_details=True)
             if progress:
-                print(f"physics weight {weight:g} (LR noise tolerance {rule['tolerance']:.3g})",
+                print(f"physics weight {weight:g} (LR misfit tolerance {rule['tolerance']:.3g})",
                       flush=True)
     return json.loads(json.dumps({"physics": physics, "physics_weight": check_weight(weight),
                                   "physics_hamiltonian": ham.to_attrs(),

@@ -102,7 +102,7 @@ def physics_setting(setting_dir: Path, train_file: Path, test_file: Path, kind: 
     return result
 
 
-def robustness(out_dir: Path, kind: str, scale: int, test_file: Path, steps: int = 300,
+def robustness(kind: str, scale: int, test_file: Path, steps: int = 300,
                max_maps: int = 8) -> dict:
     """Refinement from aligned bicubic with the right Hamiltonian, with its D (Type I) or K
     (Type II) off by ±20 %, and with exchange alone, each with the λ that
@@ -177,7 +177,7 @@ def physics_experiment(out_dir, preset="smoke", types=("I", "II"), seed: int = 0
             settings[f"type_{kind}_x{scale}"] = physics_setting(
                 type_dir / f"x{scale}", train_file, test_file, kind, scale, p, seed, steps,
                 progress)
-        robust[f"type_{kind}_x8"] = robustness(out, kind, 8, test_file, steps)
+        robust[f"type_{kind}_x8"] = robustness(kind, 8, test_file, steps)
     write_json({"preset": preset_name, "settings": settings}, out / "physics_results.json")
     write_json(robust, out / "physics_robustness.json")
     table = format_physics_table(settings, robust, preset_name)

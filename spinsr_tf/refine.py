@@ -133,10 +133,10 @@ def refine(lr, hamiltonian, weight: float, factor: int, start=None, steps: int =
     if start is None:
         m = upsample(x, factor, "bicubic", "aligned", boundary="periodic").astype(np.float64)
     else:
-        m = np.asarray(start, dtype=np.float64).reshape((-1,) + shape[1:]) \
-            if np.shape(start)[-3:] == shape[1:] else None
-        if m is None or m.shape[0] != b:
-            raise UserError(f"start must have shape {shape}, got {np.shape(start)}")
+        m = np.asarray(start, dtype=np.float64)
+        if m.shape != shape and not (b == 1 and m.shape == shape[1:]):
+            raise UserError(f"start must have shape {shape}, got {m.shape}")
+        m = m.reshape(shape)
         if not np.isfinite(m).all():
             raise UserError("start contains NaN or infinite values")
     m = unit_normalize(m)

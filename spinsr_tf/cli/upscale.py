@@ -42,21 +42,18 @@ def refinement_plan(args, model, lr):
     """``(hamiltonian, weight)`` of ``--refine physics``: from the flags, else the model's prior
     layer, else an error; λ 'auto' is chosen from ``lr``."""
     from ..errors import UserError
-    from ..model import PRIOR_LAYER
-    from ..physics.hamiltonians import hamiltonian_from_attrs
+    from ..model import LR_OUTPUT, PRIOR_LAYER
     from ..prior import check_weight, choose_weight, parse_overrides, resolve_prior
 
     trained = next((layer for layer in model.layers if layer.name == PRIOR_LAYER), None)
     overrides = parse_overrides(args.physics_set)
-    if args.physics is not None:
-        attrs = ({f"hamiltonian.{k}": v for k, v in trained.hamiltonian.items()}
-                 if trained is not None else None)
-        ham = resolve_prior(args.physics, attrs, overrides)
-    elif trained is not None:
-        ham = hamiltonian_from_attrs({**trained.hamiltonian, **overrides})
-    else:
+    if args.physics is None and trained is None:
         raise UserError("--refine physics needs --physics (the model was trained without a prior)")
-    factor = int(model.get_layer("lr").factor)
+    attrs = None if trained is None else {f"hamiltonian.{k}": v
+                                          for k, v in trained.hamiltonian.items()}
+    name = args.physics or ("typeI" if trained.hamiltonian["type"] == "I" else "typeII")
+    ham = resolve_prior(name, attrs, overrides)
+    deg = model.get_layer(LR_OUTPUT)
     if args.physics_weight not in (None, "auto"):
         try:
             return ham, check_weight(float(args.physics_weight))
@@ -65,8 +62,7 @@ def refinement_plan(args, model, lr):
                             f"{args.physics_weight!r}") from None
     if args.physics_weight is None and trained is not None and args.physics is None:
         return ham, trained.weight
-    deg = model.get_layer("lr")
-    return ham, choose_weight(lr, ham, factor, kernel_size=deg.kernel_size, sigma=deg.sigma)
+    return ham, choose_weight(lr, ham, deg.factor, kernel_size=deg.kernel_size, sigma=deg.sigma)
 
 
 #: Smallest LR side the network accepts (its 1-pixel reflect padding needs two pixels).

@@ -1,7 +1,8 @@
 """Physics: Hamiltonians, energies and Monte Carlo simulated annealing of spin lattices.
 
-Everything here is NumPy/numba (no Keras). Units: energies, fields and temperatures in units of
-the exchange J (k_B = 1). Spins: ``(L, L, 3)`` or ``(N, L, L, 3)`` arrays of 3D vectors on a
+Everything imported here is NumPy/numba (no Keras); :mod:`.keras_energy` holds the same
+energies in ``keras.ops`` for training graphs and is imported on its own. Units: energies, fields
+and temperatures in units of the exchange J (k_B = 1). Spins: ``(L, L, 3)`` or ``(N, L, L, 3)`` arrays of 3D vectors on a
 periodic square lattice, ``spins[i, j]`` at x = j, y = i.
 """
 

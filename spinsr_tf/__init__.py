@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 
-from ._version import __version__
+from spinsr_tf._version import __version__
 
 # public name -> module that defines it (imported on first use)
 _LAZY = {

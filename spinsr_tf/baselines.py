@@ -39,7 +39,7 @@ import types
 import numpy as np
 from scipy import ndimage
 
-from .errors import UserError
+from spinsr_tf.base.errors import UserError
 
 __all__ = ["METHODS", "CONVENTIONS", "BOUNDARIES", "BASELINES", "unit_normalize", "upsample",
            "upsample_matrix"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from spinsr_tf.base.errors import UserError
 
 #: The four cases, label -> (network's training type, test data type).
 CASES = {"Net I (Type I)": ("I", "I"), "Net I (Type II)": ("I", "II"),
@@ -53,9 +53,9 @@ def cross_scores(models: dict, hr: dict, baselines=CROSS_BASELINES) -> dict:
     UserError
         If the two networks degrade differently (they would not see the same LR maps).
     """
-    from .baselines import BASELINES
-    from .data.degradation import gaussian_downsample
-    from .evaluation import degradation_of, predict_sr, score_method
+    from spinsr_tf.baselines import BASELINES
+    from spinsr_tf.data.degradation import gaussian_downsample
+    from spinsr_tf.evaluation import degradation_of, predict_sr, score_method
 
     deg = {k: degradation_of(m) for k, m in models.items()}
     if deg["I"] != deg["II"]:
@@ -159,7 +159,7 @@ def cross_figure(result: dict, path, title: str = "") -> Path:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from .plotting import _save
+    from spinsr_tf.plotting import _save
 
     scales = list(result["scales"])
     metrics = (("mse", "MSE"), ("psnr", "PSNR (dB)"), ("corr", "Corr"))
@@ -221,11 +221,11 @@ def cross_feed(out_dir, preset="smoke", scales=DEFAULT_SCALES, network: str = "s
     also written to ``OUT/cross_feeding_NETWORK.json``; the bar chart goes to
     ``OUT/fig4_cross_feeding_NETWORK.png``.
     """
-    from .data.generate import read_spins
-    from .evaluation import write_json
-    from .model import load_sr_model
-    from .reproduce import NETWORKS, SCALES
-    from .reproduce import reproduce as run_reproduce
+    from spinsr_tf.data.generate import read_spins
+    from spinsr_tf.evaluation import write_json
+    from spinsr_tf.model import load_sr_model
+    from spinsr_tf.reproduce import NETWORKS, SCALES
+    from spinsr_tf.reproduce import reproduce as run_reproduce
 
     if network not in NETWORKS:
         raise UserError(f"network must be one of {', '.join(NETWORKS)}, got {network!r}")

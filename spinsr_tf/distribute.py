@@ -33,7 +33,7 @@ import contextlib
 
 import keras
 
-from .errors import UserError
+from spinsr_tf.base.errors import UserError
 
 #: Accepted ``strategy`` values.
 STRATEGIES = ("none", "mirrored", "multiworker")

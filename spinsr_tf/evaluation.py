@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .baselines import BASELINES, unit_normalize
-from .data.degradation import gaussian_downsample
-from .errors import UserError
-from .files import write_text_atomic
-from .metrics import corr, mse, psnr, summarize
+from spinsr_tf.baselines import BASELINES, unit_normalize
+from spinsr_tf.data.degradation import gaussian_downsample
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.base.files import write_text_atomic
+from spinsr_tf.metrics import corr, mse, psnr, summarize
 
 _METRICS = (("mse", mse), ("psnr", psnr), ("corr", corr))
 
@@ -53,7 +53,7 @@ def _outputs_unit_vectors(model) -> bool:
 
 def predict_sr(model, lr: np.ndarray, batch_size: int = 16) -> np.ndarray:
     """SR maps of an LR batch through the model's ``sr`` layer."""
-    from .model import sr_submodel
+    from spinsr_tf.model import sr_submodel
 
     return np.asarray(sr_submodel(model).predict(lr, batch_size=batch_size, verbose=0),
                       dtype=np.float32)

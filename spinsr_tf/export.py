@@ -17,9 +17,9 @@ from pathlib import Path
 
 import keras
 
-from .errors import UserError
-from .layers import UnitVectors
-from .model import LR_OUTPUT, build_sr_model, load_sr_model, sr_submodel
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.layers import UnitVectors
+from spinsr_tf.model import LR_OUTPUT, build_sr_model, load_sr_model, sr_submodel
 
 
 def serving_model(model: keras.Model) -> keras.Model:

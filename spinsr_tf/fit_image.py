@@ -43,9 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.degradation import check_degradation_args, gaussian_downsample
-from .errors import UserError
-from .files import save_npy_atomic, write_text_atomic
+from spinsr_tf.data.degradation import check_degradation_args, gaussian_downsample
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.base.files import save_npy_atomic, write_text_atomic
 
 FIT, MAPPING, PATCHES, TRAIN = "fit.json", "mapping.json", "patches.h5", "train"
 #: Smallest LR patch side: the network's 1-pixel mirror padding needs >= 2, and the
@@ -112,14 +112,14 @@ def read_input(path, layer: int | None = None) -> tuple[np.ndarray, dict]:
         ``format``, ``dtype`` (stored dtype), ``intensity`` (bool), ``ovf`` (OVF metadata or
         None).
     """
-    from .data.io import read_image
+    from spinsr_tf.data.io import read_image
 
     path = Path(path)
     suffix = path.suffix.lower()
     if layer is not None and suffix not in (".ovf", ".omf"):
         raise UserError(f"layer applies to OVF files only, not {str(path)!r}")
     if suffix in (".ovf", ".omf"):
-        from .data.ovf import read_ovf
+        from spinsr_tf.data.ovf import read_ovf
 
         field, meta = read_ovf(path, layer=layer, normalize=False)
         meta = {k: list(v) if isinstance(v, tuple) else v for k, v in meta.items()}
@@ -274,8 +274,8 @@ def super_resolve(model, lr, tile: int | None = 128, margin: int | None = None,
     -------
     ndarray, shape (H·scale, W·scale, C), float32.
     """
-    from .export import serving_model
-    from .model import LR_OUTPUT
+    from spinsr_tf.export import serving_model
+    from spinsr_tf.model import LR_OUTPUT
 
     f = int(model.get_layer(LR_OUTPUT).factor)
     sr_model = serving_model(model)
@@ -372,12 +372,12 @@ def write_like_input(stem, x, info: dict, mapping: dict, scale: int) -> Path:
     scale : int
         The SR factor (OVF cell size).
     """
-    from .data.io import write_image
+    from spinsr_tf.data.io import write_image
 
     path = Path(f"{stem}{_OUT_EXT[info['format']]}")
     values = from_network(x, mapping)
     if info["format"] == "ovf":
-        from .data.ovf import write_ovf
+        from spinsr_tf.data.ovf import write_ovf
 
         meta = info["ovf"]
         dx, dy, dz = meta["cellsize"]
@@ -393,7 +393,7 @@ def write_like_input(stem, x, info: dict, mapping: dict, scale: int) -> Path:
 
 def _preview(run_dir: Path, lr: np.ndarray, bicubic: np.ndarray, sr: np.ndarray, scale: int,
              limit: int = 64) -> Path:
-    from .plotting import comparison_panel
+    from spinsr_tf.plotting import comparison_panel
 
     h, w = lr.shape[:2]
     r0, c0 = max(0, (h - limit) // 2), max(0, (w - limit) // 2)
@@ -466,7 +466,7 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
         bad arguments, a non-empty ``out_dir`` without ``resume``. Nothing is written in
         ``out_dir`` before the image and the arguments have been checked.
     """
-    from .model import decoder_filters
+    from spinsr_tf.model import decoder_filters
 
     decoder_filters(scale)
     check_degradation_args(scale, kernel_size, sigma, "reflect")
@@ -521,7 +521,7 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
         say(f"fit-image: {n_patches} patches of {patch}x{patch} (stride {stride}) from a "
             f"{h}x{w}x{c} image -> {patches_path}")
 
-    from .training import CONFIG, MODEL, train
+    from spinsr_tf.training import CONFIG, MODEL, train
 
     train_dir = run_dir / TRAIN
     history = train(patches_path, scale, train_dir, epochs=epochs, batch_size=batch_size,
@@ -532,8 +532,8 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
     say(f"fit-image: trained {len(history.get('epoch', []))} epoch(s); super-resolving the "
         f"whole image in tiles of {tile} LR pixels")
 
-    from .baselines import upsample
-    from .model import load_sr_model
+    from spinsr_tf.baselines import upsample
+    from spinsr_tf.model import load_sr_model
 
     model = load_sr_model(train_dir / MODEL, compile=False)
     sr = super_resolve(model, lr, tile=tile)
@@ -572,8 +572,8 @@ def compare_with_truth(run_dir, truth) -> dict:
     dict: ``{"sr", "bicubic", "bicubic_norm"}`` → ``{"mse", "psnr", "corr"}``
     (:mod:`spinsr_tf.metrics`), in network units.
     """
-    from .baselines import unit_normalize
-    from .metrics import corr, mse, psnr
+    from spinsr_tf.baselines import unit_normalize
+    from spinsr_tf.metrics import corr, mse, psnr
 
     run_dir = Path(run_dir)
     t = np.load(truth) if isinstance(truth, (str, os.PathLike)) else np.asarray(truth)

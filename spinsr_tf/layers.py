@@ -23,8 +23,8 @@ import numbers
 import keras
 from keras import ops
 
-from .data.degradation import PADDING_MODES, check_degradation_args, gaussian_kernel_1d
-from .errors import UserError
+from spinsr_tf.data.degradation import PADDING_MODES, check_degradation_args, gaussian_kernel_1d
+from spinsr_tf.base.errors import UserError
 
 _DATA_FORMATS = ("channels_last", "channels_first")
 
@@ -315,7 +315,7 @@ class AlignedUpsample(keras.layers.Layer):
 
     def __init__(self, factor, method="bicubic", boundary="periodic", data_format=None,
                  **kwargs):
-        from .baselines import BOUNDARIES, METHODS, upsample_matrix
+        from spinsr_tf.baselines import BOUNDARIES, METHODS, upsample_matrix
 
         super().__init__(**kwargs)
         if not _is_count(factor) or factor < 1:

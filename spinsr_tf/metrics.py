@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import UserError
+from spinsr_tf.base.errors import UserError
 
 __all__ = ["mse", "psnr", "corr", "summarize", "score"]
 

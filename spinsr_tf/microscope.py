@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.degradation import check_degradation_args, gaussian_downsample
-from .errors import UserError
-from .files import save_npy_atomic, write_text_atomic
+from spinsr_tf.data.degradation import check_degradation_args, gaussian_downsample
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.base.files import save_npy_atomic, write_text_atomic
 
 KINDS = ("kerr", "spleem")
 #: Stand-in sizes and fit settings of the notebook's presets (truth side, factor, LR patch,
@@ -186,7 +186,7 @@ def _read_json(path: Path):
 
 
 def _anneal_truth(kind: str, size: int, seed: int) -> np.ndarray:
-    from .physics import TypeI, TypeII, anneal
+    from spinsr_tf.physics import TypeI, TypeII, anneal
 
     return anneal(TypeI() if kind == "kerr" else TypeII(), size, seed, [0])[0]
 
@@ -307,8 +307,8 @@ def run_experiment(kind: str, out_dir, preset: str = "smoke", seed: int = 0,
     figure LR | bicubic_norm | SR | truth (top-left crop of at most 256 HR pixels) to
     ``{kind}_figure.png``.
     """
-    from .fit_image import compare_with_truth, fit_image
-    from .plotting import comparison_panel
+    from spinsr_tf.fit_image import compare_with_truth, fit_image
+    from spinsr_tf.plotting import comparison_panel
 
     if preset not in PRESETS:
         raise UserError(f"preset must be one of {tuple(PRESETS)}, got {preset!r}")
@@ -328,7 +328,7 @@ def run_experiment(kind: str, out_dir, preset: str = "smoke", seed: int = 0,
     truth = np.load(made["truth"])
     scores = compare_with_truth(run_dir, truth)
     values = {name: np.load(run_dir / f"{name}_values.npy") for name in ("lr", "sr", "bicubic")}
-    from .baselines import unit_normalize
+    from spinsr_tf.baselines import unit_normalize
 
     hr = min(256, truth.shape[0])
     lr_crop = hr // cfg["factor"]

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import keras
 
-from .data.degradation import check_degradation_args
-from .errors import UserError
-from .layers import AlignedUpsample, GaussianDownsample, UnitVectors, padding_layer
-from .prior import PhysicsPrior
+from spinsr_tf.data.degradation import check_degradation_args
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.layers import AlignedUpsample, GaussianDownsample, UnitVectors, padding_layer
+from spinsr_tf.prior import PhysicsPrior
 
 #: Names of the two model outputs (and of the layers producing them).
 LR_OUTPUT = "lr"

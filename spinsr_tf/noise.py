@@ -33,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .baselines import unit_normalize, upsample
-from .data.degradation import gaussian_downsample
-from .errors import UserError
-from .metrics import corr, mse
+from spinsr_tf.baselines import unit_normalize, upsample
+from spinsr_tf.data.degradation import gaussian_downsample
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.metrics import corr, mse
 
 #: Largest α of the paper's sweeps: Type I 0..200 (Fig. 5), Type II 0..50 (Fig. 6).
 ALPHA_MAX = {"I": 200.0, "II": 50.0}
@@ -269,7 +269,7 @@ def noise_sweep(model, hr, alphas=None, iterations: int = 100, seed=0, noise_on:
         same noisy LR input (iteration 0, the reference); ``snapshots`` ``{α index: {k: map}}``.
         All lists of floats (JSON-ready) except the snapshot maps.
     """
-    from .evaluation import degradation_of
+    from spinsr_tf.evaluation import degradation_of
 
     hr = _check_maps(hr, "hr")
     if noise_on not in NOISE_ON:
@@ -334,7 +334,7 @@ def noise_figures(result: dict, path: str | os.PathLike, title: str = "") -> Pat
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from .plotting import _save
+    from spinsr_tf.plotting import _save
 
     alphas = np.asarray(result["alphas"], dtype=float)
     shown = np.unique(np.linspace(0, len(alphas) - 1, min(6, len(alphas))).round().astype(int))
@@ -394,11 +394,11 @@ def run_noise_experiment(out_dir, preset="smoke", kind: str = "I",
     ``OUT/fig6_noise_type_II_NETWORK.png``. Defaults per preset (:data:`SIZES`): smoke 0 + 2 α,
     5 iterations; medium 0 + 8 α, 100 iterations; paper 0 + 16 α, 100 iterations.
     """
-    from .data.generate import read_spins
-    from .evaluation import write_json
-    from .model import load_sr_model
-    from .reproduce import NETWORKS, PRESETS, SCALES
-    from .reproduce import reproduce as run_reproduce
+    from spinsr_tf.data.generate import read_spins
+    from spinsr_tf.evaluation import write_json
+    from spinsr_tf.model import load_sr_model
+    from spinsr_tf.reproduce import NETWORKS, PRESETS, SCALES
+    from spinsr_tf.reproduce import reproduce as run_reproduce
 
     if kind not in SCALES:
         raise UserError(f"kind must be 'I' or 'II', got {kind!r}")

@@ -21,8 +21,8 @@ import json
 import time
 from pathlib import Path
 
-from .errors import UserError
-from .files import write_text_atomic
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.base.files import write_text_atomic
 
 #: Settings of the physics tables: both types at ×4, ×8 and ×16.
 PHYSICS_SCALES = {"I": (4, 8, 16), "II": (4, 8, 16)}
@@ -36,7 +36,7 @@ ROBUSTNESS = {"I": ("dmi", (0.8, 1.2)), "II": ("anisotropy", (0.8, 1.2))}
 
 def _train_physics(setting_dir: Path, train_file: Path, scale: int, kind: str, preset, seed,
                    progress, overrides=None, name="sr_physics"):
-    from .training import train
+    from spinsr_tf.training import train
 
     run_dir = setting_dir / f"run_{name}"
     train(train_file, scale=scale, out_dir=run_dir, epochs=preset.epochs,
@@ -48,7 +48,7 @@ def _train_physics(setting_dir: Path, train_file: Path, scale: int, kind: str, p
 
 
 def _refined(lr, hamiltonian, weight, scale, start, steps, degradation):
-    from .refine import refine
+    from spinsr_tf.refine import refine
 
     t0 = time.perf_counter()
     sr = refine(lr, hamiltonian, weight, scale, start=start, steps=steps,
@@ -59,11 +59,11 @@ def _refined(lr, hamiltonian, weight, scale, start, steps, degradation):
 def physics_setting(setting_dir: Path, train_file: Path, test_file: Path, kind: str, scale: int,
                     preset, seed: int = 0, steps: int = 300, progress: bool = False) -> dict:
     """Train (or reuse) ``sr_physics`` for one setting and score every method; cached."""
-    from .data.degradation import gaussian_downsample
-    from .data.generate import read_spins
-    from .evaluation import evaluate, predict_sr, score_method, write_json
-    from .model import load_sr_model
-    from .physics.hamiltonians import hamiltonian_from_attrs
+    from spinsr_tf.data.degradation import gaussian_downsample
+    from spinsr_tf.data.generate import read_spins
+    from spinsr_tf.evaluation import evaluate, predict_sr, score_method, write_json
+    from spinsr_tf.model import load_sr_model
+    from spinsr_tf.physics.hamiltonians import hamiltonian_from_attrs
 
     result_file = setting_dir / "physics_results.json"
     sizes = {**dataclasses.asdict(preset), "steps": steps}
@@ -108,14 +108,14 @@ def robustness(kind: str, scale: int, test_file: Path, steps: int = 300,
     (Type II) off by ±20 %, and with exchange alone, each with the λ that
     :func:`~spinsr_tf.prior.choose_weight` picks for it from the LR maps (what a user with that
     Hamiltonian would get): PSNR/Corr per case, and the aligned-bicubic baseline."""
-    from .baselines import BASELINES
-    from .data.degradation import gaussian_downsample
-    from .data.generate import read_spins
-    from .evaluation import score_method
-    from .physics import TypeI, TypeII
-    from .physics.keras_energy import exchange_only
-    from .prior import choose_weight
-    from .refine import refine
+    from spinsr_tf.baselines import BASELINES
+    from spinsr_tf.data.degradation import gaussian_downsample
+    from spinsr_tf.data.generate import read_spins
+    from spinsr_tf.evaluation import score_method
+    from spinsr_tf.physics import TypeI, TypeII
+    from spinsr_tf.physics.keras_energy import exchange_only
+    from spinsr_tf.prior import choose_weight
+    from spinsr_tf.refine import refine
 
     hr = read_spins(test_file)[:max_maps]
     lr = gaussian_downsample(hr, scale)
@@ -137,7 +137,7 @@ def robustness(kind: str, scale: int, test_file: Path, steps: int = 300,
 
 def format_physics_table(settings: dict, robust: dict, preset_name: str) -> str:
     """Markdown: one table per setting, then the robustness table."""
-    from .evaluation import format_table
+    from spinsr_tf.evaluation import format_table
 
     lines = [f"# Physics-informed SR (preset `{preset_name}`)", "",
              "`sr_physics`: residual unit-vector network trained with the energy prior (λ chosen "
@@ -158,8 +158,8 @@ def format_physics_table(settings: dict, robust: dict, preset_name: str) -> str:
 def physics_experiment(out_dir, preset="smoke", types=("I", "II"), seed: int = 0,
                        steps: int = 300, progress: bool = True) -> dict:
     """Run (or resume) the physics tables into ``out_dir`` (the folder of ``reproduce``)."""
-    from .evaluation import write_json
-    from .reproduce import _check_preset, make_data
+    from spinsr_tf.evaluation import write_json
+    from spinsr_tf.reproduce import _check_preset, make_data
 
     p = _check_preset(preset)
     preset_name = preset if isinstance(preset, str) else "custom"

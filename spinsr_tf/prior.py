@@ -26,10 +26,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from .errors import UserError
-from .physics.hamiltonians import (Hamiltonian, TypeI, TypeII, check_hamiltonian,
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.physics.hamiltonians import (Hamiltonian, TypeI, TypeII, check_hamiltonian,
                                    hamiltonian_from_attrs)
-from .physics.keras_energy import energy_per_spin, exchange_only
+from spinsr_tf.physics.keras_energy import energy_per_spin, exchange_only
 
 PRIORS = ("none", "typeI", "typeII", "exchange")
 #: λ candidates of :func:`choose_weight`, in LR-MSE per J of energy per spin.
@@ -170,8 +170,8 @@ def choose_weight(lr, hamiltonian, factor: int, grid=WEIGHT_GRID, max_maps: int 
     float (and, with ``return_details``, ``{"tolerance", "reference_misfit", "weights",
     "lr_mse"}``).
     """
-    from .data.degradation import gaussian_downsample
-    from .refine import refine
+    from spinsr_tf.data.degradation import gaussian_downsample
+    from spinsr_tf.refine import refine
 
     ham = check_hamiltonian(hamiltonian)
     x = np.asarray(lr, dtype=np.float64)[:max(int(max_maps), 1)]

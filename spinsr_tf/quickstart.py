@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import UserError
-from .files import write_text_atomic
-from .reproduce import NETWORKS as NETWORKS_ALL
-from .reproduce import Preset, make_data, run_setting
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.base.files import write_text_atomic
+from spinsr_tf.reproduce import NETWORKS as NETWORKS_ALL
+from spinsr_tf.reproduce import Preset, make_data, run_setting
 
 #: The networks the quickstart trains: the paper's, and the unsupervised variant that starts at
 #: aligned bicubic + normalization and learns a correction (docs/variants.md).
@@ -31,7 +31,7 @@ def quickstart(out_dir: str | os.PathLike = "quickstart", n_train: int = 48, n_t
     checkpoints), ``results.json``, ``table.md`` and ``figure.png`` (first test image: LR |
     baselines | networks | ground truth).
     """
-    from .evaluation import format_table
+    from spinsr_tf.evaluation import format_table
 
     out = Path(out_dir)
     try:

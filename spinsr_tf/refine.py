@@ -25,11 +25,11 @@ import numbers
 
 import numpy as np
 
-from .baselines import unit_normalize, upsample
-from .data.degradation import check_degradation_args, downsample_matrix
-from .errors import UserError
-from .physics.energy import energy, local_field
-from .physics.hamiltonians import check_hamiltonian
+from spinsr_tf.baselines import unit_normalize, upsample
+from spinsr_tf.data.degradation import check_degradation_args, downsample_matrix
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.physics.energy import energy, local_field
+from spinsr_tf.physics.hamiltonians import check_hamiltonian
 
 
 @dataclasses.dataclass(frozen=True)

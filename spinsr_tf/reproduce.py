@@ -21,8 +21,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from .errors import UserError
-from .files import write_text_atomic
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.base.files import write_text_atomic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,8 +80,8 @@ def _check_preset(preset) -> Preset:
 
 def make_data(type_dir: Path, kind: str, preset: Preset, seed: int, progress: bool):
     """Anneal (or reuse) ``train.h5`` (seed ``seed``) and ``test.h5`` (seed ``seed + 1``)."""
-    from .data.generate import generate_dataset
-    from .physics import TypeI, TypeII, default_schedule
+    from spinsr_tf.data.generate import generate_dataset
+    from spinsr_tf.physics import TypeI, TypeII, default_schedule
 
     hamiltonian = TypeI() if kind == "I" else TypeII()
     schedule = default_schedule(hamiltonian)
@@ -99,10 +99,10 @@ def run_setting(setting_dir: Path, train_file: Path, test_file: Path, scale: int
                 preset: Preset, seed: int = 0, networks: dict | None = None,
                 progress: bool = True, title: str = "") -> dict:
     """Train the networks of one (type, scale) setting and evaluate them (reused if done)."""
-    from .data.generate import read_spins
-    from .evaluation import evaluate, write_json
-    from .model import load_sr_model
-    from .training import train
+    from spinsr_tf.data.generate import read_spins
+    from spinsr_tf.evaluation import evaluate, write_json
+    from spinsr_tf.model import load_sr_model
+    from spinsr_tf.training import train
 
     networks = NETWORKS if networks is None else networks
     result_file = setting_dir / "results.json"
@@ -180,10 +180,10 @@ def format_verdict(result: dict) -> str:
 
 def comparison_figure(models: dict, hr, degradation: dict, path: Path, title: str = "") -> Path:
     """Figs. 2–3 style panel of one test image: LR | aligned interpolation | networks | truth."""
-    from .baselines import BASELINES
-    from .data.degradation import gaussian_downsample
-    from .evaluation import predict_sr
-    from .plotting import comparison_panel
+    from spinsr_tf.baselines import BASELINES
+    from spinsr_tf.data.degradation import gaussian_downsample
+    from spinsr_tf.evaluation import predict_sr
+    from spinsr_tf.plotting import comparison_panel
 
     f = degradation["factor"]
     lr = gaussian_downsample(hr, f, kernel_size=degradation["kernel_size"],
@@ -200,7 +200,7 @@ def comparison_figure(models: dict, hr, degradation: dict, path: Path, title: st
 
 def format_type_table(kind: str, results: dict, preset_name: str, networks: dict) -> str:
     """Markdown of Table 1 (Type I) or Table 2 (Type II): one section per scale, with verdicts."""
-    from .evaluation import format_table
+    from spinsr_tf.evaluation import format_table
 
     number = 1 if kind == "I" else 2
     lines = [f"# Table {number}: Type {kind} (preset `{preset_name}`)", "",
@@ -250,7 +250,7 @@ def reproduce(out_dir, preset="medium", types=("I", "II"), seed: int = 0,
         table = format_type_table(kind, settings, preset_name, networks)
         write_text_atomic(out / TABLE_FILES[kind], table)
         say(table, flush=True)
-    from .evaluation import write_json
+    from spinsr_tf.evaluation import write_json
 
     summary_file = out / "results.json"
     if summary_file.exists():   # keep the settings of the other type from an earlier call

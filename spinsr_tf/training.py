@@ -32,12 +32,12 @@ import keras
 import numpy as np
 
 from . import distribute
-from ._version import __version__
-from .data.stream import BatchPlan, TrainingData, as_path, open_training_data, split_indices
-from .errors import UserError
-from .files import write_text_atomic
-from .physics.hamiltonians import hamiltonian_from_attrs
-from .model import (LR_OUTPUT, OUTPUTS, SR_OUTPUT, build_sr_model, compile_sr_model,
+from spinsr_tf._version import __version__
+from spinsr_tf.data.stream import BatchPlan, TrainingData, as_path, open_training_data, split_indices
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.base.files import write_text_atomic
+from spinsr_tf.physics.hamiltonians import hamiltonian_from_attrs
+from spinsr_tf.model import (LR_OUTPUT, OUTPUTS, SR_OUTPUT, build_sr_model, compile_sr_model,
                     decoder_filters, load_sr_model, sr_submodel)
 
 CONFIG, HISTORY, LOGS = "config.json", "history.csv", "logs"
@@ -404,7 +404,7 @@ _NO_PRIOR = {"physics": "none", "physics_weight": 0.0, "physics_hamiltonian": No
 def _physics_config(source: TrainingData, physics, weight, overrides, run_dir: Path, resume,
                     val_fraction, output, progress) -> dict | None:
     """The prior's config.json entries (None without a prior); λ chosen here if not given."""
-    from .prior import check_weight, choose_weight, resolve_prior
+    from spinsr_tf.prior import check_weight, choose_weight, resolve_prior
 
     attrs = dict((source.lr_file or source.hr_file).attrs)
     ham = resolve_prior(physics, attrs, overrides)

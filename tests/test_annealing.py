@@ -5,7 +5,7 @@ import numba
 import numpy as np
 import pytest
 
-from spinsr_tf.errors import UserError
+from spinsr_tf.base.errors import UserError
 from spinsr_tf.physics import (Schedule, TypeI, TypeII, anneal, default_schedule, energy,
                                local_field, max_torque)
 from spinsr_tf.physics import _kernels as kern

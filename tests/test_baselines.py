@@ -5,7 +5,7 @@ import pytest
 from scipy import ndimage
 
 from spinsr_tf.baselines import BASELINES, upsample, upsample_matrix
-from spinsr_tf.errors import UserError
+from spinsr_tf.base.errors import UserError
 
 METHODS = ("gaussian", "bilinear", "bicubic")
 CONVENTIONS = ("aligned", "resize")

@@ -10,7 +10,7 @@ from spinsr_tf.baselines import upsample, unit_normalize
 from spinsr_tf.cross_feeding import (CASES, PAPER_ORDER, cross_feed, cross_scores,
                                      format_cross_table, format_ordering, ordering)
 from spinsr_tf.data.degradation import gaussian_downsample
-from spinsr_tf.errors import UserError
+from spinsr_tf.base.errors import UserError
 from spinsr_tf.metrics import corr, psnr
 
 

@@ -10,7 +10,7 @@ from spinsr_tf.data.degradation import (
     gaussian_kernel_1d,
     padded_indices,
 )
-from spinsr_tf.errors import UserError
+from spinsr_tf.base.errors import UserError
 
 NP_MODE = {"periodic": "wrap", "reflect": "reflect"}
 

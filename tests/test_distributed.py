@@ -18,7 +18,7 @@ distributed = pytest.importorskip("distributed")
 from spinsr_tf.cli import main  # noqa: E402
 from spinsr_tf.data import distributed as dist  # noqa: E402
 from spinsr_tf.data.generate import generate_dataset  # noqa: E402
-from spinsr_tf.errors import UserError  # noqa: E402
+from spinsr_tf.base.errors import UserError  # noqa: E402
 from spinsr_tf.physics import Schedule, TypeI  # noqa: E402
 
 N, L, SEED, BLOCK = 8, 16, 11, 2

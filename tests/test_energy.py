@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from spinsr_tf.errors import UserError
+from spinsr_tf.base.errors import UserError
 from spinsr_tf.physics import TypeI, TypeII, energy, local_field, max_torque
 from test_dipolar import _pair_tensor
 

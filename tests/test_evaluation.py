@@ -8,7 +8,7 @@ import pytest
 
 from spinsr_tf.baselines import BASELINES, unit_normalize
 from spinsr_tf.cli import main
-from spinsr_tf.errors import UserError
+from spinsr_tf.base.errors import UserError
 from spinsr_tf.evaluation import evaluate, format_table, write_json
 from spinsr_tf.model import build_sr_model
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from spinsr_tf.cli import main
-from spinsr_tf.errors import UserError
+from spinsr_tf.base.errors import UserError
 from spinsr_tf.export import export_saved_model, serving_model
 from spinsr_tf.model import build_sr_model, sr_submodel
 

@@ -14,7 +14,7 @@ from spinsr_tf import cli
 from spinsr_tf.baselines import upsample
 from spinsr_tf.data.io import from_intensity, to_intensity
 from spinsr_tf.data.ovf import read_ovf, write_ovf
-from spinsr_tf.errors import UserError
+from spinsr_tf.base.errors import UserError
 from spinsr_tf.fit_image import (extract_patches, fit_image, from_network, patch_starts,
                                  read_input, receptive_margin, super_resolve, tile_windows,
                                  to_network, value_mapping, write_like_input)

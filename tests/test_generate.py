@@ -14,7 +14,7 @@ import pytest
 
 from spinsr_tf.cli import main
 from spinsr_tf.data import dataset_attrs, generate_dataset, read_spins
-from spinsr_tf.errors import UserError
+from spinsr_tf.base.errors import UserError
 from spinsr_tf.physics import Schedule, TypeI, TypeII
 
 # Small lattices and short schedules: these tests check the file logic, not the physics.

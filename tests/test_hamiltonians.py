@@ -5,7 +5,7 @@ import h5py
 import numpy as np
 import pytest
 
-from spinsr_tf.errors import UserError
+from spinsr_tf.base.errors import UserError
 from spinsr_tf.physics import TypeI, TypeII, hamiltonian_from_attrs
 
 

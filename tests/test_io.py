@@ -8,7 +8,7 @@ from PIL import Image
 
 from spinsr_tf.data.io import (ImageInfo, from_intensity, read_image, to_intensity,
                                write_image)
-from spinsr_tf.errors import UserError
+from spinsr_tf.base.errors import UserError
 
 
 def _spins(n=2, h=6, w=5, c=3, seed=0):

@@ -53,7 +53,7 @@ def test_works_on_maps_whose_size_is_known_only_at_run_time():
 
 
 def test_bad_shape_is_one_clear_error():
-    from spinsr_tf.errors import UserError
+    from spinsr_tf.base.errors import UserError
 
     with pytest.raises(UserError, match="shape"):
         energy_per_spin(np.zeros((4, 4, 3)), TypeI())

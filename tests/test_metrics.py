@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from spinsr_tf.errors import UserError
+from spinsr_tf.base.errors import UserError
 from spinsr_tf.metrics import corr, mse, psnr, score, summarize
 
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from spinsr_tf import microscope
 from spinsr_tf.data.degradation import gaussian_downsample
-from spinsr_tf.errors import UserError
+from spinsr_tf.base.errors import UserError
 from spinsr_tf.microscope import kerr_image, spleem_image, standin
 
 

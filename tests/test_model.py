@@ -15,7 +15,7 @@ import pytest
 
 from spinsr_tf.baselines import upsample
 from spinsr_tf.data.degradation import gaussian_downsample
-from spinsr_tf.errors import UserError
+from spinsr_tf.base.errors import UserError
 from spinsr_tf.layers import (AlignedUpsample, GaussianDownsample, PeriodicPadding2D,
                               ReflectPadding2D, UnitVectors)
 from spinsr_tf.model import (

@@ -8,7 +8,7 @@ from scipy import integrate
 
 from spinsr_tf.baselines import unit_normalize, upsample
 from spinsr_tf.data.degradation import gaussian_downsample
-from spinsr_tf.errors import UserError
+from spinsr_tf.base.errors import UserError
 from spinsr_tf.metrics import corr, mse
 from spinsr_tf.noise import (add_noise, default_alphas, noise_figures, noise_sweep,
                              random_unit_vectors, recursive_feed, run_noise_experiment)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from spinsr_tf.data.ovf import CHECK_VALUES, read_ovf, write_ovf
-from spinsr_tf.errors import UserError
+from spinsr_tf.base.errors import UserError
 
 # A mumax3-style OVF 2.0 text file: 3 cells along x, 2 along y, one layer. The values are
 # m = (x index, y index, 1) + (0.5, 0.25, 0), so each cell says where it sits.

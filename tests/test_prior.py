@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from spinsr_tf.cli import main
-from spinsr_tf.errors import UserError
+from spinsr_tf.base.errors import UserError
 from spinsr_tf.model import build_sr_model, compile_sr_model, load_sr_model
 from spinsr_tf.physics import TypeI, TypeII, anneal, energy
 from spinsr_tf.prior import (PhysicsPrior, choose_weight, noise_variance, parse_overrides,

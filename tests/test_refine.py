@@ -5,7 +5,7 @@ import pytest
 
 from spinsr_tf.baselines import upsample
 from spinsr_tf.data.degradation import gaussian_downsample
-from spinsr_tf.errors import UserError
+from spinsr_tf.base.errors import UserError
 from spinsr_tf.metrics import psnr
 from spinsr_tf.physics import TypeI, anneal, energy
 from spinsr_tf.refine import objective, refine

@@ -29,7 +29,7 @@ import pytest
 
 from spinsr_tf import distribute
 from spinsr_tf.cli import main
-from spinsr_tf.errors import UserError
+from spinsr_tf.base.errors import UserError
 from spinsr_tf.model import load_sr_model
 from spinsr_tf.training import read_history, train
 from test_training import _smooth_spins

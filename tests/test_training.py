@@ -15,7 +15,7 @@ import pytest
 from spinsr_tf.cli import main
 from spinsr_tf.data import gaussian_downsample
 from spinsr_tf.data.stream import BatchPlan, open_training_data, split_indices
-from spinsr_tf.errors import UserError
+from spinsr_tf.base.errors import UserError
 from spinsr_tf.metrics import mse
 from spinsr_tf.model import load_sr_model, sr_submodel
 from spinsr_tf.training import read_history, train

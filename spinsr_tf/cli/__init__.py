@@ -5,7 +5,7 @@ Each sub-command lives in its own module of this package with two functions:
 ``run(args) -> int`` does the work. Modules import heavy libraries (Keras, TensorFlow) inside
 ``run`` so that ``spinsr-tf --help`` and the data commands start fast.
 
-User mistakes raise :class:`spinsr_tf.errors.UserError`; here they become one line on stderr and
+User mistakes raise :class:`spinsr_tf.base.errors.UserError`; here they become one line on stderr and
 exit status 2. Ctrl-C exits with 130 and a hint that the command resumes.
 """
 
@@ -16,8 +16,8 @@ import importlib
 import os
 import sys
 
-from .._version import __version__
-from ..errors import UserError
+from spinsr_tf._version import __version__
+from spinsr_tf.base.errors import UserError
 
 #: Sub-command modules, in the order ``--help`` lists them.
 COMMANDS = (

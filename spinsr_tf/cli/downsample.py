@@ -48,8 +48,8 @@ def downsample_file(source, out, factor: int, kernel_size: int = 23, sigma: floa
     import h5py
     import numpy as np
 
-    from ..data.degradation import check_degradation_args, gaussian_downsample
-    from ..errors import UserError
+    from spinsr_tf.data.degradation import check_degradation_args, gaussian_downsample
+    from spinsr_tf.base.errors import UserError
 
     check_degradation_args(factor, kernel_size, sigma, padding)
     source, out = Path(source), Path(out)

@@ -45,7 +45,7 @@ def add_parser(subparsers) -> None:
 
 
 def hamiltonian_from_args(args: argparse.Namespace):
-    from ..physics import TypeI, TypeII
+    from spinsr_tf.physics import TypeI, TypeII
 
     if args.type == "I":
         return TypeI(J=args.J, dmi=args.dmi, dmi_kind=args.dmi_kind)
@@ -56,9 +56,9 @@ def hamiltonian_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from ..data.generate import generate_dataset
-    from ..errors import UserError
-    from ..physics import default_schedule
+    from spinsr_tf.data.generate import generate_dataset
+    from spinsr_tf.base.errors import UserError
+    from spinsr_tf.physics import default_schedule
 
     hamiltonian = hamiltonian_from_args(args)
     schedule = default_schedule(hamiltonian)

@@ -64,9 +64,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import UserError
-    from ..prior import parse_overrides
-    from ..training import train
+    from spinsr_tf.base.errors import UserError
+    from spinsr_tf.prior import parse_overrides
+    from spinsr_tf.training import train
 
     weight = None
     if args.physics_weight != "auto":

@@ -41,9 +41,9 @@ def add_parser(subparsers) -> None:
 def refinement_plan(args, model, lr):
     """``(hamiltonian, weight)`` of ``--refine physics``: from the flags, else the model's prior
     layer, else an error; λ 'auto' is chosen from ``lr``."""
-    from ..errors import UserError
-    from ..model import LR_OUTPUT, PRIOR_LAYER
-    from ..prior import check_weight, choose_weight, parse_overrides, resolve_prior
+    from spinsr_tf.base.errors import UserError
+    from spinsr_tf.model import LR_OUTPUT, PRIOR_LAYER
+    from spinsr_tf.prior import check_weight, choose_weight, parse_overrides, resolve_prior
 
     trained = next((layer for layer in model.layers if layer.name == PRIOR_LAYER), None)
     overrides = parse_overrides(args.physics_set)
@@ -78,8 +78,8 @@ def output_dtype(out_format: str, info) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.io import check_writable, image_format, read_image, write_image
-    from ..errors import UserError
+    from spinsr_tf.data.io import check_writable, image_format, read_image, write_image
+    from spinsr_tf.base.errors import UserError
 
     out = Path(args.out)
     image_format(out)
@@ -93,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"input {args.input!r} is {h}x{w}; the network needs at least "
                         f"{MIN_SIZE}x{MIN_SIZE} pixels")
 
-    from ..export import serving_model
-    from ..model import LR_OUTPUT, load_sr_model
+    from spinsr_tf.export import serving_model
+    from spinsr_tf.model import LR_OUTPUT, load_sr_model
 
     model = load_sr_model(args.model, compile=False)
     channels = int(model.input_shape[-1])
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     if args.refine == "physics":
         import time
 
-        from ..refine import refine
+        from spinsr_tf.refine import refine
 
         deg = model.get_layer(LR_OUTPUT)
         t0 = time.perf_counter()

@@ -3,8 +3,8 @@
 Pure NumPy/h5py; nothing here imports Keras.
 """
 
-from .degradation import gaussian_downsample, gaussian_kernel
-from .generate import dataset_attrs, generate_dataset, read_spins
+from spinsr_tf.data.degradation import gaussian_downsample, gaussian_kernel
+from spinsr_tf.data.generate import dataset_attrs, generate_dataset, read_spins
 
 __all__ = [
     "dataset_attrs",

@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from ..errors import UserError
+from spinsr_tf.base.errors import UserError
 
 #: Padding modes: ``"periodic"`` wraps around (simulated lattices with periodic boundaries);
 #: ``"reflect"`` mirrors without repeating the edge pixel (NumPy's and Keras' ``"reflect"``).

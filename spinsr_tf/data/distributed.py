@@ -30,9 +30,9 @@ import re
 import threading
 from pathlib import Path
 
-from .._version import __version__
-from ..errors import UserError
-from .generate import _PARAMS_FILE, _block_name, anneal_block
+from spinsr_tf._version import __version__
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.data.generate import _PARAMS_FILE, _block_name, anneal_block
 
 #: Seconds to wait for a ``tcp://`` scheduler to answer.
 CONNECT_TIMEOUT = 5.0
@@ -49,7 +49,7 @@ _ANNEAL_LOCK = threading.Lock()
 def parse_scheduler(scheduler) -> tuple[str, int | str]:
     """``("local", N)`` for ``"local:N"`` (N >= 1), ``("address", s)`` for ``"tcp://HOST:PORT"``.
 
-    Raises :class:`~spinsr_tf.errors.UserError` naming the value for anything else.
+    Raises :class:`~spinsr_tf.base.errors.UserError` naming the value for anything else.
     """
     if isinstance(scheduler, str):
         local = _LOCAL.fullmatch(scheduler.strip())

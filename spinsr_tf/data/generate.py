@@ -24,9 +24,9 @@ from typing import Callable
 import h5py
 import numpy as np
 
-from .._version import __version__
-from ..errors import UserError
-from ..files import write_text_atomic
+from spinsr_tf._version import __version__
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.base.files import write_text_atomic
 
 #: Name of the HR dataset in every spins file.
 SPINS = "spins"
@@ -146,7 +146,7 @@ def anneal_block(folder: Path, hamiltonian, size: int, seed: int, schedule, star
     The one place a block is made, by the single-machine loop and by every Dask task alike
     (:mod:`spinsr_tf.data.distributed`), so both write the same bytes under the same name.
     """
-    from ..physics import anneal
+    from spinsr_tf.physics import anneal
 
     spins = anneal(hamiltonian, size, seed, np.arange(start, stop), schedule=schedule)
     _save_block(folder, start, stop, spins)
@@ -217,14 +217,14 @@ def generate_dataset(
     (``hamiltonian.*``), the schedule (``schedule.*``), ``seed``, ``n``, ``size`` and
     ``spinsr_tf_version`` (and all of them as JSON in ``params_json``).
     """
-    from ..physics import default_schedule  # numba compile cost only when generating
+    from spinsr_tf.physics import default_schedule  # numba compile cost only when generating
 
     path = Path(path)
     schedule = default_schedule(hamiltonian) if schedule is None else schedule
     _check_args(n, size, seed, block)
     _check_writable(path)
     if scheduler is not None:
-        from .distributed import check_scheduler
+        from spinsr_tf.data.distributed import check_scheduler
 
         scheduler = check_scheduler(scheduler)
     params = _params(hamiltonian, schedule, n, size, seed)
@@ -275,7 +275,7 @@ def generate_dataset(
         if scheduler is None:
             finished = _anneal_here(folder, todo, hamiltonian, size, seed, schedule)
         else:
-            from .distributed import anneal_blocks
+            from spinsr_tf.data.distributed import anneal_blocks
 
             finished = anneal_blocks(scheduler, folder, todo, hamiltonian, size, seed, schedule,
                                      threads=workers)

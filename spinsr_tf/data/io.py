@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from spinsr_tf.base.errors import UserError
 
 #: File extension → format name.
 FORMATS = {".npy": "npy", ".h5": "h5", ".hdf5": "h5", ".tif": "tiff", ".tiff": "tiff",
@@ -261,7 +261,7 @@ def read_image(path: str | os.PathLike, dataset: str | None = None, *,
     """
     path = Path(path)
     if path.suffix.lower() in OVF_SUFFIXES:   # vector fields of OOMMF / mumax3, read only
-        from .ovf import read_ovf
+        from spinsr_tf.data.ovf import read_ovf
 
         if not path.is_file():
             raise UserError(f"input file {str(path)!r} does not exist")

@@ -5,7 +5,7 @@ Supported: rectangular meshes, three-component values (``valuedim: 3``), data as
 123456789012345.0 for 8-byte floats), big-endian in OVF 1.0 and little-endian in OVF 2.0; a
 wrong check value means a damaged file or the wrong byte order, and is refused. OVF 1.0's
 ``valuemultiplier`` is applied. Irregular meshes, other ``valuedim``, missing mesh keys,
-truncated data and non-finite values are refused with one :class:`~spinsr_tf.errors.UserError`
+truncated data and non-finite values are refused with one :class:`~spinsr_tf.base.errors.UserError`
 line.
 
 Orientation. OVF stores x fastest, then y, then z. :func:`read_ovf` returns one z layer as
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from spinsr_tf.base.errors import UserError
 
 #: First value of a binary data block, by float size.
 CHECK_VALUES = {4: 1234567.0, 8: 123456789012345.0}

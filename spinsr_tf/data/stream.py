@@ -24,8 +24,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..errors import UserError
-from .degradation import check_degradation_args, gaussian_downsample
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.data.degradation import check_degradation_args, gaussian_downsample
 
 #: Dataset names: LR maps (the training input) and HR maps (degraded on the fly).
 LR, HR = "lr", "spins"

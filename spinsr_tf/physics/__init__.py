@@ -6,10 +6,10 @@ and temperatures in units of the exchange J (k_B = 1). Spins: ``(L, L, 3)`` or `
 periodic square lattice, ``spins[i, j]`` at x = j, y = i.
 """
 
-from .annealing import Schedule, anneal, default_schedule
-from .dipolar import dipolar_field, dipolar_kernel
-from .energy import energy, local_field, max_torque
-from .hamiltonians import TypeI, TypeII, hamiltonian_from_attrs
+from spinsr_tf.physics.annealing import Schedule, anneal, default_schedule
+from spinsr_tf.physics.dipolar import dipolar_field, dipolar_kernel
+from spinsr_tf.physics.energy import energy, local_field, max_torque
+from spinsr_tf.physics.hamiltonians import TypeI, TypeII, hamiltonian_from_attrs
 
 __all__ = [
     "Schedule",

@@ -21,7 +21,7 @@ import math
 import numba as nb
 import numpy as np
 
-from .rng import to_unit_float, xoshiro_next
+from spinsr_tf.physics.rng import to_unit_float, xoshiro_next
 
 _FM = {"nnan", "ninf", "nsz"}
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", fastmath=_FM)

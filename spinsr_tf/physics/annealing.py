@@ -35,11 +35,11 @@ from typing import Union
 import numba
 import numpy as np
 
-from ..errors import UserError
+from spinsr_tf.base.errors import UserError
 from . import _kernels as kern
-from .dipolar import kernel_spectrum
-from .hamiltonians import TypeI, TypeII, check_hamiltonian
-from .rng import lane_states, sample_key
+from spinsr_tf.physics.dipolar import kernel_spectrum
+from spinsr_tf.physics.hamiltonians import TypeI, TypeII, check_hamiltonian
+from spinsr_tf.physics.rng import lane_states, sample_key
 
 COOLINGS = ("geometric", "linear")
 

@@ -30,7 +30,7 @@ import functools
 
 import numpy as np
 
-from ..errors import UserError
+from spinsr_tf.base.errors import UserError
 
 
 def _axis_offsets(n: int) -> tuple[np.ndarray, np.ndarray]:

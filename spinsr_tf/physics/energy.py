@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UserError
-from .dipolar import dipolar_field
-from .hamiltonians import TypeI, check_hamiltonian
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.physics.dipolar import dipolar_field
+from spinsr_tf.physics.hamiltonians import TypeI, check_hamiltonian
 
 
 def _as_spins(spins, name: str = "spins") -> np.ndarray:

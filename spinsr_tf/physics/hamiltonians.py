@@ -33,7 +33,7 @@ from typing import Mapping, Union
 
 import numpy as np
 
-from ..errors import UserError
+from spinsr_tf.base.errors import UserError
 
 DMI_KINDS = ("interfacial", "bulk")
 DIPOLAR_FORMS = ("standard", "printed")

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from keras import ops
 
-from ..errors import UserError
-from .hamiltonians import TypeI, TypeII, check_hamiltonian
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.physics.hamiltonians import TypeI, TypeII, check_hamiltonian
 
 
 def exchange_only(J: float = 1.0) -> TypeI:

@@ -1,0 +1,1 @@
+"""Base layer: the user-error type, atomic file writing and shared argument checks (no Keras)."""

@@ -12,6 +12,12 @@ from spinsr_tf.physics import _kernels as kern
 from spinsr_tf.physics.rng import lane_states, sample_key
 
 QUICK = Schedule(sweeps=60)
+#: Type II: the dipolar field refreshed per half-sweep lets ω = 1.99 oscillate; 1.9 converges.
+QUICK_II = Schedule(sweeps=60, relax_omega=1.9)
+
+
+def quick(ham):
+    return QUICK_II if isinstance(ham, TypeII) and ham.dipolar else QUICK
 
 
 def _threads(n):
@@ -29,7 +35,7 @@ def restore_threads():
 
 @pytest.mark.parametrize("ham", [TypeI(), TypeII()])
 def test_output_is_unit_float32_and_relaxed(ham):
-    spins, info = anneal(ham, 12, 3, [0, 1], QUICK, return_info=True)
+    spins, info = anneal(ham, 12, 3, [0, 1], quick(ham), return_info=True)
     assert spins.shape == (2, 12, 12, 3) and spins.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(spins, axis=-1), 1.0, atol=1e-6)
     assert np.all(info["relax_sweeps"] < QUICK.relax_sweeps)
@@ -43,12 +49,12 @@ def test_sample_depends_only_on_seed_and_index(ham, restore_threads):
     results = []
     for threads, indices in ((1, [3, 5]), (2, [5]), (2, [5, 3, 9]), (1, [9, 5])):
         _threads(threads)
-        out = anneal(ham, 8, 7, indices, QUICK)
+        out = anneal(ham, 8, 7, indices, quick(ham))
         results.append(out[indices.index(5)])
     for r in results[1:]:
         np.testing.assert_array_equal(r, results[0])
     _threads(2)
-    assert not np.array_equal(anneal(ham, 8, 8, [5], QUICK)[0], results[0])
+    assert not np.array_equal(anneal(ham, 8, 8, [5], quick(ham))[0], results[0])
 
 
 def test_default_schedules():
@@ -89,7 +95,7 @@ def test_annealed_type_i_period_from_the_sz_spectrum():
 def test_type_ii_anisotropy_against_dipolar_shape_anisotropy(aniso, out_of_plane):
     """K = 0.215 beats the shape anisotropy (≈ 0.20): spins end up along ±z; K = 0 leaves the
     dipolar term alone, which pulls them into the plane."""
-    spins = anneal(TypeII(anisotropy=aniso), 16, 2, [0, 1], QUICK)
+    spins = anneal(TypeII(anisotropy=aniso), 16, 2, [0, 1], QUICK_II)
     mean_abs_sz = np.abs(spins[..., 2]).mean()
     assert (mean_abs_sz > 0.8) if out_of_plane else (mean_abs_sz < 0.2)
 
@@ -185,6 +191,11 @@ def test_schedule_temperatures_and_attrs():
     ({"acceptance": 1.0}, "acceptance"),
     ({"relax_omega": 2.0}, "relax_omega"),
     ({"relax_omega": float("nan")}, "relax_omega"),
+    ({"relax_method": "cg"}, "relax_method"),
+    ({"relax_memory": 0}, "relax_memory"),
+    ({"relax_memory": 51}, "relax_memory"),
+    ({"relax_max_rotation": 0.0}, "relax_max_rotation"),
+    ({"relax_max_rotation": 1.5}, "relax_max_rotation"),
 ])
 def test_schedule_validation(kwargs, word):
     with pytest.raises(UserError, match=word) as info:
@@ -215,3 +226,116 @@ def test_type_ii_without_dipolar_term_uses_the_local_kernel():
     spins = anneal(ham, 12, 4, [0, 1], QUICK)
     assert np.all(max_torque(spins, ham) < 2 * QUICK.torque_tol)
     assert np.abs(spins[..., 2]).mean() > 0.9
+
+
+def _dense_type_ii(ham, L):
+    """Quadratic form A (3N × 3N) with E = ½ sᵀ A s - K Σ Sz² on an L×L periodic lattice (sites
+    row-major, components last), built from the library's kernel (tested against brute force
+    in test_dipolar) and explicit nearest-neighbour pairs."""
+    from spinsr_tf.physics import dipolar_kernel
+
+    k = dipolar_kernel((L, L), ham.dipolar_factor, ham.dipolar_images)
+    n = L * L
+    A = np.zeros((n, 3, n, 3))
+    for i0, j0, i1, j1 in np.ndindex(L, L, L, L):
+        a, b = i0 * L + j0, i1 * L + j1
+        dy, dx = (i1 - i0) % L, (j1 - j0) % L
+        t = np.array([[k[0, dy, dx], k[1, dy, dx], 0], [k[1, dy, dx], k[2, dy, dx], 0],
+                      [0, 0, k[3, dy, dx]]])
+        A[a, :, b, :] += ham.dipolar * t
+        steps = {((i0 + 1) % L, j0), ((i0 - 1) % L, j0), (i0, (j0 + 1) % L), (i0, (j0 - 1) % L)}
+        if (i1, j1) in steps:
+            A[a, :, b, :] -= ham.J * np.eye(3)
+    return A.reshape(3 * n, 3 * n)
+
+
+def _reference_type_ii(ham, L, T, replicas, sweeps, seed):
+    """Exact single-site Metropolis (uniform proposals, sites in sequence, ΔE from the full
+    quadratic form, so each move sees the current dipolar field): mean energy per spin."""
+    rng = np.random.default_rng(seed)
+    A = _dense_type_ii(ham, L)
+    n = L * L
+
+    def unit(shape):
+        v = rng.normal(size=shape + (3,))
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    s = unit((replicas, n))
+    for _ in range(sweeps):
+        for i in range(n):
+            new = unit((replicas,))
+            d = new - s[:, i]
+            field = s.reshape(replicas, -1) @ A[3 * i:3 * i + 3].T     # (A s)_i
+            de = (np.sum(d * field, axis=-1) + 0.5 * np.einsum("ra,ab,rb->r", d,
+                                                                A[3 * i:3 * i + 3, 3 * i:3 * i + 3], d)
+                  - ham.anisotropy * (new[:, 2] ** 2 - s[:, i, 2] ** 2))
+            ok = rng.random(replicas) < np.exp(-np.maximum(de, 0) / T)
+            s[ok, i] = new[ok]
+    return energy(s.reshape(replicas, L, L, 3), ham) / n
+
+
+def test_type_ii_metropolis_samples_the_boltzmann_distribution():
+    """Type II detailed balance on a 4×4 lattice at T = 1 with strong dipolar and anisotropy
+    terms (so that a wrong ΔE or a wrong kernel shifts <E> by many σ): the checkerboard kernel,
+    whose moves see the dipolar field of the start of their half-sweep, against the exact
+    sequential reference. The proposal width is fixed (fixed temperature)."""
+    ham = TypeII(dipolar=0.4, anisotropy=0.5)
+    L, T, n = 4, 1.0, 300
+    ours = energy(anneal(ham, L, 3, range(n),
+                         Schedule(t_start=T, t_end=T, sweeps=60, relax_sweeps=0)), ham) / L ** 2
+    ref = _reference_type_ii(ham, L, T, 1200, 60, seed=4)
+    err = math.hypot(ours.std() / math.sqrt(n), ref.std() / math.sqrt(1200))
+    assert abs(ours.mean() - ref.mean()) < 4 * err
+    assert err < 0.02
+    # sensitivity: without the dipolar term the reference moves by far more than the tolerance
+    plain = _reference_type_ii(TypeII(dipolar=0.0, anisotropy=0.5), L, T, 1200, 60, seed=4)
+    assert abs(plain.mean() - ref.mean()) > 12 * err
+
+
+def test_fixed_temperature_keeps_the_proposal_width():
+    """At fixed T the chain is a fixed Metropolis kernel: the whole anneal equals, bit for bit,
+    plain half-sweeps with the initial cone width 1 (adapting the width at fixed T would break
+    detailed balance); while cooling the width adapts, so the chains differ."""
+    L, M = 8, 4
+    dvec = np.concatenate(TypeI().dmi_vectors()).astype(np.float32)
+    one, zero = np.float32(1.0), np.float32(0.0)
+
+    def run(betas):
+        s = np.zeros((2, 3, L, M + 2), np.float32)
+        kern.anneal_local_sample(s, lane_states(sample_key(0, 1), M), betas, one, dvec, zero,
+                                 1.0, 0.4, 0, 1e-4, np.float32(1.9))
+        return s
+
+    betas = np.full(12, 1.5, np.float32)
+    s = np.zeros((2, 3, L, M + 2), np.float32)
+    st = lane_states(sample_key(0, 1), M)
+    kern.random_state(s, st)
+    hm = np.zeros((3, L, M), np.float32)
+    acc = np.zeros(M, np.int32)
+    for beta in betas:
+        for c in (0, 1):
+            kern.mc_half_sweep(s, st, hm, c, beta, one, one, dvec, zero, acc)
+    np.testing.assert_array_equal(run(betas), s)
+    assert not np.array_equal(run(np.linspace(1.5, 1.6, 12).astype(np.float32)), s)
+
+
+@pytest.mark.parametrize("ham", [TypeI(), TypeII(), TypeII(dipolar=0.0, anisotropy=0.1)])
+def test_lbfgs_relaxation_reaches_the_tolerance(ham):
+    sched = Schedule(sweeps=60, relax_method="lbfgs")
+    spins, info = anneal(ham, 12, 3, [0, 1], sched, return_info=True)
+    assert np.all(max_torque(spins, ham) < 1.05 * sched.torque_tol)
+    assert np.all(info["max_torque"] < sched.torque_tol)
+    over = anneal(ham, 12, 3, [0, 1], dataclasses.replace(quick(ham), sweeps=60))
+    # same annealed start, both relaxed: energies of comparable local minima
+    np.testing.assert_allclose(energy(spins, ham), energy(over, ham), rtol=2e-2)
+    np.testing.assert_allclose(np.linalg.norm(spins, axis=-1), 1.0, atol=1e-6)
+
+
+def test_lbfgs_is_reproducible_across_threads(restore_threads):
+    sched = Schedule(sweeps=30, relax_method="lbfgs")
+    _threads(1)
+    a = anneal(TypeI(), 10, 2, [4, 1], sched)
+    _threads(2)
+    b = anneal(TypeI(), 10, 2, [1, 4, 7], sched)
+    np.testing.assert_array_equal(a[0], b[1])
+    np.testing.assert_array_equal(a[1], b[0])

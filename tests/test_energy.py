@@ -6,7 +6,8 @@ import pytest
 
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.physics import TypeI, TypeII, energy, local_field, max_torque
-from test_dipolar import _pair_tensor
+from spinsr_tf.physics.dipolar import LATTICE_SUM
+from test_dipolar import pair_tensor
 
 X, Y, Z = np.eye(3)
 
@@ -29,13 +30,16 @@ def brute_energy(s, ham):
     if isinstance(ham, TypeII):
         e -= ham.anisotropy * np.sum(s[..., 2] ** 2)
         sites = list(itertools.product(range(h), range(w)))
-        for a, b in itertools.combinations(sites, 2):
-            t = _pair_tensor(b[1] - a[1], b[0] - a[0], h, w, ham.dipolar_factor)
-            e += ham.dipolar * s[a] @ t @ s[b]
+        for a, b in itertools.product(sites, sites):  # ordered pairs and self-images, halved
+            t = pair_tensor(b[1] - a[1], b[0] - a[0], h, w, ham.dipolar_factor,
+                            ham.dipolar_images)
+            e += 0.5 * ham.dipolar * s[a] @ t @ s[b]
     return e
 
 
-HAMS = [TypeI(), TypeI(J=0.7, dmi=0.45, dmi_kind="bulk"), TypeII(),
+HAMS = [TypeI(), TypeI(J=0.7, dmi=0.45, dmi_kind="bulk"), TypeII(dipolar_images="minimum"),
+        TypeII(J=0.5, dipolar=0.2, anisotropy=0.3, dipolar_form="printed",
+               dipolar_images="minimum"), TypeII(),
         TypeII(J=0.5, dipolar=0.2, anisotropy=0.3, dipolar_form="printed")]
 
 
@@ -43,7 +47,10 @@ HAMS = [TypeI(), TypeI(J=0.7, dmi=0.45, dmi_kind="bulk"), TypeII(),
 @pytest.mark.parametrize("shape", [(4, 4), (6, 6), (5, 4)])
 def test_energy_matches_double_loop(ham, shape):
     s = _random(shape, seed=shape[0] * 7 + shape[1])
-    assert energy(s, ham) == pytest.approx(brute_energy(s, ham), rel=1e-12, abs=1e-12)
+    exact = not isinstance(ham, TypeII) or ham.dipolar_images == "minimum"
+    # the brute-force image sum is accurate to ~2e-5 per tensor element
+    tol = 1e-12 if exact else ham.dipolar * (shape[0] * shape[1]) ** 2 * 2e-5
+    assert energy(s, ham) == pytest.approx(brute_energy(s, ham), rel=1e-12, abs=tol)
 
 
 @pytest.mark.parametrize("ham", HAMS)
@@ -92,24 +99,37 @@ def test_helix_energy_is_minimal_at_the_expected_period(kind, plane):
     assert max_torque(_helix(n, 2 * np.pi * best / n, plane), ham) < 1e-12
 
 
-def test_uniform_film_effective_anisotropy():
-    """K_eff = (E(+x) - E(+z)) / N = K - 0.75 Ddip Σ 1/r³ ≈ 0.01 (standard), ≈ 0.15 (printed)."""
+def test_uniform_film_effective_anisotropy_minimum_image():
+    """K_eff = (E(+x) - E(+z)) / N = K - 0.75 Ddip Σ 1/r³, Σ over the minimum images."""
     n = 16
     lattice_sum = sum(1.0 / (dx * dx + dy * dy) ** 1.5
                       for dx, dy in itertools.product(range(-n // 2, n // 2), repeat=2)
                       if (dx, dy) != (0, 0))
-    ez = energy(np.broadcast_to(Z, (n, n, 3)), TypeII()) / n ** 2
+    ham = TypeII(dipolar_images="minimum")
+    ez = energy(np.broadcast_to(Z, (n, n, 3)), ham) / n ** 2
     assert ez == pytest.approx(-2.0 - 0.215 + 0.5 * 0.03 * lattice_sum, rel=1e-12)
-    ex = energy(np.broadcast_to(X, (n, n, 3)), TypeII()) / n ** 2
+    ex = energy(np.broadcast_to(X, (n, n, 3)), ham) / n ** 2
     assert ex == pytest.approx(-2.0 - 0.25 * 0.03 * lattice_sum, rel=1e-12)
 
-    big = 128
-    k_eff = {form: (energy(np.broadcast_to(X, (big, big, 3)), TypeII(dipolar_form=form))
-                    - energy(np.broadcast_to(Z, (big, big, 3)), TypeII(dipolar_form=form)))
-             / big ** 2 for form in ("standard", "printed")}
-    assert 0.005 < k_eff["standard"] < 0.02
-    assert 0.14 < k_eff["printed"] < 0.16
-    assert max_torque(np.broadcast_to(Z, (big, big, 3)), TypeII()) < 1e-12
+
+@pytest.mark.parametrize("form, k_eff", [("standard", 0.215 - 0.75 * 0.03 * LATTICE_SUM),
+                                         ("printed", 0.215 - 0.25 * 0.03 * LATTICE_SUM)])
+def test_effective_anisotropy_does_not_depend_on_the_box(form, k_eff):
+    """Converged images: the uniform-state energies, hence K_eff ≈ 0.0117 (standard) and
+    ≈ 0.147 (printed), are those of the infinite film on every box; the minimum image drifts."""
+    def keff(n, images):
+        ham = TypeII(dipolar_form=form, dipolar_images=images)
+        return (energy(np.broadcast_to(X, (n, n, 3)), ham)
+                - energy(np.broadcast_to(Z, (n, n, 3)), ham)) / n ** 2
+
+    for n in (32, 64, 128, 256):
+        assert keff(n, "converged") == pytest.approx(k_eff, rel=1e-6)
+    ez = energy(np.broadcast_to(Z, (32, 32, 3)), TypeII(dipolar_form=form)) / 32 ** 2
+    assert ez == pytest.approx(-2.0 - 0.215 + 0.5 * 0.03 * LATTICE_SUM, rel=1e-9)
+    if form == "standard":
+        drift = keff(32, "minimum") / keff(256, "minimum") - 1
+        assert drift > 0.3  # what the minimum image did: 0.020 at L = 32, 0.013 at 256
+    assert max_torque(np.broadcast_to(Z, (32, 32, 3)), TypeII(dipolar_form=form)) < 1e-12
 
 
 def test_torque_of_random_state_is_large():

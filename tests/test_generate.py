@@ -163,3 +163,19 @@ def test_cli_refuses_foreign_file(tmp_path, capsys):
     assert code == 2 and "not a spinsr-tf dataset" in capsys.readouterr().err
     with h5py.File(foreign) as f:  # the user's file is untouched
         assert list(f.keys()) == ["x"]
+
+
+def test_minimum_image_dataset_stays_readable_and_is_refused_for_the_converged_sum(tmp_path):
+    from spinsr_tf.physics import hamiltonian_from_attrs, max_torque
+
+    sched = dataclasses.replace(FAST, relax_omega=1.9, relax_sweeps=300)
+    old = TypeII(dipolar_images="minimum")
+    path = generate_dataset(tmp_path / "old.h5", old, n=2, size=8, seed=1, schedule=sched,
+                            progress=False)
+    spins = read_spins(path)
+    assert hamiltonian_from_attrs(dataset_attrs(path)["hamiltonian"]) == old
+    with h5py.File(path) as f:   # the relaxation's torque, recomputed on the stored spins
+        assert f.attrs["relaxed.max_torque_max"] == pytest.approx(max_torque(spins, old).max())
+    with pytest.raises(UserError, match="hamiltonian.dipolar_images") as info:
+        generate_dataset(path, TypeII(), n=2, size=8, seed=1, schedule=sched, progress=False)
+    assert "\n" not in str(info.value)

@@ -36,7 +36,8 @@ def test_helix_period_is_two_pi_over_arctan():
 
 @pytest.mark.parametrize("ham", [TypeI(), TypeI(J=0.5, dmi=-0.2, dmi_kind="bulk"), TypeII(),
                                  TypeII(J=2.0, dipolar=0.0, anisotropy=-0.1,
-                                        dipolar_form="printed")])
+                                        dipolar_form="printed"),
+                                 TypeII(dipolar_images="minimum")])
 def test_attrs_round_trip_through_hdf5(tmp_path, ham):
     attrs = ham.to_attrs()
     assert attrs["type"] == ("I" if isinstance(ham, TypeI) else "II")
@@ -64,6 +65,7 @@ def test_frozen():
     (lambda: TypeII(dipolar=-0.01), "dipolar"),
     (lambda: TypeII(anisotropy=float("inf")), "anisotropy"),
     (lambda: TypeII(dipolar_form="paper"), "dipolar_form"),
+    (lambda: TypeII(dipolar_images="ewald"), "dipolar_images"),
     (lambda: TypeII(J=True), "J"),
     (lambda: hamiltonian_from_attrs({"J": 1.0}), "type"),
     (lambda: hamiltonian_from_attrs({"type": "III"}), "type"),
@@ -73,3 +75,11 @@ def test_invalid_values_raise_one_line_user_errors(make, word):
     with pytest.raises(UserError, match=word) as info:
         make()
     assert "\n" not in str(info.value)
+
+
+def test_type_ii_attrs_written_before_the_image_sum_read_as_minimum_image():
+    old = {"type": "II", "J": 1.0, "dipolar": 0.03, "anisotropy": 0.215,
+           "dipolar_form": "standard"}
+    assert hamiltonian_from_attrs(old).dipolar_images == "minimum"
+    assert TypeII().dipolar_images == "converged"
+    assert hamiltonian_from_attrs(TypeII().to_attrs()) == TypeII()

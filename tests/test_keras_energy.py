@@ -8,7 +8,8 @@ from spinsr_tf.physics import TypeI, TypeII, dipolar_kernel, energy, local_field
 from spinsr_tf.physics.keras_energy import dipolar_spectrum, energy_per_spin, exchange_only
 
 HAMILTONIANS = [TypeI(), TypeI(dmi=-0.5, dmi_kind="bulk"), TypeII(),
-                TypeII(dipolar=0.1, anisotropy=0.05, dipolar_form="printed"), exchange_only()]
+                TypeII(dipolar=0.1, anisotropy=0.05, dipolar_form="printed"), exchange_only(),
+                TypeII(dipolar=0.1, dipolar_images="minimum")]
 
 
 @pytest.mark.parametrize("shape", [(3, 8, 8), (2, 9, 6), (1, 16, 12)])
@@ -23,11 +24,18 @@ def test_energy_per_spin_matches_numpy(shape, ham):
 
 
 @pytest.mark.parametrize("size", [(8, 8), (7, 10), (16, 5)])
-def test_dipolar_spectrum_is_the_fft_of_the_kernel(size):
+@pytest.mark.parametrize("images", ["converged", "minimum"])
+def test_dipolar_spectrum_is_the_fft_of_the_kernel(size, images):
+    from spinsr_tf.physics.keras_energy import _kernel_ops
+
     for factor in (3.0, 1.0):
-        got = keras.ops.convert_to_numpy(dipolar_spectrum(*size, factor=factor, dtype="float64"))
-        np.testing.assert_allclose(got, np.fft.fft2(dipolar_kernel(size, factor)).real,
-                                   atol=1e-12)
+        want = np.fft.fft2(dipolar_kernel(size, factor, images)).real
+        got = keras.ops.convert_to_numpy(dipolar_spectrum(*size, factor=factor, dtype="float64",
+                                                          images=images))
+        np.testing.assert_allclose(got, want, atol=1e-12)
+        # the ops construction used when H and W are symbolic, fed concrete sizes
+        kernel = keras.ops.convert_to_numpy(_kernel_ops(*size, factor, "float64", images))
+        np.testing.assert_allclose(kernel, dipolar_kernel(size, factor, images), atol=1e-13)
 
 
 @pytest.mark.parametrize("ham", [TypeI(), TypeII()], ids=["I", "II"])

@@ -160,6 +160,9 @@ def _anneal_here(folder: Path, todo, hamiltonian, size, seed, schedule):
 
 
 def _assemble(path: Path, folder: Path, params: dict, blocks: list[tuple[int, int]]) -> None:
+    from spinsr_tf.physics.energy import torque_statistics
+    from spinsr_tf.physics.hamiltonians import hamiltonian_from_attrs
+
     n, size = params["n"], params["size"]
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     try:
@@ -167,10 +170,21 @@ def _assemble(path: Path, folder: Path, params: dict, blocks: list[tuple[int, in
             data = f.create_dataset(SPINS, shape=(n, size, size, 3), dtype="float32",
                                     chunks=(1, size, size, 3), compression="gzip",
                                     compression_opts=4, shuffle=True)
+            ham = hamiltonian_from_attrs(params["hamiltonian"])
+            torque_max, torque_median = [], []
             for start, stop in blocks:
-                data[start:stop] = np.load(folder / _block_name(start, stop))
+                spins = np.load(folder / _block_name(start, stop))
+                data[start:stop] = spins
+                stats = torque_statistics(spins, ham)
+                torque_max.append(stats["max"])
+                torque_median.append(stats["median"])
             for key, value in _flat_attrs(params).items():
                 f.attrs[key] = value
+            # what the relaxation left (not parameters: Type II's arrested walls show here)
+            torque_max, torque_median = np.concatenate(torque_max), np.concatenate(torque_median)
+            f.attrs["relaxed.max_torque_median"] = float(np.median(torque_max))
+            f.attrs["relaxed.max_torque_max"] = float(torque_max.max())
+            f.attrs["relaxed.site_torque_median"] = float(np.median(torque_median))
             f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         os.replace(tmp, path)
     finally:
@@ -215,7 +229,10 @@ def generate_dataset(
     Path of the finished file: dataset ``spins``, shape ``(n, size, size, 3)``, float32 unit
     vectors, one sample per HDF5 chunk, gzip-compressed; attributes record the Hamiltonian
     (``hamiltonian.*``), the schedule (``schedule.*``), ``seed``, ``n``, ``size`` and
-    ``spinsr_tf_version`` (and all of them as JSON in ``params_json``).
+    ``spinsr_tf_version`` (and all of them as JSON in ``params_json``), and the torque the
+    relaxation left, in J: ``relaxed.max_torque_median`` and ``relaxed.max_torque_max`` (over
+    samples of each sample's largest |S × h|), ``relaxed.site_torque_median`` (median over
+    samples of each sample's median).
     """
     from spinsr_tf.physics import default_schedule  # numba compile cost only when generating
 

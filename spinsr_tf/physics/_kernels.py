@@ -336,8 +336,9 @@ def adapt_delta(delta, accepted, attempts, target):
 def anneal_local_sample(s, st, betas, J, dvec, K, delta0, target, relax_max, tol, omega):
     """Whole anneal of one sample of a Hamiltonian without long-range terms (Type I).
 
-    Random start, one Metropolis sweep per entry of ``betas`` (cone width adapted after each
-    sweep), then relaxation sweeps until the largest torque is below ``tol`` or ``relax_max``
+    Random start, one Metropolis sweep per entry of ``betas`` (cone width adapted after a sweep
+    only if the next temperature differs: at fixed temperature the proposal is fixed, as detailed
+    balance needs), then relaxation sweeps until the largest torque is below ``tol`` or ``relax_max``
     sweeps were made. Returns ``(relaxation sweeps made, final max torque)``; ``s`` holds the
     result.
     """
@@ -352,7 +353,8 @@ def anneal_local_sample(s, st, betas, J, dvec, K, delta0, target, relax_max, tol
         acc[:] = 0
         for c in range(2):
             mc_half_sweep(s, st, hm, c, betas[n], np.float32(delta), J, dvec, K, acc)
-        delta = adapt_delta(delta, acc.sum(), 2.0 * L * M, target)
+        if n + 1 < betas.shape[0] and betas[n + 1] != betas[n]:  # adapt only while cooling
+            delta = adapt_delta(delta, acc.sum(), 2.0 * L * M, target)
     tol2 = np.float32(tol * tol)
     torque2 = np.float32(np.inf)
     sweeps = 0
@@ -381,3 +383,18 @@ def anneal_local_batch(states, lanes, betas, J, dvec, K, delta0, target, relax_m
                                    relax_max, tol, omega)
         sweeps_out[b] = n
         torque_out[b] = t
+
+
+@nb.njit(**_OPTS)
+def pack_components(comp, s):
+    """Component-first image layout ``comp`` ``(3, L, L)`` → sublattice layout ``s`` (ghosts
+    refreshed); the inverse of :func:`unpack_components`."""
+    L = s.shape[2]
+    M = s.shape[3] - 2
+    for c in range(2):
+        for k in range(3):
+            for i in range(L):
+                p = (i + c) & 1
+                for m in range(M):
+                    s[c, k, i, m + 1] = comp[k, i, 2 * m + p]
+        _refresh_ghosts(s, c)

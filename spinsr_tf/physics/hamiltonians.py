@@ -22,7 +22,9 @@ Type II (out-of-plane domains and walls)::
 with c = 3 (``dipolar_form="standard"``, the physical dipole-dipole energy, default) or c = 1
 (``"printed"``, as the paper's formula reads). With c = 3 the shape anisotropy of a uniform film
 nearly cancels K = 0.215, leaving the small effective anisotropy K_eff ≈ 0.01 that produces
-domains separated by narrow walls; see :mod:`~spinsr_tf.physics.dipolar` for the lattice sum.
+domains separated by narrow walls. The dipolar sum runs over all periodic images
+(``dipolar_images="converged"``, default) or the minimum image only (``"minimum"``, the form of
+data made before the image sum existed); see :mod:`~spinsr_tf.physics.dipolar`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from spinsr_tf.base.errors import UserError
 
 DMI_KINDS = ("interfacial", "bulk")
 DIPOLAR_FORMS = ("standard", "printed")
+DIPOLAR_IMAGES = ("converged", "minimum")
 
 
 def _finite(name: str, value) -> float:
@@ -102,12 +105,15 @@ class TypeII:
     anisotropy : uniaxial anisotropy K in units of J (K > 0 favours ±ẑ).
     dipolar_form : ``"standard"`` (factor 3, default) or ``"printed"`` (factor 1, the paper's
         formula as printed).
+    dipolar_images : ``"converged"`` (lattice sum over all periodic images, default: K_eff does
+        not depend on the box) or ``"minimum"`` (minimum image, box-dependent K_eff).
     """
 
     J: float = 1.0
     dipolar: float = 0.03
     anisotropy: float = 0.215
     dipolar_form: str = "standard"
+    dipolar_images: str = "converged"
 
     def __post_init__(self):
         object.__setattr__(self, "J", _finite("J", self.J))
@@ -117,6 +123,8 @@ class TypeII:
         object.__setattr__(self, "anisotropy", _finite("anisotropy", self.anisotropy))
         object.__setattr__(self, "dipolar_form",
                            _choice("dipolar_form", self.dipolar_form, DIPOLAR_FORMS))
+        object.__setattr__(self, "dipolar_images",
+                           _choice("dipolar_images", self.dipolar_images, DIPOLAR_IMAGES))
 
     @property
     def dipolar_factor(self) -> float:
@@ -126,7 +134,8 @@ class TypeII:
     def to_attrs(self) -> dict[str, Union[str, float]]:
         """Flat, HDF5-attribute friendly parameters, with ``"type": "II"``."""
         return {"type": "II", "J": self.J, "dipolar": self.dipolar,
-                "anisotropy": self.anisotropy, "dipolar_form": self.dipolar_form}
+                "anisotropy": self.anisotropy, "dipolar_form": self.dipolar_form,
+                "dipolar_images": self.dipolar_images}
 
 
 Hamiltonian = Union[TypeI, TypeII]
@@ -144,7 +153,9 @@ def hamiltonian_from_attrs(attrs: Mapping) -> Hamiltonian:
     """Rebuild a :class:`TypeI` or :class:`TypeII` from :meth:`~TypeI.to_attrs` output.
 
     Accepts values as HDF5 returns them (NumPy scalars, bytes); keys other than the Hamiltonian's
-    own are ignored, so a file's whole attribute set can be passed.
+    own are ignored, so a file's whole attribute set can be passed. Type II attributes without
+    ``dipolar_images`` were written before the image sum existed and describe the minimum-image
+    form, so that is what they give.
     """
     if not isinstance(attrs, Mapping) or "type" not in attrs:
         raise UserError("hamiltonian attributes must be a mapping with a 'type' key ('I' or 'II')")
@@ -162,6 +173,8 @@ def hamiltonian_from_attrs(attrs: Mapping) -> Hamiltonian:
                 if isinstance(value, np.ndarray) and value.shape == ():
                     value = value.item()
                 kwargs[field.name] = value
+    if cls is TypeII and "dipolar_images" not in attrs:
+        kwargs["dipolar_images"] = "minimum"
     return cls(**kwargs)
 
 

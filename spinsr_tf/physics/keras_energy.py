@@ -2,14 +2,14 @@
 
 These are the energies of :func:`spinsr_tf.physics.energy` (same conventions, pairs counted once,
 units of J) written for a training graph, so that a network can be penalised by the energy of the
-maps it outputs (:mod:`spinsr_tf.prior`). They take a batch ``(B, H, W, 3)`` of periodic spin maps
+maps it outputs (:mod:`spinsr_tf.inference.weight_rule`). They take a batch ``(B, H, W, 3)`` of periodic spin maps
 whose size may be unknown until run time (the dipolar kernel is built inside the graph from the
 map's own shape) and return the energy per spin, shape ``(B,)``.
 
 The dipolar energy uses Parseval's theorem on one forward FFT per component:
 ``E_dip = Ddip / (2N) Σ_k Σ_ab conj(S_a(k)) W_ab(k) S_b(k)`` with ``W(k)`` the (real, even)
-Fourier transform of the symmetric-minimum-image tensor of :mod:`~spinsr_tf.physics.dipolar`;
-no inverse FFT is needed.
+Fourier transform of the periodic dipolar tensor of :mod:`~spinsr_tf.physics.dipolar` (the
+image sum the Hamiltonian's ``dipolar_images`` names); no inverse FFT is needed.
 """
 
 from __future__ import annotations
@@ -18,11 +18,7 @@ from keras import ops
 
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.physics.hamiltonians import TypeI, TypeII, check_hamiltonian
-
-
-def exchange_only(J: float = 1.0) -> TypeI:
-    """The generic prior for textures whose Hamiltonian is unknown: exchange alone (Type I, D = 0)."""
-    return TypeI(J=J, dmi=0.0)
+from spinsr_tf.physics.priors import exchange_only
 
 
 def _neighbours(s):
@@ -49,28 +45,62 @@ def _exchange_dmi(s, ham: TypeI):
     return e
 
 
-def _minimum_image(n, dtype):
-    """Offsets ``(k + n//2) % n - n//2`` of the indices ``0 .. n-1`` and the ties ``|d| = n/2``."""
+def _axis_images(n, shells: int, dtype):
+    """Image offsets ``(n, 2·shells + 2)`` along one axis and their weights, as
+    :func:`spinsr_tf.physics.dipolar._axis_images` (the tie d = -n/2 gets ½ at both ends)."""
     k = ops.arange(n, dtype="int32")
     d = (k + n // 2) % n - n // 2
-    return ops.cast(d, dtype), ops.equal(2 * ops.abs(d), n)
+    tie = ops.equal(2 * ops.abs(d), n)
+    cols = 2 * shells + 2
+    m = ops.cast(ops.arange(-shells, shells + 2, dtype="int32"), dtype)
+    off = ops.cast(d, dtype)[:, None] + ops.cast(n, dtype) * m[None, :]
+    plain = ops.convert_to_tensor([1.0] * (cols - 1) + [0.0], dtype=dtype)
+    halved = ops.convert_to_tensor([0.5] + [1.0] * (cols - 2) + [0.5], dtype=dtype)
+    w = ops.where(tie[:, None], halved[None, :], plain[None, :])
+    return off, w
 
 
-def dipolar_spectrum(height, width, factor: float = 3.0, dtype="float32"):
+def _kernel_ops(height, width, factor: float, dtype, images: str):
+    """The real-space kernel of :func:`spinsr_tf.physics.dipolar.dipolar_kernel`, in ops."""
+    from spinsr_tf.physics.dipolar import IMAGE_SHELLS, infinite_lattice_sum
+
+    shells = 0 if images == "minimum" else IMAGE_SHELLS
+    oy, wy = _axis_images(height, shells, dtype)
+    ox, wx = _axis_images(width, shells, dtype)
+    x = ox[None, :, :]
+    parts = [0.0, 0.0, 0.0, 0.0]
+    for p in range(2 * shells + 2):
+        y = oy[:, p][:, None, None]
+        weight = wy[:, p][:, None, None] * wx[None, :, :]
+        r2 = x * x + y * y
+        safe = ops.where(r2 > 0, r2, ops.ones_like(r2))
+        inv_r3 = ops.where(r2 > 0, safe ** -1.5, ops.zeros_like(r2))
+        inv_r5 = ops.where(r2 > 0, safe ** -2.5, ops.zeros_like(r2))
+        terms = (inv_r3 - factor * x * x * inv_r5, -factor * x * y * inv_r5,
+                 inv_r3 - factor * y * y * inv_r5, inv_r3)
+        parts = [a + ops.sum(weight * t, axis=-1) for a, t in zip(parts, terms)]
+    kernel = ops.stack(parts)
+    if images != "minimum":
+        total = ops.convert_to_tensor(infinite_lattice_sum(factor), dtype=dtype)
+        rest = (total - ops.sum(kernel, axis=(1, 2))) * ops.convert_to_tensor(
+            [1.0, 0.0, 1.0, 1.0], dtype=dtype)
+        kernel = kernel + rest[:, None, None] / ops.cast(height * width, dtype)
+    return kernel
+
+
+def dipolar_spectrum(height, width, factor: float = 3.0, dtype="float32",
+                     images: str = "converged"):
     """Fourier transform of the dipolar tensor, ``(4, H, W)``: ``W_xx, W_xy, W_yy, W_zz`` at each
-    wavevector (real: the kernel is even). Equal to ``np.fft.fft2(dipolar_kernel((H, W), factor))``;
-    built with ops so that H and W may be symbolic."""
-    dy, tie_y = _minimum_image(height, dtype)
-    dx, tie_x = _minimum_image(width, dtype)
-    y, x = dy[:, None] + 0 * dx[None, :], dx[None, :] + 0 * dy[:, None]
-    r2 = x * x + y * y
-    safe = ops.where(r2 > 0, r2, ops.ones_like(r2))
-    inv_r3 = ops.where(r2 > 0, safe ** -1.5, ops.zeros_like(r2))
-    inv_r5 = ops.where(r2 > 0, safe ** -2.5, ops.zeros_like(r2))
-    wxy = -factor * x * y * inv_r5
-    wxy = ops.where(ops.logical_or(tie_y[:, None], tie_x[None, :]), ops.zeros_like(wxy), wxy)
-    kernel = ops.stack([inv_r3 - factor * x * x * inv_r5, wxy,
-                        inv_r3 - factor * y * y * inv_r5, inv_r3])
+    wavevector (real: the kernel is even), for the periodic images ``images`` (``"converged"``
+    or ``"minimum"``). Equal to ``np.fft.fft2(dipolar_kernel((H, W), factor, images))``: taken
+    from NumPy when H and W are known, built with ops when they are symbolic."""
+    from spinsr_tf.physics.dipolar import check_images, full_spectrum
+
+    images = check_images(images)
+    if isinstance(height, int) and isinstance(width, int):
+        return ops.convert_to_tensor(full_spectrum((height, width), float(factor), images),
+                                     dtype=dtype)
+    kernel = _kernel_ops(height, width, factor, dtype, images)
     real, _ = ops.fft2((kernel, ops.zeros_like(kernel)))
     return real
 
@@ -79,7 +109,7 @@ def _dipolar(s, ham: TypeII):
     """Dipolar energy per spin, ``(B,)``."""
     shape = ops.shape(s)
     height, width = shape[1], shape[2]
-    w = dipolar_spectrum(height, width, ham.dipolar_factor, s.dtype)
+    w = dipolar_spectrum(height, width, ham.dipolar_factor, s.dtype, ham.dipolar_images)
     channels_first = ops.transpose(s, (0, 3, 1, 2))
     re, im = ops.fft2((channels_first, ops.zeros_like(channels_first)))
     power = re * re + im * im                                   # |S_a(k)|², (B, 3, H, W)

@@ -1,7 +1,7 @@
-"""Speed of per-image physics refinement (``spinsr_tf.refine``) on this CPU.
+"""Speed of per-image physics refinement (``spinsr_tf.inference.refine``) on this CPU.
 
 For one annealed 128² map of each type at ×8 (LR 16²) it prints the seconds per map of
-:func:`~spinsr_tf.refine.refine` (300 steps, the default) at batch 1 and batch 8, the cost of one
+:func:`~spinsr_tf.inference.refine.refine` (300 steps, the default) at batch 1 and batch 8, the cost of one
 step, and, measured in the same run, the cost of the two pieces a step is made of: one effective
 field (:func:`~spinsr_tf.physics.local_field`) and one degradation + adjoint. The target is
 ≤ 2 s per 128² map at ×8; the ratio to it is printed.
@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 
 from spinsr_tf.data.degradation import gaussian_downsample  # noqa: E402
 from spinsr_tf.physics import TypeI, TypeII, anneal, local_field  # noqa: E402
-from spinsr_tf.refine import _Degradation, refine  # noqa: E402
+from spinsr_tf.inference.refine import _Degradation, refine  # noqa: E402
 
 TARGET_S = 2.0
 

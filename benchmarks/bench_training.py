@@ -4,10 +4,11 @@ For ×4, ×8, ×16 (LR 32², 16², 8² → HR 128²) at batch 32 it prints sampl
 FLOPs per sample (forward + backward of the convolutions), the GFLOP/s this achieves, and the
 ratio to a large float32 matrix product measured in the same run (what the CPU's BLAS reaches).
 Variants: the plain Keras build (``compile_sr_model``: graph mode, no XLA on CPU), XLA
-(``jit_compile=True``, what :func:`spinsr_tf.training.train` uses), XLA at batch 64, the
+(``jit_compile=True``, what :func:`spinsr_tf.nn.training.train` uses), XLA at batch 64, the
 ``mixed_bfloat16`` policy with and without XLA, and a what-if: XLA with the periodic padding
 done by slicing instead of ``ops.take`` (patched into the built model, checked equal).
-Then the latency of one SR map of 128² (LR 32², ×4) and of 1024² (LR 256², ×4), and how long
+Then the cost of the loss terms (LR consistency alone against LR + equivariance, which runs
+the network a second time on a transformed copy of its output), the latency of one SR map of 128² (LR 32², ×4) and of 1024² (LR 256², ×4), and how long
 the HDF5 stream takes to deliver one batch (to show it is not the bottleneck).
 
 Usage: ``python benchmarks/bench_training.py [--rounds 6] [--scales 4 8 16] [--quick]``.
@@ -32,7 +33,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from spinsr_tf.model import build_sr_model, compile_sr_model  # noqa: E402
+from spinsr_tf.nn.network import build_sr_model, compile_sr_model  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")  # retracing notices: many models are built in one process
 
@@ -110,7 +111,7 @@ def _train_case(scale: int, variant: str):
     """A compiled model and its batch; the first two (compiling) steps already taken."""
     import types
 
-    from spinsr_tf.layers import PeriodicPadding2D
+    from spinsr_tf.nn.layers import PeriodicPadding2D
 
     batch, policy, xla, slicepad = VARIANTS[variant]
     before = keras.config.dtype_policy()
@@ -156,9 +157,42 @@ def train_throughput(scale: int, variants, rounds: int) -> dict:
             for v, (model, x, first) in cases.items()}
 
 
+def loss_term_throughput(scale: int, rounds: int, batch: int = 16) -> dict:
+    """{case: samples/s} of the training graph (:func:`spinsr_tf.nn.training.build_training_graph`,
+    residual unit-vector network, XLA) with the LR term alone and with the equivariance term
+    (one symmetry per batch, one per sample); stepped in turn, fastest step kept."""
+    from spinsr_tf.nn.config import TrainConfig
+    from spinsr_tf.nn.losses import Equivariance, LRConsistency
+    from spinsr_tf.nn.training import build_training_graph
+
+    cases = {"lr only": (LRConsistency(),),
+             "lr + equivariance": (LRConsistency(), Equivariance()),
+             "lr + equiv/sample": (LRConsistency(), Equivariance(draw="sample"))}
+    x = np.random.default_rng(0).normal(size=(batch, HR // scale, HR // scale, 3))
+    x = tf.constant((x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32))
+    built = {}
+    for name, terms in cases.items():
+        keras.utils.set_random_seed(0)
+        config = TrainConfig(data="unused.h5", scale=scale, output="unit", residual=True,
+                             padding="periodic", learning_rate=1e-3, losses=terms)
+        model = build_training_graph(build_sr_model(scale, output="unit", residual=True), config)
+        model.jit_compile = True
+        targets = {t.name: (x if t.name == "lr" else np.zeros(batch, np.float32)) for t in terms}
+        model.train_on_batch(x, targets)
+        model.train_on_batch(x, targets)
+        built[name] = (model, targets)
+    times = {name: [] for name in built}
+    for _ in range(rounds):
+        for name, (model, targets) in built.items():
+            t = time.perf_counter()
+            model.train_on_batch(x, targets)
+            times[name].append(time.perf_counter() - t)
+    return {name: batch / min(v) for name, v in times.items()}
+
+
 def inference_latency(lr_size: int, repeats: int) -> float:
     """Median seconds for one ``lr_size``² LR map → ×4 SR map (batch 1, inference mode)."""
-    from spinsr_tf.export import serving_model
+    from spinsr_tf.nn.export import serving_model
 
     keras.utils.set_random_seed(0)
     sr = serving_model(build_sr_model(scale=4, channels=3))
@@ -226,6 +260,11 @@ def main(argv=None) -> int:
             print(f"x{scale:<3}{variant:<14}{rate:>10.1f}{flops / 1e9:>14.3f}{gflops:>9.1f}"
                   f"{gflops / best:>9.0%}{gflops / ref['tf']:>7.0%}{first:>12.1f}", flush=True)
         print(f"    (matmul right after: best {best:.1f}, tf {ref['tf']:.1f} GFLOP/s)")
+    for scale in args.scales:
+        rates = loss_term_throughput(scale, args.rounds)
+        base = rates["lr only"]
+        print(f"x{scale} loss terms, batch 16, XLA: " + ", ".join(
+            f"{k} {v:.1f} samples/s ({v / base:.2f}x)" for k, v in rates.items()), flush=True)
     for lr_size in (32, 256):
         sec = inference_latency(lr_size, repeats=5 if lr_size == 256 else 20)
         print(f"inference x4, batch 1, LR {lr_size}^2 -> SR {4 * lr_size}^2: {1e3 * sec:.1f} ms",

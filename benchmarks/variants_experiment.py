@@ -1,9 +1,9 @@
 """Experiment (not a speed benchmark): which network variant beats aligned interpolation?
 
 Anneals small train/test sets (Type I or II), trains each variant of
-:func:`spinsr_tf.model.build_sr_model` with :func:`spinsr_tf.training.train` on LR maps only
+:func:`spinsr_tf.nn.network.build_sr_model` with :func:`spinsr_tf.nn.training.train` on LR maps only
 (same epochs, batch, seed, data for all), and scores them on the test set with
-:func:`spinsr_tf.evaluation.evaluate` against aligned bicubic with and without unit
+:func:`spinsr_tf.evaluation.scoring.evaluate` against aligned bicubic with and without unit
 normalisation. The HR maps enter no loss: they are degraded into the LR inputs and otherwise
 feed only the monitored ``val_sr_mse`` and the final scores.
 
@@ -44,13 +44,13 @@ def run_experiment(out: Path, kind: str, scales, epochs: int, variants, n_train:
                    n_test: int, size: int, batch_size: int, sigma: str, seed: int,
                    learning_rate: float = 0.01) -> dict:
     """Train and score every variant at every scale; return ``{scale: evaluate-result}``."""
-    from spinsr_tf.baselines import BASELINES
+    from spinsr_tf.evaluation.baselines import BASELINES
     from spinsr_tf.data import generate_dataset
     from spinsr_tf.data.generate import read_spins
-    from spinsr_tf.evaluation import evaluate
-    from spinsr_tf.model import load_sr_model
+    from spinsr_tf.evaluation.scoring import evaluate
+    from spinsr_tf.nn.network import load_sr_model
     from spinsr_tf.physics import TypeI, TypeII
-    from spinsr_tf.training import train
+    from spinsr_tf.nn.training import train
 
     hamiltonian = TypeI() if kind == "I" else TypeII()
     out.mkdir(parents=True, exist_ok=True)

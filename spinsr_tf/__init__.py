@@ -1,8 +1,10 @@
 """spinsr_tf: unsupervised super-resolution of magnetic spin textures.
 
-Data flow: ``physics`` (Hamiltonians, energies, simulated annealing) → ``data`` (HDF5 datasets,
-Gaussian degradation, image I/O) → ``layers``/``model``/``training`` (the Keras network) →
-``metrics``/``baselines`` (evaluation); ``cli`` and the notebooks sit on top.
+Layers, each importing only those before it (docs/architecture.md): ``base`` (errors, atomic
+files) → ``physics`` (Hamiltonians, energies, annealing) → ``data`` (datasets, I/O, degradation,
+aligned interpolation) → ``nn`` (the Keras network, loss terms, training, export) → ``inference``
+(refinement, fit-image) → ``evaluation`` (metrics, baselines, scoring) → ``experiments`` (the
+paper's items) → ``cli``.
 
 Keras is imported lazily: ``import spinsr_tf`` and the physics/data modules do not pay for it.
 """
@@ -15,12 +17,14 @@ from spinsr_tf._version import __version__
 
 # public name -> module that defines it (imported on first use)
 _LAZY = {
-    "build_sr_model": "spinsr_tf.model",
-    "compile_sr_model": "spinsr_tf.model",
-    "sr_submodel": "spinsr_tf.model",
-    "load_sr_model": "spinsr_tf.model",
-    "train": "spinsr_tf.training",
-    "export_saved_model": "spinsr_tf.export",
+    "build_sr_model": "spinsr_tf.nn.network",
+    "compile_sr_model": "spinsr_tf.nn.network",
+    "sr_submodel": "spinsr_tf.nn.network",
+    "load_sr_model": "spinsr_tf.nn.network",
+    "TrainConfig": "spinsr_tf.nn.config",
+    "recipe": "spinsr_tf.nn.config",
+    "train": "spinsr_tf.nn.training",
+    "export_saved_model": "spinsr_tf.nn.export",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from spinsr_tf.baselines import BASELINES, upsample, upsample_matrix
+from spinsr_tf.data.interpolation import upsample, upsample_matrix
+from spinsr_tf.evaluation.baselines import BASELINES
 from spinsr_tf.base.errors import UserError
 
 METHODS = ("gaussian", "bilinear", "bicubic")

@@ -10,7 +10,7 @@ from PIL import Image
 
 from spinsr_tf.cli import main
 from spinsr_tf.data.io import from_intensity, read_image, to_intensity
-from spinsr_tf.model import build_sr_model, sr_submodel
+from spinsr_tf.nn.network import build_sr_model, sr_submodel
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ import h5py
 import numpy as np
 import pytest
 
-from spinsr_tf.baselines import upsample, unit_normalize
-from spinsr_tf.cross_feeding import (CASES, PAPER_ORDER, cross_feed, cross_scores,
+from spinsr_tf.data.interpolation import upsample, unit_normalize
+from spinsr_tf.experiments.cross_feeding import (CASES, PAPER_ORDER, cross_feed, cross_scores,
                                      format_cross_table, format_ordering, ordering)
 from spinsr_tf.data.degradation import gaussian_downsample
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.metrics import corr, psnr
+from spinsr_tf.evaluation.metrics import corr, psnr
 
 
 def _maps(n, size, seed, walls=False):
@@ -42,7 +42,7 @@ def folder(tmp_path_factory):
     at x8 a 4×4 LR map leaves near-zero interpolated vectors whose direction is float noise."""
     import keras
 
-    from spinsr_tf.model import build_sr_model
+    from spinsr_tf.nn.network import build_sr_model
 
     out = tmp_path_factory.mktemp("reproduce_tiny")
     keras.utils.set_random_seed(0)
@@ -61,7 +61,7 @@ def folder(tmp_path_factory):
 def no_reproduce(monkeypatch):
     """cross_feed's call to reproduce() recorded instead of annealing and training."""
     calls = []
-    monkeypatch.setattr("spinsr_tf.reproduce.reproduce",
+    monkeypatch.setattr("spinsr_tf.experiments.reproduce.reproduce",
                         lambda out, **kw: calls.append((out, kw)))
     return calls
 
@@ -95,8 +95,8 @@ def test_cross_feed_paper_network_differs_per_training_type(folder, no_reproduce
     res = cross_feed(folder, scales=(4,), network="sr")
     cases = res["scales"]["4"]["cases"]
     hr = np.asarray(h5py.File(folder / "type_I" / "test.h5")["spins"])
-    from spinsr_tf.evaluation import predict_sr
-    from spinsr_tf.model import load_sr_model
+    from spinsr_tf.evaluation.scoring import predict_sr
+    from spinsr_tf.nn.network import load_sr_model
 
     net2 = load_sr_model(folder / "type_II" / "x4" / "run_sr" / "model.keras")
     ref = psnr(predict_sr(net2, gaussian_downsample(hr, 4)), hr)
@@ -135,7 +135,7 @@ def test_ordering_against_the_paper():
 
 
 def test_different_degradations_are_refused(tmp_path):
-    from spinsr_tf.model import build_sr_model
+    from spinsr_tf.nn.network import build_sr_model
 
     hr = {"I": _maps(1, 32, 0), "II": _maps(1, 32, 1)}
     models = {"I": build_sr_model(scale=4, residual=True, output="unit"),

@@ -16,7 +16,7 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 from spinsr_tf.cli import main  # noqa: E402
-from spinsr_tf.data import distributed as dist  # noqa: E402
+from spinsr_tf.data import dask_generate as dist  # noqa: E402
 from spinsr_tf.data.generate import generate_dataset  # noqa: E402
 from spinsr_tf.base.errors import UserError  # noqa: E402
 from spinsr_tf.physics import Schedule, TypeI  # noqa: E402

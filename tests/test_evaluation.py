@@ -6,11 +6,11 @@ import h5py
 import numpy as np
 import pytest
 
-from spinsr_tf.baselines import BASELINES, unit_normalize
+from spinsr_tf.evaluation.baselines import BASELINES, unit_normalize
 from spinsr_tf.cli import main
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.evaluation import evaluate, format_table, write_json
-from spinsr_tf.model import build_sr_model
+from spinsr_tf.evaluation.scoring import evaluate, format_table, write_json
+from spinsr_tf.nn.network import build_sr_model
 
 
 def smooth_spins(n=3, size=32, seed=0):
@@ -140,7 +140,7 @@ def test_evaluate_cli_bad_inputs(tmp_path, capsys):
 
 
 def test_quickstart_end_to_end_and_rerun_reuses_steps(tmp_path):
-    from spinsr_tf.quickstart import quickstart
+    from spinsr_tf.experiments.quickstart import quickstart
 
     out = tmp_path / "qs"
     kwargs = dict(n_train=4, n_test=2, size=16, epochs=1, batch_size=2, sweeps=20, progress=False)

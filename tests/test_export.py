@@ -6,8 +6,8 @@ import tensorflow as tf
 
 from spinsr_tf.cli import main
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.export import export_saved_model, serving_model
-from spinsr_tf.model import build_sr_model, sr_submodel
+from spinsr_tf.nn.export import export_saved_model, serving_model
+from spinsr_tf.nn.network import build_sr_model, sr_submodel
 
 
 def _model(input_size=None, seed=0):

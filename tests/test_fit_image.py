@@ -11,11 +11,11 @@ import tifffile
 from PIL import Image
 
 from spinsr_tf import cli
-from spinsr_tf.baselines import upsample
+from spinsr_tf.data.interpolation import upsample
 from spinsr_tf.data.io import from_intensity, to_intensity
 from spinsr_tf.data.ovf import read_ovf, write_ovf
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.fit_image import (extract_patches, fit_image, from_network, patch_starts,
+from spinsr_tf.inference.fit_image import (extract_patches, fit_image, from_network, patch_starts,
                                  read_input, receptive_margin, super_resolve, tile_windows,
                                  to_network, value_mapping, write_like_input)
 
@@ -63,7 +63,7 @@ def test_tile_windows_hold_core_and_margin():
 def _random_model(scale, channels, seed):
     import keras
 
-    from spinsr_tf.model import build_sr_model
+    from spinsr_tf.nn.network import build_sr_model
 
     keras.utils.set_random_seed(seed)
     model = build_sr_model(scale=scale, channels=channels, padding="reflect", output="unit",

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from spinsr_tf.baselines import upsample
+from spinsr_tf.data.interpolation import upsample
 from spinsr_tf.data.degradation import gaussian_downsample
-from spinsr_tf.layers import (AlignedUpsample, GaussianDownsample, PeriodicPadding2D,
+from spinsr_tf.nn.layers import (AlignedUpsample, GaussianDownsample, PeriodicPadding2D,
                               ReflectPadding2D, UnitVectors)
 
 PAD_LAYERS = {"wrap": PeriodicPadding2D, "reflect": ReflectPadding2D}

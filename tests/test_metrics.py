@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.metrics import corr, mse, psnr, score, summarize
+from spinsr_tf.evaluation.metrics import corr, mse, psnr, score, summarize
 
 
 def _unit(shape, seed=0):

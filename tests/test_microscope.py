@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spinsr_tf import microscope
+from spinsr_tf.experiments import microscope
 from spinsr_tf.data.degradation import gaussian_downsample
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.microscope import kerr_image, spleem_image, standin
+from spinsr_tf.experiments.microscope import kerr_image, spleem_image, standin
 
 
 def _uniform(sz, size=512):

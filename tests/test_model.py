@@ -13,12 +13,12 @@ import keras
 import numpy as np
 import pytest
 
-from spinsr_tf.baselines import upsample
+from spinsr_tf.data.interpolation import upsample
 from spinsr_tf.data.degradation import gaussian_downsample
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.layers import (AlignedUpsample, GaussianDownsample, PeriodicPadding2D,
+from spinsr_tf.nn.layers import (AlignedUpsample, GaussianDownsample, PeriodicPadding2D,
                               ReflectPadding2D, UnitVectors)
-from spinsr_tf.model import (
+from spinsr_tf.nn.network import (
     build_sr_model,
     compile_sr_model,
     decoder_filters,
@@ -235,7 +235,7 @@ JAX_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
     import keras
-    from spinsr_tf.model import build_sr_model, compile_sr_model
+    from spinsr_tf.nn.network import build_sr_model, compile_sr_model
     assert keras.backend.backend() == "jax"
     folder = sys.argv[1]
     data = np.load(folder + "/tf.npz")

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from spinsr_tf.baselines import unit_normalize, upsample
+from spinsr_tf.data.interpolation import unit_normalize, upsample
 from spinsr_tf.data.degradation import gaussian_downsample
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.metrics import corr, mse
-from spinsr_tf.noise import (add_noise, default_alphas, noise_figures, noise_sweep,
+from spinsr_tf.evaluation.metrics import corr, mse
+from spinsr_tf.experiments.noise_response import (add_noise, default_alphas, noise_figures, noise_sweep,
                              random_unit_vectors, recursive_feed, run_noise_experiment)
 
 
@@ -36,7 +36,7 @@ def _expected_corr(alpha):
 
 @pytest.fixture(scope="module")
 def untrained():
-    from spinsr_tf.model import build_sr_model
+    from spinsr_tf.nn.network import build_sr_model
 
     return build_sr_model(scale=4, residual=True, output="unit")
 
@@ -46,7 +46,7 @@ def random_net():
     """A net whose SR map differs from bicubic: the paper's linear head, random weights."""
     import keras
 
-    from spinsr_tf.model import build_sr_model
+    from spinsr_tf.nn.network import build_sr_model
 
     keras.utils.set_random_seed(3)
     return build_sr_model(scale=4)
@@ -211,7 +211,7 @@ def test_run_noise_experiment_on_a_hand_made_reproduction(untrained, tmp_path):
 def test_recursive_feed_compiles_once_and_never_retraces_per_iteration():
     import keras
 
-    from spinsr_tf.model import build_sr_model
+    from spinsr_tf.nn.network import build_sr_model
 
     if keras.backend.backend() != "tensorflow":
         pytest.skip("tracing counts are a tf.function notion")

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from spinsr_tf.cli import main
-from spinsr_tf.physics_sr import physics_experiment
-from spinsr_tf.reproduce import Preset
+from spinsr_tf.experiments.physics_tables import physics_experiment
+from spinsr_tf.experiments.reproduce import Preset
 
 TINY = Preset(size=32, n_train=4, n_test=2, epochs=1, batch_size=2, sweeps=20, jit_compile=False)
 

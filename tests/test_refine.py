@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from spinsr_tf.baselines import upsample
+from spinsr_tf.data.interpolation import upsample
 from spinsr_tf.data.degradation import gaussian_downsample
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.metrics import psnr
+from spinsr_tf.evaluation.metrics import psnr
 from spinsr_tf.physics import TypeI, anneal, energy
-from spinsr_tf.refine import objective, refine
+from spinsr_tf.inference.refine import objective, refine
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from spinsr_tf.cli import main
-from spinsr_tf.reproduce import PRESETS, SCALES, verdict
+from spinsr_tf.experiments.reproduce import PRESETS, SCALES, verdict
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -79,7 +79,7 @@ def test_table_notebooks_run_at_smoke_and_a_rerun_reuses_everything(tmp_path):
     assert "Type I, x8" in table1 and "Type II, x16" in table2 and "oracle" in table2
     assert "best aligned baseline" in table1
 
-    from spinsr_tf.reproduce import reproduce
+    from spinsr_tf.experiments.reproduce import reproduce
 
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix in (".keras", ".h5")}
     again = reproduce(out, preset="smoke", types=("I", "II"), progress=False)

@@ -27,11 +27,12 @@ import h5py
 import numpy as np
 import pytest
 
-from spinsr_tf import distribute
+from spinsr_tf.nn import strategy as distribute
 from spinsr_tf.cli import main
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.model import load_sr_model
-from spinsr_tf.training import read_history, train
+from spinsr_tf.nn.network import load_sr_model
+from spinsr_tf.nn.training import read_history
+from conftest import run_training
 from test_training import _smooth_spins
 
 RUN = dict(scale=4, epochs=2, batch_size=4, val_fraction=0.125, seed=3, progress=False,
@@ -46,19 +47,19 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 assert len(tf.config.list_logical_devices("CPU")) == 2
 
-from spinsr_tf import distribute
-from spinsr_tf.training import train
+from spinsr_tf.nn import strategy as distribute
+from conftest import run_training
 
 data, root, runs = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
 run_args = json.loads(sys.argv[4])
 for name in runs:
     if name == "unsync":  # the control: per-replica BN statistics
         distribute.needs_batch_norm_sync = lambda replicas: False
-    train(data, out_dir=os.path.join(root, name),
+    run_training(data, os.path.join(root, name),
           **dict(run_args, strategy="mirrored" if name == "unsync" else name))
 if "mirrored" in runs:  # the mirrored run continued for one epoch without a strategy
     shutil.copytree(os.path.join(root, "mirrored"), os.path.join(root, "resumed"))
-    train(data, out_dir=os.path.join(root, "resumed"),
+    run_training(data, os.path.join(root, "resumed"),
           **dict(run_args, strategy="none", resume=True, epochs=run_args["epochs"] + 1))
 """
 
@@ -72,7 +73,9 @@ def data(tmp_path_factory):
 
 
 def _run(data, root, runs):
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2",
+               PYTHONPATH=os.pathsep.join([os.path.dirname(__file__),
+                                           os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, "-c", _SCRIPT, str(data), str(root), ",".join(runs),
                            json.dumps(RUN)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -101,7 +104,7 @@ def runs(data, tmp_path_factory):
 
 def test_mirrored_over_two_devices_matches_one_device(runs):
     config = json.loads((runs / "mirrored" / "config.json").read_text())
-    assert config["strategy"] == "mirrored" and config["replicas"] == 2
+    assert config["strategy"] == "mirrored" and config["run"]["replicas"] == 2
     assert config["batch_size"] == RUN["batch_size"]  # the global batch, as given
     loss, weights = _differences(runs / "none", runs / "mirrored")
     assert loss < LOSS_RTOL and weights < WEIGHT_ATOL, (loss, weights)
@@ -117,7 +120,7 @@ def test_saved_models_hold_the_papers_batch_norm(runs):
 def test_resume_may_change_the_strategy(runs, data):
     run = runs / "resumed"
     config = json.loads((run / "config.json").read_text())
-    assert config["strategy"] == "none" and config["replicas"] == 1
+    assert config["strategy"] == "none" and config["run"]["replicas"] == 1
     assert read_history(run)["epoch"] == [0, 1, 2]
     assert not any(p.name.startswith(".") for p in run.iterdir())
 
@@ -131,11 +134,11 @@ def test_per_replica_batch_norm_fails_the_comparison(runs, data, tmp_path):
 
 _JAX_SCRIPT = r"""
 import json, os, sys
-from spinsr_tf.training import train
+from conftest import run_training
 
 data, root, run_args = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 for name in ("none", "mirrored"):
-    train(data, out_dir=os.path.join(root, name), **dict(run_args, strategy=name))
+    run_training(data, os.path.join(root, name), **dict(run_args, strategy=name))
 """
 
 
@@ -145,12 +148,14 @@ def test_jax_data_parallel_over_two_host_devices_matches_one_device(data, tmp_pa
     BN statistics are global without any switch; the runs differ by float rounding only."""
     pytest.importorskip("jax")
     env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2",
-               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+               XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               PYTHONPATH=os.pathsep.join([os.path.dirname(__file__),
+                                           os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, "-c", _JAX_SCRIPT, str(data), str(tmp_path),
                            json.dumps(RUN)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     config = json.loads((tmp_path / "mirrored" / "config.json").read_text())
-    assert config["strategy"] == "mirrored" and config["replicas"] == 2
+    assert config["strategy"] == "mirrored" and config["run"]["replicas"] == 2
     loss, weights = _differences(tmp_path / "none", tmp_path / "mirrored")
     assert loss < LOSS_RTOL and weights < WEIGHT_ATOL, (loss, weights)
 
@@ -174,7 +179,7 @@ def test_multiworker_is_refused_in_one_line(data, tmp_path, capsys):
 
 def test_strategy_argument_is_checked(data, tmp_path):
     with pytest.raises(UserError, match="strategy must be one of"):
-        train(data, out_dir=tmp_path / "r", **{**RUN, "strategy": "Mirrored"})
+        run_training(data, tmp_path / "r", **{**RUN, "strategy": "Mirrored"})
 
 
 def test_global_batch_must_split_evenly():
@@ -185,8 +190,8 @@ def test_global_batch_must_split_evenly():
 
 
 def test_batch_norm_switch_is_restored_after_saving(tmp_path):
-    from spinsr_tf.model import build_sr_model
-    from spinsr_tf.training import save_model_atomic
+    from spinsr_tf.nn.network import build_sr_model
+    from spinsr_tf.nn.training import save_model_atomic
 
     model = build_sr_model(scale=2, input_size=8)
     distribute.set_batch_norm_sync(model, True)

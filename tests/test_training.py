@@ -16,9 +16,11 @@ from spinsr_tf.cli import main
 from spinsr_tf.data import gaussian_downsample
 from spinsr_tf.data.stream import BatchPlan, open_training_data, split_indices
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.metrics import mse
-from spinsr_tf.model import load_sr_model, sr_submodel
-from spinsr_tf.training import read_history, train
+from spinsr_tf.evaluation.metrics import mse
+from spinsr_tf.nn.network import load_sr_model, sr_submodel
+from spinsr_tf.nn.config import TrainConfig
+from spinsr_tf.nn.training import read_history
+from conftest import run_training
 
 N, L, SCALE = 16, 32, 4
 # jit_compile=False: XLA compilation would double the time of these tiny runs
@@ -76,7 +78,7 @@ def files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def base_run(files, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "base"
-    return out, train(files["A"], out_dir=out, **RUN)
+    return out, run_training(files["A"], out, **RUN)
 
 
 # --- the data stream ------------------------------------------------------------------------
@@ -114,18 +116,21 @@ def test_short_run_lowers_loss_and_writes_the_run_folder(base_run, files):
         rows = list(csv.DictReader(fh))
     assert [r["epoch"] for r in rows] == ["0", "1", "2"]
     assert {"loss", "val_loss", "val_sr_mse"} <= set(rows[0])
-    for name in ("model.keras", "checkpoint.keras", "config.json", "checkpoint.json"):
+    for name in ("model.keras", "checkpoint.keras", "config.json"):
         assert (out / name).is_file()
+    assert not (out / "checkpoint.json").exists()   # the checkpoint is one file
     if importlib.util.find_spec("tensorboard") is not None:  # optional: logs need the package
         assert any((out / "logs").rglob("events.out.tfevents*"))
     assert not list(out.glob(".*tmp*"))
     config = json.loads((out / "config.json").read_text())
     assert config["scale"] == 4 and config["learning_rate"] == 0.01 and config["seed"] == 3
     assert config["kernel_size"] == 23 and config["padding"] == "periodic"
-    assert config["n_train"] == 14 and config["n_val"] == 2
-    assert config["data_identity"]["hr"]["attrs"] == {"seed": 0, "hamiltonian": "test"}
-    assert config["versions"]["spinsr_tf"]
-    assert json.loads((out / "checkpoint.json").read_text()) == {"epoch": 3}
+    assert config["run"]["n_train"] == 14 and config["run"]["n_val"] == 2
+    assert config["run"]["data_identity"]["hr"]["attrs"] == {"seed": 0, "hamiltonian": "test"}
+    assert config["run"]["versions"]["spinsr_tf"]
+    assert config["losses"] == [{"term": "lr_consistency", "weight": 1.0}]
+    assert TrainConfig.from_json({k: v for k, v in config.items() if k != "run"}).to_json() \
+        == {k: v for k, v in config.items() if k != "run"}
 
 
 def test_val_sr_mse_is_the_sr_error_of_the_final_model(base_run, files):
@@ -140,7 +145,7 @@ def test_val_sr_mse_is_the_sr_error_of_the_final_model(base_run, files):
 def test_lr_file_gives_the_weights_of_the_hr_file(base_run, files, tmp_path):
     """Training on HR maps degraded on the fly == training on the LR file made from them."""
     out, history = base_run
-    hist_lr = train(files["L23"], out_dir=tmp_path / "lr", hr_data=files["A"], **RUN)
+    hist_lr = run_training(files["L23"], tmp_path / "lr", hr_data=files["A"], **RUN)
     _assert_same_weights(_weights(tmp_path / "lr" / "model.keras"), _weights(out / "model.keras"))
     np.testing.assert_array_equal(hist_lr["loss"], history["loss"])
     np.testing.assert_allclose(hist_lr["val_sr_mse"], history["val_sr_mse"], rtol=1e-12)
@@ -150,7 +155,7 @@ def test_lr_file_gives_the_weights_of_the_hr_file(base_run, files, tmp_path):
 def kernel3_runs(files, tmp_path_factory):
     d = tmp_path_factory.mktemp("k3")
     run = {**RUN, "epochs": 2, "kernel_size": 3}
-    return {name: train(files[name], out_dir=d / name, **run) for name in ("A", "B")}, d
+    return {name: run_training(files[name], d / name, **run) for name in ("A", "B")}, d
 
 
 def test_weights_do_not_depend_on_hr_beyond_its_lr_image(files, kernel3_runs):
@@ -171,7 +176,7 @@ def test_control_supervised_oracle_does_see_the_difference(files, tmp_path):
     the previous test would catch HR leaking into the loss."""
     run = {**RUN, "epochs": 1, "kernel_size": 3, "supervised": True, "val_fraction": 0.0}
     for name in ("A", "B"):
-        history = train(files[name], out_dir=tmp_path / name, **run)
+        history = run_training(files[name], tmp_path / name, **run)
         assert sorted(history) == ["epoch", "loss"]  # no validation, no placeholder columns
     wa, wb = _weights(tmp_path / "A" / "model.keras"), _weights(tmp_path / "B" / "model.keras")
     assert max(np.max(np.abs(x - y)) for x, y in zip(wa, wb)) > 1e-3
@@ -193,23 +198,23 @@ def test_resume_continues_to_the_same_weights(base_run, files, tmp_path, capsys)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds a run (2 epoch(s) done)" in err and "--resume" in err
     with pytest.raises(UserError, match="learning_rate=0.01 \\(now 0.02\\)"):
-        train(files["A"], out_dir=out, resume=True, **{**RUN, "learning_rate": 0.02})
+        run_training(files["A"], out, resume=True, **{**RUN, "learning_rate": 0.02})
     with pytest.raises(UserError, match="seed=3 \\(now 4\\)"):
-        train(files["A"], out_dir=out, resume=True, **{**RUN, "seed": 4})
+        run_training(files["A"], out, resume=True, **{**RUN, "seed": 4})
     with pytest.raises(UserError, match="has 2 epochs already"):
-        train(files["A"], out_dir=out, resume=True, **{**RUN, "epochs": 1})
-    history = train(files["A"], out_dir=out, resume=True, **RUN)
+        run_training(files["A"], out, resume=True, **{**RUN, "epochs": 1})
+    history = run_training(files["A"], out, resume=True, **RUN)
     assert history["epoch"] == [0, 1, 2]
     _assert_same_weights(_weights(out / "model.keras"), _weights(base_run[0] / "model.keras"))
     np.testing.assert_allclose(history["loss"], base_run[1]["loss"], rtol=1e-6)
     # nothing left to do: a second resume returns the same history
-    assert train(files["A"], out_dir=out, resume=True, **RUN) == history
+    assert run_training(files["A"], out, resume=True, **RUN) == history
 
 
 @pytest.mark.slow
 def test_xla_run_matches_graph_mode(base_run, files, tmp_path):
     """The default XLA-compiled step trains the same network as graph mode (to rounding)."""
-    history = train(files["A"], out_dir=tmp_path / "xla", **{**RUN, "jit_compile": True})
+    history = run_training(files["A"], tmp_path / "xla", **{**RUN, "jit_compile": True})
     assert json.loads((tmp_path / "xla" / "config.json").read_text())["jit_compile"] is True
     # same first epoch to rounding; then Adam's normalised steps let rounding differences grow
     np.testing.assert_allclose(history["loss"][0], base_run[1]["loss"][0], rtol=1e-5)
@@ -220,7 +225,7 @@ def test_variant_run_stores_its_options_and_resume_checks_them(files, tmp_path, 
     """``--output unit --residual`` from the command line: stored in config.json, built into the
     model, and a resume with another variant is refused; runs written before the options existed
     resume as the paper's network."""
-    from spinsr_tf.layers import AlignedUpsample, UnitVectors
+    from spinsr_tf.nn.layers import AlignedUpsample, UnitVectors
 
     out = tmp_path / "variant"
     argv = ["train", "--data", str(files["A"]), "--scale", "4", "--out", str(out), "--epochs",
@@ -236,27 +241,13 @@ def test_variant_run_stores_its_options_and_resume_checks_them(files, tmp_path, 
     sr = np.asarray(sr_submodel(model).predict(files["lr23"][:2], verbose=0))
     np.testing.assert_allclose(np.linalg.norm(sr, axis=-1), 1.0, atol=1e-5)
     with pytest.raises(UserError, match="output='unit' \\(now 'linear'\\)"):
-        train(files["A"], out_dir=out, resume=True, **{**RUN, "epochs": 2, "residual": True})
+        run_training(files["A"], out, resume=True, **{**RUN, "epochs": 2, "residual": True})
     with pytest.raises(UserError, match="residual=True \\(now False\\)"):
-        train(files["A"], out_dir=out, resume=True, **{**RUN, "epochs": 2, "output": "unit"})
+        run_training(files["A"], out, resume=True, **{**RUN, "epochs": 2, "output": "unit"})
     for bad, word in (({"output": "tanh"}, "output"), ({"residual": "yes"}, "residual")):
         with pytest.raises(UserError, match=word):
-            train(files["A"], out_dir=tmp_path / "never", **{**RUN, **bad})
+            run_training(files["A"], tmp_path / "never", **{**RUN, **bad})
     assert not (tmp_path / "never").exists()
-
-
-def test_run_without_variant_keys_resumes_as_the_paper_network(base_run, files, tmp_path):
-    import shutil
-
-    out = tmp_path / "legacy"
-    shutil.copytree(base_run[0], out)
-    config = json.loads((out / "config.json").read_text())
-    assert config["output"] == "linear" and config["residual"] is False
-    del config["output"], config["residual"]
-    (out / "config.json").write_text(json.dumps(config))
-    assert train(files["A"], out_dir=out, resume=True, **RUN)["epoch"] == [0, 1, 2]
-    with pytest.raises(UserError, match="residual=False \\(now True\\)"):
-        train(files["A"], out_dir=out, resume=True, **{**RUN, "residual": True})
 
 
 # --- refusals -------------------------------------------------------------------------------
@@ -278,18 +269,18 @@ def test_bad_arguments_and_data(files, tmp_path):
         args = {**RUN, "epochs": 1, **kwargs}
         data = args.pop("data")
         with pytest.raises(UserError, match=message):
-            train(data, out_dir=out, **args)
+            run_training(data, out, **args)
     (tmp_path / "junk.h5").write_bytes(b"not hdf5")
     with pytest.raises(UserError, match="cannot read HDF5"):
-        train(tmp_path / "junk.h5", out_dir=out, **RUN)
+        run_training(tmp_path / "junk.h5", out, **RUN)
     _write(tmp_path / "other.h5", "maps", files["hr"])
     with pytest.raises(UserError, match="neither an 'lr' nor a 'spins'"):
-        train(tmp_path / "other.h5", out_dir=out, **RUN)
+        run_training(tmp_path / "other.h5", out, **RUN)
     assert not out.exists()
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x.txt").write_text("x")
     with pytest.raises(UserError, match="not empty"):
-        train(files["A"], out_dir=tmp_path / "full", **RUN)
+        run_training(files["A"], tmp_path / "full", **RUN)
 
 
 # --- command line -------------------------------------------------------------------------------

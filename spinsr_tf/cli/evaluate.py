@@ -65,9 +65,9 @@ def _check_lattice_size(name: str, model_path: str, test_size) -> None:
 def run(args: argparse.Namespace) -> int:
     from spinsr_tf.data.generate import read_spins
     from spinsr_tf.base.errors import UserError
-    from spinsr_tf.evaluation import evaluate, format_table, write_json
+    from spinsr_tf.evaluation.scoring import evaluate, format_table, write_json
     from spinsr_tf.base.files import write_text_atomic
-    from spinsr_tf.model import load_sr_model
+    from spinsr_tf.nn.network import load_sr_model
 
     paths = _named_models(args.model)
     models = {name: load_sr_model(path) for name, path in paths.items()}
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--max-images must be positive, got {args.max_images}")
         hr = hr[: args.max_images]
     if args.scale is not None:
-        from spinsr_tf.evaluation import degradation_of
+        from spinsr_tf.evaluation.scoring import degradation_of
 
         for name, model in models.items():
             factor = degradation_of(model)["factor"]

@@ -19,7 +19,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spinsr_tf.export import export_saved_model
+    from spinsr_tf.nn.export import export_saved_model
 
     path = export_saved_model(args.model, args.out, force=args.force)
     print(f"wrote SavedModel {path} (endpoint 'serve': LR batch -> SR batch)")

@@ -45,7 +45,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spinsr_tf.fit_image import fit_image
+    from spinsr_tf.inference.fit_image import fit_image
 
     result = fit_image(args.image, scale=args.scale, patch=args.patch, out_dir=args.out,
                        stride=args.stride, epochs=args.epochs, batch_size=args.batch_size,

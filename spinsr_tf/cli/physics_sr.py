@@ -30,7 +30,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from spinsr_tf.base.errors import UserError
-    from spinsr_tf.physics_sr import physics_experiment
+    from spinsr_tf.experiments.physics_tables import physics_experiment
 
     if args.seed < 0:
         raise UserError(f"--seed must be >= 0, got {args.seed}")

@@ -26,7 +26,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spinsr_tf.quickstart import quickstart
+    from spinsr_tf.experiments.quickstart import quickstart
 
     quickstart(args.out, n_train=args.n_train, n_test=args.n_test, size=args.size,
                scale=args.scale, epochs=args.epochs, sweeps=args.sweeps, seed=args.seed,

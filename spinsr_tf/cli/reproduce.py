@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from spinsr_tf.base.errors import UserError
-    from spinsr_tf.reproduce import reproduce
+    from spinsr_tf.experiments.reproduce import reproduce
 
     if args.seed < 0:
         raise UserError(f"--seed must be >= 0, got {args.seed}")

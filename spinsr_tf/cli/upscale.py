@@ -39,19 +39,24 @@ def add_parser(subparsers) -> None:
 
 
 def refinement_plan(args, model, lr):
-    """``(hamiltonian, weight)`` of ``--refine physics``: from the flags, else the model's prior
-    layer, else an error; λ 'auto' is chosen from ``lr``."""
+    """``(hamiltonian, weight)`` of ``--refine physics``: from the flags, else the prior the
+    model was trained with (its run's ``config.json``), else an error; λ 'auto' is chosen from
+    ``lr``."""
     from spinsr_tf.base.errors import UserError
-    from spinsr_tf.model import LR_OUTPUT, PRIOR_LAYER
-    from spinsr_tf.prior import check_weight, choose_weight, parse_overrides, resolve_prior
+    from spinsr_tf.inference.weight_rule import choose_weight
+    from spinsr_tf.nn.losses import PhysicsPrior
+    from spinsr_tf.nn.network import LR_OUTPUT
+    from spinsr_tf.nn.training import read_run_config
+    from spinsr_tf.physics.priors import check_weight, parse_overrides, resolve_prior
 
-    trained = next((layer for layer in model.layers if layer.name == PRIOR_LAYER), None)
+    config = read_run_config(Path(args.model).parent)
+    trained = None if config is None else config.term(PhysicsPrior)
     overrides = parse_overrides(args.physics_set)
     if args.physics is None and trained is None:
         raise UserError("--refine physics needs --physics (the model was trained without a prior)")
     attrs = None if trained is None else {f"hamiltonian.{k}": v
                                           for k, v in trained.hamiltonian.items()}
-    name = args.physics or ("typeI" if trained.hamiltonian["type"] == "I" else "typeII")
+    name = args.physics or trained.prior
     ham = resolve_prior(name, attrs, overrides)
     deg = model.get_layer(LR_OUTPUT)
     if args.physics_weight not in (None, "auto"):
@@ -93,8 +98,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"input {args.input!r} is {h}x{w}; the network needs at least "
                         f"{MIN_SIZE}x{MIN_SIZE} pixels")
 
-    from spinsr_tf.export import serving_model
-    from spinsr_tf.model import LR_OUTPUT, load_sr_model
+    from spinsr_tf.nn.export import serving_model
+    from spinsr_tf.nn.network import LR_OUTPUT, load_sr_model
 
     model = load_sr_model(args.model, compile=False)
     channels = int(model.input_shape[-1])
@@ -115,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     if args.refine == "physics":
         import time
 
-        from spinsr_tf.refine import refine
+        from spinsr_tf.inference.refine import refine
 
         deg = model.get_layer(LR_OUTPUT)
         t0 = time.perf_counter()

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from spinsr_tf._version import __version__
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.data.generate import _PARAMS_FILE, _block_name, anneal_block
+from spinsr_tf.data.blocks import PARAMS_FILE, anneal_block, block_name
 
 #: Seconds to wait for a ``tcp://`` scheduler to answer.
 CONNECT_TIMEOUT = 5.0
@@ -118,7 +118,7 @@ def _probe(params_path: str) -> tuple[bool, str]:
 
 def _check_workers(client, folder: Path) -> None:
     try:
-        answers = client.run(_probe, str(folder / _PARAMS_FILE))
+        answers = client.run(_probe, str(folder / PARAMS_FILE))
     except ImportError as exc:  # the probe is sent by reference to this module
         raise UserError(f"dask workers cannot import spinsr_tf ({exc}): install it, with the "
                         "same version, in every worker's environment") from None
@@ -137,7 +137,7 @@ def _anneal_task(folder: str, hamiltonian, size: int, seed: int, schedule, start
     import numba
 
     path = Path(folder)
-    if not (path / _block_name(start, stop)).exists():
+    if not (path / block_name(start, stop)).exists():
         if threads > numba.config.NUMBA_NUM_THREADS:
             raise UserError(f"workers={threads} numba threads per task, but this dask worker "
                             f"has {numba.config.NUMBA_NUM_THREADS}")
@@ -189,7 +189,7 @@ def anneal_blocks(scheduler: str, folder, todo, hamiltonian, size: int, seed: in
                 yield futures[future]
         finally:
             client.cancel(list(futures))
-    missing = [b for b in todo if not (folder / _block_name(*b)).exists()]
+    missing = [b for b in todo if not (folder / block_name(*b)).exists()]
     if missing:
         raise UserError(f"{len(missing)} block(s) written by dask workers are not visible in "
                         f"{str(folder)!r}: --scheduler needs a filesystem shared by all workers")

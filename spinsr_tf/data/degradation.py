@@ -2,7 +2,7 @@
 
 The HR map is padded (periodic wrap for simulations, mirror reflection for images with borders),
 convolved with a normalised 2D Gaussian and sampled with stride ``factor``. This NumPy
-version feeds the data pipeline; :class:`spinsr_tf.layers.GaussianDownsample` is its Keras twin
+version feeds the data pipeline; :class:`spinsr_tf.nn.layers.GaussianDownsample` is its Keras twin
 inside the network, and the tests hold the two equal to 1e-6.
 
 Sampling offset: LR pixel ``k`` is centred on HR pixel ``k * factor`` (not on the block centre

@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import time
-import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -27,11 +26,11 @@ import numpy as np
 from spinsr_tf._version import __version__
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import write_text_atomic
+from spinsr_tf.data.blocks import PARAMS_FILE, anneal_block, block_name
 
 #: Name of the HR dataset in every spins file.
 SPINS = "spins"
 _FORMAT = "spinsr_tf.spins/1"
-_PARAMS_FILE = "params.json"
 
 
 def _partial_dir(path: Path) -> Path:
@@ -125,33 +124,6 @@ def _check_writable(path: Path) -> None:
         raise UserError(f"output path {str(path)!r} is a directory")
 
 
-def _block_name(start: int, stop: int) -> str:
-    return f"block_{start:09d}_{stop:09d}.npy"
-
-
-def _save_block(folder: Path, start: int, stop: int, spins: np.ndarray) -> None:
-    final = folder / _block_name(start, stop)
-    tmp = folder / (final.name + f".tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")  # unique per writer
-    with open(tmp, "wb") as fh:
-        np.save(fh, spins)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
-
-
-def anneal_block(folder: Path, hamiltonian, size: int, seed: int, schedule, start: int,
-                 stop: int) -> None:
-    """Anneal samples ``start .. stop - 1`` and save them as their block file in ``folder``.
-
-    The one place a block is made, by the single-machine loop and by every Dask task alike
-    (:mod:`spinsr_tf.data.distributed`), so both write the same bytes under the same name.
-    """
-    from spinsr_tf.physics import anneal
-
-    spins = anneal(hamiltonian, size, seed, np.arange(start, stop), schedule=schedule)
-    _save_block(folder, start, stop, spins)
-
-
 def _anneal_here(folder: Path, todo, hamiltonian, size, seed, schedule):
     """Anneal the blocks ``todo`` in this process, yielding each ``(start, stop)`` once saved."""
     for start, stop in todo:
@@ -173,7 +145,7 @@ def _assemble(path: Path, folder: Path, params: dict, blocks: list[tuple[int, in
             ham = hamiltonian_from_attrs(params["hamiltonian"])
             torque_max, torque_median = [], []
             for start, stop in blocks:
-                spins = np.load(folder / _block_name(start, stop))
+                spins = np.load(folder / block_name(start, stop))
                 data[start:stop] = spins
                 stats = torque_statistics(spins, ham)
                 torque_max.append(stats["max"])
@@ -220,7 +192,7 @@ def generate_dataset(
     progress : show a progress bar (samples done, rate), or a callable ``(done, n)``.
     scheduler : None (this process), ``"tcp://HOST:PORT"`` of a running Dask scheduler, or
         ``"local:N"`` (a local cluster of N single-threaded worker processes): each block is then
-        one Dask task writing its block file itself (:mod:`spinsr_tf.data.distributed`; needs a
+        one Dask task writing its block file itself (:mod:`spinsr_tf.data.dask_generate`; needs a
         filesystem shared by all workers). ``workers`` is then the numba threads per task
         (default 1). The file is the same, bit for bit, and resumes across either mode.
 
@@ -241,7 +213,7 @@ def generate_dataset(
     _check_args(n, size, seed, block)
     _check_writable(path)
     if scheduler is not None:
-        from spinsr_tf.data.distributed import check_scheduler
+        from spinsr_tf.data.dask_generate import check_scheduler
 
         scheduler = check_scheduler(scheduler)
     params = _params(hamiltonian, schedule, n, size, seed)
@@ -261,23 +233,23 @@ def generate_dataset(
         return path
 
     if folder.exists():
-        params_file = folder / _PARAMS_FILE
+        params_file = folder / PARAMS_FILE
         stored = json.loads(params_file.read_text()) if params_file.exists() else None
         if stored is None:
-            raise UserError(f"{str(folder)!r} exists but holds no {_PARAMS_FILE}; remove it to start over")
+            raise UserError(f"{str(folder)!r} exists but holds no {PARAMS_FILE}; remove it to start over")
         if stored["params"] != params:
             raise UserError(f"an interrupted run in {str(folder)!r} used other parameters: "
                             f"{_describe_mismatch(stored['params'], params)}")
         block = int(stored["block"])
     else:
         folder.mkdir()
-        write_text_atomic(folder / _PARAMS_FILE,
+        write_text_atomic(folder / PARAMS_FILE,
                           json.dumps({"params": params, "block": block}, indent=1, sort_keys=True))
 
     for stale in folder.glob("*.tmp-*"):
         stale.unlink()
     blocks = [(start, min(start + block, n)) for start in range(0, n, block)]
-    todo = [b for b in blocks if not (folder / _block_name(*b)).exists()]
+    todo = [b for b in blocks if not (folder / block_name(*b)).exists()]
 
     if workers is not None and scheduler is None:
         import numba
@@ -292,7 +264,7 @@ def generate_dataset(
         if scheduler is None:
             finished = _anneal_here(folder, todo, hamiltonian, size, seed, schedule)
         else:
-            from spinsr_tf.data.distributed import anneal_blocks
+            from spinsr_tf.data.dask_generate import anneal_blocks
 
             finished = anneal_blocks(scheduler, folder, todo, hamiltonian, size, seed, schedule,
                                      threads=workers)

@@ -1,4 +1,7 @@
-"""Interpolation baselines: up-sample an LR spin map back to the HR grid without learning.
+"""Aligned interpolation: up-sample an LR spin map back to the HR grid without learning.
+
+The same matrices serve the network (its residual skip, :class:`~spinsr_tf.nn.layers.AlignedUpsample`)
+and the evaluation baselines (:mod:`spinsr_tf.evaluation.baselines`).
 
 Every method here is linear and separable, so one up-sampling is two small matrices,
 ``out = M_y · lr · M_xᵀ`` per image and component, with ``M`` of shape ``(h·f, h)`` built once
@@ -34,14 +37,13 @@ from __future__ import annotations
 
 import functools
 import math
-import types
 
 import numpy as np
 from scipy import ndimage
 
 from spinsr_tf.base.errors import UserError
 
-__all__ = ["METHODS", "CONVENTIONS", "BOUNDARIES", "BASELINES", "unit_normalize", "upsample",
+__all__ = ["METHODS", "CONVENTIONS", "BOUNDARIES", "unit_normalize", "upsample",
            "upsample_matrix"]
 
 METHODS = ("gaussian", "bilinear", "bicubic")
@@ -214,22 +216,3 @@ def upsample(lr, factor: int, method: str = "bicubic", convention: str = "aligne
     if normalize:
         out = unit_normalize(out)
     return np.ascontiguousarray(out, dtype=np.float32)
-
-
-def _baselines() -> types.MappingProxyType:
-    table = {}
-    for normalize in (False, True):
-        for convention in CONVENTIONS:
-            for method in METHODS:
-                name = method + ("_resize" if convention == "resize" else "") \
-                    + ("_norm" if normalize else "")
-                table[name] = functools.partial(upsample, method=method, convention=convention,
-                                                normalize=normalize)
-    return types.MappingProxyType(table)
-
-
-#: The twelve evaluation baselines, name -> ``fn(lr, factor, **kwargs)`` (a
-#: :func:`functools.partial` of :func:`upsample`, settings readable from ``.keywords``):
-#: ``gaussian, bilinear, bicubic`` (aligned), the same with ``_resize`` (block-centre
-#: convention), then all six again with ``_norm`` (unit-normalized output).
-BASELINES = _baselines()

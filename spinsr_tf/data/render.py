@@ -24,7 +24,7 @@ def inplane_rgb(spins: np.ndarray) -> np.ndarray:
     return hsv_to_rgb(np.stack([hue, sat, val], axis=-1))
 
 
-def _save(fig, path: str | os.PathLike) -> Path:
+def save_figure(fig, path: str | os.PathLike) -> Path:
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     try:
@@ -66,7 +66,7 @@ def comparison_panel(columns: dict[str, np.ndarray], path: str | os.PathLike,
     if title:
         fig.suptitle(title, fontsize=10)
     try:
-        return _save(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
 
@@ -91,6 +91,6 @@ def spin_maps_panel(spins: np.ndarray, path: str | os.PathLike, title: str | Non
     if title:
         fig.suptitle(title)
     try:
-        return _save(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)

@@ -160,6 +160,11 @@ class TrainingData:
     def has_hr(self) -> bool:
         return self.hr_file is not None
 
+    @property
+    def attrs(self) -> dict:
+        """The attributes of the data (the LR file's, else the HR file's): its Hamiltonian."""
+        return dict((self.lr_file or self.hr_file).attrs)
+
     def lr(self, indices) -> np.ndarray:
         """LR maps ``(B, h, w, C)`` float32: read, or degraded from HR maps."""
         if self.lr_file is not None:

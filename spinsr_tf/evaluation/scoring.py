@@ -3,7 +3,7 @@
 The test set's HR maps are degraded with the *network's own* degradation (factor, kernel, σ,
 padding read from its ``lr`` layer), so network and baselines see the same LR input. Every
 baseline is reported aligned with the sampling grid and in the image-``resize`` convention, each
-with and without unit-vector normalization (:data:`spinsr_tf.baselines.BASELINES`).
+with and without unit-vector normalization (:data:`spinsr_tf.data.interpolation.BASELINES`).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from spinsr_tf.baselines import BASELINES, unit_normalize
+from spinsr_tf.evaluation.baselines import BASELINES, unit_normalize
 from spinsr_tf.data.degradation import gaussian_downsample
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import write_text_atomic
-from spinsr_tf.metrics import corr, mse, psnr, summarize
+from spinsr_tf.evaluation.metrics import corr, mse, psnr, summarize
 
 _METRICS = (("mse", mse), ("psnr", psnr), ("corr", corr))
 
@@ -53,7 +53,7 @@ def _outputs_unit_vectors(model) -> bool:
 
 def predict_sr(model, lr: np.ndarray, batch_size: int = 16) -> np.ndarray:
     """SR maps of an LR batch through the model's ``sr`` layer."""
-    from spinsr_tf.model import sr_submodel
+    from spinsr_tf.nn.network import sr_submodel
 
     return np.asarray(sr_submodel(model).predict(lr, batch_size=batch_size, verbose=0),
                       dtype=np.float32)
@@ -145,3 +145,37 @@ def format_table(result: dict, title: str | None = None) -> str:
         lines.append(f"| {name} | {m['mse']:.4f} ± {m['mse_std']:.4f} | "
                      f"{m['psnr']:.2f} ± {m['psnr_std']:.2f} | {m['corr']:.4f} ± {m['corr_std']:.4f} |")
     return "\n".join(lines) + "\n"
+
+
+def compare_with_truth(run_dir, truth) -> dict:
+    """Score a run's SR and bicubic results against the HR ground truth (stand-ins only).
+
+    Parameters
+    ----------
+    run_dir : str or PathLike
+        A finished :func:`~spinsr_tf.inference.fit_image.fit_image` run (its ``sr_values.npy`` and ``bicubic_values.npy``).
+    truth : array_like or path, shape (H·scale, W·scale, 3) or (..., 1)
+        The HR spins; for a one-channel run its Sz (last component) is used.
+
+    Returns
+    -------
+    dict: ``{"sr", "bicubic", "bicubic_norm"}`` → ``{"mse", "psnr", "corr"}``
+    (:mod:`spinsr_tf.evaluation.metrics`), in network units.
+    """
+    from spinsr_tf.data.interpolation import unit_normalize
+    from spinsr_tf.evaluation.metrics import corr, mse, psnr
+
+    run_dir = Path(run_dir)
+    t = np.load(truth) if isinstance(truth, (str, os.PathLike)) else np.asarray(truth)
+    sr = np.load(run_dir / "sr_values.npy")
+    bicubic = np.load(run_dir / "bicubic_values.npy")
+    if sr.shape[-1] == 1 and t.shape[-1] == 3:
+        t = t[..., 2:3]
+    if t.shape != sr.shape:
+        raise UserError(f"truth of shape {t.shape} does not match the SR image {sr.shape}")
+    out = {}
+    for name, pred in (("sr", sr), ("bicubic", bicubic), ("bicubic_norm", unit_normalize(bicubic))):
+        out[name] = {"mse": float(mse(pred[None], t[None])[0]),
+                     "psnr": float(psnr(pred[None], t[None])[0]),
+                     "corr": float(corr(pred[None], t[None])[0])}
+    return out

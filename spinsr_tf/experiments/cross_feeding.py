@@ -41,7 +41,7 @@ def cross_scores(models: dict, hr: dict, baselines=CROSS_BASELINES) -> dict:
     ----------
     models : ``{"I": keras.Model, "II": keras.Model}``, Net I and Net II of one scale.
     hr : ``{"I": (N, L, L, C), "II": (M, L, L, C)}`` ground-truth test maps.
-    baselines : names of :data:`spinsr_tf.baselines.BASELINES` scored per test type.
+    baselines : names of :data:`spinsr_tf.data.interpolation.BASELINES` scored per test type.
 
     Returns
     -------
@@ -53,9 +53,9 @@ def cross_scores(models: dict, hr: dict, baselines=CROSS_BASELINES) -> dict:
     UserError
         If the two networks degrade differently (they would not see the same LR maps).
     """
-    from spinsr_tf.baselines import BASELINES
+    from spinsr_tf.evaluation.baselines import BASELINES
     from spinsr_tf.data.degradation import gaussian_downsample
-    from spinsr_tf.evaluation import degradation_of, predict_sr, score_method
+    from spinsr_tf.evaluation.scoring import degradation_of, predict_sr, score_method
 
     deg = {k: degradation_of(m) for k, m in models.items()}
     if deg["I"] != deg["II"]:
@@ -159,7 +159,7 @@ def cross_figure(result: dict, path, title: str = "") -> Path:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from spinsr_tf.plotting import _save
+    from spinsr_tf.data.render import save_figure
 
     scales = list(result["scales"])
     metrics = (("mse", "MSE"), ("psnr", "PSNR (dB)"), ("corr", "Corr"))
@@ -194,7 +194,7 @@ def cross_figure(result: dict, path, title: str = "") -> Path:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     try:
-        return _save(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
 
@@ -203,14 +203,14 @@ def cross_feed(out_dir, preset="smoke", scales=DEFAULT_SCALES, network: str = "s
                seed: int = 0, progress: bool = False) -> dict:
     """Fig. 4: reproduce (or reuse) both types in ``out_dir``, then cross-feed them.
 
-    Runs :func:`spinsr_tf.reproduce.reproduce` for Types I and II (it reuses every finished
+    Runs :func:`spinsr_tf.experiments.reproduce.reproduce` for Types I and II (it reuses every finished
     step), loads Net I and Net II (``OUT/type_K/xS/run_NETWORK/model.keras``) and the test sets
     (``OUT/type_K/test.h5``) and scores the four cases plus :data:`CROSS_BASELINES` per scale.
 
     Parameters
     ----------
     out_dir : the reproduction folder (e.g. ``reproduce_smoke``).
-    preset : a name of :data:`spinsr_tf.reproduce.PRESETS`.
+    preset : a name of :data:`spinsr_tf.experiments.reproduce.PRESETS`.
     scales : subset of (4, 8), the scales both types have.
     network : which trained network: ``"sr_residual_unit"`` (default) or ``"sr"`` (the paper's)
         or ``"oracle"``.
@@ -222,10 +222,10 @@ def cross_feed(out_dir, preset="smoke", scales=DEFAULT_SCALES, network: str = "s
     ``OUT/fig4_cross_feeding_NETWORK.png``.
     """
     from spinsr_tf.data.generate import read_spins
-    from spinsr_tf.evaluation import write_json
-    from spinsr_tf.model import load_sr_model
-    from spinsr_tf.reproduce import NETWORKS, SCALES
-    from spinsr_tf.reproduce import reproduce as run_reproduce
+    from spinsr_tf.evaluation.scoring import write_json
+    from spinsr_tf.nn.network import load_sr_model
+    from spinsr_tf.experiments.presets import NETWORKS, SCALES
+    from spinsr_tf.experiments.reproduce import reproduce as run_reproduce
 
     if network not in NETWORKS:
         raise UserError(f"network must be one of {', '.join(NETWORKS)}, got {network!r}")

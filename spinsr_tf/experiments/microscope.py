@@ -15,7 +15,7 @@ be compared with the truth:
   noise; float32, as SPLEEM component maps are usually exported.
 - :func:`standin`: anneals the truth (Type I labyrinth for Kerr, Type II domains for SPLEEM),
   writes truth and image, reusing files made with the same parameters.
-- :func:`run_experiment`: stand-in → :func:`spinsr_tf.fit_image.fit_image` → scores against the
+- :func:`run_experiment`: stand-in → :func:`spinsr_tf.inference.fit_image.fit_image` → scores against the
   truth and a figure (what ``notebooks/fig7_microscope_images.ipynb`` shows).
 """
 
@@ -307,8 +307,9 @@ def run_experiment(kind: str, out_dir, preset: str = "smoke", seed: int = 0,
     figure LR | bicubic_norm | SR | truth (top-left crop of at most 256 HR pixels) to
     ``{kind}_figure.png``.
     """
-    from spinsr_tf.fit_image import compare_with_truth, fit_image
-    from spinsr_tf.plotting import comparison_panel
+    from spinsr_tf.evaluation.scoring import compare_with_truth
+    from spinsr_tf.inference.fit_image import fit_image
+    from spinsr_tf.data.render import comparison_panel
 
     if preset not in PRESETS:
         raise UserError(f"preset must be one of {tuple(PRESETS)}, got {preset!r}")
@@ -328,7 +329,7 @@ def run_experiment(kind: str, out_dir, preset: str = "smoke", seed: int = 0,
     truth = np.load(made["truth"])
     scores = compare_with_truth(run_dir, truth)
     values = {name: np.load(run_dir / f"{name}_values.npy") for name in ("lr", "sr", "bicubic")}
-    from spinsr_tf.baselines import unit_normalize
+    from spinsr_tf.data.interpolation import unit_normalize
 
     hr = min(256, truth.shape[0])
     lr_crop = hr // cfg["factor"]

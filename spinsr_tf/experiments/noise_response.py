@@ -33,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from spinsr_tf.baselines import unit_normalize, upsample
+from spinsr_tf.data.interpolation import unit_normalize, upsample
 from spinsr_tf.data.degradation import gaussian_downsample
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.metrics import corr, mse
+from spinsr_tf.evaluation.metrics import corr, mse
 
 #: Largest α of the paper's sweeps: Type I 0..200 (Fig. 5), Type II 0..50 (Fig. 6).
 ALPHA_MAX = {"I": 200.0, "II": 50.0}
@@ -121,7 +121,7 @@ def add_noise(spins, alpha: float, seed=0) -> np.ndarray:
         For C >= 2 unit vectors (a zero vector stays zero); α = 0 returns ``spins`` normalized.
         For C = 1 there is no sphere to normalize onto (L2-normalizing a scalar keeps only its
         sign), so ``N̂`` is uniform in [-1, 1] and the result is clipped to [-1, 1], the same
-        "normalization" :func:`spinsr_tf.baselines.unit_normalize` applies to scalar maps.
+        "normalization" :func:`spinsr_tf.data.interpolation.unit_normalize` applies to scalar maps.
 
     Notes
     -----
@@ -161,7 +161,7 @@ def recursive_feed(model, lr, iterations: int = 100, hr=None, batch_size: int = 
     Parameters
     ----------
     model : keras.Model
-        A spinsr model (outputs ``{"lr", "sr"}``), e.g. from :func:`spinsr_tf.model.load_sr_model`.
+        A spinsr model (outputs ``{"lr", "sr"}``), e.g. from :func:`spinsr_tf.nn.network.load_sr_model`.
     lr : array_like, shape (N, h, w, C)
         The starting LR maps (possibly noisy, see :func:`add_noise`).
     iterations : int >= 1
@@ -269,7 +269,7 @@ def noise_sweep(model, hr, alphas=None, iterations: int = 100, seed=0, noise_on:
         same noisy LR input (iteration 0, the reference); ``snapshots`` ``{α index: {k: map}}``.
         All lists of floats (JSON-ready) except the snapshot maps.
     """
-    from spinsr_tf.evaluation import degradation_of
+    from spinsr_tf.evaluation.scoring import degradation_of
 
     hr = _check_maps(hr, "hr")
     if noise_on not in NOISE_ON:
@@ -334,7 +334,7 @@ def noise_figures(result: dict, path: str | os.PathLike, title: str = "") -> Pat
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from spinsr_tf.plotting import _save
+    from spinsr_tf.data.render import save_figure
 
     alphas = np.asarray(result["alphas"], dtype=float)
     shown = np.unique(np.linspace(0, len(alphas) - 1, min(6, len(alphas))).round().astype(int))
@@ -370,7 +370,7 @@ def noise_figures(result: dict, path: str | os.PathLike, title: str = "") -> Pat
                  f"{result['noise_on'].upper()} map".strip(), fontsize=10)
     fig.tight_layout()
     try:
-        return _save(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
 
@@ -386,7 +386,7 @@ def run_noise_experiment(out_dir, preset="smoke", kind: str = "I",
                          noise_on: str = "lr", batch_size: int = 32,
                          progress: bool = False) -> dict:
     """Fig. 5 (``kind="I"``) or Fig. 6 (``kind="II"``) from the outputs of
-    :func:`spinsr_tf.reproduce.reproduce` in ``out_dir`` (run first if missing; reused if done).
+    :func:`spinsr_tf.experiments.reproduce.reproduce` in ``out_dir`` (run first if missing; reused if done).
 
     Reads ``OUT/type_K/xSCALE/run_NETWORK/model.keras`` and ``OUT/type_K/test.h5``; writes
     ``OUT/noise_type_K_NETWORK.json`` (the :func:`noise_sweep` result plus ``kind``, ``network``,
@@ -395,10 +395,10 @@ def run_noise_experiment(out_dir, preset="smoke", kind: str = "I",
     5 iterations; medium 0 + 8 α, 100 iterations; paper 0 + 16 α, 100 iterations.
     """
     from spinsr_tf.data.generate import read_spins
-    from spinsr_tf.evaluation import write_json
-    from spinsr_tf.model import load_sr_model
-    from spinsr_tf.reproduce import NETWORKS, PRESETS, SCALES
-    from spinsr_tf.reproduce import reproduce as run_reproduce
+    from spinsr_tf.evaluation.scoring import write_json
+    from spinsr_tf.nn.network import load_sr_model
+    from spinsr_tf.experiments.presets import NETWORKS, PRESETS, SCALES
+    from spinsr_tf.experiments.reproduce import reproduce as run_reproduce
 
     if kind not in SCALES:
         raise UserError(f"kind must be 'I' or 'II', got {kind!r}")

@@ -1,7 +1,7 @@
 """Physics-informed SR, evaluated: the network trained with a physics prior, per-image refinement,
 and what a wrong Hamiltonian costs (``spinsr-tf physics-sr``, ``docs/physics_sr.md``).
 
-Uses the lattices of :func:`spinsr_tf.reproduce.reproduce` (same folder, same presets; the
+Uses the lattices of :func:`spinsr_tf.experiments.reproduce.reproduce` (same folder, same presets; the
 networks trained there are scored beside the new ones when present) and adds, per setting::
 
     DIR/type_K/xS/run_sr_physics/          residual unit-vector network + prior, λ from LR only
@@ -36,19 +36,24 @@ ROBUSTNESS = {"I": ("dmi", (0.8, 1.2)), "II": ("anisotropy", (0.8, 1.2))}
 
 def _train_physics(setting_dir: Path, train_file: Path, scale: int, kind: str, preset, seed,
                    progress, overrides=None, name="sr_physics"):
-    from spinsr_tf.training import train
+    from spinsr_tf.inference.weight_rule import with_chosen_weights
+    from spinsr_tf.nn.config import recipe
+    from spinsr_tf.nn.losses import LRConsistency, PhysicsPrior
+    from spinsr_tf.nn.training import train
 
     run_dir = setting_dir / f"run_{name}"
-    train(train_file, scale=scale, out_dir=run_dir, epochs=preset.epochs,
-          batch_size=preset.batch_size, learning_rate=1e-3, output="unit", residual=True,
-          physics=PRIOR_OF[kind], physics_overrides=overrides, seed=seed,
-          resume=(run_dir / "config.json").exists(), jit_compile=preset.jit_compile,
-          progress=progress)
+    resume = (run_dir / "config.json").exists()
+    config = recipe("residual_unit", train_file, scale, epochs=preset.epochs,
+                    batch_size=preset.batch_size, seed=seed, jit_compile=preset.jit_compile,
+                    losses=(LRConsistency(),
+                            PhysicsPrior(prior=PRIOR_OF[kind], overrides=overrides or {})))
+    config = with_chosen_weights(config, run_dir, resume=resume, progress=progress)
+    train(config, run_dir, resume=resume, progress=progress)
     return run_dir
 
 
 def _refined(lr, hamiltonian, weight, scale, start, steps, degradation):
-    from spinsr_tf.refine import refine
+    from spinsr_tf.inference.refine import refine
 
     t0 = time.perf_counter()
     sr = refine(lr, hamiltonian, weight, scale, start=start, steps=steps,
@@ -61,8 +66,8 @@ def physics_setting(setting_dir: Path, train_file: Path, test_file: Path, kind: 
     """Train (or reuse) ``sr_physics`` for one setting and score every method; cached."""
     from spinsr_tf.data.degradation import gaussian_downsample
     from spinsr_tf.data.generate import read_spins
-    from spinsr_tf.evaluation import evaluate, predict_sr, score_method, write_json
-    from spinsr_tf.model import load_sr_model
+    from spinsr_tf.evaluation.scoring import evaluate, predict_sr, score_method, write_json
+    from spinsr_tf.nn.network import load_sr_model
     from spinsr_tf.physics.hamiltonians import hamiltonian_from_attrs
 
     result_file = setting_dir / "physics_results.json"
@@ -75,9 +80,11 @@ def physics_setting(setting_dir: Path, train_file: Path, test_file: Path, kind: 
     say = print if progress else (lambda *a, **k: None)
     say(f"  Type {kind}, x{scale}: training sr_physics", flush=True)
     run_dir = _train_physics(setting_dir, train_file, scale, kind, preset, seed, progress)
-    config = json.loads((run_dir / "config.json").read_text())
-    ham = hamiltonian_from_attrs(config["physics_hamiltonian"])
-    weight = config["physics_weight"]
+    from spinsr_tf.nn.losses import PhysicsPrior
+    from spinsr_tf.nn.training import read_run_config
+
+    term = read_run_config(run_dir).term(PhysicsPrior)
+    ham, weight = hamiltonian_from_attrs(term.hamiltonian), term.weight
     models = {"sr_physics": load_sr_model(run_dir / "model.keras")}
     for name in REFERENCE_RUNS:
         path = setting_dir / f"run_{name}" / "model.keras"
@@ -95,8 +102,8 @@ def physics_setting(setting_dir: Path, train_file: Path, test_file: Path, kind: 
         result["methods"][name] = score_method(sr, hr)
         timing[name] = seconds
     result.update(preset_sizes=sizes, physics_weight=weight,
-                  physics_hamiltonian=config["physics_hamiltonian"],
-                  physics_weight_rule=config.get("physics_weight_rule"),
+                  physics_hamiltonian=dict(term.hamiltonian),
+                  physics_weight_rule=term.weight_rule,
                   refine_seconds_per_map=timing)
     write_json(result, result_file)
     return result
@@ -106,16 +113,16 @@ def robustness(kind: str, scale: int, test_file: Path, steps: int = 300,
                max_maps: int = 8) -> dict:
     """Refinement from aligned bicubic with the right Hamiltonian, with its D (Type I) or K
     (Type II) off by ±20 %, and with exchange alone, each with the λ that
-    :func:`~spinsr_tf.prior.choose_weight` picks for it from the LR maps (what a user with that
+    :func:`~spinsr_tf.inference.weight_rule.choose_weight` picks for it from the LR maps (what a user with that
     Hamiltonian would get): PSNR/Corr per case, and the aligned-bicubic baseline."""
-    from spinsr_tf.baselines import BASELINES
+    from spinsr_tf.evaluation.baselines import BASELINES
     from spinsr_tf.data.degradation import gaussian_downsample
     from spinsr_tf.data.generate import read_spins
-    from spinsr_tf.evaluation import score_method
+    from spinsr_tf.evaluation.scoring import score_method
     from spinsr_tf.physics import TypeI, TypeII
     from spinsr_tf.physics.keras_energy import exchange_only
-    from spinsr_tf.prior import choose_weight
-    from spinsr_tf.refine import refine
+    from spinsr_tf.inference.weight_rule import choose_weight
+    from spinsr_tf.inference.refine import refine
 
     hr = read_spins(test_file)[:max_maps]
     lr = gaussian_downsample(hr, scale)
@@ -137,7 +144,7 @@ def robustness(kind: str, scale: int, test_file: Path, steps: int = 300,
 
 def format_physics_table(settings: dict, robust: dict, preset_name: str) -> str:
     """Markdown: one table per setting, then the robustness table."""
-    from spinsr_tf.evaluation import format_table
+    from spinsr_tf.evaluation.scoring import format_table
 
     lines = [f"# Physics-informed SR (preset `{preset_name}`)", "",
              "`sr_physics`: residual unit-vector network trained with the energy prior (λ chosen "
@@ -158,10 +165,11 @@ def format_physics_table(settings: dict, robust: dict, preset_name: str) -> str:
 def physics_experiment(out_dir, preset="smoke", types=("I", "II"), seed: int = 0,
                        steps: int = 300, progress: bool = True) -> dict:
     """Run (or resume) the physics tables into ``out_dir`` (the folder of ``reproduce``)."""
-    from spinsr_tf.evaluation import write_json
-    from spinsr_tf.reproduce import _check_preset, make_data
+    from spinsr_tf.evaluation.scoring import write_json
+    from spinsr_tf.experiments.presets import check_preset
+    from spinsr_tf.experiments.reproduce import make_data
 
-    p = _check_preset(preset)
+    p = check_preset(preset)
     preset_name = preset if isinstance(preset, str) else "custom"
     for kind in types:
         if kind not in PHYSICS_SCALES:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import write_text_atomic
-from spinsr_tf.reproduce import NETWORKS as NETWORKS_ALL
-from spinsr_tf.reproduce import Preset, make_data, run_setting
+from spinsr_tf.experiments.presets import NETWORKS as NETWORKS_ALL
+from spinsr_tf.experiments.presets import Preset
+from spinsr_tf.experiments.reproduce import make_data, run_setting
 
 #: The networks the quickstart trains: the paper's, and the unsupervised variant that starts at
 #: aligned bicubic + normalization and learns a correction (docs/variants.md).
@@ -24,14 +25,14 @@ def quickstart(out_dir: str | os.PathLike = "quickstart", n_train: int = 48, n_t
                size: int = 64, scale: int = 4, epochs: int = 60, batch_size: int = 16,
                sweeps: int | None = None, seed: int = 0, progress: bool = True) -> dict:
     """Run the quickstart into ``out_dir``; return the evaluation result (see
-    :func:`spinsr_tf.evaluation.evaluate`).
+    :func:`spinsr_tf.evaluation.scoring.evaluate`).
 
     Files: ``train.h5``, ``test.h5`` (annealed Type I lattices, seeds ``seed`` and ``seed + 1``),
     ``run_NAME/`` (one training run per network of :data:`NETWORKS`: model, history,
     checkpoints), ``results.json``, ``table.md`` and ``figure.png`` (first test image: LR |
     baselines | networks | ground truth).
     """
-    from spinsr_tf.evaluation import format_table
+    from spinsr_tf.evaluation.scoring import format_table
 
     out = Path(out_dir)
     try:

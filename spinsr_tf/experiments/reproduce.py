@@ -23,59 +23,8 @@ from pathlib import Path
 
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import write_text_atomic
-
-
-@dataclasses.dataclass(frozen=True)
-class Preset:
-    """Sizes of one reproduction: lattices, samples, training length."""
-
-    size: int
-    n_train: int
-    n_test: int
-    epochs: int
-    batch_size: int
-    sweeps: int | None = None   # annealing sweeps; None = the type's default schedule
-    jit_compile: bool = True    # XLA pays off only for runs longer than its compile time
-
-
-#: ``smoke``: seconds per setting, for tests, CI and the notebooks' default. ``medium``: the
-#: documented results (docs/results.md), under an hour on a 2-core CPU. ``paper``: the paper's
-#: data size and training length (hours on a GPU).
-PRESETS = {
-    "smoke": Preset(size=32, n_train=8, n_test=4, epochs=2, batch_size=4, sweeps=50,
-                    jit_compile=False),
-    "medium": Preset(size=128, n_train=192, n_test=32, epochs=40, batch_size=16),
-    "paper": Preset(size=128, n_train=40000, n_test=100, epochs=400, batch_size=32),
-}
-
-#: The settings of Tables 1 and 2.
-SCALES = {"I": (4, 8), "II": (4, 8, 16)}
-TABLE_FILES = {"I": "table1.md", "II": "table2.md"}
-
-#: The networks trained per setting. ``sr`` is the paper's network as published; the oracle is
-#: trained on HR maps and only bounds what an unsupervised network could reach.
-NETWORKS = {
-    "sr": {"label": "the paper's network (unsupervised)", "output": "linear",
-           "residual": False, "learning_rate": 0.01, "supervised": False},
-    "sr_residual_unit": {"label": "residual on aligned bicubic, unit-vector output "
-                         "(unsupervised)", "output": "unit", "residual": True,
-                         "learning_rate": 0.001, "supervised": False},
-    "oracle": {"label": "same as sr_residual_unit trained on HR maps: supervised, NOT part of "
-               "the method, an upper bound", "output": "unit", "residual": True,
-               "learning_rate": 0.001, "supervised": True},
-}
-
-#: The baselines a network must beat: interpolation aligned with the sampling grid.
-ALIGNED_BASELINES = ("gaussian", "bilinear", "bicubic", "gaussian_norm", "bilinear_norm",
-                     "bicubic_norm")
-
-
-def _check_preset(preset) -> Preset:
-    if isinstance(preset, Preset):
-        return preset
-    if preset not in PRESETS:
-        raise UserError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
-    return PRESETS[preset]
+from spinsr_tf.experiments.presets import (ALIGNED_BASELINES, NETWORKS, PRESETS, SCALES,  # noqa: F401
+                                           TABLE_FILES, Preset, check_preset, network_config)
 
 
 def make_data(type_dir: Path, kind: str, preset: Preset, seed: int, progress: bool):
@@ -100,9 +49,9 @@ def run_setting(setting_dir: Path, train_file: Path, test_file: Path, scale: int
                 progress: bool = True, title: str = "") -> dict:
     """Train the networks of one (type, scale) setting and evaluate them (reused if done)."""
     from spinsr_tf.data.generate import read_spins
-    from spinsr_tf.evaluation import evaluate, write_json
-    from spinsr_tf.model import load_sr_model
-    from spinsr_tf.training import train
+    from spinsr_tf.evaluation.scoring import evaluate, write_json
+    from spinsr_tf.nn.network import load_sr_model
+    from spinsr_tf.nn.training import train
 
     networks = NETWORKS if networks is None else networks
     result_file = setting_dir / "results.json"
@@ -118,11 +67,8 @@ def run_setting(setting_dir: Path, train_file: Path, test_file: Path, scale: int
         say(f"  training {k}/{len(networks)}: {name} ({opt['label']}), x{scale}, "
             f"{preset.epochs} epochs", flush=True)
         run_dir = setting_dir / f"run_{name}"
-        train(train_file, scale=scale, out_dir=run_dir, epochs=preset.epochs,
-              batch_size=preset.batch_size, learning_rate=opt["learning_rate"],
-              output=opt["output"], residual=opt["residual"], supervised=opt["supervised"],
-              seed=seed, resume=(run_dir / "config.json").exists(),
-              jit_compile=preset.jit_compile, progress=progress)
+        config = network_config(name, train_file, scale, preset, seed=seed, networks=networks)
+        train(config, run_dir, resume=(run_dir / "config.json").exists(), progress=progress)
         models[name] = load_sr_model(run_dir / "model.keras")
     say(f"  scoring {', '.join(models)} and the interpolation baselines", flush=True)
     hr = read_spins(test_file)
@@ -180,10 +126,10 @@ def format_verdict(result: dict) -> str:
 
 def comparison_figure(models: dict, hr, degradation: dict, path: Path, title: str = "") -> Path:
     """Figs. 2–3 style panel of one test image: LR | aligned interpolation | networks | truth."""
-    from spinsr_tf.baselines import BASELINES
+    from spinsr_tf.evaluation.baselines import BASELINES
     from spinsr_tf.data.degradation import gaussian_downsample
-    from spinsr_tf.evaluation import predict_sr
-    from spinsr_tf.plotting import comparison_panel
+    from spinsr_tf.evaluation.scoring import predict_sr
+    from spinsr_tf.data.render import comparison_panel
 
     f = degradation["factor"]
     lr = gaussian_downsample(hr, f, kernel_size=degradation["kernel_size"],
@@ -200,7 +146,7 @@ def comparison_figure(models: dict, hr, degradation: dict, path: Path, title: st
 
 def format_type_table(kind: str, results: dict, preset_name: str, networks: dict) -> str:
     """Markdown of Table 1 (Type I) or Table 2 (Type II): one section per scale, with verdicts."""
-    from spinsr_tf.evaluation import format_table
+    from spinsr_tf.evaluation.scoring import format_table
 
     number = 1 if kind == "I" else 2
     lines = [f"# Table {number}: Type {kind} (preset `{preset_name}`)", "",
@@ -221,7 +167,7 @@ def reproduce(out_dir, preset="medium", types=("I", "II"), seed: int = 0,
     ``preset``: a name of :data:`PRESETS` or a :class:`Preset`. ``types``: a subset of
     ``("I", "II")``. ``networks``: defaults to :data:`NETWORKS`.
     """
-    p = _check_preset(preset)
+    p = check_preset(preset)
     preset_name = preset if isinstance(preset, str) else "custom"
     types = tuple(types)
     for kind in types:
@@ -250,7 +196,7 @@ def reproduce(out_dir, preset="medium", types=("I", "II"), seed: int = 0,
         table = format_type_table(kind, settings, preset_name, networks)
         write_text_atomic(out / TABLE_FILES[kind], table)
         say(table, flush=True)
-    from spinsr_tf.evaluation import write_json
+    from spinsr_tf.evaluation.scoring import write_json
 
     summary_file = out / "results.json"
     if summary_file.exists():   # keep the settings of the other type from an earlier call

@@ -11,7 +11,7 @@ A run lives in one folder::
     RUN_DIR/fit.json           the arguments and the image's identity (resume checks them)
     RUN_DIR/mapping.json       image values → network values, and back
     RUN_DIR/patches.h5         dataset "lr" (N, P, P, C) + the degradation attributes
-    RUN_DIR/train/             the training run (spinsr_tf.training.train)
+    RUN_DIR/train/             the training run (spinsr_tf.nn.training.train)
     RUN_DIR/sr.EXT             the SR image, mapped back to the input's units and encoding
     RUN_DIR/bicubic.EXT        aligned bicubic interpolation, the same way
     RUN_DIR/{lr,sr,bicubic}_values.npy   (H, W, C) float32 in network units
@@ -58,6 +58,8 @@ SKIP_REACH = 16
 #: Input format → output extension of the results.
 _OUT_EXT = {"npy": ".npy", "h5": ".h5", "tiff": ".tif", "png": ".png", "ovf": ".ovf"}
 #: fit.json keys a resumed run may change.
+#: The training recipe of fit-image (:data:`spinsr_tf.nn.config.RECIPES`).
+FIT_RECIPE = "residual_unit"
 _RESUMABLE = ("epochs", "progress", "jit_compile", "tile", "image")
 
 
@@ -261,7 +263,7 @@ def super_resolve(model, lr, tile: int | None = 128, margin: int | None = None,
     Parameters
     ----------
     model : keras.Model
-        A spinsr model (:func:`~spinsr_tf.model.build_sr_model`, ``load_sr_model``).
+        A spinsr model (:func:`~spinsr_tf.nn.network.build_sr_model`, ``load_sr_model``).
     lr : array_like, shape (H, W, C), float32
     tile : int or None
         Core side in LR pixels; None: the whole image in one call.
@@ -274,8 +276,8 @@ def super_resolve(model, lr, tile: int | None = 128, margin: int | None = None,
     -------
     ndarray, shape (H·scale, W·scale, C), float32.
     """
-    from spinsr_tf.export import serving_model
-    from spinsr_tf.model import LR_OUTPUT
+    from spinsr_tf.nn.export import serving_model
+    from spinsr_tf.nn.network import LR_OUTPUT
 
     f = int(model.get_layer(LR_OUTPUT).factor)
     sr_model = serving_model(model)
@@ -393,7 +395,7 @@ def write_like_input(stem, x, info: dict, mapping: dict, scale: int) -> Path:
 
 def _preview(run_dir: Path, lr: np.ndarray, bicubic: np.ndarray, sr: np.ndarray, scale: int,
              limit: int = 64) -> Path:
-    from spinsr_tf.plotting import comparison_panel
+    from spinsr_tf.data.render import comparison_panel
 
     h, w = lr.shape[:2]
     r0, c0 = max(0, (h - limit) // 2), max(0, (w - limit) // 2)
@@ -432,7 +434,7 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
         Distance between patches, LR pixels; default ``patch // 2``. The last row and column
         of patches are shifted to end at the image border, so every pixel is covered.
     epochs, batch_size, learning_rate, seed
-        Training (:func:`spinsr_tf.training.train`; residual unit-vector network, Adam).
+        Training (:func:`spinsr_tf.nn.training.train`; residual unit-vector network, Adam).
     sigma, kernel_size : float, int
         The Gaussian degradation (HR pixels) the network assumes: the microscope's blur.
     resume : bool
@@ -466,7 +468,7 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
         bad arguments, a non-empty ``out_dir`` without ``resume``. Nothing is written in
         ``out_dir`` before the image and the arguments have been checked.
     """
-    from spinsr_tf.model import decoder_filters
+    from spinsr_tf.nn.network import decoder_filters
 
     decoder_filters(scale)
     check_degradation_args(scale, kernel_size, sigma, "reflect")
@@ -521,19 +523,22 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
         say(f"fit-image: {n_patches} patches of {patch}x{patch} (stride {stride}) from a "
             f"{h}x{w}x{c} image -> {patches_path}")
 
-    from spinsr_tf.training import CONFIG, MODEL, train
+    from spinsr_tf.nn.config import recipe
+    from spinsr_tf.nn.training import CONFIG, MODEL, train
 
     train_dir = run_dir / TRAIN
-    history = train(patches_path, scale, train_dir, epochs=epochs, batch_size=batch_size,
-                    learning_rate=learning_rate, val_fraction=0.1 if n_patches >= 10 else 0.0,
-                    seed=seed, resume=(train_dir / CONFIG).exists(), kernel_size=kernel_size,
-                    sigma=sigma, padding="reflect", jit_compile=jit_compile, output="unit",
-                    residual=True, progress=progress)
+    train_config = recipe(FIT_RECIPE, patches_path, scale, epochs=epochs, batch_size=batch_size,
+                          learning_rate=learning_rate,
+                          val_fraction=0.1 if n_patches >= 10 else 0.0, seed=seed,
+                          kernel_size=kernel_size, sigma=sigma, padding="reflect",
+                          jit_compile=jit_compile)
+    history = train(train_config, train_dir, resume=(train_dir / CONFIG).exists(),
+                    progress=progress)
     say(f"fit-image: trained {len(history.get('epoch', []))} epoch(s); super-resolving the "
         f"whole image in tiles of {tile} LR pixels")
 
-    from spinsr_tf.baselines import upsample
-    from spinsr_tf.model import load_sr_model
+    from spinsr_tf.data.interpolation import upsample
+    from spinsr_tf.nn.network import load_sr_model
 
     model = load_sr_model(train_dir / MODEL, compile=False)
     sr = super_resolve(model, lr, tile=tile)
@@ -555,37 +560,3 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
             "preview": preview, "mapping": mapping, "n_patches": n_patches,
             "lr_shape": (h, w, c), "sr_shape": tuple(sr.shape), "history": history,
             "lr_mse": lr_mse}
-
-
-def compare_with_truth(run_dir, truth) -> dict:
-    """Score a run's SR and bicubic results against the HR ground truth (stand-ins only).
-
-    Parameters
-    ----------
-    run_dir : str or PathLike
-        A finished :func:`fit_image` run (its ``sr_values.npy`` and ``bicubic_values.npy``).
-    truth : array_like or path, shape (H·scale, W·scale, 3) or (..., 1)
-        The HR spins; for a one-channel run its Sz (last component) is used.
-
-    Returns
-    -------
-    dict: ``{"sr", "bicubic", "bicubic_norm"}`` → ``{"mse", "psnr", "corr"}``
-    (:mod:`spinsr_tf.metrics`), in network units.
-    """
-    from spinsr_tf.baselines import unit_normalize
-    from spinsr_tf.metrics import corr, mse, psnr
-
-    run_dir = Path(run_dir)
-    t = np.load(truth) if isinstance(truth, (str, os.PathLike)) else np.asarray(truth)
-    sr = np.load(run_dir / "sr_values.npy")
-    bicubic = np.load(run_dir / "bicubic_values.npy")
-    if sr.shape[-1] == 1 and t.shape[-1] == 3:
-        t = t[..., 2:3]
-    if t.shape != sr.shape:
-        raise UserError(f"truth of shape {t.shape} does not match the SR image {sr.shape}")
-    out = {}
-    for name, pred in (("sr", sr), ("bicubic", bicubic), ("bicubic_norm", unit_normalize(bicubic))):
-        out[name] = {"mse": float(mse(pred[None], t[None])[0]),
-                     "psnr": float(psnr(pred[None], t[None])[0]),
-                     "corr": float(corr(pred[None], t[None])[0])}
-    return out

@@ -11,7 +11,7 @@ by descending on the sphere: the gradient is projected onto the tangent plane of
 of Adam is taken and the spins are normalised again. Gradients are exact and analytic
 (``∂E/∂m = -h_eff``, :func:`spinsr_tf.physics.local_field`; the data term's is ``2/M Dᵀ(Dm - LR)``
 with the separable degradation matrices), in float64 NumPy: no graph to build, any map size, and
-the same objective as the physics prior of training (:mod:`spinsr_tf.prior`).
+the same objective as the physics prior of training (:mod:`spinsr_tf.inference.weight_rule`).
 
 The start is the network's SR map or, by default, aligned bicubic interpolation + normalisation.
 The maps are periodic (simulations): the energy has no open boundary.
@@ -25,7 +25,7 @@ import numbers
 
 import numpy as np
 
-from spinsr_tf.baselines import unit_normalize, upsample
+from spinsr_tf.data.interpolation import unit_normalize, upsample
 from spinsr_tf.data.degradation import check_degradation_args, downsample_matrix
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.physics.energy import energy, local_field
@@ -106,14 +106,14 @@ def refine(lr, hamiltonian, weight: float, factor: int, start=None, steps: int =
     hamiltonian : :class:`~spinsr_tf.physics.TypeI`, :class:`~spinsr_tf.physics.TypeII`, or
         :func:`~spinsr_tf.physics.keras_energy.exchange_only` when only exchange is known.
     weight : λ >= 0, the weight of the energy per spin (units: LR MSE per J). 0 fits the LR data
-        alone. :func:`spinsr_tf.prior.choose_weight` picks it from the LR maps.
+        alone. :func:`spinsr_tf.inference.weight_rule.choose_weight` picks it from the LR maps.
     factor : the SR factor (the degradation's stride).
     start : ``(N, h·f, w·f, 3)`` initial SR maps (e.g. a network's output); default aligned
         bicubic interpolation. Normalised to unit vectors first.
     steps, step_size : iterations of Adam and its step (radians, roughly, per spin and step).
     kernel_size, sigma : the Gaussian degradation (HR pixels), as in training.
     mask : optional ``(N, h, w)`` 0/1 weights of the LR pixels in the data term (the others are
-        left to the prior; :func:`spinsr_tf.prior.choose_weight` holds pixels out this way).
+        left to the prior; :func:`spinsr_tf.inference.weight_rule.choose_weight` holds pixels out this way).
     return_history : also return the per-step loss terms.
 
     Returns

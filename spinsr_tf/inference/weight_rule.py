@@ -1,14 +1,12 @@
-"""Physics priors: the energy of the SR map as free supervision, and how to weigh it.
+"""The weight λ of a physics prior, chosen from the LR maps alone (the discrepancy principle).
 
 A simulated ground truth is a (meta)stable state of a known Hamiltonian, and any real magnet obeys
 exchange at least. So besides reproducing its LR input, an SR map should have low energy. Training
 with a prior (``spinsr-tf train --physics ...``) adds ``λ · E_H(SR) / N`` to the LR loss (the HR
-maps still never enter it); :func:`spinsr_tf.refine.refine` minimises the same objective for one
+maps still never enter it); :func:`spinsr_tf.inference.refine.refine` minimises the same objective for one
 image at a time.
 
-Priors (:data:`PRIORS`): ``"typeI"`` and ``"typeII"`` use the Hamiltonian the data were made with
-(the file's ``hamiltonian.*`` attributes, else the defaults) with optional overrides;
-``"exchange"`` is exchange alone, for images whose Hamiltonian is unknown.
+The priors themselves (names, Hamiltonians, overrides) are :mod:`spinsr_tf.physics.priors`.
 
 The weight λ is chosen from the LR maps alone by the discrepancy principle
 (:func:`choose_weight`): the largest λ of a grid whose refined maps still reproduce their LR
@@ -17,21 +15,11 @@ inputs to within the noise, or, for noise-free data, nearly as well as without t
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import numbers
-from typing import Mapping
-
-import keras
 import numpy as np
-from keras import ops
 
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.physics.hamiltonians import (Hamiltonian, TypeI, TypeII, check_hamiltonian,
-                                   hamiltonian_from_attrs)
-from spinsr_tf.physics.keras_energy import energy_per_spin, exchange_only
-
-PRIORS = ("none", "typeI", "typeII", "exchange")
+from spinsr_tf.physics.hamiltonians import check_hamiltonian
+from spinsr_tf.physics.priors import check_weight
 #: λ candidates of :func:`choose_weight`, in LR-MSE per J of energy per spin.
 WEIGHT_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 #: How much more LR misfit than at the grid's smallest λ a prior may cost (noise-free data).
@@ -39,95 +27,6 @@ MISFIT_FACTOR = 10.0
 #: LR misfit that always counts as a perfect fit (LR PSNR 106 dB for spins): below it the
 #: differences are the optimiser's rounding, not the prior's.
 MISFIT_FLOOR = 1e-10
-
-
-def resolve_prior(name: str, attrs: Mapping | None = None,
-                  overrides: Mapping | None = None) -> Hamiltonian | None:
-    """The Hamiltonian of a prior, or None for ``"none"``.
-
-    Parameters
-    ----------
-    name : one of :data:`PRIORS`.
-    attrs : attributes of the data file; its ``hamiltonian.*`` keys (as written by
-        ``spinsr-tf generate``) supply the parameters of a matching type.
-    overrides : e.g. ``{"dmi": 0.36}``: fields of the Hamiltonian to replace (a deliberately
-        wrong Hamiltonian, or one known better than the file says).
-    """
-    if name not in PRIORS:
-        raise UserError(f"physics prior must be one of {', '.join(PRIORS)}, got {name!r}")
-    if name == "none":
-        if overrides:
-            raise UserError("Hamiltonian overrides given without a physics prior")
-        return None
-    if name == "exchange":
-        ham = exchange_only()
-    else:
-        kind = "I" if name == "typeI" else "II"
-        stored = {k[len("hamiltonian."):]: v for k, v in (attrs or {}).items()
-                  if str(k).startswith("hamiltonian.")}
-        ham = TypeI() if kind == "I" else TypeII()
-        if stored:
-            found = hamiltonian_from_attrs(stored)
-            if isinstance(found, type(ham)):
-                ham = found
-    for key, value in (overrides or {}).items():
-        fields = {f.name for f in dataclasses.fields(ham)}
-        if key not in fields:
-            raise UserError(f"{type(ham).__name__} has no parameter {key!r} "
-                            f"(parameters: {', '.join(sorted(fields))})")
-        ham = dataclasses.replace(ham, **{key: value})
-    return ham
-
-
-def parse_overrides(items) -> dict:
-    """``["dmi=0.36", "anisotropy=0.2"]`` → ``{"dmi": 0.36, "anisotropy": 0.2}`` (numbers where
-    they parse, text otherwise)."""
-    out = {}
-    for item in items or ():
-        key, sep, value = str(item).partition("=")
-        if not sep or not key:
-            raise UserError(f"Hamiltonian override must look like NAME=VALUE, got {item!r}")
-        try:
-            out[key] = float(value)
-        except ValueError:
-            out[key] = value
-    return out
-
-
-def check_weight(weight) -> float:
-    if (isinstance(weight, bool) or not isinstance(weight, numbers.Real)
-            or not math.isfinite(weight) or weight < 0):
-        raise UserError(f"physics weight must be a finite number >= 0, got {weight!r}")
-    return float(weight)
-
-
-@keras.saving.register_keras_serializable(package="spinsr_tf")
-class PhysicsPrior(keras.layers.Layer):
-    """Identity on the SR map that adds ``weight · mean_batch(E_H(SR) / N)`` to the model's loss.
-
-    Placed between the SR map and the degradation layer, so that the loss Keras minimises is
-    ``MSE(LR, re-degraded SR) + weight · energy per spin``. The Hamiltonian is stored as its
-    flat attributes, so a saved model knows which prior trained it.
-    """
-
-    def __init__(self, hamiltonian: Mapping, weight: float, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(hamiltonian, (TypeI, TypeII)):
-            hamiltonian = hamiltonian.to_attrs()
-        self.hamiltonian = dict(hamiltonian)
-        self.weight = check_weight(weight)
-        self._ham = hamiltonian_from_attrs(self.hamiltonian)
-
-    def call(self, sr):
-        if self.weight:
-            self.add_loss(self.weight * ops.mean(energy_per_spin(sr, self._ham)))
-        return sr
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "hamiltonian": self.hamiltonian, "weight": self.weight}
 
 
 def noise_variance(lr) -> float:
@@ -152,7 +51,7 @@ def choose_weight(lr, hamiltonian, factor: int, grid=WEIGHT_GRID, max_maps: int 
     """Largest λ of ``grid`` whose refined maps reproduce their LR inputs as well as the data allow.
 
     Morozov's discrepancy principle, from LR data only: for each λ (ascending) the first
-    ``max_maps`` LR maps are refined (:func:`~spinsr_tf.refine.refine`, from aligned bicubic) and
+    ``max_maps`` LR maps are refined (:func:`~spinsr_tf.inference.refine.refine`, from aligned bicubic) and
     λ is kept while the mean LR misfit ``MSE(degrade(SR), LR)`` stays within the tolerance
 
         τ = max(noise, MISFIT_FACTOR · misfit at the smallest λ of the grid, MISFIT_FLOOR).
@@ -171,7 +70,7 @@ def choose_weight(lr, hamiltonian, factor: int, grid=WEIGHT_GRID, max_maps: int 
     "lr_mse"}``).
     """
     from spinsr_tf.data.degradation import gaussian_downsample
-    from spinsr_tf.refine import refine
+    from spinsr_tf.inference.refine import refine
 
     ham = check_hamiltonian(hamiltonian)
     x = np.asarray(lr, dtype=np.float64)[:max(int(max_maps), 1)]
@@ -199,3 +98,63 @@ def choose_weight(lr, hamiltonian, factor: int, grid=WEIGHT_GRID, max_maps: int 
         return chosen, {"tolerance": tolerance, "reference_misfit": errors[0],
                         "weights": grid[:len(errors)], "lr_mse": errors}
     return chosen
+
+
+def with_chosen_weights(config, out_dir=None, resume: bool = False, progress: bool = True):
+    """``config`` (a :class:`~spinsr_tf.nn.config.TrainConfig`) with every physics term's
+    λ = None replaced by :func:`choose_weight` on the first four training LR maps.
+
+    A resumed run reuses the λ its ``config.json`` recorded for the same prior, so resuming
+    never re-runs the search (nor changes λ).
+    """
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from spinsr_tf.data.stream import open_training_data, split_indices
+    from spinsr_tf.nn.losses import PhysicsPrior
+
+    term = config.term(PhysicsPrior)
+    if term is None or term.weight is not None:
+        return config
+    stored = None
+    if resume and out_dir is not None and (Path(out_dir) / "config.json").is_file():
+        try:
+            record = json.loads((Path(out_dir) / "config.json").read_text())
+            stored = next((t for t in record.get("losses", ())
+                           if t.get("term") == PhysicsPrior.kind
+                           and t.get("prior") == term.prior and t.get("weight") is not None),
+                          None)
+        except (OSError, ValueError, AttributeError):
+            stored = None
+    if stored is not None:
+        chosen = dataclasses.replace(term, weight=stored["weight"],
+                                     weight_rule=stored.get("weight_rule"))
+    else:
+        source = open_training_data(config.data, config.scale, config.kernel_size, config.sigma,
+                                    config.padding, hr_path=config.hr_data,
+                                    max_samples=config.max_samples)
+        try:
+            term = term.resolved(source.attrs)
+            term.check(source.lr_shape[-1], source.degradation.padding, source.lr_shape[:2])
+            train_idx, _ = split_indices(source.n, config.val_fraction)
+            deg = source.degradation
+            if progress:
+                print("choosing the physics weight from the LR maps (discrepancy principle)",
+                      flush=True)
+            from spinsr_tf.physics.hamiltonians import hamiltonian_from_attrs
+
+            weight, rule = choose_weight(source.lr(train_idx[:4]),
+                                         hamiltonian_from_attrs(term.hamiltonian), deg.factor,
+                                         kernel_size=deg.kernel_size, sigma=deg.sigma,
+                                         return_details=True)
+        finally:
+            source.close()
+        if progress:
+            print(f"physics weight {weight:g} (LR misfit tolerance {rule['tolerance']:.3g})",
+                  flush=True)
+        chosen = dataclasses.replace(term, weight=weight,
+                                     weight_rule=json.loads(json.dumps(rule)))
+    losses = tuple(chosen if t is term or isinstance(t, PhysicsPrior) else t
+                   for t in config.losses)
+    return config.replace(losses=losses)

@@ -18,8 +18,8 @@ from pathlib import Path
 import keras
 
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.layers import UnitVectors
-from spinsr_tf.model import LR_OUTPUT, build_sr_model, load_sr_model, sr_submodel
+from spinsr_tf.nn.layers import UnitVectors
+from spinsr_tf.nn.network import LR_OUTPUT, build_sr_model, load_sr_model, sr_submodel
 
 
 def serving_model(model: keras.Model) -> keras.Model:

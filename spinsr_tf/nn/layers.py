@@ -10,7 +10,7 @@ convolutional.
   (images with borders) instead of padding with zeros.
 - :class:`GaussianDownsample`: the degradation of :func:`spinsr_tf.data.gaussian_downsample` as a
   fixed layer with no weights; the network's LR output.
-- :class:`AlignedUpsample`: the aligned interpolation of :mod:`spinsr_tf.baselines` as a fixed
+- :class:`AlignedUpsample`: the aligned interpolation of :mod:`spinsr_tf.data.interpolation` as a fixed
   layer with no weights (the skip path of the residual network).
 - :class:`UnitVectors`: projection of each site's vector onto the unit sphere (``tanh`` for
   one channel), for networks whose SR output must be physical spins.
@@ -278,7 +278,7 @@ class GaussianDownsample(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="spinsr_tf")
 class AlignedUpsample(keras.layers.Layer):
     """Interpolation aligned with the sampling grid as a fixed layer: the twin of
-    ``spinsr_tf.baselines.upsample(..., convention="aligned")`` (equal to 1e-5 in float32).
+    ``spinsr_tf.data.interpolation.upsample(..., convention="aligned")`` (equal to 1e-5 in float32).
 
     ``out[n] = M_H · x[n] · M_Wᵀ`` per channel, ``M`` of shape ``(h·f, h)``: LR pixel ``k`` sits
     at HR pixel ``k·f``, where :class:`GaussianDownsample` centres its kernel, so the layer
@@ -290,7 +290,7 @@ class AlignedUpsample(keras.layers.Layer):
     ``r``) applied around LR row ``q`` for every ``q``: a cubic spline (with its prefilter) on
     an infinite line, whose taps decay as ``0.268^|j|``. The layer keeps ``w_r[j]`` for
     ``|j| <= 16`` (taps below 1e-9 dropped), read once from
-    :func:`spinsr_tf.baselines.upsample_matrix`, and in every call folds them onto the actual
+    :func:`spinsr_tf.data.interpolation.upsample_matrix`, and in every call folds them onto the actual
     axis length ``n`` (periodic wrap or mirror, like :class:`GaussianDownsample`), so it works
     with unknown (``None``) spatial sizes, e.g. in an exported SavedModel. Cost per call:
     ``33`` one-hot ``(n·f, n)`` matrices per axis to build, then two matrix products.
@@ -315,7 +315,7 @@ class AlignedUpsample(keras.layers.Layer):
 
     def __init__(self, factor, method="bicubic", boundary="periodic", data_format=None,
                  **kwargs):
-        from spinsr_tf.baselines import BOUNDARIES, METHODS, upsample_matrix
+        from spinsr_tf.data.interpolation import BOUNDARIES, METHODS, upsample_matrix
 
         super().__init__(**kwargs)
         if not _is_count(factor) or factor < 1:

@@ -1,7 +1,9 @@
 """The unsupervised SR network of Lee et al. (2023): build, compile, extract, load.
 
 The network maps an LR map to an SR map ``scale`` times larger, then degrades the SR map again
-with the fixed :class:`~spinsr_tf.layers.GaussianDownsample`. It has two outputs, returned as a
+with the fixed :class:`~spinsr_tf.nn.layers.GaussianDownsample`. The builder builds the network
+only; which loss trains it is the training configuration's business (:mod:`spinsr_tf.nn.losses`),
+:func:`compile_sr_model` being the paper's plain ``model.fit(lr, lr)`` route. It has two outputs, returned as a
 dict by ``predict``::
 
     {"lr": (N, h, w, C) re-degraded SR map, "sr": (N, h·scale, w·scale, C) SR map}
@@ -27,14 +29,11 @@ import keras
 
 from spinsr_tf.data.degradation import check_degradation_args
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.layers import AlignedUpsample, GaussianDownsample, UnitVectors, padding_layer
-from spinsr_tf.prior import PhysicsPrior
+from spinsr_tf.nn.layers import AlignedUpsample, GaussianDownsample, UnitVectors, padding_layer
 
 #: Names of the two model outputs (and of the layers producing them).
 LR_OUTPUT = "lr"
 SR_OUTPUT = "sr"
-#: Name of the physics-prior layer, when the model has one.
-PRIOR_LAYER = "physics_prior"
 #: Filters of the four convolutions of the expanding part.
 EXPAND_FILTERS = (64, 64, 64, 64)
 #: SR output kinds: the paper's linear convolution, or projected onto unit vectors.
@@ -61,11 +60,11 @@ def _check_scale(scale) -> int:
 def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
                    kernel_size: int = 23, sigma: float = 1.0,
                    input_size: int | None = None, output: str = "linear",
-                   residual: bool = False, prior=None, prior_weight: float = 0.0) -> keras.Model:
+                   residual: bool = False) -> keras.Model:
     """Build the SR network, uncompiled; by default exactly the paper's.
 
-    Layers, with ``Pad`` = :class:`~spinsr_tf.layers.PeriodicPadding2D` (``padding="periodic"``)
-    or :class:`~spinsr_tf.layers.ReflectPadding2D` (``"reflect"``), all convolutions 3×3
+    Layers, with ``Pad`` = :class:`~spinsr_tf.nn.layers.PeriodicPadding2D` (``padding="periodic"``)
+    or :class:`~spinsr_tf.nn.layers.ReflectPadding2D` (``"reflect"``), all convolutions 3×3
     "valid" after a 1-pixel pad, LeakyReLU with Keras' default slope 0.3, nearest-neighbour
     ``UpSampling2D(2)``:
 
@@ -74,18 +73,18 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
     - decoder: ``log2(scale)`` × [Pad(1) → Conv2D(f) → BN → LeakyReLU → UpSampling2D(2)],
       ``f`` from :func:`decoder_filters`;
     - Pad(1) → Conv2D(channels) named ``"sr"``: the SR map, linear (no activation);
-    - :class:`~spinsr_tf.layers.GaussianDownsample` named ``"lr"``: the fixed degradation.
+    - :class:`~spinsr_tf.nn.layers.GaussianDownsample` named ``"lr"``: the fixed degradation.
 
     Outputs: dict ``{"lr": (N, h, w, C), "sr": (N, h·scale, w·scale, C)}``.
 
     Two variants, still trained from LR maps alone (``docs/variants.md`` measures them):
 
     - ``output="unit"``: the last convolution is named ``"sr_conv"`` and the SR map ``"sr"`` is
-      its projection onto unit vectors (:class:`~spinsr_tf.layers.UnitVectors`; ``tanh`` for
+      its projection onto unit vectors (:class:`~spinsr_tf.nn.layers.UnitVectors`; ``tanh`` for
       C = 1), so the network can only output physical spins.
     - ``residual=True``: ``SR = [unit](AlignedUpsample(LR) + CNN(LR))``: the CNN above (its last
       convolution ``"sr_conv"``, zero-initialised) learns a correction to the aligned bicubic
-      interpolation (:class:`~spinsr_tf.layers.AlignedUpsample`, boundary = ``padding``), so
+      interpolation (:class:`~spinsr_tf.nn.layers.AlignedUpsample`, boundary = ``padding``), so
       the untrained network *is* aligned bicubic (+ unit normalisation), the strongest
       baseline.
 
@@ -112,11 +111,6 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
         SR map straight from the last convolution (paper) or projected onto unit vectors.
     residual : bool
         Add the CNN's output to the aligned bicubic interpolation of the input (see above).
-    prior, prior_weight : Hamiltonian or None, float
-        Physics prior (:mod:`spinsr_tf.prior`): a :class:`~spinsr_tf.prior.PhysicsPrior` layer
-        named ``"physics_prior"`` between the SR map and the degradation adds
-        ``prior_weight · E(SR)/N`` to the training loss. Needs ``output="unit"`` and periodic
-        padding (the energy is that of a periodic lattice of unit spins).
 
     Returns
     -------
@@ -158,16 +152,8 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
             sr = keras.layers.Add(name=SR_OUTPUT if output == "linear" else "sr_sum")([skip, sr])
         if output == "unit":
             sr = UnitVectors(name=SR_OUTPUT)(sr)
-    to_degrade = sr
-    if prior is not None:
-        if output != "unit" or padding != "periodic" or int(channels) != 3:
-            raise UserError("a physics prior needs output='unit', padding='periodic' and 3 "
-                            f"channels, got output={output!r}, padding={padding!r}, "
-                            f"channels={channels!r}")
-        to_degrade = PhysicsPrior(prior, prior_weight, name=PRIOR_LAYER)(sr)
-    lr = GaussianDownsample(scale, kernel_size, sigma, padding, name=LR_OUTPUT)(to_degrade)
-    variant = (("_residual" if residual else "") + ("_unit" if output == "unit" else "")
-               + ("_physics" if prior is not None else ""))
+    lr = GaussianDownsample(scale, kernel_size, sigma, padding, name=LR_OUTPUT)(sr)
+    variant = ("_residual" if residual else "") + ("_unit" if output == "unit" else "")
     return keras.Model(inputs, {LR_OUTPUT: lr, SR_OUTPUT: sr}, name=f"spinsr_x{scale}{variant}")
 
 

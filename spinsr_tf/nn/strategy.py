@@ -1,6 +1,6 @@
 """Data-parallel training: which distribution strategy, and what it changes.
 
-``strategy`` names, for :func:`spinsr_tf.training.train` and ``spinsr-tf train --strategy``:
+``strategy`` names, for :func:`spinsr_tf.nn.training.train` and ``spinsr-tf train --strategy``:
 
 - ``"none"``: Keras' default device placement (the paper's setting).
 - ``"mirrored"``: one replica per local accelerator (all GPUs, else every logical CPU device).

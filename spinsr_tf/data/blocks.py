@@ -1,0 +1,43 @@
+"""The block files of an interrupted ``generate``: fixed runs of finished samples in a sidecar folder.
+
+One module for the single-machine loop (:mod:`.generate`) and the Dask tasks (:mod:`.dask_generate`)
+alike, so both write the same bytes under the same names.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+#: The parameters of the run that owns a partial folder (compared before resuming).
+PARAMS_FILE = "params.json"
+
+
+def block_name(start: int, stop: int) -> str:
+    return f"block_{start:09d}_{stop:09d}.npy"
+
+
+def _save_block(folder: Path, start: int, stop: int, spins: np.ndarray) -> None:
+    final = folder / block_name(start, stop)
+    tmp = folder / (final.name + f".tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")  # unique per writer
+    with open(tmp, "wb") as fh:
+        np.save(fh, spins)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+
+
+def anneal_block(folder: Path, hamiltonian, size: int, seed: int, schedule, start: int,
+                 stop: int) -> None:
+    """Anneal samples ``start .. stop - 1`` and save them as their block file in ``folder``.
+
+    The one place a block is made, by the single-machine loop and by every Dask task alike
+    (:mod:`spinsr_tf.data.dask_generate`), so both write the same bytes under the same name.
+    """
+    from spinsr_tf.physics import anneal
+
+    spins = anneal(hamiltonian, size, seed, np.arange(start, stop), schedule=schedule)
+    _save_block(folder, start, stop, spins)

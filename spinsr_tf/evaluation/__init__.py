@@ -1,0 +1,1 @@
+"""Evaluation: metrics, the interpolation baselines as scored methods, scoring tables."""

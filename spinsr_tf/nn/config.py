@@ -1,0 +1,170 @@
+"""One training run's configuration: a frozen dataclass, serialized as ``RUN_DIR/config.json``.
+
+Everything a run is made of lives here (data, scale, degradation, network variant, loss terms
+and weights, optimiser, length, batch, seed, strategy), so ``train(config, out_dir)`` takes one
+object, ``--resume`` compares two of them, and the command line, ``fit-image`` and the
+experiments all build one. Named recipes (:data:`RECIPES`) are the networks the tables compare;
+:data:`DEFAULT_RECIPE` is the best measured one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import os
+
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.nn.losses import Equivariance, LossTerm, LRConsistency, Supervised, term_from_config
+from spinsr_tf.nn.network import OUTPUTS, decoder_filters
+
+#: Fields a resumed run may change: its length, where the data files are, how it runs.
+RESUMABLE = ("epochs", "data", "hr_data", "strategy", "jit_compile")
+
+
+def _as_path(value) -> str | None:
+    return None if value is None else os.fspath(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """A training run. Degradation fields left None are read from an LR data file's attributes
+    (else 23, 1.0, ``"periodic"``); :func:`spinsr_tf.nn.training.train` records the resolved
+    values.
+
+    Parameters
+    ----------
+    data : path
+        HDF5 file with LR maps (``lr``) or HR maps (``spins``, degraded on the fly).
+    scale : int
+        SR factor, a power of two (4, 8, 16).
+    hr_data : path, optional
+        HR maps matching an LR-only ``data`` file, for ``val_sr_mse`` (and the oracle) only.
+    max_samples : int, optional
+        Use the first ``max_samples`` samples only.
+    val_fraction : float
+        The last ``floor(N · val_fraction)`` samples (at least one if > 0) are held out.
+    kernel_size, sigma, padding : optional
+        The fixed degradation (odd window and width in HR pixels, boundary condition).
+    output : {"linear", "unit"}
+        SR output: the paper's linear convolution, or projected onto unit vectors.
+    residual : bool
+        Learn a correction to aligned bicubic interpolation (starts at that baseline).
+    losses : tuple of LossTerm
+        The weighted terms of the loss (:mod:`spinsr_tf.nn.losses`).
+    learning_rate, epochs, batch_size, seed : number
+        Adam step size (paper 0.01), total epochs (paper 400), global batch, seed of the
+        weights, the shuffle and every random symmetry.
+    strategy : {"none", "mirrored", "multiworker"}
+        Data parallelism (:mod:`spinsr_tf.nn.strategy`).
+    jit_compile : bool
+        Compile the training step with XLA (off under a multi-replica TensorFlow strategy).
+    """
+
+    data: str
+    scale: int
+    hr_data: str | None = None
+    max_samples: int | None = None
+    val_fraction: float = 0.1
+    kernel_size: int | None = None
+    sigma: float | None = None
+    padding: str | None = None
+    output: str = "linear"
+    residual: bool = False
+    losses: tuple = (LRConsistency(),)
+    learning_rate: float = 0.01
+    epochs: int = 400
+    batch_size: int = 32
+    seed: int = 0
+    strategy: str = "none"
+    jit_compile: bool = True
+
+    def __post_init__(self):
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
+        set_("data", _as_path(self.data))
+        set_("hr_data", _as_path(self.hr_data))
+        decoder_filters(self.scale)
+        _check_int("epochs", self.epochs, 1)
+        _check_int("batch_size", self.batch_size, 1)
+        _check_int("seed", self.seed, 0)
+        if self.max_samples is not None:
+            _check_int("max_samples", self.max_samples, 1)
+        if self.output not in OUTPUTS:
+            raise UserError(f"output must be one of {OUTPUTS}, got {self.output!r}")
+        for name in ("residual", "jit_compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise UserError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        _check_positive("learning_rate", self.learning_rate)
+        losses = tuple(self.losses)
+        if not losses or not all(isinstance(t, LossTerm) for t in losses):
+            raise UserError("losses must be a non-empty sequence of loss terms "
+                            "(spinsr_tf.nn.losses)")
+        names = [t.name for t in losses]
+        if len(set(names)) != len(names):
+            raise UserError(f"each loss term may appear once, got {', '.join(names)}")
+        needy = [t.name for t in losses if t.needs_unit_output]
+        if needy and self.output != "unit":
+            raise UserError(f"loss term {needy[0]!r} needs output='unit' (unit spins), got "
+                            f"{self.output!r}")
+        set_("losses", losses)
+
+    @property
+    def supervised(self) -> bool:
+        """Whether HR maps enter the loss (the oracle: not part of the method)."""
+        return any(t.needs_hr for t in self.losses)
+
+    def term(self, cls):
+        """The loss term of class ``cls``, or None."""
+        return next((t for t in self.losses if isinstance(t, cls)), None)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["losses"] = [t.to_config() for t in self.losses]
+        return out
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "TrainConfig":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(obj) - fields)
+        if unknown:
+            raise UserError(f"unknown configuration key(s): {', '.join(unknown)}")
+        obj = dict(obj)
+        obj["losses"] = tuple(term_from_config(t) for t in obj.get("losses", ()))
+        return cls(**obj)
+
+
+def _check_int(name, value, minimum):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise UserError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_positive(name, value):
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not math.isfinite(value) or value <= 0):
+        raise UserError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+#: Named networks: the fields of :class:`TrainConfig` each sets. ``paper`` is the paper's recipe
+#: exactly; ``oracle`` is trained on HR maps and only bounds what an unsupervised network reaches.
+RECIPES = {
+    "paper": {"output": "linear", "residual": False, "learning_rate": 0.01,
+              "losses": (LRConsistency(),)},
+    "residual_unit": {"output": "unit", "residual": True, "learning_rate": 0.001,
+                      "losses": (LRConsistency(),)},
+    "equivariant": {"output": "unit", "residual": True, "learning_rate": 0.001,
+                    "losses": (LRConsistency(), Equivariance(weight=1.0, group="lattice"))},
+    "oracle": {"output": "unit", "residual": True, "learning_rate": 0.001,
+               "losses": (Supervised(),)},
+}
+#: The recipe of ``spinsr-tf train`` with no network flag.
+DEFAULT_RECIPE = "paper"
+
+
+def recipe(name: str, data, scale: int, **fields) -> TrainConfig:
+    """The :class:`TrainConfig` of a named recipe, with ``fields`` replacing any of its values."""
+    if name not in RECIPES:
+        raise UserError(f"network must be one of {', '.join(RECIPES)}, got {name!r}")
+    return TrainConfig(data=data, scale=scale, **{**RECIPES[name], **fields})

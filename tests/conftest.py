@@ -1,5 +1,7 @@
 import os
 
+import numpy as np
+
 # Quiet TensorFlow's C++ logging and keep tests on the CPU, deterministic and small.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -25,3 +27,19 @@ def textures():
     from spinsr_tf.physics import TypeI, anneal
 
     return anneal(TypeI(), 32, seed=0, indices=[0, 1])
+
+
+def random_unit_spins(shape, seed=0, dtype=np.float32):
+    """Unit vectors drawn uniformly on the sphere: ``shape`` ends with the 3 components."""
+    v = np.random.default_rng(seed).normal(size=shape)
+    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(dtype)
+
+
+def smooth_unit_spins(n, size, seed):
+    """Unit vectors from low-pass filtered Gaussian noise (a texture with structure at ×4)."""
+    rng = np.random.default_rng(seed)
+    k = np.fft.fftfreq(size)
+    lowpass = np.exp(-(k[:, None] ** 2 + k[None, :] ** 2) / (2 * 0.06 ** 2))
+    noise = rng.normal(size=(n, size, size, 3))
+    v = np.fft.ifft2(np.fft.fft2(noise, axes=(1, 2)) * lowpass[None, :, :, None], axes=(1, 2)).real
+    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)

@@ -1,4 +1,3 @@
-import functools
 import itertools
 
 import numpy as np
@@ -7,49 +6,13 @@ import pytest
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.physics import dipolar_field, dipolar_kernel
 from spinsr_tf.physics.dipolar import IMAGE_SHELLS, LATTICE_SUM, image_sum, kernel_spectrum
+from conftest import random_unit_spins
+from references import pair_tensor, periodic_tensor  # noqa: F401
 
 
-def _images(d, n):
-    """Minimum-image displacements of offset d on a ring of n sites (two when equidistant)."""
-    d = d % n
-    cands = [d, d - n]
-    best = min(abs(c) for c in cands)
-    return [c for c in cands if abs(c) == best]
-
-
-def _pair_tensor(dx, dy, h, w, factor):
-    imgs = list(itertools.product(_images(dx, w), _images(dy, h)))
-    t = np.zeros((3, 3))
-    for x, y in imgs:
-        r = np.hypot(x, y)
-        u = np.array([x, y, 0.0]) / r
-        t += (np.eye(3) - factor * np.outer(u, u)) / r ** 3
-    return t / len(imgs)
-
-
-@functools.lru_cache(maxsize=None)
-def periodic_tensor(dx, dy, h, w, factor, radius=400.0):
-    """W summed over every image of displacement (dx, dy) within ``radius`` (a disk, unlike the
-    library's square of cells), plus the continuum integral of W outside it."""
-    nx, ny = int(radius // w) + 2, int(radius // h) + 2
-    X = dx + w * np.arange(-nx, nx + 1)[None, :] + 0.0 * np.arange(-ny, ny + 1)[:, None]
-    Y = dy + h * np.arange(-ny, ny + 1)[:, None] + 0.0 * np.arange(-nx, nx + 1)[None, :]
-    r2 = X * X + Y * Y
-    keep = (r2 > 0) & (r2 <= radius ** 2)
-    x, y, r = X[keep], Y[keep], np.sqrt(r2[keep])
-    t = np.zeros((3, 3))
-    t[0, 0] = np.sum((1 - factor * x * x / r ** 2) / r ** 3)
-    t[1, 1] = np.sum((1 - factor * y * y / r ** 2) / r ** 3)
-    t[0, 1] = t[1, 0] = np.sum(-factor * x * y / r ** 5)
-    t[2, 2] = np.sum(1 / r ** 3)
-    t += np.diag([1 - factor / 2, 1 - factor / 2, 1.0]) * 2 * np.pi / (radius * h * w)
-    return t
-
-
-def pair_tensor(dx, dy, h, w, factor, images):
-    if images == "minimum":
-        return _pair_tensor(dx, dy, h, w, factor) if (dx, dy) != (0, 0) else np.zeros((3, 3))
-    return periodic_tensor(dx % w, dy % h, h, w, factor)
+def _random_spins(shape, seed):
+    """float64 unit spins on a lattice of ``shape`` (the components axis is added)."""
+    return random_unit_spins(tuple(shape) + (3,), seed, np.float64)
 
 
 def brute_field(s, strength, factor, images="minimum"):
@@ -61,11 +24,6 @@ def brute_field(s, strength, factor, images="minimum"):
         t = pair_tensor(j1 - j0, i1 - i0, h, w, factor, images)
         out[i0, j0] -= strength * t @ s[i1, j1]
     return out
-
-
-def _random_spins(shape, seed):
-    s = np.random.default_rng(seed).normal(size=shape + (3,))
-    return s / np.linalg.norm(s, axis=-1, keepdims=True)
 
 
 @pytest.mark.parametrize("shape", [(6, 6), (8, 8), (5, 5), (4, 6)])

@@ -7,7 +7,7 @@ import pytest
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.physics import TypeI, TypeII, energy, local_field, max_torque
 from spinsr_tf.physics.dipolar import LATTICE_SUM
-from test_dipolar import pair_tensor
+from references import pair_tensor
 
 X, Y, Z = np.eye(3)
 

@@ -135,3 +135,23 @@ def test_cli_equivariance_mistakes_are_one_line(data_file, tmp_path, capsys, ext
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "r").exists()
+
+
+def test_cli_default_is_the_equivariant_recipe_and_paper_is_one_flag_away(data_file, tmp_path):
+    from spinsr_tf.nn.training import read_run_config
+
+    common = ["--data", str(data_file), "--scale", "4", "--epochs", "1", "--batch-size", "2",
+              "--val-fraction", "0.25", "--no-jit", "--quiet"]
+    assert main(["train", *common, "--out", str(tmp_path / "default")]) == 0
+    config = read_run_config(tmp_path / "default")
+    assert config == recipe("equivariant", config.data, 4, **{
+        k: getattr(config, k) for k in ("epochs", "batch_size", "val_fraction", "jit_compile",
+                                        "kernel_size", "sigma", "padding")}).replace(
+        losses=config.losses)
+    eq = config.term(Equivariance)
+    assert eq.group == "lattice" and eq.weight == 1.0 and config.residual
+    assert eq.hamiltonian["dmi_kind"] == "bulk"      # recorded from the data file
+    assert main(["train", *common, "--out", str(tmp_path / "paper"), "--network", "paper"]) == 0
+    paper = read_run_config(tmp_path / "paper")
+    assert paper.output == "linear" and not paper.residual and paper.learning_rate == 0.01
+    assert [t.kind for t in paper.losses] == ["lr_consistency"]

@@ -140,7 +140,7 @@ def test_png_8bit_run_and_resume(tmp_path):
     assert sr_png.dtype == np.uint8 and sr_png.shape == (48, 40)
     np.testing.assert_array_equal(sr_png, to_intensity(from_network(sr_values, mapping),
                                                        "uint8")[..., 0])
-    bic = upsample(lr[None], 2, "bicubic", "aligned", boundary="reflect")[0]
+    bic = upsample(lr[None], 2, "bicubic", "aligned", padding="reflect")[0]
     np.testing.assert_allclose(np.load(run / "bicubic_values.npy"), bic, atol=1e-6)
     assert (run / "preview.png").stat().st_size > 0
     assert not [p for p in run.rglob("*") if ".tmp" in p.name]
@@ -203,7 +203,7 @@ def test_inputs_map_and_write_back(tmp_path, kind):
     mapping = value_mapping(raw)
     x = to_network(raw, mapping)
     assert np.all(np.isfinite(x))
-    up = upsample(x[None], 2, "bicubic", "aligned", boundary="reflect")[0]
+    up = upsample(x[None], 2, "bicubic", "aligned", padding="reflect")[0]
     path = write_like_input(tmp_path / "sr", up, info, mapping, 2)
     if kind == "uint16_tif":
         stored = tifffile.imread(path)

@@ -170,13 +170,13 @@ def test_save_load_round_trip(tmp_path):
 
 class TestAlignedUpsample:
     @pytest.mark.parametrize("factor", [4, 8])
-    @pytest.mark.parametrize("boundary", ["periodic", "reflect"])
+    @pytest.mark.parametrize("padding", ["periodic", "reflect"])
     @pytest.mark.parametrize("channels", [1, 3])
-    def test_equals_numpy_baseline(self, factor, boundary, channels):
+    def test_equals_numpy_baseline(self, factor, padding, channels):
         x = np.random.default_rng(factor + channels).uniform(-1, 1, size=(2, 6, 9, channels))
         x = x.astype("float32")
-        out = np.asarray(AlignedUpsample(factor, boundary=boundary)(x))
-        expected = upsample(x, factor, "bicubic", convention="aligned", boundary=boundary)
+        out = np.asarray(AlignedUpsample(factor, padding=padding)(x))
+        expected = upsample(x, factor, "bicubic", convention="aligned", padding=padding)
         assert out.shape == (2, 6 * factor, 9 * factor, channels)
         np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5)
 
@@ -189,22 +189,22 @@ class TestAlignedUpsample:
     @pytest.mark.parametrize("method", ["bilinear", "gaussian"])
     def test_channels_first_and_other_methods(self, method):
         x = np.random.default_rng(1).normal(size=(2, 5, 5, 3)).astype("float32")
-        layer = AlignedUpsample(2, method=method, boundary="reflect",
+        layer = AlignedUpsample(2, method=method, padding="reflect",
                                 data_format="channels_first")
         out = np.asarray(layer(np.transpose(x, (0, 3, 1, 2))))
-        expected = upsample(x, 2, method, boundary="reflect")
+        expected = upsample(x, 2, method, padding="reflect")
         np.testing.assert_allclose(np.transpose(out, (0, 2, 3, 1)), expected, atol=1e-5)
 
-    @pytest.mark.parametrize("boundary", ["periodic", "reflect"])
-    def test_dynamic_spatial_dims_and_tiny_maps(self, boundary):
-        layer = AlignedUpsample(4, boundary=boundary)
+    @pytest.mark.parametrize("padding", ["periodic", "reflect"])
+    def test_dynamic_spatial_dims_and_tiny_maps(self, padding):
+        layer = AlignedUpsample(4, padding=padding)
         assert layer(keras.Input((None, None, 3))).shape == (None, None, None, 3)
         assert layer.compute_output_shape((None, 8, None, 3)) == (None, 32, None, 3)
         fn = tf.function(layer, input_signature=[tf.TensorSpec((None, None, None, 3))])
         # sizes below the 33-tap reach fold the taps several times; 1 is a constant map
         for h, w in ((1, 1), (2, 3), (7, 12), (40, 5)):
             x = np.random.default_rng(h * w).normal(size=(1, h, w, 3)).astype("float32")
-            np.testing.assert_allclose(fn(x).numpy(), upsample(x, 4, boundary=boundary),
+            np.testing.assert_allclose(fn(x).numpy(), upsample(x, 4, padding=padding),
                                        atol=1e-5)
 
     def test_has_no_weights(self):
@@ -216,7 +216,7 @@ class TestAlignedUpsample:
         ({"factor": 0}, "factor"),
         ({"factor": 2.0}, "factor"),
         ({"factor": 2, "method": "nearest"}, "method"),
-        ({"factor": 2, "boundary": "zeros"}, "boundary"),
+        ({"factor": 2, "padding": "zeros"}, "padding"),
         ({"factor": 2, "data_format": "nhwc"}, "data_format"),
     ])
     def test_invalid_arguments(self, kwargs, word):
@@ -224,11 +224,11 @@ class TestAlignedUpsample:
             AlignedUpsample(**kwargs)
 
     def test_get_config(self):
-        layer = AlignedUpsample(8, method="bilinear", boundary="reflect")
+        layer = AlignedUpsample(8, method="bilinear", padding="reflect")
         assert layer.get_config() == {
             "factor": 8,
             "method": "bilinear",
-            "boundary": "reflect",
+            "padding": "reflect",
             "data_format": "channels_last",
             "dtype": keras.dtype_policies.serialize(layer.dtype_policy),
             "name": layer.name,
@@ -278,7 +278,7 @@ class TestUnitVectors:
 
 def test_variant_layers_save_load_round_trip(tmp_path):
     inputs = keras.Input((None, None, 3))
-    x = AlignedUpsample(4, boundary="reflect")(inputs)
+    x = AlignedUpsample(4, padding="reflect")(inputs)
     outputs = UnitVectors(epsilon=1e-10)(x)
     model = keras.Model(inputs, outputs)
     data = np.random.default_rng(6).normal(size=(2, 5, 7, 3)).astype("float32")

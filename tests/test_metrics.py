@@ -5,22 +5,18 @@ import pytest
 
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.evaluation.metrics import corr, mse, psnr, score, summarize
-
-
-def _unit(shape, seed=0):
-    v = np.random.default_rng(seed).normal(size=shape)
-    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
+from conftest import random_unit_spins
 
 
 def test_identical_unit_vectors():
-    s = _unit((3, 4, 5, 3))
+    s = random_unit_spins((3, 4, 5, 3))
     np.testing.assert_array_equal(mse(s, s), np.zeros(3))
     assert np.all(np.isposinf(psnr(s, s)))
     np.testing.assert_allclose(corr(s, s), np.ones(3), atol=1e-6)
 
 
 def test_opposite_unit_vectors():
-    s = _unit((2, 3, 3, 3), seed=1)
+    s = random_unit_spins((2, 3, 3, 3), seed=1)
     np.testing.assert_allclose(mse(s, -s), [4.0, 4.0], atol=1e-6)
     np.testing.assert_allclose(corr(s, -s), [-1.0, -1.0], atol=1e-6)
     np.testing.assert_allclose(psnr(s, -s), [0.0, 0.0], atol=1e-5)
@@ -63,8 +59,8 @@ def test_per_image_values_match_a_loop():
 
 
 def test_score_dict():
-    s = _unit((3, 4, 4, 3), seed=3)
-    t = _unit((3, 4, 4, 3), seed=4)
+    s = random_unit_spins((3, 4, 4, 3), seed=3)
+    t = random_unit_spins((3, 4, 4, 3), seed=4)
     out = score(s, t)
     assert list(out) == ["mse", "psnr", "corr", "mse_std", "psnr_std", "corr_std"]
     assert all(isinstance(v, float) for v in out.values())

@@ -32,8 +32,7 @@ from spinsr_tf.cli import main
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.nn.network import load_sr_model
 from spinsr_tf.nn.training import read_history
-from conftest import run_training
-from test_training import _smooth_spins
+from conftest import run_training, smooth_unit_spins
 
 RUN = dict(scale=4, epochs=2, batch_size=4, val_fraction=0.125, seed=3, progress=False,
            jit_compile=False)
@@ -68,7 +67,7 @@ if "mirrored" in runs:  # the mirrored run continued for one epoch without a str
 def data(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "a.h5"
     with h5py.File(path, "w") as f:
-        f.create_dataset("spins", data=_smooth_spins(16, 32, 0), chunks=(1, 32, 32, 3))
+        f.create_dataset("spins", data=smooth_unit_spins(16, 32, 0), chunks=(1, 32, 32, 3))
     return path
 
 

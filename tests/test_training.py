@@ -20,22 +20,12 @@ from spinsr_tf.evaluation.metrics import mse
 from spinsr_tf.nn.network import load_sr_model, sr_submodel
 from spinsr_tf.nn.config import TrainConfig
 from spinsr_tf.nn.training import read_history
-from conftest import run_training
+from conftest import run_training, smooth_unit_spins
 
 N, L, SCALE = 16, 32, 4
 # jit_compile=False: XLA compilation would double the time of these tiny runs
 RUN = dict(scale=SCALE, epochs=3, batch_size=4, val_fraction=0.125, seed=3, progress=False,
            jit_compile=False)
-
-
-def _smooth_spins(n, size, seed):
-    """Unit vectors from low-pass filtered Gaussian noise (a texture with structure at ×4)."""
-    rng = np.random.default_rng(seed)
-    k = np.fft.fftfreq(size)
-    lowpass = np.exp(-(k[:, None] ** 2 + k[None, :] ** 2) / (2 * 0.06 ** 2))
-    noise = rng.normal(size=(n, size, size, 3))
-    v = np.fft.ifft2(np.fft.fft2(noise, axes=(1, 2)) * lowpass[None, :, :, None], axes=(1, 2)).real
-    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
 
 
 def _write(path, name, array, **attrs):
@@ -59,10 +49,10 @@ def _assert_same_weights(a, b):
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("data")
-    hr = _smooth_spins(N, L, seed=0)
+    hr = smooth_unit_spins(N, L, seed=0)
     # B differs from A on every HR row 2 (mod 4) by a random unit vector: a 3-tap Gaussian
     # centred on rows 0 (mod 4) never reads those rows, so LR(A) == LR(B) bit for bit.
-    other = _smooth_spins(N, L, seed=1)
+    other = smooth_unit_spins(N, L, seed=1)
     hr_b = hr.copy()
     hr_b[:, 2::4] = other[:, 2::4]
     lr23 = gaussian_downsample(hr, SCALE)
@@ -190,7 +180,7 @@ def test_resume_continues_to_the_same_weights(base_run, files, tmp_path, capsys)
     out = tmp_path / "run"
     argv = ["train", "--data", str(files["A"]), "--scale", "4", "--out", str(out), "--epochs",
             "2", "--batch-size", "4", "--val-fraction", "0.125", "--seed", "3", "--no-xla",
-            "--quiet"]
+            "--quiet", "--network", "paper"]
     assert main(argv) == 0
     assert "model.keras after 2 epochs" in capsys.readouterr().out
     assert len(read_history(out)["epoch"]) == 2
@@ -230,7 +220,7 @@ def test_variant_run_stores_its_options_and_resume_checks_them(files, tmp_path, 
     out = tmp_path / "variant"
     argv = ["train", "--data", str(files["A"]), "--scale", "4", "--out", str(out), "--epochs",
             "1", "--batch-size", "4", "--val-fraction", "0.125", "--seed", "3", "--no-xla",
-            "--quiet", "--output", "unit", "--residual"]
+            "--quiet", "--network", "paper", "--output", "unit", "--residual"]
     assert main(argv) == 0
     capsys.readouterr()
     config = json.loads((out / "config.json").read_text())

@@ -39,10 +39,9 @@ def downsample_file(source, out, factor: int, kernel_size: int = 23, sigma: floa
                     padding: str = "periodic"):
     """Degrade dataset ``spins`` of ``source`` into dataset ``lr`` of a new file ``out``.
 
-    The output is written to ``OUT.tmp-<pid>`` and renamed, so ``out`` is either complete or
+    The output is written under a temporary name and renamed, so ``out`` is either complete or
     untouched. Returns the output path and the LR shape.
     """
-    import os
     from pathlib import Path
 
     import h5py
@@ -50,6 +49,7 @@ def downsample_file(source, out, factor: int, kernel_size: int = 23, sigma: floa
 
     from spinsr_tf.data.degradation import check_degradation_args, gaussian_downsample
     from spinsr_tf.base.errors import UserError
+    from spinsr_tf.base.files import atomic_path
 
     check_degradation_args(factor, kernel_size, sigma, padding)
     source, out = Path(source), Path(out)
@@ -66,7 +66,6 @@ def downsample_file(source, out, factor: int, kernel_size: int = 23, sigma: floa
         f_in = h5py.File(source, "r")
     except OSError as exc:
         raise UserError(f"cannot read HDF5 file {str(source)!r}: {exc}") from None
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     with f_in:
         if "spins" not in f_in or not isinstance(f_in["spins"], h5py.Dataset):
             raise UserError(f"{str(source)!r} has no dataset 'spins' "
@@ -81,7 +80,7 @@ def downsample_file(source, out, factor: int, kernel_size: int = 23, sigma: floa
                             f"--factor {factor}")
         shape = (n, h // factor, w // factor, c)
         chunk = max(1, _CHUNK_VALUES // max(1, h * w * c))
-        try:
+        with atomic_path(out) as tmp:
             with h5py.File(tmp, "w") as f_out:
                 for key, value in f_in.attrs.items():
                     f_out.attrs[key] = value
@@ -99,10 +98,6 @@ def downsample_file(source, out, factor: int, kernel_size: int = 23, sigma: floa
                     except UserError as exc:
                         raise UserError(f"'spins' samples {start}..{start + len(block) - 1} of "
                                         f"{str(source)!r}: {exc}") from None
-            os.replace(tmp, out)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
     return out, shape
 
 

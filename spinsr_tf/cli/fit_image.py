@@ -11,7 +11,8 @@ def add_parser(subparsers) -> None:
         help="super-resolve one large microscope image, training on its own patches",
         description="Map IMAGE (.png, .tif, .npy, .h5 or .ovf; grey levels or 3 spin "
         "components) onto [-1, 1], split it into overlapping PATCHxPATCH patches, train the "
-        "unsupervised network on them (mirror boundaries, residual unit-vector output), then "
+        "unsupervised network on them (the default recipe: residual unit-vector output and the "
+        "lattice-symmetry term, mirror boundaries), then "
         "super-resolve the whole image tile by tile. Writes RUN_DIR/sr.EXT and "
         "RUN_DIR/bicubic.EXT in the input's format and bit depth, RUN_DIR/preview.png and "
         "RUN_DIR/mapping.json.",

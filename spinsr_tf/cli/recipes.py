@@ -11,7 +11,7 @@ import argparse
 #: Recipes a user may pick with ``--network`` (the oracle is ``--supervised``).
 NETWORK_CHOICES = ("paper", "residual_unit", "equivariant")
 #: The default of ``--network``: :data:`spinsr_tf.nn.config.DEFAULT_RECIPE`.
-DEFAULT_NETWORK = "paper"
+DEFAULT_NETWORK = "equivariant"
 
 
 #: Groups ``--equivariance`` offers (:data:`spinsr_tf.nn.symmetry.GROUPS` has more).

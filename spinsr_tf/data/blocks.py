@@ -7,10 +7,11 @@ alike, so both write the same bytes under the same names.
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
+
+from spinsr_tf.base.files import atomic_path
 
 #: The parameters of the run that owns a partial folder (compared before resuming).
 PARAMS_FILE = "params.json"
@@ -22,12 +23,10 @@ def block_name(start: int, stop: int) -> str:
 
 def _save_block(folder: Path, start: int, stop: int, spins: np.ndarray) -> None:
     final = folder / block_name(start, stop)
-    tmp = folder / (final.name + f".tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")  # unique per writer
-    with open(tmp, "wb") as fh:
+    with atomic_path(final) as tmp, open(tmp, "wb") as fh:  # unique per writer
         np.save(fh, spins)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, final)
 
 
 def anneal_block(folder: Path, hamiltonian, size: int, seed: int, schedule, start: int,

@@ -92,6 +92,21 @@ def gaussian_kernel(size: int = 23, sigma: float = 1.0) -> np.ndarray:
     return np.outer(g, g)
 
 
+def fold_index(i, n, padding: str = "periodic", xp=np):
+    """Index into an axis of length ``n`` that the extended index ``i`` is an image of.
+
+    Periodic: ``i mod n``. Reflect: the mirror without repeating the edge sample, a triangle
+    wave of period ``2 (n - 1)`` (NumPy's ``"reflect"`` for any reach, also beyond the axis).
+    The one fold of the package: ``xp`` is ``numpy`` here and ``keras.ops`` in the layers, so
+    the NumPy reference and the network's layers cannot disagree on a boundary.
+    """
+    if padding == "periodic":
+        return xp.mod(i, n)
+    period = xp.maximum(2 * (n - 1), 1)
+    j = xp.mod(i, period)
+    return xp.minimum(j, period - j)
+
+
 def padded_indices(n: int, before: int, after: int, padding: str = "periodic") -> np.ndarray:
     """Source index of each position of an axis of length ``n`` padded by ``before``/``after``.
 
@@ -105,12 +120,7 @@ def padded_indices(n: int, before: int, after: int, padding: str = "periodic") -
     ndarray, shape (before + n + after,), int64.
     """
     _check_padding(padding)
-    i = np.arange(-before, n + after, dtype=np.int64)
-    if padding == "periodic" or n == 1:
-        return np.mod(i, n)
-    period = 2 * (n - 1)
-    j = np.mod(i, period)
-    return np.minimum(j, period - j)
+    return fold_index(np.arange(-before, n + after, dtype=np.int64), n, padding)
 
 
 def downsample_matrix(n: int, factor: int, kernel_size: int = 23, sigma: float = 1.0,

@@ -24,8 +24,9 @@ import h5py
 import numpy as np
 
 from spinsr_tf._version import __version__
+from spinsr_tf.base.checks import describe_mismatch
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.base.files import write_text_atomic
+from spinsr_tf.base.files import atomic_path, write_text_atomic
 from spinsr_tf.data.blocks import PARAMS_FILE, anneal_block, block_name
 
 #: Name of the HR dataset in every spins file.
@@ -63,11 +64,8 @@ def _flat_attrs(params: dict) -> dict:
 
 
 def _describe_mismatch(old: dict, new: dict) -> str:
-    old_flat, new_flat = _flat_attrs(old), _flat_attrs(new)
-    old_flat.pop("params_json"), new_flat.pop("params_json")
-    diffs = [f"{k}={old_flat.get(k)!r} (requested {new_flat.get(k)!r})"
-             for k in sorted(set(old_flat) | set(new_flat)) if old_flat.get(k) != new_flat.get(k)]
-    return ", ".join(diffs[:4])
+    return describe_mismatch(_flat_attrs(old), _flat_attrs(new), ignore=("params_json",),
+                             word="requested")
 
 
 def dataset_attrs(path: str | os.PathLike) -> dict:
@@ -136,8 +134,7 @@ def _assemble(path: Path, folder: Path, params: dict, blocks: list[tuple[int, in
     from spinsr_tf.physics.hamiltonians import hamiltonian_from_attrs
 
     n, size = params["n"], params["size"]
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             data = f.create_dataset(SPINS, shape=(n, size, size, 3), dtype="float32",
                                     chunks=(1, size, size, 3), compression="gzip",
@@ -158,10 +155,6 @@ def _assemble(path: Path, folder: Path, params: dict, blocks: list[tuple[int, in
             f.attrs["relaxed.max_torque_max"] = float(torque_max.max())
             f.attrs["relaxed.site_torque_median"] = float(np.median(torque_median))
             f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def generate_dataset(

@@ -19,7 +19,7 @@ Where each LR sample sits on the HR grid is the point of this module:
   made by the degradation this is misaligned by ``(f - 1) / 2`` HR pixels and is reported only
   for comparison.
 
-Boundaries: ``"periodic"`` wraps around (simulated lattices; ``scipy.ndimage`` mode
+Paddings (boundary conditions): ``"periodic"`` wraps around (simulated lattices; ``scipy.ndimage`` mode
 ``"grid-wrap"``); ``"reflect"`` mirrors about the edge samples without repeating them (NumPy's and
 Keras' ``"reflect"``, ``scipy.ndimage`` mode ``"mirror"``), for real images with borders.
 
@@ -41,22 +41,19 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from spinsr_tf.base.checks import check_choice
 from spinsr_tf.base.errors import UserError
+from spinsr_tf.data.degradation import PADDING_MODES, fold_index
 
-__all__ = ["METHODS", "CONVENTIONS", "BOUNDARIES", "unit_normalize", "upsample",
+__all__ = ["METHODS", "CONVENTIONS", "PADDINGS", "unit_normalize", "upsample",
            "upsample_matrix"]
 
 METHODS = ("gaussian", "bilinear", "bicubic")
 CONVENTIONS = ("aligned", "resize")
-BOUNDARIES = ("periodic", "reflect")
+PADDINGS = PADDING_MODES
 
 _SPLINE_ORDER = {"bilinear": 1, "bicubic": 3}
 _NDIMAGE_MODE = {"periodic": "grid-wrap", "reflect": "mirror"}
-
-
-def _check_choice(name: str, value, choices) -> None:
-    if not isinstance(value, str) or value not in choices:
-        raise UserError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
 
 
 def _check_factor(factor) -> int:
@@ -83,32 +80,21 @@ def _lr_coordinates(n_lr: int, factor: int, convention: str) -> np.ndarray:
     return (x + 0.5) / factor - 0.5
 
 
-def _fold(j: np.ndarray, n: int, boundary: str) -> np.ndarray:
-    """Index of the LR sample that the extended index ``j`` is an image of."""
-    if boundary == "periodic":
-        return np.mod(j, n)
-    if n == 1:
-        return np.zeros_like(j)
-    period = 2 * (n - 1)
-    j = np.mod(j, period)
-    return np.where(j > n - 1, period - j, j)
-
-
-def _gaussian_matrix(u: np.ndarray, n_lr: int, sigma_lr: float, boundary: str) -> np.ndarray:
+def _gaussian_matrix(u: np.ndarray, n_lr: int, sigma_lr: float, padding: str) -> np.ndarray:
     reach = int(math.ceil(8.0 * sigma_lr)) + 2
     j = np.arange(int(math.floor(u.min())) - reach, int(math.ceil(u.max())) + reach + 1)
     w = np.exp(-0.5 * ((u[:, None] - j[None, :]) / sigma_lr) ** 2)
     m = np.zeros((u.size, n_lr))
-    cols = np.broadcast_to(_fold(j, n_lr, boundary), w.shape)
+    cols = np.broadcast_to(fold_index(j, n_lr, padding), w.shape)
     rows = np.broadcast_to(np.arange(u.size)[:, None], w.shape)
     np.add.at(m, (rows, cols), w)
     return m / m.sum(axis=1, keepdims=True)
 
 
-def _spline_matrix(u: np.ndarray, n_lr: int, order: int, boundary: str) -> np.ndarray:
+def _spline_matrix(u: np.ndarray, n_lr: int, order: int, padding: str) -> np.ndarray:
     m = np.empty((u.size, n_lr))
     basis = np.zeros(n_lr)
-    mode = _NDIMAGE_MODE[boundary]
+    mode = _NDIMAGE_MODE[padding]
     for k in range(n_lr):
         basis[:] = 0.0
         basis[k] = 1.0
@@ -117,18 +103,18 @@ def _spline_matrix(u: np.ndarray, n_lr: int, order: int, boundary: str) -> np.nd
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_matrix(n_lr, factor, method, convention, boundary, sigma_up) -> np.ndarray:
+def _cached_matrix(n_lr, factor, method, convention, padding, sigma_up) -> np.ndarray:
     u = _lr_coordinates(n_lr, factor, convention)
     if method == "gaussian":
-        m = _gaussian_matrix(u, n_lr, sigma_up / factor, boundary)
+        m = _gaussian_matrix(u, n_lr, sigma_up / factor, padding)
     else:
-        m = _spline_matrix(u, n_lr, _SPLINE_ORDER[method], boundary)
+        m = _spline_matrix(u, n_lr, _SPLINE_ORDER[method], padding)
     m.setflags(write=False)
     return m
 
 
 def upsample_matrix(n_lr: int, factor: int, method: str = "bicubic",
-                    convention: str = "aligned", boundary: str = "periodic",
+                    convention: str = "aligned", padding: str = "periodic",
                     sigma_up: float | None = None) -> np.ndarray:
     """The 1-D up-sampling operator along one axis.
 
@@ -136,7 +122,7 @@ def upsample_matrix(n_lr: int, factor: int, method: str = "bicubic",
     ----------
     n_lr : int
         Number of LR pixels along the axis.
-    factor, method, convention, boundary, sigma_up
+    factor, method, convention, padding, sigma_up
         As in :func:`upsample`.
 
     Returns
@@ -147,11 +133,11 @@ def upsample_matrix(n_lr: int, factor: int, method: str = "bicubic",
     if isinstance(n_lr, bool) or not isinstance(n_lr, (int, np.integer)) or n_lr < 1:
         raise UserError(f"n_lr must be a positive integer; got {n_lr!r}")
     factor = _check_factor(factor)
-    _check_choice("method", method, METHODS)
-    _check_choice("convention", convention, CONVENTIONS)
-    _check_choice("boundary", boundary, BOUNDARIES)
+    check_choice("method", method, METHODS)
+    check_choice("convention", convention, CONVENTIONS)
+    check_choice("padding", padding, PADDINGS)
     sigma = _check_sigma(sigma_up, factor) if method == "gaussian" else 0.0
-    return _cached_matrix(int(n_lr), factor, method, convention, boundary, sigma)
+    return _cached_matrix(int(n_lr), factor, method, convention, padding, sigma)
 
 
 def unit_normalize(x: np.ndarray) -> np.ndarray:
@@ -163,7 +149,7 @@ def unit_normalize(x: np.ndarray) -> np.ndarray:
 
 
 def upsample(lr, factor: int, method: str = "bicubic", convention: str = "aligned",
-             normalize: bool = False, boundary: str = "periodic",
+             normalize: bool = False, padding: str = "periodic",
              sigma_up: float | None = None) -> np.ndarray:
     """Up-sample LR spin maps by an integer factor with an interpolation baseline.
 
@@ -182,7 +168,7 @@ def upsample(lr, factor: int, method: str = "bicubic", convention: str = "aligne
         Scale every output vector to unit length afterwards (interpolation shortens vectors
         where the spins turn); zero vectors stay zero. For C = 1 the values are clipped to
         [-1, 1] instead.
-    boundary : {"periodic", "reflect"}
+    padding : {"periodic", "reflect"}
         Periodic wrap for simulated lattices; mirror reflection (edge sample not repeated) for
         images with borders.
     sigma_up : float, optional
@@ -194,9 +180,9 @@ def upsample(lr, factor: int, method: str = "bicubic", convention: str = "aligne
     numpy.ndarray, shape (N, h·f, w·f, C), float32
     """
     factor = _check_factor(factor)
-    _check_choice("method", method, METHODS)
-    _check_choice("convention", convention, CONVENTIONS)
-    _check_choice("boundary", boundary, BOUNDARIES)
+    check_choice("method", method, METHODS)
+    check_choice("convention", convention, CONVENTIONS)
+    check_choice("padding", padding, PADDINGS)
     if not isinstance(normalize, (bool, np.bool_)):
         raise UserError(f"normalize must be True or False; got {normalize!r}")
     try:
@@ -209,8 +195,8 @@ def upsample(lr, factor: int, method: str = "bicubic", convention: str = "aligne
         raise UserError(f"lr contains {int(np.count_nonzero(~np.isfinite(x)))} NaN or "
                         f"infinite value(s)")
     _, h, w, _ = x.shape
-    m_y = upsample_matrix(h, factor, method, convention, boundary, sigma_up)
-    m_x = upsample_matrix(w, factor, method, convention, boundary, sigma_up)
+    m_y = upsample_matrix(h, factor, method, convention, padding, sigma_up)
+    m_x = upsample_matrix(w, factor, method, convention, padding, sigma_up)
     out = m_y @ np.moveaxis(x, 3, 1) @ m_x.T
     out = np.moveaxis(out, 1, 3)
     if normalize:

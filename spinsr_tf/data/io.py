@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from spinsr_tf.base.errors import UserError
+from spinsr_tf.base.files import atomic_path
 
 #: File extension → format name.
 FORMATS = {".npy": "npy", ".h5": "h5", ".hdf5": "h5", ".tif": "tiff", ".tiff": "tiff",
@@ -374,27 +375,22 @@ def write_image(path: str | os.PathLike, array, *, dtype: str | None = None, dat
     if not np.all(np.isfinite(x)):
         raise UserError("array contains NaN or infinite values; refusing to write them")
     n, h, w, c = x.shape
-    parent = path.parent
     data = _encode(x, dtype)
-    tmp = parent / f".{path.name}.tmp-{os.getpid()}"
     try:
-        if fmt == "npy":
-            with open(tmp, "wb") as fh:
-                np.save(fh, data)
-        elif fmt == "h5":
-            _write_h5(tmp, data, dataset, attrs)
-        elif fmt == "tiff":
-            _write_tiff(tmp, data)
-        else:
-            from PIL import Image
+        with atomic_path(path) as tmp:
+            if fmt == "npy":
+                with open(tmp, "wb") as fh:
+                    np.save(fh, data)
+            elif fmt == "h5":
+                _write_h5(tmp, data, dataset, attrs)
+            elif fmt == "tiff":
+                _write_tiff(tmp, data)
+            else:
+                from PIL import Image
 
-            Image.fromarray(data[0, :, :, 0] if c == 1 else data[0]).save(tmp, format="PNG")
-        os.replace(tmp, path)
+                Image.fromarray(data[0, :, :, 0] if c == 1 else data[0]).save(tmp, format="PNG")
     except OSError as exc:
         raise UserError(f"cannot write {str(path)!r}: {_first_line(exc)}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from spinsr_tf.base.errors import UserError
+from spinsr_tf.base.files import atomic_path
 
 #: First value of a binary data block, by float size.
 CHECK_VALUES = {4: 1234567.0, 8: 123456789012345.0}
@@ -330,16 +331,11 @@ def write_ovf(path: str | os.PathLike, array, binary: int | None = 4, version: i
         dtype = np.dtype((">" if version == 1 else "<") + f"f{binary}")
         data = np.concatenate([[CHECK_VALUES[binary]], flat]).astype(dtype).tobytes() + b"\n"
     tail = f"# End: Data {kind}\n# End: Segment\n"
-    tmp = parent / f".{path.name}.tmp-{os.getpid()}"
     try:
-        with open(tmp, "wb") as fh:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             fh.write(("\n".join(head) + "\n").encode("ascii"))
             fh.write(data)
             fh.write(tail.encode("ascii"))
-        os.replace(tmp, path)
     except OSError as exc:
         raise UserError(f"cannot write {str(path)!r}: {exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path

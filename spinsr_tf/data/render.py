@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from spinsr_tf.base.files import atomic_path
+
 
 def inplane_rgb(spins: np.ndarray) -> np.ndarray:
     """Colour-wheel image of a ``(H, W, 3)`` spin map: hue = in-plane angle atan2(Sy, Sx),
@@ -26,13 +28,8 @@ def inplane_rgb(spins: np.ndarray) -> np.ndarray:
 
 def save_figure(fig, path: str | os.PathLike) -> Path:
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -98,11 +98,11 @@ def evaluate(hr: np.ndarray, models: dict | None = None, *, factor: int | None =
         raise UserError(f"test maps of size {hr.shape[1]}x{hr.shape[2]} are not divisible by the "
                         f"model's scale {factor}")
     lr = gaussian_downsample(hr, factor, kernel_size=kernel_size, sigma=sigma, padding=padding)
-    boundary = "periodic" if padding == "periodic" else "reflect"
+    padding = "periodic" if padding == "periodic" else "reflect"
 
     methods = {}
     for name, fn in baselines.items():
-        methods[name] = score_method(fn(lr, factor, boundary=boundary), hr)
+        methods[name] = score_method(fn(lr, factor, padding=padding), hr)
     for name, model in models.items():
         sr = predict_sr(model, lr, batch_size=batch_size)
         methods[name] = score_method(sr, hr)

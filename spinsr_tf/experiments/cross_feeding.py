@@ -63,7 +63,7 @@ def cross_scores(models: dict, hr: dict, baselines=CROSS_BASELINES) -> dict:
                         f"Net I has {deg['I']}, Net II has {deg['II']}")
     d = deg["I"]
     f = d["factor"]
-    boundary = "periodic" if d["padding"] == "periodic" else "reflect"
+    padding = "periodic" if d["padding"] == "periodic" else "reflect"
     lr = {}
     for kind, maps in hr.items():
         maps = np.asarray(maps, dtype=np.float32)
@@ -80,7 +80,7 @@ def cross_scores(models: dict, hr: dict, baselines=CROSS_BASELINES) -> dict:
     for label, (net, data) in CASES.items():
         sr = predict_sr(models[net], lr[data])
         cases[label] = {"net": net, "data": data, **score_method(sr, hr[data])}
-    base = {kind: {name: score_method(BASELINES[name](lr[kind], f, boundary=boundary), hr[kind])
+    base = {kind: {name: score_method(BASELINES[name](lr[kind], f, padding=padding), hr[kind])
                    for name in baselines} for kind in hr}
     return {"scale": int(f), "degradation": d,
             "n_images": {k: int(len(v)) for k, v in hr.items()}, "cases": cases,
@@ -199,7 +199,7 @@ def cross_figure(result: dict, path, title: str = "") -> Path:
         plt.close(fig)
 
 
-def cross_feed(out_dir, preset="smoke", scales=DEFAULT_SCALES, network: str = "sr_residual_unit",
+def cross_feed(out_dir, preset="smoke", scales=DEFAULT_SCALES, network: str = "sr_equivariant",
                seed: int = 0, progress: bool = False) -> dict:
     """Fig. 4: reproduce (or reuse) both types in ``out_dir``, then cross-feed them.
 
@@ -212,8 +212,9 @@ def cross_feed(out_dir, preset="smoke", scales=DEFAULT_SCALES, network: str = "s
     out_dir : the reproduction folder (e.g. ``reproduce_smoke``).
     preset : a name of :data:`spinsr_tf.experiments.reproduce.PRESETS`.
     scales : subset of (4, 8), the scales both types have.
-    network : which trained network: ``"sr_residual_unit"`` (default) or ``"sr"`` (the paper's)
-        or ``"oracle"``.
+    network : which trained network of :data:`~spinsr_tf.experiments.presets.NETWORKS`:
+        ``"sr_equivariant"`` (default), ``"sr_residual_unit"``, ``"sr"`` (the paper's) or
+        ``"oracle"``.
 
     Returns
     -------

@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import json
 import numbers
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from spinsr_tf.data.degradation import check_degradation_args, gaussian_downsample
+from spinsr_tf.base.checks import check_int, check_real
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.base.files import save_npy_atomic, write_text_atomic
+from spinsr_tf.base.files import atomic_path, save_npy_atomic, write_text_atomic
 
 KINDS = ("kerr", "spleem")
 #: Stand-in sizes and fit settings of the notebook's presets (truth side, factor, LR patch,
@@ -45,17 +45,11 @@ PRESETS = {
 
 
 def _check_real(name, value, lo=0.0, lo_open=True):
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not np.isfinite(value) or value < lo or (lo_open and value == lo)):
-        bound = ">" if lo_open else ">="
-        raise UserError(f"{name} must be a finite number {bound} {lo}, got {value!r}")
-    return float(value)
+    return check_real(name, value, lo, strict=lo_open)
 
 
 def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise UserError(f"seed must be an integer >= 0, got {seed!r}")
-    return int(seed)
+    return check_int("seed", seed, 0)
 
 
 def _maps(spins, name="spins") -> np.ndarray:
@@ -269,13 +263,8 @@ def _write_png(path: Path, image: np.ndarray) -> None:
     """Store the camera's DN values as they are (no intensity mapping), atomically."""
     from PIL import Image
 
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def run_experiment(kind: str, out_dir, preset: str = "smoke", seed: int = 0,

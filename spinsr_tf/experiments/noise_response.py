@@ -26,7 +26,6 @@ draw, so peak Corr against α is smooth even on a few test images.
 from __future__ import annotations
 
 import dataclasses
-import math
 import numbers
 import os
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 
 from spinsr_tf.data.interpolation import unit_normalize, upsample
 from spinsr_tf.data.degradation import gaussian_downsample
+from spinsr_tf.base.checks import check_real
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.evaluation.metrics import corr, mse
 
@@ -73,10 +73,7 @@ def default_alphas(kind: str, n: int = 8, smallest: float = 0.1) -> np.ndarray:
 
 
 def _check_alpha(alpha) -> float:
-    if (isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not math.isfinite(alpha)
-            or alpha < 0):
-        raise UserError(f"alpha must be a finite number >= 0, got {alpha!r}")
-    return float(alpha)
+    return check_real("alpha", alpha, 0)
 
 
 def _check_maps(x, name: str) -> np.ndarray:
@@ -285,7 +282,7 @@ def noise_sweep(model, hr, alphas=None, iterations: int = 100, seed=0, noise_on:
                         f"model's scale {f}")
     if snapshots is None:
         snapshots = sorted({1, min(10, iterations), iterations})
-    boundary = "periodic" if deg["padding"] == "periodic" else "reflect"
+    padding = "periodic" if deg["padding"] == "periodic" else "reflect"
     result = {"alphas": alphas, "iterations": int(iterations), "noise_on": noise_on,
               "seed": seed, "n_images": int(len(hr)), "degradation": deg,
               "corr": [], "mse": [], "corr_per_image": [], "peak_corr": [],
@@ -293,7 +290,7 @@ def noise_sweep(model, hr, alphas=None, iterations: int = 100, seed=0, noise_on:
               "snapshots": {}}
     for i, alpha in enumerate(alphas):
         lr = _noisy_input(model, hr, alpha, seed, noise_on, deg)
-        up = upsample(lr, f, "bicubic", boundary=boundary)
+        up = upsample(lr, f, "bicubic", padding=padding)
         result["input_corr"]["bicubic"].append(float(corr(up, hr).mean()))
         result["input_corr"]["bicubic_norm"].append(float(corr(unit_normalize(up), hr).mean()))
         run = recursive_feed(model, lr, iterations=iterations, hr=hr, batch_size=batch_size,
@@ -381,7 +378,7 @@ def _jsonable(result: dict) -> dict:
 
 
 def run_noise_experiment(out_dir, preset="smoke", kind: str = "I",
-                         network: str = "sr_residual_unit", alphas=None,
+                         network: str = "sr_equivariant", alphas=None,
                          iterations: int | None = None, seed: int = 0, scale: int = 4,
                          noise_on: str = "lr", batch_size: int = 32,
                          progress: bool = False) -> dict:

@@ -47,6 +47,8 @@ NETWORKS = {
     "sr": {"label": "the paper's network (unsupervised)", "recipe": "paper"},
     "sr_residual_unit": {"label": "residual on aligned bicubic, unit-vector output "
                          "(unsupervised)", "recipe": "residual_unit"},
+    "sr_equivariant": {"label": "sr_residual_unit + the lattice-symmetry (equivariance) term "
+                       "(unsupervised; the default recipe)", "recipe": "equivariant"},
     "oracle": {"label": "same as sr_residual_unit trained on HR maps: supervised, NOT part of "
                "the method, an upper bound", "recipe": "oracle"},
 }
@@ -59,14 +61,6 @@ def network_config(name: str, data, scale: int, preset: Preset, seed: int = 0,
     return recipe(spec["recipe"], data, scale, epochs=preset.epochs,
                   batch_size=preset.batch_size, seed=seed, jit_compile=preset.jit_compile,
                   **{**spec.get("fields", {}), **fields})
-
-
-def _check_preset(preset) -> Preset:
-    if isinstance(preset, Preset):
-        return preset
-    if preset not in PRESETS:
-        raise UserError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
-    return PRESETS[preset]
 
 
 

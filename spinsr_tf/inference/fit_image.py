@@ -28,7 +28,7 @@ to 0 and comes back unchanged. Outputs are mapped back with ``v = x · scale + o
 OVF cells of zero magnitude (holes, outside the magnet) enter as zero vectors; the unit-vector
 SR output cannot reproduce them, so mask them in the result if they matter.
 
-Boundaries: real images are not periodic, so the network, its degradation and the bicubic
+Paddings (boundary conditions): real images are not periodic, so the network, its degradation and the bicubic
 baseline use mirror (``"reflect"``) padding.
 """
 
@@ -44,8 +44,9 @@ from pathlib import Path
 import numpy as np
 
 from spinsr_tf.data.degradation import check_degradation_args, gaussian_downsample
+from spinsr_tf.base.checks import check_int
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.base.files import save_npy_atomic, write_text_atomic
+from spinsr_tf.base.files import atomic_path, save_npy_atomic, write_text_atomic
 
 FIT, MAPPING, PATCHES, TRAIN = "fit.json", "mapping.json", "patches.h5", "train"
 #: Smallest LR patch side: the network's 1-pixel mirror padding needs >= 2, and the
@@ -59,14 +60,8 @@ SKIP_REACH = 16
 _OUT_EXT = {"npy": ".npy", "h5": ".h5", "tiff": ".tif", "png": ".png", "ovf": ".ovf"}
 #: fit.json keys a resumed run may change.
 #: The training recipe of fit-image (:data:`spinsr_tf.nn.config.RECIPES`).
-FIT_RECIPE = "residual_unit"
+FIT_RECIPE = "equivariant"
 _RESUMABLE = ("epochs", "progress", "jit_compile", "tile", "image")
-
-
-def _check_int(name, value, minimum) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise UserError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def receptive_margin(scale: int) -> int:
@@ -287,9 +282,9 @@ def super_resolve(model, lr, tile: int | None = 128, margin: int | None = None,
     h, w, c = x.shape
     if tile is None:
         return np.asarray(sr_model(x[None], training=False), dtype=np.float32)[0]
-    tile = _check_int("tile", tile, 1)
-    margin = receptive_margin(f) if margin is None else _check_int("margin", margin, 0)
-    batch_size = _check_int("batch_size", batch_size, 1)
+    tile = check_int("tile", tile, 1)
+    margin = receptive_margin(f) if margin is None else check_int("margin", margin, 0)
+    batch_size = check_int("batch_size", batch_size, 1)
     jobs = [(r, q) for r in tile_windows(h, tile, margin) for q in tile_windows(w, tile, margin)]
     out = np.empty((h * f, w * f, c), dtype=np.float32)
     # Tracing a graph costs ~2 s, an eager call ~0.2 s more per batch than a traced one: few
@@ -315,17 +310,11 @@ def super_resolve(model, lr, tile: int | None = 128, margin: int | None = None,
 def _write_patches(path: Path, patches: np.ndarray, corners: np.ndarray, attrs: dict) -> None:
     import h5py
 
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("lr", data=patches, chunks=(1, *patches.shape[1:]))
-            f.create_dataset("corners", data=corners)
-            for key, value in attrs.items():
-                f.attrs[key] = value
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("lr", data=patches, chunks=(1, *patches.shape[1:]))
+        f.create_dataset("corners", data=corners)
+        for key, value in attrs.items():
+            f.attrs[key] = value
 
 
 def _prepare(run_dir: Path, config: dict, resume: bool) -> None:
@@ -472,14 +461,14 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
 
     decoder_filters(scale)
     check_degradation_args(scale, kernel_size, sigma, "reflect")
-    patch = _check_int("patch", patch, MIN_PATCH)
-    stride = patch // 2 if stride is None else _check_int("stride", stride, 1)
+    patch = check_int("patch", patch, MIN_PATCH)
+    stride = patch // 2 if stride is None else check_int("stride", stride, 1)
     if stride > patch:
         raise UserError(f"stride {stride} is larger than patch {patch}: pixels would be skipped")
-    epochs = _check_int("epochs", epochs, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    tile = _check_int("tile", tile, 1)
-    seed = _check_int("seed", seed, 0)
+    epochs = check_int("epochs", epochs, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
+    tile = check_int("tile", tile, 1)
+    seed = check_int("seed", seed, 0)
     if (isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real)
             or not math.isfinite(learning_rate) or learning_rate <= 0):
         raise UserError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
@@ -501,7 +490,7 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
               "seed": seed, "sigma": float(sigma), "kernel_size": int(kernel_size),
               "percentile": float(percentile), "unit_vectors": bool(unit_vectors),
               "layer": layer, "tile": tile,
-              "jit_compile": bool(jit_compile), "network": "residual, unit output, reflect"}
+              "jit_compile": bool(jit_compile), "network": FIT_RECIPE}
     _prepare(run_dir, config, resume)
     say = print if progress else (lambda *a, **k: None)
     write_text_atomic(run_dir / MAPPING, json.dumps(mapping, indent=1, sort_keys=True) + "\n")
@@ -542,7 +531,7 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
 
     model = load_sr_model(train_dir / MODEL, compile=False)
     sr = super_resolve(model, lr, tile=tile)
-    bicubic = upsample(lr[None], scale, "bicubic", "aligned", boundary="reflect")[0]
+    bicubic = upsample(lr[None], scale, "bicubic", "aligned", padding="reflect")[0]
     outputs = {}
     for name, values in (("lr", lr), ("sr", sr), ("bicubic", bicubic)):
         save_npy_atomic(run_dir / f"{name}_values.npy", values)

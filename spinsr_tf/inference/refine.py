@@ -14,7 +14,7 @@ with the separable degradation matrices), in float64 NumPy: no graph to build, a
 the same objective as the physics prior of training (:mod:`spinsr_tf.inference.weight_rule`).
 
 The start is the network's SR map or, by default, aligned bicubic interpolation + normalisation.
-The maps are periodic (simulations): the energy has no open boundary.
+The maps are periodic (simulations): the energy has no open padding.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def refine(lr, hamiltonian, weight: float, factor: int, start=None, steps: int =
     b, h, w, _ = x.shape
     shape = (b, h * factor, w * factor, 3)
     if start is None:
-        m = upsample(x, factor, "bicubic", "aligned", boundary="periodic").astype(np.float64)
+        m = upsample(x, factor, "bicubic", "aligned", padding="periodic").astype(np.float64)
     else:
         m = np.asarray(start, dtype=np.float64)
         if m.shape != shape and not (b == 1 and m.shape == shape[1:]):

@@ -1,4 +1,4 @@
-"""Keras layers of the SR network: boundary-aware padding, the fixed Gaussian degradation, and
+"""Keras layers of the SR network: padding-aware padding, the fixed Gaussian degradation, and
 the fixed aligned interpolation and unit-vector output of the network variants.
 
 All layers use ``keras.ops`` only, so a model built from them runs on the TensorFlow and the JAX
@@ -23,7 +23,8 @@ import numbers
 import keras
 from keras import ops
 
-from spinsr_tf.data.degradation import PADDING_MODES, check_degradation_args, gaussian_kernel_1d
+from spinsr_tf.data.degradation import (PADDING_MODES, check_degradation_args, fold_index,
+                                        gaussian_kernel_1d)
 from spinsr_tf.base.errors import UserError
 
 _DATA_FORMATS = ("channels_last", "channels_first")
@@ -71,12 +72,7 @@ def _source_indices(n, before: int, after: int, mode: str):
     triangle wave of period ``2 (n - 1)``, which equals NumPy's ``"reflect"`` for any padding
     length (also longer than the axis, where slicing-based padding would fail).
     """
-    i = ops.arange(n + before + after, dtype="int32") - before
-    if mode == "periodic":
-        return ops.mod(i, n)
-    period = ops.maximum(2 * (n - 1), 1)
-    j = ops.mod(i, period)
-    return ops.minimum(j, period - j)
+    return fold_index(ops.arange(n + before + after, dtype="int32") - before, n, mode, xp=ops)
 
 
 def _spatial_axes(data_format: str) -> tuple[int, int]:
@@ -185,7 +181,7 @@ class ReflectPadding2D(_BoundaryPadding2D):
 
 
 def padding_layer(mode: str, padding=1, **kwargs) -> keras.layers.Layer:
-    """The padding layer for a boundary ``mode`` (``"periodic"`` or ``"reflect"``)."""
+    """The padding layer for a padding ``mode`` (``"periodic"`` or ``"reflect"``)."""
     if mode == "periodic":
         return PeriodicPadding2D(padding, **kwargs)
     if mode == "reflect":
@@ -200,7 +196,7 @@ class GaussianDownsample(keras.layers.Layer):
 
     ``out[n, a, b, c] = Σ_{u,v} K[u, v] · x[n, s(a·f + u − k//2), s(b·f + v − k//2), c]``
     with ``K`` the normalised ``kernel_size``² Gaussian of width ``sigma``, ``f = factor`` and
-    ``s`` the boundary map (periodic wrap or mirror). LR pixel ``a`` is centred on HR pixel
+    ``s`` the padding map (periodic wrap or mirror). LR pixel ``a`` is centred on HR pixel
     ``a·f``.
 
     The layer has no weights: the 1D operators ``D_H`` (``H/f × H``) and ``D_W`` are rebuilt
@@ -302,7 +298,7 @@ class AlignedUpsample(keras.layers.Layer):
     method : {"bicubic", "bilinear", "gaussian"}
         Interpolation kernel (cubic spline with its exact prefilter for ``"bicubic"``; the
         Gaussian with the default width ``factor / 2`` HR pixels).
-    boundary : {"periodic", "reflect"}
+    padding : {"periodic", "reflect"}
         Periodic wrap (simulated lattices) or mirror without repeating the edge (images).
     data_format : {"channels_last", "channels_first"} or None
         Axis order; None takes ``keras.config.image_data_format()``.
@@ -313,20 +309,21 @@ class AlignedUpsample(keras.layers.Layer):
 
     _REACH = 16
 
-    def __init__(self, factor, method="bicubic", boundary="periodic", data_format=None,
+    def __init__(self, factor, method="bicubic", padding="periodic", data_format=None,
                  **kwargs):
-        from spinsr_tf.data.interpolation import BOUNDARIES, METHODS, upsample_matrix
+        from spinsr_tf.data.interpolation import PADDINGS, METHODS, upsample_matrix
 
+        padding = kwargs.pop("boundary", padding)  # the name in models saved before 0.2
         super().__init__(**kwargs)
         if not _is_count(factor) or factor < 1:
             raise UserError(f"factor must be an integer >= 1, got {factor!r}")
         if method not in METHODS:
             raise UserError(f"method must be one of {METHODS}, got {method!r}")
-        if boundary not in BOUNDARIES:
-            raise UserError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
+        if padding not in PADDINGS:
+            raise UserError(f"padding must be one of {PADDINGS}, got {padding!r}")
         self.factor = int(factor)
         self.method = method
-        self.boundary = boundary
+        self.padding = padding
         self.data_format = _standardize_data_format(data_format)
         self.input_spec = keras.layers.InputSpec(ndim=4)
         n = 4 * self._REACH
@@ -346,21 +343,14 @@ class AlignedUpsample(keras.layers.Layer):
         """``M`` of shape (n·f, n): the phase filters folded onto an axis of length ``n``."""
         hr = ops.arange(n * self.factor, dtype="int32")
         q, r = hr // self.factor, ops.mod(hr, self.factor)
-        if self.boundary == "periodic":
-            fold = lambda i: ops.mod(i, n)  # noqa: E731
-        else:
-            period = ops.maximum(2 * (n - 1), 1)
-
-            def fold(i):
-                i = ops.mod(i, period)
-                return ops.minimum(i, period - i)
         m = 0.0
         for col, j in enumerate(range(-self._REACH, self._REACH + 1)):
             taps = self._taps[:, col]
             if not abs(taps).max() > 1e-9:
                 continue
             weight = ops.take(ops.convert_to_tensor(taps, dtype=self.compute_dtype), r)
-            m = m + weight[:, None] * ops.one_hot(fold(q + j), n, dtype=self.compute_dtype)
+            m = m + weight[:, None] * ops.one_hot(fold_index(q + j, n, self.padding, xp=ops), n,
+                                                   dtype=self.compute_dtype)
         return m
 
     def call(self, inputs):
@@ -369,7 +359,7 @@ class AlignedUpsample(keras.layers.Layer):
                                 self._operator(_dim(inputs, w_axis)), self.data_format)
 
     def get_config(self):
-        config = {"factor": self.factor, "method": self.method, "boundary": self.boundary,
+        config = {"factor": self.factor, "method": self.method, "padding": self.padding,
                   "data_format": self.data_format}
         return {**super().get_config(), **config}
 

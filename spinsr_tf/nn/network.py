@@ -84,7 +84,7 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
       C = 1), so the network can only output physical spins.
     - ``residual=True``: ``SR = [unit](AlignedUpsample(LR) + CNN(LR))``: the CNN above (its last
       convolution ``"sr_conv"``, zero-initialised) learns a correction to the aligned bicubic
-      interpolation (:class:`~spinsr_tf.nn.layers.AlignedUpsample`, boundary = ``padding``), so
+      interpolation (:class:`~spinsr_tf.nn.layers.AlignedUpsample`, padding = ``padding``), so
       the untrained network *is* aligned bicubic (+ unit normalisation), the strongest
       baseline.
 

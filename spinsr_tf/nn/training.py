@@ -25,7 +25,6 @@ import dataclasses
 import importlib.util
 import json
 import math
-import os
 import shutil
 from pathlib import Path
 
@@ -33,8 +32,9 @@ import keras
 import numpy as np
 
 from spinsr_tf._version import __version__
+from spinsr_tf.base.checks import describe_mismatch
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.base.files import write_text_atomic
+from spinsr_tf.base.files import atomic_path, write_text_atomic
 from spinsr_tf.data.stream import BatchPlan, TrainingData, open_training_data, split_indices
 from spinsr_tf.nn import strategy as distribute
 from spinsr_tf.nn.config import RESUMABLE, TrainConfig
@@ -127,14 +127,9 @@ class _Checkpoint(keras.callbacks.Callback):
 
 def save_model_atomic(model: keras.Model, path: Path) -> None:
     """``model.save(path)`` through a temporary ``.keras`` file in the same folder."""
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
-    try:
-        with distribute.paper_batch_norm(model):  # files hold the paper's BN, any strategy
-            model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    # files hold the paper's BN, any strategy
+    with atomic_path(path) as tmp, distribute.paper_batch_norm(model):
+        model.save(tmp)
 
 
 def _write_json(path: Path, obj) -> None:
@@ -381,18 +376,6 @@ def _read_json(path: Path) -> dict:
     if not isinstance(obj, dict):
         raise UserError(f"{str(path)!r} is not a run configuration")
     return obj
-
-
-def describe_mismatch(stored: dict, new: dict, ignore=()) -> str:
-    """The first differing keys of two flat dicts, as ``key=old (now new)``; "" if equal."""
-    keys = sorted(k for k in set(stored) | set(new)
-                  if k not in ignore and stored.get(k) != new.get(k))
-
-    def short(value):
-        text = repr(value)
-        return text if len(text) <= 60 else text[:57] + "..."
-
-    return ", ".join(f"{k}={short(stored.get(k))} (now {short(new.get(k))})" for k in keys[:4])
 
 
 def _comparable(record: dict) -> dict:

@@ -10,10 +10,9 @@ both start from here.
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from typing import Mapping
 
+from spinsr_tf.base.checks import check_real
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.physics.hamiltonians import Hamiltonian, TypeI, TypeII, hamiltonian_from_attrs
 
@@ -79,7 +78,5 @@ def parse_overrides(items) -> dict:
 
 
 def check_weight(weight) -> float:
-    if (isinstance(weight, bool) or not isinstance(weight, numbers.Real)
-            or not math.isfinite(weight) or weight < 0):
-        raise UserError(f"physics weight must be a finite number >= 0, got {weight!r}")
-    return float(weight)
+    """λ of a physics prior: a finite number >= 0."""
+    return check_real("physics weight", weight, 0)

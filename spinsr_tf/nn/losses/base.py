@@ -8,14 +8,13 @@ so Keras logs each one (``lr_loss``, ``equivariance_loss`` ...) in ``history.csv
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from typing import ClassVar
 
 import keras
 import numpy as np
 from keras import ops
 
+from spinsr_tf.base.checks import check_real
 from spinsr_tf.base.errors import UserError
 
 #: term name -> class; filled by :func:`register`.
@@ -29,10 +28,7 @@ def register(cls):
 
 
 def check_weight(name: str, weight) -> float:
-    if (isinstance(weight, bool) or not isinstance(weight, numbers.Real)
-            or not math.isfinite(weight) or weight < 0):
-        raise UserError(f"{name} weight must be a finite number >= 0, got {weight!r}")
-    return float(weight)
+    return check_real(f"{name} weight", weight, 0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -196,7 +196,7 @@ def test_run_noise_experiment_on_a_hand_made_reproduction(untrained, tmp_path):
     with h5py.File(tmp_path / "type_II" / "test.h5", "w") as f:
         f["spins"] = hr
     res = run_noise_experiment(tmp_path, preset="smoke", kind="II", alphas=[0.0, 2.0],
-                               iterations=2)
+                               iterations=2, network="sr_residual_unit")
     saved = json.loads((tmp_path / "noise_type_II_sr_residual_unit.json").read_text())
     assert saved["kind"] == "II" and saved["scale"] == 4 and saved["alphas"] == [0.0, 2.0]
     np.testing.assert_allclose(saved["corr"], res["corr"])

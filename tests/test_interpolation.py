@@ -7,15 +7,11 @@ from scipy import ndimage
 from spinsr_tf.data.interpolation import upsample, upsample_matrix
 from spinsr_tf.evaluation.baselines import BASELINES
 from spinsr_tf.base.errors import UserError
+from conftest import random_unit_spins
 
 METHODS = ("gaussian", "bilinear", "bicubic")
 CONVENTIONS = ("aligned", "resize")
-BOUNDARIES = ("periodic", "reflect")
-
-
-def _unit(shape, seed=0):
-    v = np.random.default_rng(seed).normal(size=shape)
-    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
+PADDINGS = ("periodic", "reflect")
 
 
 def _lr_coords(n_hr, factor, convention):
@@ -30,13 +26,13 @@ def _smooth_field(L):
     return np.stack([np.cos(k * x), np.sin(k * y), np.cos(k * (x + 2 * y))], -1)[None]
 
 
-@pytest.mark.parametrize("boundary, mode", [("periodic", "grid-wrap"), ("reflect", "mirror")])
+@pytest.mark.parametrize("padding, mode", [("periodic", "grid-wrap"), ("reflect", "mirror")])
 @pytest.mark.parametrize("convention", CONVENTIONS)
 @pytest.mark.parametrize("method, order", [("bilinear", 1), ("bicubic", 3)])
-def test_splines_match_map_coordinates(method, order, convention, boundary, mode):
+def test_splines_match_map_coordinates(method, order, convention, padding, mode):
     f = 4
     lr = np.random.default_rng(1).normal(size=(2, 5, 7, 2))
-    out = upsample(lr, f, method, convention, boundary=boundary)
+    out = upsample(lr, f, method, convention, padding=padding)
     assert out.shape == (2, 20, 28, 2) and out.dtype == np.float32
     uy, ux = np.meshgrid(_lr_coords(20, f, convention), _lr_coords(28, f, convention),
                          indexing="ij")
@@ -46,16 +42,16 @@ def test_splines_match_map_coordinates(method, order, convention, boundary, mode
             np.testing.assert_allclose(out[n, :, :, c], ref, atol=1e-6)
 
 
-@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("convention", CONVENTIONS)
 @pytest.mark.parametrize("sigma_up", [None, 1.3])
-def test_gaussian_matches_brute_force(convention, boundary, sigma_up):
+def test_gaussian_matches_brute_force(convention, padding, sigma_up):
     f, h, w = 2, 6, 5
     sigma = f / 2 if sigma_up is None else sigma_up
     lr = np.random.default_rng(2).normal(size=(1, h, w, 2))
-    out = upsample(lr, f, "gaussian", convention, boundary=boundary, sigma_up=sigma_up)
+    out = upsample(lr, f, "gaussian", convention, padding=padding, sigma_up=sigma_up)
     pad = 4
-    mode = "wrap" if boundary == "periodic" else "reflect"
+    mode = "wrap" if padding == "periodic" else "reflect"
     ext = np.pad(lr[0], ((pad, pad), (pad, pad), (0, 0)), mode=mode)
     ky, kx = np.meshgrid(np.arange(-pad, h + pad), np.arange(-pad, w + pad), indexing="ij")
     if convention == "aligned":
@@ -103,12 +99,12 @@ def test_aligned_keeps_mirror_symmetry_about_a_sample(method):
     assert np.abs(shifted - sym(shifted)).max() > 1e-2
 
 
-@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("method", ["bilinear", "bicubic"])
-def test_aligned_splines_reproduce_the_samples(method, boundary):
+def test_aligned_splines_reproduce_the_samples(method, padding):
     lr = np.random.default_rng(3).normal(size=(2, 6, 5, 3)).astype(np.float32)
     for f in (2, 4, 8):
-        out = upsample(lr, f, method, "aligned", boundary=boundary)
+        out = upsample(lr, f, method, "aligned", padding=padding)
         np.testing.assert_allclose(out[:, ::f, ::f], lr, atol=1e-6)
 
 
@@ -123,19 +119,19 @@ def test_periodic_roll_commutes(method, convention):
         np.testing.assert_allclose(rolled, np.roll(out, f, axis=axis), atol=1e-6)
 
 
-@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("convention", CONVENTIONS)
 @pytest.mark.parametrize("method", METHODS)
-def test_constant_field_stays_constant(method, convention, boundary):
+def test_constant_field_stays_constant(method, convention, padding):
     value = np.array([0.3, -0.8, 0.52], np.float32)
     lr = np.broadcast_to(value, (2, 5, 6, 3))
-    out = upsample(lr, 8, method, convention, boundary=boundary)
+    out = upsample(lr, 8, method, convention, padding=padding)
     np.testing.assert_allclose(out, np.broadcast_to(value, (2, 40, 48, 3)), atol=1e-6)
 
 
 @pytest.mark.parametrize("name", [n for n in BASELINES if n.endswith("_norm")])
 def test_normalize_gives_unit_vectors(name):
-    lr = _unit((2, 8, 8, 3), seed=5)
+    lr = random_unit_spins((2, 8, 8, 3), seed=5)
     out = BASELINES[name](lr, 4)
     np.testing.assert_allclose(np.linalg.norm(out, axis=-1), 1.0, atol=1e-5)
     plain = BASELINES[name[: -len("_norm")]](lr, 4)
@@ -159,7 +155,7 @@ def test_baselines_table():
         "gaussian_norm", "bilinear_norm", "bicubic_norm",
         "gaussian_resize_norm", "bilinear_resize_norm", "bicubic_resize_norm",
     ]
-    lr = _unit((1, 4, 6, 3), seed=7)
+    lr = random_unit_spins((1, 4, 6, 3), seed=7)
     for name, fn in BASELINES.items():
         kw = fn.keywords
         assert name.startswith(kw["method"])
@@ -173,8 +169,8 @@ def test_baselines_table():
 def test_upsample_matrix_rows_sum_to_one():
     for method in METHODS:
         for convention in CONVENTIONS:
-            for boundary in BOUNDARIES:
-                m = upsample_matrix(5, 4, method, convention, boundary)
+            for padding in PADDINGS:
+                m = upsample_matrix(5, 4, method, convention, padding)
                 assert m.shape == (20, 5)
                 np.testing.assert_allclose(m.sum(axis=1), 1.0, atol=1e-12)
                 assert not m.flags.writeable
@@ -191,7 +187,7 @@ def test_upsample_matrix_rows_sum_to_one():
         ({"factor": True}, "factor"),
         ({"method": "nearest"}, "method must be one of .*'nearest'"),
         ({"convention": "centre"}, "convention must be one of .*'centre'"),
-        ({"boundary": "zero"}, "boundary must be one of .*'zero'"),
+        ({"padding": "zero"}, "padding must be one of .*'zero'"),
         ({"normalize": "yes"}, "normalize must be True or False"),
         ({"method": "gaussian", "sigma_up": 0.0}, "sigma_up must be a positive"),
         ({"method": "gaussian", "sigma_up": np.inf}, "sigma_up"),

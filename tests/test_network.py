@@ -308,7 +308,7 @@ def test_variants_keep_the_outputs_and_add_no_weights():
 def test_untrained_residual_model_is_aligned_bicubic(padding, scale):
     keras.utils.set_random_seed(9)
     lr = np.random.default_rng(scale).normal(size=(2, 5, 6, 3)).astype("float32")
-    bicubic = upsample(lr, scale, "bicubic", convention="aligned", boundary=padding)
+    bicubic = upsample(lr, scale, "bicubic", convention="aligned", padding=padding)
     linear = infer(build_sr_model(scale, padding=padding, residual=True), lr)
     np.testing.assert_allclose(linear["sr"], bicubic, atol=1e-5)
     unit = infer(build_sr_model(scale, padding=padding, residual=True, output="unit"), lr)
@@ -386,5 +386,5 @@ def test_residual_model_takes_any_size_in_one_graph():
                      input_signature=[tf.TensorSpec((None, None, None, 3))])
     for h, w in ((3, 5), (8, 8)):
         lr = np.random.default_rng(h).normal(size=(1, h, w, 3)).astype("float32")
-        expected = _unit(upsample(lr, 4, boundary="reflect"))
+        expected = _unit(upsample(lr, 4, padding="reflect"))
         np.testing.assert_allclose(fn(lr).numpy(), expected, atol=1e-5)

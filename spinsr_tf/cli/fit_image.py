@@ -26,6 +26,10 @@ def add_parser(subparsers) -> None:
                    help="patch spacing in LR pixels (default PATCH/2)")
     p.add_argument("--epochs", type=int, default=40, help="training epochs (default 40)")
     p.add_argument("--batch-size", type=int, default=16, help="patches per step (default 16)")
+    from spinsr_tf.cli.recipes import NETWORK_CHOICES, DEFAULT_NETWORK
+
+    p.add_argument("--network", choices=NETWORK_CHOICES, default=DEFAULT_NETWORK,
+                   help=f"training recipe (default {DEFAULT_NETWORK}; see spinsr-tf train)")
     p.add_argument("--learning-rate", type=float, default=1e-3,
                    help="Adam step size (default 0.001)")
     p.add_argument("--sigma", type=float, default=1.0,
@@ -54,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
                        kernel_size=args.kernel_size, resume=args.resume,
                        progress=not args.quiet, unit_vectors=args.unit_vectors,
                        layer=args.layer, tile=args.tile,
-                       jit_compile=not args.no_jit)
+                       jit_compile=not args.no_jit, network=args.network)
     if not args.quiet:
         print(f"wrote {result['sr']} and {result['bicubic']}")
     return 0

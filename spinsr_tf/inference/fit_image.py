@@ -405,7 +405,7 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
               learning_rate: float = 1e-3, seed: int = 0, sigma: float = 1.0,
               kernel_size: int = 23, resume: bool = False, progress: bool = True,
               percentile: float = 1.0, unit_vectors: bool = False, layer: int | None = None,
-              tile: int = 128, jit_compile: bool = True) -> dict:
+              tile: int = 128, jit_compile: bool = True, network: str = None) -> dict:
     """Train the SR network on the patches of one image and super-resolve the whole image.
 
     Parameters
@@ -423,7 +423,9 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
         Distance between patches, LR pixels; default ``patch // 2``. The last row and column
         of patches are shifted to end at the image border, so every pixel is covered.
     epochs, batch_size, learning_rate, seed
-        Training (:func:`spinsr_tf.nn.training.train`; residual unit-vector network, Adam).
+        Training (:func:`spinsr_tf.nn.training.train`, Adam).
+    network : str, optional
+        The training recipe (:data:`spinsr_tf.nn.config.RECIPES`); default :data:`FIT_RECIPE`.
     sigma, kernel_size : float, int
         The Gaussian degradation (HR pixels) the network assumes: the microscope's blur.
     resume : bool
@@ -469,6 +471,12 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
     batch_size = check_int("batch_size", batch_size, 1)
     tile = check_int("tile", tile, 1)
     seed = check_int("seed", seed, 0)
+    from spinsr_tf.nn.config import RECIPES
+
+    network = FIT_RECIPE if network is None else network
+    if network not in RECIPES or network == "oracle":
+        raise UserError(f"network must be one of {', '.join(n for n in RECIPES if n != 'oracle')}"
+                        f", got {network!r}")
     if (isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real)
             or not math.isfinite(learning_rate) or learning_rate <= 0):
         raise UserError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
@@ -490,7 +498,7 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
               "seed": seed, "sigma": float(sigma), "kernel_size": int(kernel_size),
               "percentile": float(percentile), "unit_vectors": bool(unit_vectors),
               "layer": layer, "tile": tile,
-              "jit_compile": bool(jit_compile), "network": FIT_RECIPE}
+              "jit_compile": bool(jit_compile), "network": network}
     _prepare(run_dir, config, resume)
     say = print if progress else (lambda *a, **k: None)
     write_text_atomic(run_dir / MAPPING, json.dumps(mapping, indent=1, sort_keys=True) + "\n")
@@ -516,7 +524,7 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
     from spinsr_tf.nn.training import CONFIG, MODEL, train
 
     train_dir = run_dir / TRAIN
-    train_config = recipe(FIT_RECIPE, patches_path, scale, epochs=epochs, batch_size=batch_size,
+    train_config = recipe(network, patches_path, scale, epochs=epochs, batch_size=batch_size,
                           learning_rate=learning_rate,
                           val_fraction=0.1 if n_patches >= 10 else 0.0, seed=seed,
                           kernel_size=kernel_size, sigma=sigma, padding="reflect",

@@ -29,6 +29,18 @@ def textures():
     return anneal(TypeI(), 32, seed=0, indices=[0, 1])
 
 
+def write_type_i_file(path, textures, dmi_kind="interfacial"):
+    """An HR spins file of four Type I maps (``textures`` and a shifted copy) with the
+    ``hamiltonian.*`` attributes ``spinsr-tf generate`` writes; returns the path."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f["spins"] = np.concatenate([textures, np.roll(textures, 5, axis=2)]).astype("float32")
+        f.attrs.update({"hamiltonian.type": "I", "hamiltonian.J": 1.0, "hamiltonian.dmi": 0.3,
+                        "hamiltonian.dmi_kind": dmi_kind})
+    return path
+
+
 def random_unit_spins(shape, seed=0, dtype=np.float32):
     """Unit vectors drawn uniformly on the sphere: ``shape`` ends with the 3 components."""
     v = np.random.default_rng(seed).normal(size=shape)

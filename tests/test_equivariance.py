@@ -113,14 +113,9 @@ def test_config_round_trip_and_refusals():
 
 @pytest.fixture(scope="module")
 def data_file(tmp_path_factory, textures):
-    import h5py
+    from conftest import write_type_i_file
 
-    path = tmp_path_factory.mktemp("eq") / "d.h5"
-    with h5py.File(path, "w") as f:
-        f["spins"] = np.concatenate([textures, np.roll(textures, 5, axis=2)]).astype("float32")
-        f.attrs.update({"hamiltonian.type": "I", "hamiltonian.J": 1.0, "hamiltonian.dmi": 0.3,
-                        "hamiltonian.dmi_kind": "bulk"})
-    return path
+    return write_type_i_file(tmp_path_factory.mktemp("eq") / "d.h5", textures, "bulk")
 
 
 @pytest.mark.parametrize("extra, message", [

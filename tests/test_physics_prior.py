@@ -12,7 +12,7 @@ from spinsr_tf.nn.losses import LRConsistency, PhysicsPrior
 from spinsr_tf.nn.losses.physics_prior import EnergyPerSpin
 from spinsr_tf.nn.network import build_sr_model
 from spinsr_tf.nn.training import build_training_graph, read_run_config
-from spinsr_tf.physics import TypeI, TypeII, anneal, energy
+from spinsr_tf.physics import TypeI, TypeII, energy
 
 
 def test_energy_layer_is_the_numpy_energy_per_spin_and_survives_save_load(tmp_path):
@@ -51,12 +51,9 @@ def test_training_loss_is_the_lr_misfit_plus_the_weighted_energy(tmp_path):
 
 @pytest.fixture(scope="module")
 def data_file(tmp_path_factory, textures):
-    path = tmp_path_factory.mktemp("prior") / "d.h5"
-    with h5py.File(path, "w") as f:
-        f["spins"] = np.concatenate([textures, np.roll(textures, 5, axis=2)]).astype("float32")
-        f.attrs.update({"hamiltonian.type": "I", "hamiltonian.J": 1.0, "hamiltonian.dmi": 0.3,
-                        "hamiltonian.dmi_kind": "interfacial"})
-    return path
+    from conftest import write_type_i_file
+
+    return write_type_i_file(tmp_path_factory.mktemp("prior") / "d.h5", textures)
 
 
 def test_cli_train_with_prior_then_upscale_with_refinement(data_file, tmp_path, capsys):

@@ -109,6 +109,9 @@ def test_config_round_trip_and_refusals():
         dataclasses.replace(term, group="translations+rotations+mirrors",
                             hamiltonian=bulk).check(3, "periodic", (8, 8))
     Equivariance(group="lattice", hamiltonian=bulk).check(3, "periodic", (8, 8))  # flip-overs
+    with pytest.raises(UserError, match="at least 2x2"):
+        Equivariance(group="translations").check(3, "periodic", (1, 4))
+    Equivariance(group="rotations").check(3, "periodic", (1, 1))
 
 
 @pytest.fixture(scope="module")

@@ -74,7 +74,10 @@ class Equivariance(LossTerm):
             raise UserError(f"stop_gradient must be True or False, got {self.stop_gradient!r}")
 
     def check(self, channels, padding, lr_shape):
-        group_for(self.group, hamiltonian=self.hamiltonian, channels=channels)
+        group = group_for(self.group, hamiltonian=self.hamiltonian, channels=channels)
+        if group.translations and min(lr_shape[:2]) < 2:
+            raise UserError(f"equivariance with translations needs LR maps of at least 2x2 (an "
+                            f"HR lattice larger than the factor), got {lr_shape[0]}x{lr_shape[1]}")
         if padding == "reflect" and min(lr_shape[:2]) < 3:
             raise UserError(f"equivariance on maps with borders needs LR maps of at least 3x3, "
                             f"got {lr_shape[0]}x{lr_shape[1]}")

@@ -48,6 +48,22 @@ def check_bool(name: str, value) -> bool:
     return bool(value)
 
 
+def check_maps(name: str, value, dtype="float32"):
+    """A finite ``(N, H, W, C)`` NumPy array of ``dtype`` with no empty axis."""
+    import numpy as np
+
+    try:
+        x = np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{name} must be a numeric array ({exc})") from None
+    if x.ndim != 4 or 0 in x.shape:
+        raise UserError(f"{name} must have shape (N, H, W, C) with no empty axis, got {x.shape}")
+    if not np.isfinite(x).all():
+        raise UserError(f"{name} contains {int(np.count_nonzero(~np.isfinite(x)))} NaN or "
+                        f"infinite value(s)")
+    return x
+
+
 def describe_mismatch(stored: dict, new: dict, ignore=(), word: str = "now") -> str:
     """The first differing keys of two flat dicts, as ``key=old (now new)``; "" if equal.
 

@@ -41,7 +41,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from spinsr_tf.base.checks import check_choice
+from spinsr_tf.base.checks import check_choice, check_maps
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.data.degradation import PADDING_MODES, fold_index
 
@@ -185,15 +185,7 @@ def upsample(lr, factor: int, method: str = "bicubic", convention: str = "aligne
     check_choice("padding", padding, PADDINGS)
     if not isinstance(normalize, (bool, np.bool_)):
         raise UserError(f"normalize must be True or False; got {normalize!r}")
-    try:
-        x = np.asarray(lr, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"lr must be a numeric array ({exc})") from None
-    if x.ndim != 4 or 0 in x.shape:
-        raise UserError(f"lr must have shape (N, h, w, C) with no empty axis; got {x.shape}")
-    if not np.isfinite(x).all():
-        raise UserError(f"lr contains {int(np.count_nonzero(~np.isfinite(x)))} NaN or "
-                        f"infinite value(s)")
+    x = check_maps("lr", lr, np.float64)
     _, h, w, _ = x.shape
     m_y = upsample_matrix(h, factor, method, convention, padding, sigma_up)
     m_x = upsample_matrix(w, factor, method, convention, padding, sigma_up)

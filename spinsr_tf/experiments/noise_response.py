@@ -34,7 +34,7 @@ import numpy as np
 
 from spinsr_tf.data.interpolation import unit_normalize, upsample
 from spinsr_tf.data.degradation import gaussian_downsample
-from spinsr_tf.base.checks import check_real
+from spinsr_tf.base.checks import check_maps, check_real
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.evaluation.metrics import corr, mse
 
@@ -77,16 +77,7 @@ def _check_alpha(alpha) -> float:
 
 
 def _check_maps(x, name: str) -> np.ndarray:
-    try:
-        a = np.asarray(x, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"{name} must be a numeric array ({exc})") from None
-    if a.ndim != 4 or 0 in a.shape:
-        raise UserError(f"{name} must have shape (N, H, W, C) with no empty axis, got {a.shape}")
-    if not np.isfinite(a).all():
-        raise UserError(f"{name} contains {int(np.count_nonzero(~np.isfinite(a)))} NaN or "
-                        f"infinite value(s)")
-    return a
+    return check_maps(name, x, np.float32)
 
 
 def random_unit_vectors(shape, seed) -> np.ndarray:

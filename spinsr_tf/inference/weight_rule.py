@@ -155,6 +155,5 @@ def with_chosen_weights(config, out_dir=None, resume: bool = False, progress: bo
                   flush=True)
         chosen = dataclasses.replace(term, weight=weight,
                                      weight_rule=json.loads(json.dumps(rule)))
-    losses = tuple(chosen if t is term or isinstance(t, PhysicsPrior) else t
-                   for t in config.losses)
+    losses = tuple(chosen if isinstance(t, PhysicsPrior) else t for t in config.losses)
     return config.replace(losses=losses)

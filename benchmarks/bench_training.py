@@ -1,4 +1,4 @@
-"""Training throughput and inference latency of the SR network on this CPU.
+"""Training throughput and inference latency of the SR network on this CPU; the input pipeline.
 
 For ×4, ×8, ×16 (LR 32², 16², 8² → HR 128²) at batch 32 it prints samples/s, the analytic
 FLOPs per sample (forward + backward of the convolutions), the GFLOP/s this achieves, and the
@@ -8,10 +8,18 @@ Variants: the plain Keras build (``compile_sr_model``: graph mode, no XLA on CPU
 ``mixed_bfloat16`` policy with and without XLA, and a what-if: XLA with the periodic padding
 done by slicing instead of ``ops.take`` (patched into the built model, checked equal).
 Then the cost of the loss terms (LR consistency alone against LR + equivariance, which runs
-the network a second time on a transformed copy of its output), the latency of one SR map of 128² (LR 32², ×4) and of 1024² (LR 256², ×4), and how long
-the HDF5 stream takes to deliver one batch (to show it is not the bottleneck).
+the network a second time on a transformed copy of its output), the latency of one SR map of
+128² (LR 32², ×4) and of 1024² (LR 256², ×4), and how long one unprepared batch of 32 gzip HR
+maps takes to read and degrade.
 
-Usage: ``python benchmarks/bench_training.py [--rounds 6] [--scales 4 8 16] [--quick]``.
+``--pipeline`` measures the training input instead, from an HR file (``spins``, degraded by
+the pipeline) and from LR files (``lr``, as ``spinsr-tf downsample`` writes them) at each of
+``--scales``: the input alone (what ``train`` asks of the data per epoch, validation included)
+and short ``fit`` runs as ``train`` runs them; ``--before REV`` adds the columns of the
+``stream`` module of a git revision (or a ``stream.py`` path), measured in the same run.
+
+Usage: ``python benchmarks/bench_training.py [--rounds 6] [--scales 4 8 16] [--quick]``,
+``python benchmarks/bench_training.py --pipeline [--before REV] [--train-scales 16]``.
 Timings depend on what else runs on the machine; compare ratios, not absolute figures.
 """
 
@@ -233,15 +241,211 @@ def stream_batch_seconds(batch: int = 32, scale: int = 4, repeats: int = 5) -> f
     return statistics.median(times)
 
 
+def _smooth_unit_maps(n: int, size: int, seed: int = 0) -> np.ndarray:
+    """Unit vectors from low-pass filtered noise: textures that gzip compresses like real maps."""
+    rng = np.random.default_rng(seed)
+    k = np.fft.fftfreq(size)
+    lowpass = np.exp(-(k[:, None] ** 2 + k[None, :] ** 2) / (2 * 0.06 ** 2))
+    v = np.fft.ifft2(np.fft.fft2(rng.normal(size=(n, size, size, 3)), axes=(1, 2))
+                     * lowpass[None, :, :, None], axes=(1, 2)).real
+    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def pipeline_files(folder: Path, n: int, scales) -> dict:
+    """An HR file as ``spinsr-tf generate`` writes it and one LR file per scale as
+    ``spinsr-tf downsample`` writes it (gzip 4 + shuffle, one map per chunk)."""
+    import h5py
+
+    from spinsr_tf.data import gaussian_downsample
+
+    hr = _smooth_unit_maps(n, HR)
+    files = {"hr": folder / "hr.h5"}
+    with h5py.File(files["hr"], "w") as f:
+        f.create_dataset("spins", data=hr, chunks=(1, HR, HR, 3), compression="gzip",
+                         compression_opts=4, shuffle=True)
+    for scale in scales:
+        lr = gaussian_downsample(hr, scale)
+        files[scale] = folder / f"lr{scale}.h5"
+        with h5py.File(files[scale], "w") as f:
+            f.create_dataset("lr", data=lr, chunks=(1, *lr.shape[1:]), compression="gzip",
+                             compression_opts=4, shuffle=True)
+            f.attrs.update(factor=scale, kernel_size=23, sigma=1.0, padding="periodic")
+    return files
+
+
+def load_stream_module(before: str):
+    """The ``stream`` module of the "before" column: a path to a ``stream.py``, or a git
+    revision whose ``spinsr_tf/data/stream.py`` is taken (``git show``), imported under its own
+    name beside the current one."""
+    import importlib.util
+    import subprocess
+
+    path = Path(before)
+    if not path.is_file():
+        root = Path(__file__).resolve().parent.parent
+        text = subprocess.run(["git", "show", f"{before}:spinsr_tf/data/stream.py"], cwd=root,
+                              check=True, capture_output=True, text=True).stdout
+        path = Path(tempfile.mkdtemp()) / "stream_before.py"
+        path.write_text(text)
+    spec = importlib.util.spec_from_file_location("stream_before", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["stream_before"] = module
+    spec.loader.exec_module(module)
+    if not hasattr(module.TrainingData, "prepare"):  # what the trainer calls, absent before
+        module.TrainingData.prepare = lambda self, *a, **k: {}
+        module.TrainingData.remove_cache = lambda self: None
+    return module
+
+
+def pipeline_rate(stream, path, scale: int, hr_path=None, epochs: int = 3, batch: int = 32,
+                  val_fraction: float = 0.1) -> tuple[float, float]:
+    """(seconds to open and prepare, samples/s of one later epoch) of the input alone: what
+    ``train`` asks of the data per epoch (the training batches of the plan, the validation
+    batches, and the validation LR + HR maps of ``val_sr_mse``; ``hr_path``: the HR maps of an
+    LR file), fastest epoch kept."""
+    t = time.perf_counter()
+    data = stream.open_training_data(path, scale, hr_path=hr_path)
+    train_idx, val_idx = stream.split_indices(data.n, val_fraction)
+    data.prepare(hr_indices=val_idx if data.has_hr else ())
+    prep = time.perf_counter() - t
+    plan = stream.BatchPlan(train_idx, batch, seed=0)
+    times = []
+    for epoch in range(epochs):
+        t = time.perf_counter()
+        for step in range(plan.steps_per_epoch):
+            data.lr(plan.batch(epoch, step))
+        for _ in range(2):  # Keras' validation pass, then SRValidation's
+            for a in range(0, len(val_idx), batch):
+                data.lr(val_idx[a:a + batch])
+        if data.has_hr:
+            for a in range(0, len(val_idx), batch):
+                data.hr(val_idx[a:a + batch])
+        times.append(time.perf_counter() - t)
+    data.close()
+    return prep, len(train_idx) / min(times)
+
+
+def training_rates(impls: dict, files: dict, scale: int, n: int, rounds: int = 2) -> dict:
+    """{(impl, "HR"/"LR"): (training samples/s, samples per CPU-second of this process)} of
+    ``fit`` as :func:`spinsr_tf.nn.training.train` runs it (its batches, validation data and
+    ``val_sr_mse`` callback; batch 32, XLA) on one compiled training graph shared by all cases.
+
+    Each round fits every case for two epochs in turn and times the second (the first pays
+    for tracing and the first batches); the fastest round is kept, so load from other
+    processes hits every case alike. The LR file gets the HR file as ``hr_data``, so both
+    cases compute the same ``val_sr_mse``. CPU seconds count all threads of this process:
+    the work done, less disturbed by other processes than the wall clock.
+    """
+    from spinsr_tf.nn import training
+    from spinsr_tf.nn.config import TrainConfig
+
+    config = TrainConfig(data=str(files["hr"]), scale=scale, batch_size=32, seed=0)
+    keras.utils.set_random_seed(0)
+    network = build_sr_model(scale=scale, channels=3)
+    model = training.build_training_graph(network, config)
+    model.optimizer.build(model.trainable_variables)
+    model.jit_compile = True
+    marks = []
+    timer = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda e, logs: marks.append((time.perf_counter(), time.process_time())),
+        on_epoch_end=lambda e, logs: marks.append((time.perf_counter(), time.process_time())))
+    cases = {}
+    for name, stream in impls.items():
+        for src, path, hr in (("HR", files["hr"], None), ("LR", files[scale], files["hr"])):
+            data = stream.open_training_data(path, scale, hr_path=hr, max_samples=n)
+            train_idx, val_idx = stream.split_indices(data.n, 0.2)
+            data.prepare(hr_indices=val_idx)
+            cases[name, src] = (stream, data, train_idx, val_idx,
+                                training.SRValidation(network, data, val_idx, 32))
+    best = {key: (0.0, 0.0) for key in cases}
+    for r in range(rounds):
+        for key, (stream, data, train_idx, val_idx, monitor) in cases.items():
+            plan = stream.BatchPlan(train_idx, 32, seed=0)
+            marks.clear()
+            model.fit(training._Batches(data, plan, 2 * r, 2, config.losses),
+                      validation_data=training._Batches(
+                          data, stream.BatchPlan(val_idx, 32, shuffle=False), 0, 1,
+                          config.losses),
+                      epochs=2, steps_per_epoch=plan.steps_per_epoch, shuffle=False,
+                      callbacks=[monitor, timer], verbose=0)
+            (wall0, cpu0), (wall1, cpu1) = marks[2], marks[3]
+            rate = (len(train_idx) / (wall1 - wall0), len(train_idx) / (cpu1 - cpu0))
+            best[key] = max(best[key], rate)
+    for _, data, *_ in cases.values():
+        data.close()
+    return best
+
+
+def pipeline_report(scales, before: str | None, n_pipe: int, n_train: int,
+                    train_scales, rounds: int = 2) -> None:
+    """Print the input pipeline's samples/s from an HR file and from an LR file at each scale
+    (before/after side by side when ``before`` names the old stream module), then the same
+    for short training runs at ``train_scales``."""
+    from spinsr_tf.data import stream as after
+
+    impls = {"after": after}
+    if before:
+        impls = {"before": load_stream_module(before), **impls}
+    with tempfile.TemporaryDirectory() as d:
+        files = pipeline_files(Path(d), max(n_pipe, n_train), scales)
+        print(f"input pipeline alone ({n_pipe} maps of {HR}^2, batch 32, 10% validation; "
+              "samples/s of one epoch with its validation, fastest of 3 (open + prepare, once "
+              "per run); the LR files get the HR file as hr_data for val_sr_mse")
+        head = "".join(f"{k + ' ' + src:>22}" for k in impls for src in ("HR", "LR"))
+        print(f"{'scale':<6}{head}{'HR/LR after':>13}" + (f"{'HR after/before':>17}"
+                                                          if before else ""))
+        for scale in scales:
+            row, rates = "", {}
+            for name, module in impls.items():
+                for src, path, hr in (("HR", files["hr"], None),
+                                      ("LR", files[scale], files["hr"])):
+                    prep, rate = pipeline_rate(module, path, scale, hr_path=hr)
+                    rates[name, src] = rate
+                    row += f"{rate:>12.0f} ({prep:5.2f} s)"
+            ratio = rates["after", "HR"] / rates["after", "LR"]
+            extra = (f"{rates['after', 'HR'] / rates['before', 'HR']:>16.0f}x" if before else "")
+            print(f"x{scale:<5}{row}{ratio:>12.2f}x{extra}", flush=True)
+        if not train_scales:
+            return
+        print(f"short training ({n_train} maps of {HR}^2, 80% trained, batch 32, XLA, fit as "
+              f"train runs it, validation included; fastest of {rounds} rounds): samples/s "
+              "(samples per CPU-second)")
+        cols = "".join(f"{k + ' ' + src:>20}" for k in impls for src in ("HR", "LR"))
+        print(f"{'scale':<6}{cols}{'HR/LR after':>16}" + (f"{'HR after/before':>18}"
+                                                          if before else ""))
+        for scale in train_scales:
+            rates = training_rates(impls, files, scale, n_train, rounds)
+            row = "".join(f"{rates[k][0]:>11.1f} ({rates[k][1]:5.1f})" for k in rates)
+            a, b = rates["after", "HR"], rates["after", "LR"]
+            row += f"{a[0] / b[0]:>9.2f} ({a[1] / b[1]:.2f})"
+            if before:
+                c = rates["before", "HR"]
+                row += f"{a[0] / c[0]:>11.2f} ({a[1] / c[1]:.2f})"
+            print(f"x{scale:<5}{row}", flush=True)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=6, help="timed steps per case (fastest kept)")
     p.add_argument("--scales", type=int, nargs="+", default=[4, 8, 16])
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--quick", action="store_true", help="2 rounds, x4 only, keras + xla")
+    p.add_argument("--pipeline", action="store_true",
+                   help="only the input pipeline: HR file against LR file, at --scales")
+    p.add_argument("--before", metavar="REV_OR_PATH",
+                   help="with --pipeline: a git revision (or a stream.py) for a 'before' column")
+    p.add_argument("--pipeline-maps", type=int, default=256, help="maps in the pipeline's file")
+    p.add_argument("--train-maps", type=int, default=160, help="maps of the short trainings")
+    p.add_argument("--train-scales", type=int, nargs="*", default=[16],
+                   help="scales of the short trainings (none: skip them)")
+    p.add_argument("--train-rounds", type=int, default=2, help="rounds of the short trainings")
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.scales, args.variants = 2, [4], ["keras", "xla"]
+    if args.pipeline:
+        pipeline_report(args.scales, args.before, args.pipeline_maps, args.train_maps,
+                        args.train_scales, args.train_rounds)
+        return 0
 
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU "
           "core(s); other work on the machine affects absolute figures, less the ratios")
@@ -271,7 +475,7 @@ def main(argv=None) -> int:
               flush=True)
     sec = stream_batch_seconds()
     print(f"HDF5 stream: 32 gzip HR maps of 128^2 read + degraded in {1e3 * sec:.0f} ms "
-          "(in a background thread during training)")
+          "(once per run: training degrades every map once; see --pipeline)")
     return 0
 
 

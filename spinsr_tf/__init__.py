@@ -7,13 +7,17 @@ aligned interpolation) → ``nn`` (the Keras network, loss terms, training, expo
 paper's items) → ``cli``.
 
 Keras is imported lazily: ``import spinsr_tf`` and the physics/data modules do not pay for it.
+Once Keras is imported (before or after ``import spinsr_tf``), spinsr_tf's layers are registered
+with it, so ``keras.models.load_model("run/model.keras")`` works as for any Keras model.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 
 from spinsr_tf._version import __version__
+from spinsr_tf.base.imports import after_import, initializing
 
 # public name -> module that defines it (imported on first use)
 _LAZY = {
@@ -34,3 +38,22 @@ def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'spinsr_tf' has no attribute {name!r}")
+
+
+def _register_keras_objects() -> None:
+    """Import the modules whose classes a saved model names (``spinsr_tf>PeriodicPadding2D``...).
+
+    Keras deserializes a custom class only if it was registered before, and imports no module
+    outside Keras to find one. When an spinsr_tf module is the one importing Keras, the package
+    ``spinsr_tf.nn`` registers everything as it loads; importing it from here would meet that
+    module half-initialized.
+    """
+    if "spinsr_tf.nn" in sys.modules or initializing("spinsr_tf"):
+        return
+    try:
+        importlib.import_module("spinsr_tf.nn")
+    except ImportError:  # a Keras without a backend spinsr_tf can use: load_model will say so
+        pass
+
+
+after_import("keras", _register_keras_objects)

@@ -55,3 +55,37 @@ def smooth_unit_spins(n, size, seed):
     noise = rng.normal(size=(n, size, size, 3))
     v = np.fft.ifft2(np.fft.fft2(noise, axes=(1, 2)) * lowpass[None, :, :, None], axes=(1, 2)).real
     return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def fingerprint(folder, suffixes=None):
+    """The files under ``folder`` (those ending in ``suffixes``, if given) by relative path:
+    (inode, mtime in ns, SHA-256). An atomic rewrite changes the inode even within one mtime
+    tick, and any change of content the hash, so equal fingerprints mean nothing was written."""
+    import hashlib
+    from pathlib import Path
+
+    return {str(p.relative_to(folder)): (p.stat().st_ino, p.stat().st_mtime_ns,
+                                         hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in sorted(Path(folder).rglob("*"))
+            if p.is_file() and (suffixes is None or p.suffix in suffixes)}
+
+
+def saved_state(run_dir):
+    """The weights of ``RUN/model.keras`` and the optimizer steps of ``RUN/checkpoint.keras``:
+    what a retraining would change, however the files were rewritten."""
+    import keras
+
+    from spinsr_tf.nn.network import load_sr_model
+
+    checkpoint = keras.saving.load_model(run_dir / "checkpoint.keras", compile=True,
+                                         safe_mode=True)
+    return (load_sr_model(run_dir / "model.keras", compile=False).get_weights(),
+            int(keras.ops.convert_to_numpy(checkpoint.optimizer.iterations)))
+
+
+def assert_same_state(a, b):
+    (wa, sa), (wb, sb) = a, b
+    assert sa == sb, f"optimizer steps {sa} != {sb}"
+    assert len(wa) == len(wb)
+    for x, y in zip(wa, wb):
+        np.testing.assert_array_equal(x, y)

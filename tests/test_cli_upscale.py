@@ -79,6 +79,7 @@ def _bad_cases(models, d):
     np.save(d / "nan.npy", nan)
     np.save(d / "ok.npy", np.zeros((1, 8, 8, 3), np.float32))
     (d / "junk.png").write_bytes(b"\x89PNG but not really")
+    (d / "in.jpg").write_bytes(b"\xff\xd8 a JPEG, which upscale does not read")
     (d / "junk.keras").write_bytes(b"no zip")
     m3, m1 = models[3][0], models[1][0]
     return [

@@ -144,7 +144,7 @@ def test_cli_default_is_the_equivariant_recipe_and_paper_is_one_flag_away(data_f
     config = read_run_config(tmp_path / "default")
     assert config == recipe("equivariant", config.data, 4, **{
         k: getattr(config, k) for k in ("epochs", "batch_size", "val_fraction", "jit_compile",
-                                        "kernel_size", "sigma", "padding")}).replace(
+                                        "kernel_size", "sigma", "padding", "pixel")}).replace(
         losses=config.losses)
     eq = config.term(Equivariance)
     assert eq.group == "lattice" and eq.weight == 1.0 and config.residual

@@ -1,4 +1,13 @@
-"""SavedModel export: the served SR map equals the Keras SR map, for any batch and size."""
+"""Export: the served SR map equals the Keras SR map, for any batch and size; --force replaces
+a previous export only; the bioimage.io package passes bioimage.io's own validator and test run."""
+
+import importlib.util
+import json
+import os
+import sys
+import zipfile
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,7 +15,7 @@ import tensorflow as tf
 
 from spinsr_tf.cli import main
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.nn.export import export_saved_model, serving_model
+from spinsr_tf.nn.export import MARKER, export_saved_model, serving_model
 from spinsr_tf.nn.network import build_sr_model, sr_submodel
 
 
@@ -83,16 +92,16 @@ def test_overwrite_rules_and_atomicity(saved, tmp_path, capsys):
     out.mkdir()  # an existing empty folder is filled
     export_saved_model(model, out)
     assert (out / "saved_model.pb").is_file()
-    (out / "marker").write_text("old")
-    with pytest.raises(UserError, match="not empty"):
+    first = (out / MARKER).stat().st_mtime_ns
+    with pytest.raises(UserError, match="previous export"):
         export_saved_model(model, out)
-    assert (out / "marker").exists()
     argv = ["export", "--model", str(d / "model.keras"), "--out", str(out)]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--force" in err
+    assert (out / MARKER).stat().st_mtime_ns == first
     assert main(argv + ["--force"]) == 0
-    assert not (out / "marker").exists() and (out / "saved_model.pb").is_file()
+    assert (out / MARKER).stat().st_mtime_ns != first and (out / "saved_model.pb").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sm"]  # no temporary folders left
 
 
@@ -106,3 +115,231 @@ def test_cli_export_bad_inputs(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("spinsr-tf export: error:")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fake.keras"]
+
+
+# --- what --force may replace: a previous export, never a run folder or an input ---------------
+
+def _snapshot(folder):
+    """Every file under ``folder`` with its bytes and modification time."""
+    return {p.relative_to(folder).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _one_line_error(capsys, *words):
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("spinsr-tf export: error:"), err
+    for word in words:
+        assert word in err, err
+    return err
+
+
+def test_force_never_replaces_a_run_folder_or_the_model(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    _model(seed=7).save(run / "model.keras")
+    (run / "checkpoint.keras").write_bytes(b"checkpoint")
+    (run / "history.csv").write_text("epoch,loss\n0,1.0\n")
+    before = _snapshot(run)
+    model = str(run / "model.keras")
+    for out in (run, run / "model.keras", tmp_path):  # holds it, is it, holds its folder
+        assert main(["export", "--model", model, "--out", str(out), "--force"]) == 2
+        _one_line_error(capsys, "input")
+    assert _snapshot(run) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_force_replaces_only_a_folder_holding_nothing_but_an_export(saved, tmp_path, capsys):
+    model, d = saved
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    argv = ["export", "--model", str(d / "model.keras"), "--force"]
+    assert main(argv + ["--out", str(other)]) == 2
+    _one_line_error(capsys, "never replaced")
+    assert (other / "notes.txt").read_text() == "keep me"
+
+    out = tmp_path / "sm"
+    assert main(argv + ["--out", str(out)]) == 0
+    marker = json.loads((out / MARKER).read_text())
+    assert marker["format"] == "tensorflow_saved_model"
+    (out / "README.txt").write_text("a note added to the export")  # no longer only an export
+    assert main(argv + ["--out", str(out)]) == 2
+    _one_line_error(capsys, "never replaced")
+    assert (out / "README.txt").exists()
+
+
+def test_output_folder_checked_before_the_model_is_read(tmp_path, capsys):
+    """A missing or read-only parent is the one line, although the model would not load."""
+    fake = tmp_path / "fake.keras"
+    fake.write_text("not a model")
+    assert main(["export", "--model", str(fake), "--out", str(tmp_path / "no" / "sm")]) == 2
+    _one_line_error(capsys, "does not exist", str(tmp_path / "no"))
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    try:
+        if os.access(read_only, os.W_OK):  # root writes anyway: take a folder nobody writes to
+            read_only = Path("/sys")
+            if not read_only.is_dir() or _writable(read_only):
+                pytest.skip("no read-only folder to test with")
+        for fmt, name in (("savedmodel", "sm"), ("bioimageio", "pkg.zip")):
+            argv = ["export", "--model", str(fake), "--format", fmt,
+                    "--out", str(read_only / name)]
+            assert main(argv) == 2
+            _one_line_error(capsys, "not writable")
+    finally:
+        (tmp_path / "ro").chmod(0o755)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fake.keras", "ro"]
+    assert sorted(p.name for p in (tmp_path / "ro").iterdir()) == []
+
+
+def _writable(folder):
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+# --- the bioimage.io package ------------------------------------------------------------------
+
+needs_bioimageio = pytest.mark.skipif(
+    importlib.util.find_spec("bioimageio.core") is None,
+    reason="needs the bioimageio extra: pip install 'spinsr_tf[bioimageio]'")
+
+
+def _scalar_run(d):
+    """A fit-image-like run of a scalar (Sz contrast) ×4 model: RUN/train/ from one epoch of
+    training, RUN/mapping.json with camera-like units (offset 1000, half-width 300, the 2 %
+    percentile), and a results file with a row for the network and two baselines."""
+    from conftest import run_training, smooth_unit_spins
+    import h5py
+
+    with h5py.File(d / "hr.h5", "w") as f:
+        f["spins"] = smooth_unit_spins(4, 16, seed=3)[..., 2:]
+    run = d / "fit"
+    run_training(str(d / "hr.h5"), run / "train", scale=4, epochs=1, batch_size=4,
+                 jit_compile=False, val_fraction=0.25)
+    (run / "mapping.json").write_text(json.dumps({
+        "kind": "percentile", "offset": 1000.0, "scale": 300.0, "percentile": 2.0,
+        "unit_vectors": False, "constant": False}))
+    row = {"mse": 0.1, "psnr": 15.0, "corr": 0.9}
+    (d / "results.json").write_text(json.dumps({"n_images": 8, "methods": {
+        "sr": {**row, "psnr": 21.5}, "bicubic": row, "bicubic_resize": {**row, "psnr": 30.0}}}))
+    return run / "train" / "model.keras"
+
+
+@needs_bioimageio
+def test_bioimageio_package_passes_the_ecosystem_validator_and_test_run(tmp_path, capsys,
+                                                                        monkeypatch):
+    """bioimageio.spec's validation and bioimageio.core's test run (test input → the package's
+    preprocessing → SavedModel → test output within 1e-3; then batch 1 and 2 at three sizes),
+    on a test input in camera units, so a preprocessing unlike fit-image's mapping fails."""
+    from bioimageio.core import test_model
+    from bioimageio.spec import load_description
+
+    model = _scalar_run(tmp_path)
+    pkg = tmp_path / "model.zip"
+    assert main(["export", "--model", str(model), "--format", "bioimageio", "--out", str(pkg),
+                 "--results", str(tmp_path / "results.json"), "--author", "A. Researcher"]) == 0
+    assert "wrote bioimage.io package" in capsys.readouterr().out
+
+    descr = load_description(pkg, perform_io_checks=True)
+    assert descr.validation_summary.status == "valid-format", descr.validation_summary.format()
+    (tmp_path / "core").mkdir()
+    monkeypatch.chdir(tmp_path / "core")  # bioimageio.core unzips the weights into the cwd
+    summary = test_model(pkg)
+    assert summary.status == "passed", summary.format_md()
+    runs = [x.name for x in summary.details if x.status == "passed"]
+    assert any("Reproduce test outputs" in n for n in runs)
+    assert sum("inference for inputs with batch_size" in n for n in runs) == 6
+
+    (ipt,), (out,) = descr.inputs, descr.outputs
+    assert [str(a.id) for a in ipt.axes] == ["batch", "y", "x", "channel"]
+    assert ipt.axes[1].size.min == 2 * 7 + 1  # 2·halo + 1 LR pixels: 4 convs + 2 up + 1
+    assert out.axes[1].scale == 0.25 and str(out.axes[1].size.tensor_id) == "lr"
+    assert out.axes[1].halo == 7 * 4
+    assert [p.id for p in ipt.preprocessing][1:3] == ["scale_range", "scale_linear"]
+    assert ipt.preprocessing[1].kwargs.min_percentile == 2.0
+    assert ipt.preprocessing[1].kwargs.max_percentile == 98.0
+    assert descr.weights.tensorflow_saved_model_bundle is not None
+    assert str(descr.cite[0].doi) == "10.1038/s41598-023-38335-y"
+    with zipfile.ZipFile(pkg) as z:
+        names = set(z.namelist())
+        card = z.read("README.md").decode()
+        with z.open("test_input.npy") as f:
+            test_input = np.load(f)
+    assert test_input.shape == (1, 15, 15, 1) and 500 < test_input.mean() < 1500
+    assert {"rdf.yaml", "README.md", "cover.png", "test_input.npy", "test_output.npy",
+            "tf_saved_model_bundle.zip"} <= names
+    for text in ("## Training data", "3 training and 1 validation maps, HR 16×16, LR 4×4",
+                 "σ = 1 HR pixels (23×23 window)", "`lr_consistency` (weight = 1.0)",
+                 "## Validation", "| sr | 0.1000 | 21.50 | 0.9000 |",
+                 "bicubic (strongest aligned interpolation)", "2–98 percentile",
+                 "https://doi.org/10.1038/s41598-023-38335-y"):
+        assert text in card, text
+    assert "bicubic_resize" not in card
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["core", "fit", "hr.h5", "model.zip",
+                                                          "results.json"]
+
+
+def test_bioimageio_value_mapping_is_fit_images(tmp_path):
+    """The package's preprocessing, in NumPy, equals fit-image's mapping (scalar: percentile
+    range → [−1, 1]; vectors: divided by the median length, then unit vectors)."""
+    from spinsr_tf.inference.fit_image import to_network, value_mapping
+    from spinsr_tf.nn.bioimageio_export import _to_network, _unit_vectors_op, _value_mapping
+
+    rng = np.random.default_rng(0)
+    image = (1000 + 300 * rng.normal(size=(9, 11, 1))).astype(np.float32)
+    want = to_network(image, value_mapping(image, percentile=3.0))
+    got = _to_network(image[None], _value_mapping(1, None, 3.0))[0]
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    vectors = (5 * rng.normal(size=(9, 11, 3))).astype(np.float32)
+    mapping = value_mapping(vectors, unit_vectors=True)
+    values = _value_mapping(3, mapping, None)
+    assert values["kind"] == "fixed" and values["unit_vectors"]
+    want = to_network(vectors, mapping)
+    np.testing.assert_allclose(_to_network(vectors[None], values)[0], want, atol=1e-5)
+    np.testing.assert_allclose(_unit_vectors_op(vectors / values["scale"]), want, atol=1e-5)
+
+
+@needs_bioimageio
+def test_bioimageio_refusals_write_nothing(saved, tmp_path, capsys, monkeypatch):
+    _, d = saved
+    model = str(d / "model.keras")
+    two = tmp_path / "two.keras"
+    build_sr_model(scale=4, channels=2).save(two)
+    not_package = tmp_path / "other.zip"
+    not_package.write_bytes(b"not a zip")
+    old = tmp_path / "old.zip"
+    with zipfile.ZipFile(old, "w") as z:
+        z.writestr("rdf.yaml", "type: model\n")
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"methods": {"bicubic": {"psnr": 20.0}}}))
+    before = _snapshot(tmp_path)
+    cases = [
+        (["--model", model, "--out", str(tmp_path / "pkg")], ".zip file"),
+        (["--model", str(two), "--out", str(tmp_path / "a.zip")], "takes 2 channels"),
+        (["--model", model, "--out", str(tmp_path / "b.zip"), "--percentile", "2"],
+         "scalar (one-channel) models"),
+        (["--model", model, "--out", str(not_package), "--force"], "never replaced"),
+        (["--model", model, "--out", str(old)], "--force"),
+        (["--model", model, "--out", str(tmp_path / "d.zip"), "--license", "free"], "SPDX"),
+        (["--model", model, "--out", str(tmp_path / "e.zip"), "--name", "x/y"], "name must"),
+        (["--model", model, "--out", str(tmp_path / "f.zip"), "--results", str(results)],
+         "no row 'sr'"),
+        # a previous package passes with --force: the missing model is what stops it
+        (["--model", str(tmp_path / "missing.keras"), "--out", str(old), "--force"],
+         "does not exist"),
+    ]
+    for argv, words in cases:
+        assert main(["export", "--format", "bioimageio", *argv]) == 2, argv
+        _one_line_error(capsys, words)
+    assert main(["export", "--model", model, "--out", str(tmp_path / "sm"),
+                 "--percentile", "2"]) == 2
+    _one_line_error(capsys, "--format bioimageio only")
+    monkeypatch.setitem(sys.modules, "bioimageio.spec", None)
+    assert main(["export", "--format", "bioimageio", "--model", model,
+                 "--out", str(tmp_path / "c.zip")]) == 2
+    _one_line_error(capsys, "pip install 'spinsr_tf[bioimageio]'")
+    assert _snapshot(tmp_path) == before

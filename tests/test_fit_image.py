@@ -140,8 +140,17 @@ def test_png_8bit_run_and_resume(tmp_path):
     assert sr_png.dtype == np.uint8 and sr_png.shape == (48, 40)
     np.testing.assert_array_equal(sr_png, to_intensity(from_network(sr_values, mapping),
                                                        "uint8")[..., 0])
-    bic = upsample(lr[None], 2, "bicubic", "aligned", padding="reflect")[0]
+    # camera pixels by default: the baseline sits on the block centres
+    bic = upsample(lr[None], 2, "bicubic", "aligned", padding="reflect", pixel="integrate")[0]
     np.testing.assert_allclose(np.load(run / "bicubic_values.npy"), bic, atol=1e-6)
+    optics = json.loads((run / "degradation.json").read_text())
+    assert optics["pixel"] == "integrate" and optics["sigma"] > 0
+    assert {"sigma", "noise"} <= set(optics["how"]) and optics["noise_kind"] in (
+        "poisson", "none")
+    spread = np.load(run / "uncertainty.npy")
+    assert spread.shape == (48, 40) and np.all(np.isfinite(spread)) and spread.max() > 0
+    assert out["uncertainty"] == run / "uncertainty.npy"
+    assert (run / "uncertainty.png").stat().st_size > 0
     assert (run / "preview.png").stat().st_size > 0
     assert not [p for p in run.rglob("*") if ".tmp" in p.name]
     # resume a finished run: patches and model reused, the same result

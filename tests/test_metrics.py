@@ -58,16 +58,26 @@ def test_per_image_values_match_a_loop():
         assert c[n] == pytest.approx(np.mean(dot), rel=1e-6, abs=1e-7)
 
 
-def test_score_dict():
+def test_score_dict_is_mean_and_population_std_over_images():
+    """The row is computed here from the definitions, not through the library's metrics."""
     s = random_unit_spins((3, 4, 4, 3), seed=3)
     t = random_unit_spins((3, 4, 4, 3), seed=4)
     out = score(s, t)
     assert list(out) == ["mse", "psnr", "corr", "mse_std", "psnr_std", "corr_std"]
     assert all(isinstance(v, float) for v in out.values())
-    for name, fn in (("mse", mse), ("psnr", psnr), ("corr", corr)):
-        v = fn(s, t)
-        assert out[name] == pytest.approx(v.mean())
-        assert out[f"{name}_std"] == pytest.approx(v.std())
+    s64, t64 = s.astype(np.float64), t.astype(np.float64)
+    per_image = {"mse": [np.mean([[np.sum((s64[n, i, j] - t64[n, i, j]) ** 2) for j in range(4)]
+                                  for i in range(4)]) for n in range(3)],
+                 "corr": [np.mean([[np.dot(s64[n, i, j], t64[n, i, j]) for j in range(4)]
+                                   for i in range(4)]) for n in range(3)]}
+    per_image["psnr"] = [10 * math.log10(4.0 / m) for m in per_image["mse"]]
+    for name, values in per_image.items():
+        mean = sum(values) / 3
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / 3)   # ddof = 0
+        assert out[name] == pytest.approx(mean, rel=1e-9), name
+        assert out[f"{name}_std"] == pytest.approx(std, rel=1e-6), name
+        assert std > 1e-3    # the three images differ, so ddof = 1 would be told apart
+    assert score(s, t, max_value=1.0)["psnr"] == pytest.approx(out["psnr"] - 20 * math.log10(2))
 
 
 def test_summarize():

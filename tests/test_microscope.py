@@ -47,7 +47,8 @@ def test_kerr_optics_are_the_project_degradation():
     np.testing.assert_allclose(sz, ref, atol=1.0 / 65535 + 1e-6)  # half a grey level
     wider, m2 = kerr_image(spins, factor=4, sigma=1.5, psf_sigma=3.0, photons=None,
                            contrast=1.0, bits=16)
-    ref3 = gaussian_downsample(spins[None, ..., 2:3], 4, 23, 3.0, "reflect")[0, ..., 0]
+    # the window grows with the PSF (±4σ: 25 taps for σ = 3)
+    ref3 = gaussian_downsample(spins[None, ..., 2:3], 4, 25, 3.0, "reflect")[0, ..., 0]
     np.testing.assert_allclose(m2["sz_per_dn"] * wider + m2["sz_offset"], ref3, atol=2e-5)
     assert m2["psf_sigma"] == 3.0 and m2["sigma"] == 1.5
 
@@ -90,25 +91,28 @@ def test_refusals(call, message):
 
 
 def test_standin_writes_and_reuses(tmp_path):
-    first = standin("kerr", size=16, factor=4, seed=0, out_dir=tmp_path, progress=False)
+    first = standin("kerr", size=32, factor=4, seed=0, out_dir=tmp_path, progress=False)
     assert first["annealed"]
     truth = np.load(first["truth"])
-    assert truth.shape == (16, 16, 3)
+    assert truth.shape == (32, 32, 3)
     np.testing.assert_allclose(np.linalg.norm(truth, axis=-1), 1.0, atol=1e-5)
     img = np.asarray(Image.open(first["image"]))
-    assert img.dtype == np.uint8 and img.shape == (4, 4)
+    assert img.dtype == np.uint8 and img.shape == (4, 4)   # 8 LR pixels less the crop of 2
     meta = json.loads((tmp_path / "kerr.json").read_text())
-    assert meta["mapping"]["contrast"] == 0.8 and meta["params"]["size"] == 16
-    ref, _ = kerr_image(truth, factor=4, seed=0)
+    assert meta["mapping"]["contrast"] == 0.8 and meta["params"]["size"] == 32
+    assert meta["params"]["optics"] == microscope.INSTRUMENTS["kerr"]
+    ref, _ = kerr_image(truth, factor=4, seed=0, padding="periodic",
+                        **microscope.INSTRUMENTS["kerr"])
     np.testing.assert_array_equal(img, ref)
+    assert microscope.truth_window(truth, meta).shape == (16, 16, 3)
     mtime = first["truth"].stat().st_mtime_ns
-    again = standin("kerr", size=16, factor=4, seed=0, out_dir=tmp_path, progress=False)
+    again = standin("kerr", size=32, factor=4, seed=0, out_dir=tmp_path, progress=False)
     assert not again["annealed"] and first["truth"].stat().st_mtime_ns == mtime
     # another noise setting re-images the same truth
-    other = standin("kerr", size=16, factor=4, seed=0, out_dir=tmp_path, photons=50.0,
+    other = standin("kerr", size=32, factor=4, seed=0, out_dir=tmp_path, photons=50.0,
                     progress=False)
     assert not other["annealed"] and other["meta"]["params"]["photons"] == 50.0
-    sp = standin("spleem", size=16, factor=4, seed=0, out_dir=tmp_path, progress=False)
+    sp = standin("spleem", size=32, factor=4, seed=0, out_dir=tmp_path, progress=False)
     image = np.load(sp["image"])
     assert image.shape == (4, 4, 3) and image.dtype == np.float32
     assert sorted(p.name for p in tmp_path.iterdir() if ".tmp" in p.name) == []
@@ -130,5 +134,5 @@ def test_scores_table_rows():
            "scores": {"sr": {"psnr": 20.0, "corr": 0.5, "mse": 0.04},
                       "bicubic_norm": {"psnr": 18.5, "corr": 0.45, "mse": 0.0566}}}
     table = microscope.scores_table([res]).splitlines()
-    assert table[2] == "| kerr | sr | 20.00 | 0.5000 | 0.0400 | 1.00e-03 |"
-    assert table[3] == "| kerr | bicubic_norm | 18.50 | 0.4500 | 0.0566 | – |"
+    assert table[2] == "| kerr | sr | 20.00 | 0.5000 | – | 0.0400 | 1.00e-03 |"
+    assert table[3] == "| kerr | bicubic_norm | 18.50 | 0.4500 | – | 0.0566 | – |"

@@ -245,10 +245,17 @@ JAX_SCRIPT = textwrap.dedent("""
     out = model.predict(data["lr"], verbose=0)
     np.testing.assert_allclose(out["sr"], data["sr"], atol=1e-4)
     np.testing.assert_allclose(out["lr"], data["lr_out"], atol=1e-4)
-    if sys.argv[2] == "fit":
+    if sys.argv[2].startswith("fit"):
         compile_sr_model(model)
-        history = model.fit(data["lr"], data["lr"], epochs=3, verbose=0).history["loss"]
-        assert np.all(np.isfinite(history)) and history[-1] < history[0], history
+        target = data["lr"] if sys.argv[2] == "fit-array" else \
+            {"lr": data["lr"], "sr": np.zeros_like(data["sr"])}   # "sr" has no loss
+        history = model.fit(data["lr"], target, epochs=3, batch_size=2, shuffle=False,
+                            verbose=0).history["loss"]
+        # the same three Adam steps from the same weights as on TensorFlow
+        np.testing.assert_allclose(history, data["history"], rtol=1e-4)
+        after = model.predict(data["lr"], verbose=0)
+        # Adam's normalised steps let rounding differences grow (measured 1.2e-3)
+        np.testing.assert_allclose(after["sr"], data["sr_after"], atol=5e-3)
     print("jax ok")
 """)
 
@@ -259,8 +266,17 @@ def _run_on_jax(tmp_path, mode):
     model = build_sr_model(4)
     lr = smooth_maps(2, 8, seed=8)
     out = infer(model, lr)
-    np.savez(tmp_path / "tf.npz", lr=lr, sr=out["sr"], lr_out=out["lr"])
     np.savez(tmp_path / "weights.npz", **{f"w{i}": w for i, w in enumerate(model.get_weights())})
+    reference = dict(lr=lr, sr=out["sr"], lr_out=out["lr"])
+    if mode.startswith("fit"):   # TensorFlow's training from these weights, for JAX to match
+        compile_sr_model(model)
+        model.jit_compile = False
+        reference["history"] = model.fit(lr, lr, epochs=3, batch_size=2, shuffle=False,
+                                         verbose=0).history["loss"]
+        reference["sr_after"] = infer(model, lr)["sr"]
+        # the steps move the maps far beyond the tolerance of the comparison
+        assert np.abs(reference["sr_after"] - out["sr"]).max() > 0.05
+    np.savez(tmp_path / "tf.npz", **reference)
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run([sys.executable, "-c", JAX_SCRIPT, str(tmp_path), mode], env=env,
@@ -275,7 +291,16 @@ def test_same_model_on_jax_backend(tmp_path):
 
 @pytest.mark.slow
 def test_model_trains_on_jax_backend(tmp_path):
+    """Three Adam steps on JAX from TensorFlow's weights: the same losses and SR maps."""
     _run_on_jax(tmp_path, "fit")
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="on JAX, Keras scores a plain-array target of the "
+                   "two-output model differently (first loss 0.726 vs the LR MSE 0.660 that "
+                   "TensorFlow and a per-output target give)")
+def test_a_plain_array_target_trains_on_jax_as_on_tensorflow(tmp_path):
+    _run_on_jax(tmp_path, "fit-array")
 
 
 # --- variants ---------------------------------------------------------------------------------
@@ -361,19 +386,22 @@ def test_variants_survive_save_load(kwargs, tmp_path):
 
 
 def test_residual_unit_variant_trains_from_lr_alone(tmp_path):
+    """Fitted to LR maps only, the network re-degrades to them better than where it starts,
+    aligned bicubic + normalization (measured: LR misfit 0.084 -> 0.043 in inference mode)."""
     keras.utils.set_random_seed(14)
     lr = gaussian_downsample(smooth_maps(4, 32, seed=14), 4)
+    start = np.mean((gaussian_downsample(_unit(upsample(lr, 4)), 4) - lr) ** 2)
     model = compile_sr_model(build_sr_model(4, residual=True, output="unit"),
-                             learning_rate=1e-3)
-    model.jit_compile = False  # XLA compilation would dominate three tiny steps
-    history = model.fit(lr, lr, epochs=3, batch_size=2, verbose=0).history["loss"]
-    assert np.all(np.isfinite(history)) and history[-1] < history[0]
-    assert np.any(model.get_layer("sr_conv").get_weights()[0])
+                             learning_rate=1e-2)
+    model.jit_compile = False  # XLA compilation would dominate these tiny steps
+    history = model.fit(lr, lr, epochs=6, batch_size=2, verbose=0).history["loss"]
+    assert np.all(np.isfinite(history))
+    misfit = np.mean((infer(model, lr)["lr"] - lr) ** 2)
+    assert misfit < 0.7 * start, (misfit, start)
     model.save(tmp_path / "v.keras")
     loaded = load_sr_model(tmp_path / "v.keras")
-    assert int(loaded.optimizer.iterations.numpy()) == 6 and loaded.loss == {"lr": "mse"}
-    np.testing.assert_array_equal(loaded.predict(lr, verbose=0)["sr"],
-                                  model.predict(lr, verbose=0)["sr"])
+    assert int(loaded.optimizer.iterations.numpy()) == 12 and loaded.loss == {"lr": "mse"}
+    np.testing.assert_array_equal(infer(loaded, lr)["sr"], infer(model, lr)["sr"])
 
 
 def test_residual_model_takes_any_size_in_one_graph():

@@ -235,3 +235,232 @@ def test_read_image_and_upscale_accept_ovf(tmp_path):
     values, info = read_image(tmp_path / "m.ovf", return_info=True)
     assert values.shape == (1, 6, 8, 3) and info.format == "ovf"
     np.testing.assert_array_equal(values[0], field)
+
+
+# --- the field's own writers and readers -----------------------------------------------------
+# Headers written by hand after each tool's writer (mumax3: oommf/ovf2.go and ovf1.go, Go's
+# Println spacing; OOMMF's OVF 2.0 writer, bare '#' lines included; older mumax3 and the OVF 2.0
+# specification spell the data line "Data binary 4" / "data binary 4"); values packed here.
+
+def _mumax3_ovf2_header(nodes, cell, begin="Data Binary 4"):
+    (nx, ny, nz), (dx, dy, dz) = nodes, cell
+    return "".join(f"# {line}\n" for line in [
+        "OOMMF OVF 2.0", "Segment count: 1", "Begin: Segment", "Begin: Header", "Title: m",
+        "meshtype: rectangular", "meshunit: m", "xmin: 0", "ymin: 0", "zmin: 0",
+        f"xmax: {nx * dx:g}", f"ymax: {ny * dy:g}", f"zmax: {nz * dz:g}", "valuedim: 3",
+        "valuelabels: m_x m_y m_z", "valueunits: 1 1 1",
+        "Desc: Total simulation time:  2.5e-10  s",
+        f"xbase: {dx / 2:g}", f"ybase: {dy / 2:g}", f"zbase: {dz / 2:g}",
+        f"xnodes: {nx}", f"ynodes: {ny}", f"znodes: {nz}",
+        f"xstepsize: {dx:g}", f"ystepsize: {dy:g}", f"zstepsize: {dz:g}", "End: Header",
+        f"Begin: {begin}"])
+
+
+def _layered(nz=2, ny=3, nx=4):
+    """``(Z, Y, X, 3)`` values that say where each cell sits: (x + .5, y + .25, z + 1)."""
+    z, y, x = np.mgrid[0:nz, 0:ny, 0:nx].astype(np.float64)
+    return np.stack([x + 0.5, y + 0.25, z + 1.0], axis=-1)
+
+
+@pytest.mark.parametrize("begin", ["Data Binary 4", "Data binary 4", "data binary 4"])
+def test_mumax3_binary4_file(tmp_path, begin):
+    """mumax3's OVF 2.0 Binary 4: lowercase keys, control number, little-endian float32 x
+    fastest, and the end line right after the data (no newline before it)."""
+    values = _layered()
+    raw = (_mumax3_ovf2_header((4, 3, 2), (5e-9, 4e-9, 3e-9), begin).encode()
+           + struct.pack("<f", 1234567.0) + values.astype("<f4").tobytes()
+           + f"# End: {begin}\n# End: Segment\n".encode())
+    (tmp_path / "m000000.ovf").write_bytes(raw)
+    for k in range(2):
+        m, meta = read_ovf(tmp_path / "m000000.ovf", layer=k, normalize=False)
+        np.testing.assert_array_equal(m, values[k])
+    assert meta["format"] == "binary 4" and meta["nodes"] == (4, 3, 2)
+    np.testing.assert_allclose(meta["cellsize"], (5e-9, 4e-9, 3e-9), rtol=1e-12)
+    assert meta["desc"] == ["Total simulation time:  2.5e-10  s"]
+    assert meta["valueunits"] == "1 1 1" and meta["origin"] == (0.0, 0.0, 0.0)
+
+
+def test_mumax3_ovf1_text_with_trailing_spaces(tmp_path):
+    """mumax3's OVF 1.0 header (``Desc: Time (s) :  0`` first, ``valuemultiplier: 1``) and its
+    text data: every value followed by a space."""
+    values = _layered(nz=1)[0]
+    head = "".join(f"# {line}\n" for line in [
+        "OOMMF: rectangular mesh v1.0", "Segment count: 1", "Begin: Segment", "Begin: Header",
+        "Desc: Time (s) :  0", "Title: m", "meshtype: rectangular", "meshunit: m",
+        "xbase: 5e-10", "ybase: 5e-10", "zbase: 5e-10", "xstepsize: 1e-09",
+        "ystepsize: 1e-09", "zstepsize: 1e-09", "xmin: 0", "ymin: 0", "zmin: 0",
+        "xmax: 4e-09", "ymax: 3e-09", "zmax: 1e-09", "xnodes: 4", "ynodes: 3", "znodes: 1",
+        "ValueRangeMinMag: 1e-08", "ValueRangeMaxMag: 1", "valueunit: ", "valuemultiplier: 1",
+        "End: Header", "Begin: Data Text"])
+    body = "".join(" ".join(f"{v:g}" for v in cell) + " \n" for cell in values.reshape(-1, 3))
+    (tmp_path / "m.ovf").write_text(head + body + "# End: Data Text\n# End: Segment\n")
+    m, meta = read_ovf(tmp_path / "m.ovf", normalize=False)
+    np.testing.assert_array_equal(m, values)
+    assert meta["version"] == 1 and meta["desc"] == ["Time (s) :  0"]
+
+
+# OOMMF's OVF 2.0 writer (Oxs), as in the specification: bare '#' lines between the sections,
+# Desc lines with a leading space, OOMMF's own labels.
+OOMMF_OVF2_HEAD = """\
+# OOMMF OVF 2.0
+#
+# Segment count: 1
+#
+# Begin: Segment
+# Begin: Header
+#
+# Title: Oxs_TimeDriver::Magnetization
+# Desc: Oxs vector field output
+# Desc:  Iteration: 5, State id: 20
+# Desc:  Total simulation time: 5.75e-12 s
+# meshunit: nm
+# meshtype: rectangular
+# xbase: 1
+# ybase: 1.5
+# zbase: 2
+# xnodes: 4
+# ynodes: 3
+# znodes: 2
+# xstepsize: 2
+# ystepsize: 3
+# zstepsize: 4
+# xmin: 0
+# ymin: 0
+# zmin: 0
+# xmax: 8
+# ymax: 9
+# zmax: 8
+# valuedim: 3
+# valuelabels: Magnetization_x Magnetization_y Magnetization_z
+# valueunits: A/m A/m A/m
+#
+# End: Header
+#
+# Begin: Data Binary 8
+"""
+
+
+def test_oommf_ovf2_binary8_with_blank_lines_and_nm(tmp_path):
+    values = _layered() * 8e5
+    raw = (OOMMF_OVF2_HEAD.encode() + struct.pack("<d", 123456789012345.0)
+           + values.astype("<f8").tobytes() + b"\n# End: Data Binary 8\n# End: Segment\n")
+    (tmp_path / "o.omf").write_bytes(raw)
+    m, meta = read_ovf(tmp_path / "o.omf", layer=1, normalize=False)
+    np.testing.assert_array_equal(m, values[1].astype(np.float32))
+    assert meta["desc"][2] == "Total simulation time: 5.75e-12 s"
+    assert meta["meshunit"] == "nm"                         # cell size converted to metres
+    np.testing.assert_allclose(meta["cellsize"], (2e-9, 3e-9, 4e-9), rtol=1e-12)
+    (tmp_path / "u.omf").write_bytes(raw.replace(b"meshunit: nm", "meshunit: µm".encode()))
+    np.testing.assert_allclose(read_ovf(tmp_path / "u.omf", layer=0)[1]["cellsize"],
+                               (2e-6, 3e-6, 4e-6), rtol=1e-12)
+
+
+def test_labels_and_units_with_spaces_are_tcl_words(tmp_path):
+    """OVF 2.0 valuelabels/valueunits are Tcl lists: a label with spaces is braced."""
+    write_ovf(tmp_path / "t.ovf", np.ones((2, 2, 3)), title="Total field", valueunit="A / m")
+    text = (tmp_path / "t.ovf").read_bytes().decode("latin-1")
+    assert "# valuelabels: {Total field_x} {Total field_y} {Total field_z}\n" in text
+    assert "# valueunits: {A / m} {A / m} {A / m}\n" in text
+    assert read_ovf(tmp_path / "t.ovf")[1]["title"] == "Total field"
+
+
+# --- round trips with discretisedfield (ubermag) and pyovf, where installed ----------------
+
+@pytest.fixture
+def df():
+    return pytest.importorskip("discretisedfield")
+
+
+def _df_field(df, values, cell):
+    """A discretisedfield Field holding ``values`` (Z, Y, X, 3) on a mesh at the origin."""
+    nz, ny, nx, _ = values.shape
+    mesh = df.Mesh(p1=(0, 0, 0), p2=(nx * cell[0], ny * cell[1], nz * cell[2]), n=(nx, ny, nz))
+    return df.Field(mesh, nvdim=3, value=values.transpose(2, 1, 0, 3), unit="A/m")
+
+
+@pytest.mark.parametrize("representation", ["txt", "bin4", "bin8"])
+def test_discretisedfield_writes_we_read(tmp_path, df, representation):
+    values = np.random.default_rng(1).normal(size=(3, 4, 5, 3)) * 8e5
+    field = _df_field(df, values, (2e-9, 3e-9, 4e-9))
+    field.to_file(tmp_path / "f.ovf", representation=representation)
+    for k in range(3):
+        m, meta = read_ovf(tmp_path / "f.ovf", layer=k, normalize=False)
+        expect = field.array[:, :, k, :].transpose(1, 0, 2)  # df indexes [x, y, z]
+        if representation == "bin4":
+            expect = expect.astype(np.float32)
+        np.testing.assert_allclose(m, expect, rtol=1e-6 if representation != "bin4" else 0)
+    assert meta["nodes"] == (5, 4, 3) and meta["version"] == 2
+    np.testing.assert_allclose(meta["cellsize"], field.mesh.cell, rtol=1e-12)
+    np.testing.assert_allclose(meta["origin"], field.mesh.region.pmin, atol=1e-30)
+    assert meta["desc"] == ["File generated by Field class"]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("binary", [None, 4, 8])
+def test_we_write_discretisedfield_reads(tmp_path, df, version, binary):
+    values = (np.random.default_rng(2).normal(size=(2, 3, 4, 3)) * 8e5).astype(np.float32)
+    path = write_ovf(tmp_path / "w.ovf", values, binary=binary, version=version,
+                     cellsize=(2e-9, 3e-9, 4e-9), valueunit="A/m")
+    field = df.Field.from_file(path)
+    np.testing.assert_array_equal(field.array.transpose(2, 1, 0, 3), values)
+    assert tuple(field.mesh.n) == (4, 3, 2)
+    np.testing.assert_allclose(field.mesh.cell, (2e-9, 3e-9, 4e-9), rtol=1e-12)
+    np.testing.assert_allclose(field.mesh.region.pmin, 0.0)
+    np.testing.assert_allclose(field.mesh.region.pmax, (8e-9, 9e-9, 8e-9), rtol=1e-12)
+    assert field.mesh.region.units == ("m", "m", "m")
+    if version == 2:  # discretisedfield reads OVF 1.0's 'valueunit' as no unit
+        assert field.unit == "A/m" and list(field.vdims) == ["x", "y", "z"]
+
+
+def test_to_field_and_from_field(tmp_path, df):
+    from spinsr_tf.data import from_field, to_field
+
+    values = np.random.default_rng(3).normal(size=(2, 3, 5, 3)).astype(np.float32)
+    field = to_field(values, (1e-9, 2e-9, 3e-9), valueunit="A/m")
+    assert tuple(field.mesh.n) == (5, 3, 2) and field.nvdim == 3 and field.unit == "A/m"
+    np.testing.assert_allclose(field.mesh.cell, (1e-9, 2e-9, 3e-9), rtol=1e-12)
+    np.testing.assert_array_equal(from_field(field), values)
+    # values[k, i, j] sits at the centre of cell (x index j, y index i, z index k)
+    k, i, j = 1, 2, 3
+    centre = ((j + 0.5) * 1e-9, (i + 0.5) * 2e-9, (k + 0.5) * 3e-9)
+    np.testing.assert_allclose(field(centre), values[k, i, j], rtol=1e-6)
+    # the Field's own OVF file reads back as write_ovf's does
+    field.to_file(tmp_path / "f.ovf", representation="bin4")
+    write_ovf(tmp_path / "w.ovf", values, cellsize=(1e-9, 2e-9, 3e-9))
+    for k in range(2):
+        np.testing.assert_array_equal(read_ovf(tmp_path / "f.ovf", layer=k, normalize=False)[0],
+                                      read_ovf(tmp_path / "w.ovf", layer=k, normalize=False)[0])
+    one = to_field(values[:1], (1e-9, 1e-9, 1e-9))   # a batch of one SR map: one layer
+    assert from_field(one).shape == (3, 5, 3)
+    np.testing.assert_array_equal(from_field(df.Field.from_file(tmp_path / "w.ovf")), values)
+    with pytest.raises(UserError, match="3 value components"):
+        from_field(df.Field(field.mesh, nvdim=1, value=1.0))
+    with pytest.raises(UserError, match="cellsize must be three numbers > 0"):
+        to_field(values, (1e-9, 0, 1e-9))
+
+
+def test_to_field_without_discretisedfield(monkeypatch):
+    import sys
+
+    from spinsr_tf.data import to_field
+
+    monkeypatch.setitem(sys.modules, "discretisedfield", None)
+    with pytest.raises(UserError, match=r"pip install 'spinsr_tf\[fields\]'"):
+        to_field(np.ones((2, 2, 3)), (1e-9, 1e-9, 1e-9))
+
+
+def test_pyovf_round_trips(tmp_path):
+    """pyovf reads and writes OVF 2.0 Binary 4 only, as (Z, Y, X, 3) float32."""
+    pyovf = pytest.importorskip("pyovf")
+    values = _layered().astype(np.float32)
+    pyovf.create(values, title="m", xstepsize=2e-9, ystepsize=3e-9, zstepsize=4e-9).write(
+        str(tmp_path / "p.ovf"))
+    for k in range(2):
+        m, meta = read_ovf(tmp_path / "p.ovf", layer=k, normalize=False)
+        np.testing.assert_array_equal(m, values[k])
+    np.testing.assert_allclose(meta["cellsize"], (2e-9, 3e-9, 4e-9), rtol=1e-12)
+    write_ovf(tmp_path / "w.ovf", values, binary=4, version=2, cellsize=(2e-9, 3e-9, 4e-9))
+    back = pyovf.read(str(tmp_path / "w.ovf"), verbose=False)
+    np.testing.assert_array_equal(back.data, values)
+    assert (back.xstepsize, back.ystepsize, back.zstepsize) == (2e-9, 3e-9, 4e-9)
+    assert back.Title == "m"

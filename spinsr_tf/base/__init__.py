@@ -1,1 +1,2 @@
-"""Base layer: the user-error type, atomic file writing and shared argument checks (no Keras)."""
+"""Base layer: the user-error type, atomic files and output guards, shared argument checks and
+import hooks (no Keras)."""

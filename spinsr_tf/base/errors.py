@@ -8,3 +8,8 @@ its traceback.
 
 class UserError(ValueError):
     """A mistake in the user's input (argument, file, data), not a bug in spinsr_tf."""
+
+
+class RepairWarning(UserWarning):
+    """A damaged file of spinsr_tf's own making (a block of an interrupted ``generate``, a cached
+    result) was found and is made again: nothing for the user to do, but worth a line."""

@@ -5,16 +5,27 @@ Each sub-command lives in its own module of this package with two functions:
 ``run(args) -> int`` does the work. Modules import heavy libraries (Keras, TensorFlow) inside
 ``run`` so that ``spinsr-tf --help`` and the data commands start fast.
 
-User mistakes raise :class:`spinsr_tf.base.errors.UserError`; here they become one line on stderr and
-exit status 2. Ctrl-C exits with 130 and a hint that the command resumes.
+What every command shares is done here, once, before ``run`` starts: the files a command reads
+must exist and be files, no output may be one of its inputs, and an existing output file is
+replaced only with ``--force`` (:func:`check_paths`). A sub-parser states which flags name
+inputs and outputs with ``set_defaults(inputs=..., outputs=..., output_files=...)``; without
+that, :data:`INPUTS` and :data:`OUTPUTS` are assumed, and only a folder given as an input and an
+output that is an input are refused here (the command checks the rest in its own order).
+
+User mistakes raise :class:`spinsr_tf.base.errors.UserError`; here they become one line on
+stderr and exit status 2, with TensorFlow's start-up lines hidden. Warnings are one line each.
+``--quiet`` leaves stdout empty. Ctrl-C exits with 130, with a hint to run the command again
+for the commands that continue where they stopped (``set_defaults(resume_hint=...)``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
+import warnings
 
 from spinsr_tf._version import __version__
 from spinsr_tf.base.errors import UserError
@@ -33,6 +44,19 @@ COMMANDS = (
     "fit_image",
 )
 
+#: Flags that name files a command reads, where its parser does not say (``inputs``).
+INPUTS = ("input", "image", "data", "hr", "model")
+#: Flags that name what a command writes, where its parser does not say (``outputs``).
+OUTPUTS = ("out", "json", "table")
+
+#: The interrupt hint of commands that continue an interrupted run when run again.
+RESUME_HINT = "run the same command again to continue"
+
+EPILOG = ("Commands that build a data set or a run (generate, train, quickstart, reproduce, "
+          "physics-sr) continue where an interrupted call stopped when the same command is run "
+          "again; other parameters are refused. No command replaces an existing file it did not "
+          "create, or one of its inputs, unless given --force (never an input).")
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line (and exit 2), not the usage block."""
@@ -41,10 +65,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+def scale_factor(text: str) -> int:
+    """argparse type of ``--scale``: what the network builds, a power of two >= 2."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 2 or value & (value - 1):
+        raise argparse.ArgumentTypeError(f"must be a power of two >= 2 (2, 4, 8, 16, 32, ...), "
+                                         f"got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="spinsr-tf",
         description="Unsupervised super-resolution of magnetic spin textures.",
+        epilog=EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"spinsr-tf {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -53,21 +90,85 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _label(dest: str) -> str:
+    return "input" if dest in ("input", "image") else "--" + dest.replace("_", "-")
+
+
+def _paths(args: argparse.Namespace, key: str, default) -> list[tuple[str, str]]:
+    """``(label, path)`` of the flags ``args.<key>`` names (dest names, or a function of args)."""
+    spec = getattr(args, key, default)
+    if callable(spec):
+        return [(label, str(path)) for label, path in spec(args)]
+    out = []
+    for dest in spec:
+        value = getattr(args, dest, None)
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if item is not None and not isinstance(item, bool):
+                out.append((_label(dest), str(item)))
+    return out
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Before the first byte is read or written: inputs exist and are files, no output is an
+    input, and output files can be written without replacing anything unasked."""
+    from spinsr_tf.base.files import (check_input_file, check_output_file,
+                                      remove_stale_temporaries, same_file)
+
+    inputs = _paths(args, "inputs", INPUTS)
+    for label, path in inputs:
+        if hasattr(args, "inputs") or os.path.isdir(path):  # else the command's own order
+            check_input_file(path, label)
+    files = {label for label, _ in _paths(args, "output_files", ())}
+    seen = {}
+    for label, path in _paths(args, "outputs", OUTPUTS):
+        for name, source in inputs:
+            if same_file(path, source):
+                given = "" if name == "input" else f" given as {name}"
+                raise UserError(f"{label} {path!r} is the input file{given}: it would overwrite "
+                                "the input; choose another output")
+        target = os.path.abspath(path)
+        if target in seen:
+            raise UserError(f"{label} and {seen[target]} name the same file {path!r}")
+        seen[target] = label
+        if label in files:
+            check_output_file(path, label, force=getattr(args, "force", False))
+            remove_stale_temporaries(os.path.dirname(target),
+                                     os.path.splitext(os.path.basename(target))[0])
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    text = " ".join(str(message).split())
+    print(f"spinsr-tf: warning: {text}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # TensorFlow's C++ log: warnings off; with --quiet its errors too (a fallback notice of
+    # oneDNN is one); what fails reaches Python as an exception anyway
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if getattr(args, "quiet", False) else "2")
+    from spinsr_tf.base.imports import stderr_captured_during_import
+
     try:
-        return int(args.func(args) or 0)
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(warnings.catch_warnings())
+            warnings.showwarning = _one_line_warning
+            stack.enter_context(stderr_captured_during_import("tensorflow"))
+            if getattr(args, "quiet", False):
+                devnull = stack.enter_context(open(os.devnull, "w"))
+                stack.enter_context(contextlib.redirect_stdout(devnull))
+            check_paths(args)
+            return int(args.func(args) or 0)
     except UserError as exc:
         print(f"spinsr-tf {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        hint = getattr(args, "resume_hint", "run the same command again to resume")
-        print(f"spinsr-tf {args.command}: interrupted; {hint}", file=sys.stderr)
+        hint = getattr(args, "resume_hint", None)
+        print(f"spinsr-tf {args.command}: interrupted" + (f"; {hint}" if hint else ""),
+              file=sys.stderr)
         return 130
 
 

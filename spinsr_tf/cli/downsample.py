@@ -32,36 +32,31 @@ def add_parser(subparsers) -> None:
                    help="Gaussian standard deviation, HR pixels (default 1.0)")
     p.add_argument("--padding", choices=["periodic", "reflect"], default="periodic",
                    help="boundary condition (default periodic)")
-    p.set_defaults(func=run)
+    p.add_argument("--pixel", choices=["sample", "integrate"], default="sample",
+                   help="LR pixels: point samples at k*F (default, the paper's) or camera pixels "
+                   "averaging their FxF block")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors and warnings")
+    p.set_defaults(func=run, inputs=("input",), outputs=("out",), output_files=("out",))
 
 
 def downsample_file(source, out, factor: int, kernel_size: int = 23, sigma: float = 1.0,
-                    padding: str = "periodic"):
+                    padding: str = "periodic", pixel: str = "sample"):
     """Degrade dataset ``spins`` of ``source`` into dataset ``lr`` of a new file ``out``.
 
     The output is written under a temporary name and renamed, so ``out`` is either complete or
     untouched. Returns the output path and the LR shape.
     """
-    from pathlib import Path
-
     import h5py
     import numpy as np
 
     from spinsr_tf.data.degradation import check_degradation_args, gaussian_downsample
     from spinsr_tf.base.errors import UserError
-    from spinsr_tf.base.files import atomic_path
+    from spinsr_tf.base.files import atomic_path, check_input_file, check_output_file
 
-    check_degradation_args(factor, kernel_size, sigma, padding)
-    source, out = Path(source), Path(out)
-    if not source.is_file():
-        raise UserError(f"input file {str(source)!r} does not exist")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserError(f"output directory {str(parent)!r} does not exist")
-    if out.is_dir():
-        raise UserError(f"output path {str(out)!r} is a directory")
-    if out.exists() and out.resolve() == source.resolve():
-        raise UserError(f"output {str(out)!r} would overwrite the input file")
+    check_degradation_args(factor, kernel_size, sigma, padding, pixel)
+    source = check_input_file(source, "input file")
+    out = check_output_file(out, "output", force=True, inputs={"file": source})
     try:
         f_in = h5py.File(source, "r")
     except OSError as exc:
@@ -86,7 +81,7 @@ def downsample_file(source, out, factor: int, kernel_size: int = 23, sigma: floa
                     f_out.attrs[key] = value
                 f_out.attrs.update({"factor": int(factor), "kernel_size": int(kernel_size),
                                     "sigma": float(sigma), "padding": padding,
-                                    "source": str(source)})
+                                    "pixel": pixel, "source": str(source)})
                 lr = f_out.create_dataset(LR, shape=shape, dtype="float32",
                                           chunks=(1, *shape[1:]) if n else None,
                                           compression="gzip", compression_opts=4, shuffle=True)
@@ -94,7 +89,7 @@ def downsample_file(source, out, factor: int, kernel_size: int = 23, sigma: floa
                     block = np.asarray(spins[start:start + chunk])
                     try:
                         lr[start:start + len(block)] = gaussian_downsample(
-                            block, factor, kernel_size, sigma, padding)
+                            block, factor, kernel_size, sigma, padding, pixel=pixel)
                     except UserError as exc:
                         raise UserError(f"'spins' samples {start}..{start + len(block) - 1} of "
                                         f"{str(source)!r}: {exc}") from None
@@ -102,8 +97,9 @@ def downsample_file(source, out, factor: int, kernel_size: int = 23, sigma: floa
 
 
 def run(args: argparse.Namespace) -> int:
+    """The paths were checked by the command line (inputs, ``--force``) before this runs."""
     out, shape = downsample_file(args.input, args.out, args.factor, args.kernel_size,
-                                 args.sigma, args.padding)
+                                 args.sigma, args.padding, args.pixel)
     print(f"wrote {out}: lr {shape} (factor {args.factor}, sigma {args.sigma}, "
-          f"{args.padding} padding)")
+          f"{args.padding} padding, {args.pixel} pixels)")
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from spinsr_tf.cli import scale_factor
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -16,15 +18,26 @@ def add_parser(subparsers) -> None:
     p.add_argument("--model", action="append", required=True, metavar="[NAME=]PATH",
                    help="model.keras; repeat for several (names sr, sr_2, ... or NAME=PATH)")
     p.add_argument("--data", required=True, help="test .h5 with dataset `spins`")
-    p.add_argument("--json", default=None, help="write the results here")
-    p.add_argument("--table", default=None, help="write the markdown table here")
+    p.add_argument("--json", default=None, help="write the results here (a new file)")
+    p.add_argument("--table", default=None, help="write the markdown table here (a new file)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing --json/--table file (never an input)")
     p.add_argument("--max-images", type=int, default=None, help="use the first N test images")
-    p.add_argument("--scale", type=int, default=None,
-                   help="expected SR factor: refuse models of another scale")
+    p.add_argument("--scale", type=scale_factor, default=None,
+                   help="expected SR factor (a power of two): refuse models of another scale")
     p.add_argument("--any-size", action="store_true",
                    help="allow test lattices of another size than the training lattices "
                    "(read from config.json beside each model)")
-    p.set_defaults(func=run)
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress and no table on stdout (errors and warnings only)")
+    p.set_defaults(func=run, inputs=_input_paths, outputs=("json", "table"),
+                   output_files=("json", "table"))
+
+
+def _input_paths(args):
+    """What evaluate reads: every --model file and the --data file."""
+    return [*(("--model", path) for path in _named_models(args.model).values()),
+            ("--data", args.data)]
 
 
 def _named_models(specs: list[str]) -> dict[str, str]:
@@ -86,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.any_size:
         for name, path in paths.items():
             _check_lattice_size(name, path, hr.shape[1:3])
-    result = evaluate(hr, models)
+    result = evaluate(hr, models, progress=not args.quiet)
     table = format_table(result)
     print(table)
     if args.table:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from spinsr_tf.cli import RESUME_HINT
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -13,9 +15,12 @@ def add_parser(subparsers) -> None:
         "components) onto [-1, 1], split it into overlapping PATCHxPATCH patches, train the "
         "unsupervised network on them (the default recipe: residual unit-vector output and the "
         "lattice-symmetry term, mirror boundaries), then "
-        "super-resolve the whole image tile by tile. Writes RUN_DIR/sr.EXT and "
-        "RUN_DIR/bicubic.EXT in the input's format and bit depth, RUN_DIR/preview.png and "
-        "RUN_DIR/mapping.json.",
+        "super-resolve the whole image tile by tile. The optics (PSF width, camera pixels, "
+        "noise) are estimated from the image unless given; with noise, the data term uses "
+        "recorrupted pairs so the network does not reproduce it. Writes RUN_DIR/sr.EXT and "
+        "RUN_DIR/bicubic.EXT in the input's format and bit depth, RUN_DIR/degradation.json, "
+        "RUN_DIR/uncertainty.npy (+ .png), RUN_DIR/preview.png and RUN_DIR/mapping.json. "
+        "The same command again continues an interrupted run; other settings are refused.",
     )
     p.add_argument("image", metavar="IMAGE", help="the LR image")
     p.add_argument("--scale", type=int, default=8, help="SR factor, a power of two (default 8)")
@@ -32,10 +37,21 @@ def add_parser(subparsers) -> None:
                    help=f"training recipe (default {DEFAULT_NETWORK}; see spinsr-tf train)")
     p.add_argument("--learning-rate", type=float, default=1e-3,
                    help="Adam step size (default 0.001)")
-    p.add_argument("--sigma", type=float, default=1.0,
-                   help="Gaussian blur of the degradation, HR pixels (default 1.0)")
-    p.add_argument("--kernel-size", type=int, default=23,
-                   help="odd Gaussian window side, HR pixels (default 23)")
+    o = p.add_argument_group("optics (default: estimated from the image; the paper's: "
+                             "--sigma 1 --pixel sample --noise none)")
+    o.add_argument("--sigma", default="auto",
+                   help="PSF width in HR pixels, or 'auto' (default): estimated from the vector "
+                   "length of 3-component images, 1 for scalar images (said on stderr)")
+    o.add_argument("--pixel", choices=["integrate", "sample"], default="integrate",
+                   help="camera pixels that average their block (default) or point samples")
+    o.add_argument("--noise", default="auto", metavar="{auto,none,gaussian,poisson,STD}",
+                   help="noise model of the data term: 'auto' (default) estimates it "
+                   "(Poisson-Gaussian for 8/16-bit images, Gaussian otherwise), a number is a "
+                   "Gaussian std in image units, 'none' fits the LR image exactly")
+    o.add_argument("--kernel-size", type=int, default=None,
+                   help="odd Gaussian window side, HR pixels (default: 8 sigma, at least 23)")
+    p.add_argument("--no-uncertainty", action="store_true",
+                   help="skip RUN_DIR/uncertainty.npy (the spread over the point symmetries)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--unit-vectors", action="store_true",
                    help="vector images: normalise every LR vector to unit length before "
@@ -44,9 +60,21 @@ def add_parser(subparsers) -> None:
     p.add_argument("--tile", type=int, default=128,
                    help="tile side in LR pixels for the whole-image inference (default 128)")
     p.add_argument("--no-jit", action="store_true", help="train without XLA compilation")
-    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
+    p.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)  # now the rule
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    p.set_defaults(func=run, resume_hint="run the same command with --resume to continue")
+    p.set_defaults(func=run, inputs=("image",), outputs=("out",), resume_hint=RESUME_HINT)
+
+
+def _sigma(text: str):
+    """'auto' or a number; a bad number is refused by fit_image itself (one line)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        from spinsr_tf.base.errors import UserError
+
+        raise UserError(f"sigma must be 'auto' or a finite number > 0, got {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,11 +82,14 @@ def run(args: argparse.Namespace) -> int:
 
     result = fit_image(args.image, scale=args.scale, patch=args.patch, out_dir=args.out,
                        stride=args.stride, epochs=args.epochs, batch_size=args.batch_size,
-                       learning_rate=args.learning_rate, seed=args.seed, sigma=args.sigma,
-                       kernel_size=args.kernel_size, resume=args.resume,
+                       learning_rate=args.learning_rate, seed=args.seed,
+                       sigma=_sigma(args.sigma),
+                       kernel_size=args.kernel_size, resume=True,
                        progress=not args.quiet, unit_vectors=args.unit_vectors,
                        layer=args.layer, tile=args.tile,
-                       jit_compile=not args.no_jit, network=args.network)
+                       jit_compile=not args.no_jit, network=args.network,
+                       pixel=args.pixel, noise=args.noise,
+                       uncertainty=not args.no_uncertainty)
     if not args.quiet:
         print(f"wrote {result['sr']} and {result['bicubic']}")
     return 0

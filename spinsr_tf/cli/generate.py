@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+from spinsr_tf.cli import RESUME_HINT
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "generate",
         help="anneal spin configurations into an HDF5 file",
         description="Monte Carlo simulated annealing of Type I (exchange + DMI) or Type II "
-        "(exchange + dipolar + anisotropy) lattices. Re-running the same command completes an "
-        "interrupted run.",
+        "(exchange + dipolar + anisotropy) lattices. Re-running the same command continues an "
+        "interrupted run (finished blocks are kept); other parameters are refused. The memory "
+        "and disk space needed are estimated and checked before anything is written.",
     )
     p.add_argument("--type", required=True, choices=["I", "II"], help="Hamiltonian type")
     p.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
@@ -40,8 +43,8 @@ def add_parser(subparsers) -> None:
     h.add_argument("--anisotropy", type=float, default=0.215, help="Type II: K (default 0.215)")
     h.add_argument("--dipolar-form", choices=["standard", "printed"], default="standard",
                    help="Type II: with the factor 3 (standard, default) or as the paper printed it")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors and warnings")
+    p.set_defaults(func=run, inputs=(), outputs=(), resume_hint=RESUME_HINT)
 
 
 def hamiltonian_from_args(args: argparse.Namespace):

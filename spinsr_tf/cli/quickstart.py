@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from spinsr_tf.cli import RESUME_HINT, scale_factor
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -17,12 +19,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--n-train", type=int, default=48, help="training lattices (default 48)")
     p.add_argument("--n-test", type=int, default=8, help="test lattices (default 8)")
     p.add_argument("--size", type=int, default=64, help="lattice side (default 64)")
-    p.add_argument("--scale", type=int, default=4, choices=[2, 4, 8, 16], help="SR factor (default 4)")
+    p.add_argument("--scale", type=scale_factor, default=4,
+                   help="SR factor: a power of two >= 2 that divides --size, leaving LR maps of "
+                   "at least 2x2 (default 4)")
     p.add_argument("--epochs", type=int, default=60, help="training epochs (default 60)")
     p.add_argument("--sweeps", type=int, default=None, help="annealing sweeps (default: schedule's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.set_defaults(func=run)
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors and warnings")
+    p.set_defaults(func=run, resume_hint=RESUME_HINT)
 
 
 def run(args: argparse.Namespace) -> int:

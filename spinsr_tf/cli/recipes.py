@@ -104,5 +104,6 @@ def config_from_args(args):
     return recipe(args.network, args.data, args.scale, hr_data=args.hr,
                   max_samples=args.max_samples, val_fraction=args.val_fraction,
                   kernel_size=args.kernel_size, sigma=args.sigma, padding=args.padding,
+                  pixel=getattr(args, "pixel", None),
                   epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                   strategy=args.strategy, jit_compile=not args.no_jit, **fields)

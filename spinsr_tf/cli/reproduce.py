@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from spinsr_tf.cli import RESUME_HINT
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -21,8 +23,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--type", dest="types", action="append", choices=["I", "II"],
                    help="only this type (repeatable; default both)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.set_defaults(func=run)
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors and warnings")
+    p.set_defaults(func=run, resume_hint=RESUME_HINT)
 
 
 def run(args: argparse.Namespace) -> int:

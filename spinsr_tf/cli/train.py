@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from spinsr_tf.cli import RESUME_HINT, scale_factor
+
 
 def add_parser(subparsers) -> None:
     from spinsr_tf.cli.recipes import NETWORK_CHOICES, DEFAULT_NETWORK
@@ -14,10 +16,14 @@ def add_parser(subparsers) -> None:
         description="Train a network to reproduce each LR map after re-degrading its SR map. "
         "--data holds LR maps (dataset 'lr') or HR maps (dataset 'spins') that are degraded on "
         "the fly; HR maps otherwise only feed the monitored val_sr_mse. Writes "
-        "RUN_DIR/model.keras, history.csv, config.json, logs/ and a checkpoint per epoch.",
+        "RUN_DIR/model.keras, history.csv, config.json, logs/ and a checkpoint per epoch. "
+        "Running the same command again continues the run in RUN_DIR from its last finished "
+        "epoch up to --epochs; another configuration is refused.",
     )
     p.add_argument("--data", required=True, help="HDF5 file with dataset 'lr' or 'spins'")
-    p.add_argument("--scale", required=True, type=int, help="SR factor: 4, 8 or 16")
+    p.add_argument("--scale", required=True, type=scale_factor,
+                   help="SR factor, a power of two >= 2 (the paper: 4, 8, 16); the LR maps must "
+                   "be at least 2x2")
     p.add_argument("--out", required=True, help="run folder RUN_DIR")
     p.add_argument("--network", choices=NETWORK_CHOICES, default=DEFAULT_NETWORK,
                    help=f"recipe (default {DEFAULT_NETWORK}, the best measured); 'paper' is "
@@ -25,13 +31,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--epochs", type=int, default=400, help="total epochs (default 400, paper)")
     p.add_argument("--batch-size", type=int, default=32,
                    help="global batch, split over the replicas of --strategy (default 32)")
-    p.add_argument("--learning-rate", "--lr", dest="learning_rate", type=float, default=None,
+    p.add_argument("--learning-rate", dest="learning_rate", type=float, default=None,
                    help="Adam learning rate (default: the recipe's)")
+    p.add_argument("--lr", dest="learning_rate", type=float, default=None,
+                   help=argparse.SUPPRESS)  # old name ("lr" is low resolution everywhere else)
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="last fraction of the samples held out for validation (default 0.1)")
     p.add_argument("--seed", type=int, default=0, help="weights and shuffle seed (default 0)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last checkpoint up to --epochs")
+    p.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)  # now the rule
     p.add_argument("--supervised", action="store_true",
                    help="oracle, NOT part of the method: train the SR output on HR maps")
     p.add_argument("--hr", default=None,
@@ -44,6 +51,9 @@ def add_parser(subparsers) -> None:
     d.add_argument("--sigma", type=float, default=None, help="Gaussian width, HR pixels")
     d.add_argument("--padding", choices=["periodic", "reflect"], default=None,
                    help="boundary condition")
+    d.add_argument("--pixel", choices=["sample", "integrate"], default=None,
+                   help="LR pixels: point samples (the paper's) or camera pixels averaging "
+                   "their block (default: the LR file's, else sample)")
     v = p.add_argument_group("network variant (default: the recipe's)")
     v.add_argument("--output", choices=["linear", "unit"], default=None,
                    help="SR output: linear convolution or projected onto unit vectors")
@@ -56,10 +66,11 @@ def add_parser(subparsers) -> None:
                    help="data-parallel training: mirrored = all local GPUs (else logical CPUs), "
                    "BatchNorm statistics synchronized across replicas; multiworker is reserved "
                    "(refused: Keras 3's fit fails under it; docs/scaling.md)")
-    p.add_argument("--no-jit", "--no-xla", dest="no_jit", action="store_true",
+    p.add_argument("--no-jit", dest="no_jit", action="store_true",
                    help="plain graph mode instead of XLA (slower; starts a few seconds sooner)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run, resume_hint="run the same command again with --resume to continue")
+    p.add_argument("--no-xla", dest="no_jit", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors and warnings")
+    p.set_defaults(func=run, inputs=("data", "hr"), outputs=("out",), resume_hint=RESUME_HINT)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if config.supervised:
         print("training the supervised oracle on HR maps: a reference, not part of the method")
-    config = with_chosen_weights(config, args.out, resume=args.resume, progress=not args.quiet)
-    history = train(config, args.out, resume=args.resume, progress=not args.quiet)
+    # one rule for every command that builds something: the same command again continues it
+    config = with_chosen_weights(config, args.out, resume=True, progress=not args.quiet)
+    history = train(config, args.out, resume=True, progress=not args.quiet)
     last = {k: v[-1] for k, v in history.items() if k != "epoch" and v}
     summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items())
     print(f"wrote {args.out}/model.keras after {len(history.get('epoch', []))} epochs ({summary})")

@@ -22,6 +22,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--dataset", default=None,
                    help="HDF5 input: dataset to read (default: 'lr', 'spins' or 'sr')")
     p.add_argument("--batch-size", type=int, default=8, help="maps per forward pass (default 8)")
+    u = p.add_argument_group("uncertainty (docs/uncertainty.md)")
+    u.add_argument("--uncertainty", action="store_true",
+                   help="also write OUT_STEM.uncertainty.npy (N, H, W) and a PNG of it: per HR "
+                   "pixel, the RMS distance of the SR maps of the input's symmetric copies "
+                   "(quarter turns, mirrors, flip) to the aligned interpolation: high where they "
+                   "disagree or invent detail. --out then holds their mean, the better map")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing --out file (and uncertainty files); never the input")
     r = p.add_argument_group("per-image physics refinement (periodic spin maps; "
                              "docs/physics_sr.md)")
     r.add_argument("--refine", choices=["none", "physics"], default="none",
@@ -35,7 +43,7 @@ def add_parser(subparsers) -> None:
     r.add_argument("--physics-set", action="append", default=[], metavar="NAME=VALUE",
                    help="replace a Hamiltonian parameter, e.g. dmi=0.36 (repeatable)")
     r.add_argument("--steps", type=int, default=300, help="refinement steps (default 300)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, inputs=("input", "model"), outputs=("out",), output_files=("out",))
 
 
 def refinement_plan(args, model, lr):
@@ -82,7 +90,45 @@ def output_dtype(out_format: str, info) -> str:
     return "uint8" if out_format == "png" else "float32"
 
 
+def uncertainty_paths(out: Path) -> tuple[Path, Path]:
+    """``OUT_STEM.uncertainty.npy`` and ``.png`` beside ``out``."""
+    stem = out.with_suffix("")
+    return (stem.with_name(stem.name + ".uncertainty.npy"),
+            stem.with_name(stem.name + ".uncertainty.png"))
+
+
+def _check_uncertainty_paths(paths, args) -> None:
+    from spinsr_tf.base.errors import UserError
+
+    for path in paths:
+        if path.exists() and Path(args.input).exists() and path.samefile(args.input):
+            raise UserError(f"uncertainty file {str(path)!r} is the input file; choose another "
+                            f"--out")
+        if path.is_dir():
+            raise UserError(f"uncertainty file {str(path)!r} is a directory")
+        if path.exists() and not args.force:
+            raise UserError(f"uncertainty file {str(path)!r} exists; pass --force to replace it")
+
+
+def trained_hamiltonian(model_path):
+    """The Hamiltonian attributes the model's run trained with (its equivariance term, else its
+    physics prior), or None: the symmetries the uncertainty may use."""
+    from spinsr_tf.nn.losses import Equivariance, PhysicsPrior
+    from spinsr_tf.nn.training import read_run_config
+
+    config = read_run_config(Path(model_path).parent)
+    if config is None:
+        return None
+    for cls in (Equivariance, PhysicsPrior):
+        term = config.term(cls)
+        if term is not None and term.hamiltonian:
+            return dict(term.hamiltonian)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from spinsr_tf.data.io import check_writable, image_format, read_image, write_image
     from spinsr_tf.base.errors import UserError
 
@@ -109,6 +155,9 @@ def run(args: argparse.Namespace) -> int:
     scale = int(model.get_layer(LR_OUTPUT).factor)
     fmt, dtype = check_writable(out, (n, h * scale, w * scale, c),
                                 output_dtype(image_format(out), info))
+    if args.uncertainty:
+        upaths = uncertainty_paths(out)
+        _check_uncertainty_paths(upaths, args)
     if args.refine == "physics":
         if c != 3 or model.get_layer(LR_OUTPUT).padding != "periodic":
             raise UserError("--refine physics needs periodic spin maps (3 channels, a model "
@@ -116,7 +165,16 @@ def run(args: argparse.Namespace) -> int:
         if args.steps < 0:
             raise UserError(f"--steps must be >= 0, got {args.steps}")
         hamiltonian, weight = refinement_plan(args, model, lr)
-    sr = serving_model(model).predict(lr, batch_size=args.batch_size, verbose=0)
+    if args.uncertainty:
+        from spinsr_tf.inference.uncertainty import symmetry_spread
+
+        deg = model.get_layer(LR_OUTPUT)
+        print(f"uncertainty: super-resolving {n} map(s) and their symmetric copies "
+              f"({deg.padding} maps)")
+        sr, spread = symmetry_spread(model, lr, hamiltonian=trained_hamiltonian(args.model),
+                                     batch_size=args.batch_size, progress=print)
+    else:
+        sr = serving_model(model).predict(lr, batch_size=args.batch_size, verbose=0)
     if args.refine == "physics":
         import time
 
@@ -132,4 +190,14 @@ def run(args: argparse.Namespace) -> int:
                 attrs={"scale": scale, "model": os.path.abspath(args.model),
                        "input": os.path.abspath(args.input)})
     print(f"wrote {out}: {n} SR map(s) of {h * scale}x{w * scale}x{c} (x{scale}, {dtype})")
+    if args.uncertainty:
+        from spinsr_tf.base.files import atomic_path
+        from spinsr_tf.inference.uncertainty import uncertainty_figure
+
+        with atomic_path(upaths[0]) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, spread)
+        uncertainty_figure(spread, upaths[1], title=f"uncertainty of {out.name}")
+        print(f"wrote {upaths[0]} and {upaths[1]}: uncertainty (RMS spread) mean "
+              f"{float(spread.mean()):.3g}, max {float(spread.max()):.3g}")
     return 0

@@ -4,7 +4,9 @@ Why a sidecar folder: HDF5 files are not crash-safe, and a ``kill -9`` in the mi
 leave one unreadable, losing every sample in it. So finished samples are first saved as fixed
 blocks of ``block`` samples in ``OUT.h5.partial/`` (each block written under a temporary name and
 renamed: a block is either complete or absent). When every block exists they are assembled into
-``OUT.h5`` (again through a temporary name and a rename) and the folder is removed.
+``OUT.h5`` (again through a temporary name and a rename) and the folder is removed. A block is
+checked whenever it is read (shape, finite, unit vectors: :func:`.blocks.read_block`); a block
+damaged on disk is annealed again, with a one-line warning, never assembled.
 
 Each sample depends only on ``(seed, index)`` (see :func:`spinsr_tf.physics.anneal`) and block
 boundaries are fixed by the block size, so the file is the same, bit for bit, however often the run
@@ -26,8 +28,8 @@ import numpy as np
 from spinsr_tf._version import __version__
 from spinsr_tf.base.checks import describe_mismatch
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.base.files import atomic_path, write_text_atomic
-from spinsr_tf.data.blocks import PARAMS_FILE, anneal_block, block_name
+from spinsr_tf.base.files import atomic_path, remove_stale_temporaries, write_text_atomic
+from spinsr_tf.data.blocks import PARAMS_FILE, anneal_block, read_block
 
 #: Name of the HR dataset in every spins file.
 SPINS = "spins"
@@ -112,6 +114,103 @@ def _check_args(n: int, size: int, seed: int, block: int) -> None:
         raise UserError(f"block must be a positive integer, got {block!r}")
 
 
+#: Working memory of the annealing, bytes per lattice site of each sample annealed at once
+#: (with the dipolar field: more per sample, plus the lattice's FFT kernels once), and what the
+#: process holds before it starts; measured at L = 512 and 1024 (maximum resident set size).
+_BYTES_PER_SITE = {"sample": 260, "sample_dipolar": 430, "dipolar": 1000}
+_BASE_BYTES = 300 << 20
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} EiB"  # pragma: no cover
+
+
+def memory_estimate(hamiltonian, size: int, block: int, processes: int = 1) -> int:
+    """Bytes of memory annealing needs: ``processes`` each annealing ``block`` samples of
+    ``size`` x ``size`` at once."""
+    sites = int(size) ** 2
+    dipolar = bool(getattr(hamiltonian, "dipolar", 0))
+    per_sample = _BYTES_PER_SITE["sample_dipolar" if dipolar else "sample"] * sites
+    once = _BYTES_PER_SITE["dipolar"] * sites if dipolar else 0
+    return int(processes) * (_BASE_BYTES + int(block) * per_sample + once)
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux: MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _check_resources(path: Path, hamiltonian, n: int, size: int, block: int, scheduler,
+                     blocks_done_bytes: int = 0) -> None:
+    """Refuse, before anything is written, a run this machine cannot hold: an allocation of
+    petabytes, or a disk filled half-way through (the blocks and the assembled file)."""
+    block = min(int(block), int(n))
+    processes = 1
+    if scheduler is not None:
+        from spinsr_tf.data.dask_generate import parse_scheduler
+
+        kind, value = parse_scheduler(scheduler)
+        processes = value if kind == "local" else 0    # remote workers: their own memory
+    if processes:
+        need, have = memory_estimate(hamiltonian, size, block, processes), _available_memory()
+        if have is not None and need > have:
+            raise UserError(f"annealing blocks of {block} lattice(s) of {size}x{size} needs about "
+                            f"{_bytes(need)} of memory, {_bytes(have)} is available; choose a "
+                            "smaller size or block")
+    sample = int(size) ** 2 * 3 * 4
+    need = 2 * int(n) * sample - blocks_done_bytes   # the blocks, then the file beside them
+    parent = path.parent if str(path.parent) else Path(".")
+    free = shutil.disk_usage(parent).free
+    if need > free:
+        raise UserError(f"{n} lattice(s) of {size}x{size} need about {_bytes(need)} of disk "
+                        f"space in {str(parent)!r} (the blocks and the file), {_bytes(free)} is "
+                        "free; choose a smaller n or size")
+
+
+def _check_workers(workers, scheduler) -> None:
+    if workers is None or scheduler is not None:
+        return
+    import numba
+
+    if (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
+            or not 1 <= workers <= numba.config.NUMBA_NUM_THREADS):
+        raise UserError(f"workers must be between 1 and {numba.config.NUMBA_NUM_THREADS}, "
+                        f"got {workers!r}")
+
+
+def _read_params(folder: Path) -> dict | None:
+    """The ``params.json`` of a partial folder, or None if it is missing, empty or damaged."""
+    try:
+        stored = json.loads((folder / PARAMS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stored, dict) or not isinstance(stored.get("params"), dict):
+        return None
+    try:
+        block = int(stored.get("block"))
+    except (TypeError, ValueError):
+        return None
+    return stored if block > 0 else None
+
+
+def _finished_blocks(folder: Path) -> list[Path]:
+    return sorted(folder.glob("block_*_*.npy"))
+
+
 def _check_writable(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
@@ -129,7 +228,8 @@ def _anneal_here(folder: Path, todo, hamiltonian, size, seed, schedule):
         yield start, stop
 
 
-def _assemble(path: Path, folder: Path, params: dict, blocks: list[tuple[int, int]]) -> None:
+def _assemble(path: Path, folder: Path, params: dict, blocks: list[tuple[int, int]],
+              hamiltonian, schedule) -> None:
     from spinsr_tf.physics.energy import torque_statistics
     from spinsr_tf.physics.hamiltonians import hamiltonian_from_attrs
 
@@ -142,7 +242,10 @@ def _assemble(path: Path, folder: Path, params: dict, blocks: list[tuple[int, in
             ham = hamiltonian_from_attrs(params["hamiltonian"])
             torque_max, torque_median = [], []
             for start, stop in blocks:
-                spins = np.load(folder / block_name(start, stop))
+                spins = read_block(folder, start, stop, size)
+                if spins is None:   # damaged since it was checked: make it again, here
+                    anneal_block(folder, hamiltonian, size, params["seed"], schedule, start, stop)
+                    spins = read_block(folder, start, stop, size)
                 data[start:stop] = spins
                 stats = torque_statistics(spins, ham)
                 torque_max.append(stats["max"])
@@ -209,6 +312,7 @@ def generate_dataset(
         from spinsr_tf.data.dask_generate import check_scheduler
 
         scheduler = check_scheduler(scheduler)
+    _check_workers(workers, scheduler)
     params = _params(hamiltonian, schedule, n, size, seed)
     folder = _partial_dir(path)
 
@@ -225,48 +329,59 @@ def generate_dataset(
             shutil.rmtree(folder)
         return path
 
-    if folder.exists():
-        params_file = folder / PARAMS_FILE
-        stored = json.loads(params_file.read_text()) if params_file.exists() else None
-        if stored is None:
-            raise UserError(f"{str(folder)!r} exists but holds no {PARAMS_FILE}; remove it to start over")
-        if stored["params"] != params:
-            raise UserError(f"an interrupted run in {str(folder)!r} used other parameters: "
-                            f"{_describe_mismatch(stored['params'], params)}")
+    # A partial folder protects finished blocks; one without any (a first call that failed
+    # before its first block) holds nothing to resume, whatever its params.json says.
+    stored = _read_params(folder) if folder.is_dir() else None
+    finished_files = _finished_blocks(folder) if folder.is_dir() else []
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{str(folder)!r} exists and is not a folder; remove it to start over")
+    if finished_files and stored is None:
+        raise UserError(f"{str(folder / PARAMS_FILE)!r} is missing or damaged, so the "
+                        f"{len(finished_files)} finished block(s) beside it cannot be checked; "
+                        "remove the folder to start over")
+    if finished_files and stored["params"] != params:
+        raise UserError(f"an interrupted run in {str(folder)!r} used other parameters: "
+                        f"{_describe_mismatch(stored['params'], params)}")
+    if finished_files:
         block = int(stored["block"])
-    else:
-        folder.mkdir()
-        write_text_atomic(folder / PARAMS_FILE,
-                          json.dumps({"params": params, "block": block}, indent=1, sort_keys=True))
+    done_bytes = sum(p.stat().st_size for p in finished_files)
+    _check_resources(path, hamiltonian, n, size, block, scheduler, done_bytes)
 
-    for stale in folder.glob("*.tmp-*"):
-        stale.unlink()
-    blocks = [(start, min(start + block, n)) for start in range(0, n, block)]
-    todo = [b for b in blocks if not (folder / block_name(*b)).exists()]
-
-    if workers is not None and scheduler is None:
-        import numba
-
-        if not 1 <= workers <= numba.config.NUMBA_NUM_THREADS:
-            raise UserError(f"workers must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {workers}")
-        numba.set_num_threads(workers)
-
-    done = n - sum(stop - start for start, stop in todo)
-    bar = _progress_bar(progress, n, done, path.name)
+    created = not folder.exists()
     try:
-        if scheduler is None:
-            finished = _anneal_here(folder, todo, hamiltonian, size, seed, schedule)
-        else:
-            from spinsr_tf.data.dask_generate import anneal_blocks
+        folder.mkdir(exist_ok=True)
+        if not finished_files:
+            write_text_atomic(folder / PARAMS_FILE, json.dumps({"params": params, "block": block},
+                                                               indent=1, sort_keys=True))
+        remove_stale_temporaries(folder)
+        remove_stale_temporaries(path.parent if str(path.parent) else Path("."), path.stem)
+        blocks = [(start, min(start + block, n)) for start in range(0, n, block)]
+        todo = [b for b in blocks if read_block(folder, *b, size) is None]
+        if workers is not None and scheduler is None:
+            import numba
 
-            finished = anneal_blocks(scheduler, folder, todo, hamiltonian, size, seed, schedule,
-                                     threads=workers)
-        for start, stop in finished:
-            done += stop - start
-            bar(stop - start, done)
-    finally:
-        bar(None, done)
-    _assemble(path, folder, params, blocks)
+            numba.set_num_threads(workers)
+
+        done = n - sum(stop - start for start, stop in todo)
+        bar = _progress_bar(progress, n, done, path.name)
+        try:
+            if scheduler is None:
+                finished = _anneal_here(folder, todo, hamiltonian, size, seed, schedule)
+            else:
+                from spinsr_tf.data.dask_generate import anneal_blocks
+
+                finished = anneal_blocks(scheduler, folder, todo, hamiltonian, size, seed,
+                                         schedule, threads=workers)
+            for start, stop in finished:
+                done += stop - start
+                bar(stop - start, done)
+        finally:
+            bar(None, done)
+    except BaseException:
+        if created and not _finished_blocks(folder):   # nothing finished: leave nothing behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    _assemble(path, folder, params, blocks, hamiltonian, schedule)
     shutil.rmtree(folder)
     return path
 

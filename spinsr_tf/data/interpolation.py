@@ -11,13 +11,16 @@ products.
 
 Where each LR sample sits on the HR grid is the point of this module:
 
-- ``convention="aligned"``: LR pixel ``k`` sits at HR position ``k·f``, where the Gaussian
-  degradation (:func:`spinsr_tf.data.degradation.gaussian_downsample`) centred its kernel. HR
-  pixel ``x`` is evaluated at LR coordinate ``x / f``. This is the fair baseline.
+- ``convention="aligned"``: LR pixel ``k`` sits where the degradation
+  (:func:`spinsr_tf.data.degradation.gaussian_downsample`) with the same ``pixel`` model put it.
+  Point samples (``pixel="sample"``, the paper's): at HR position ``k·f``, where the Gaussian
+  was centred; HR pixel ``x`` is evaluated at LR coordinate ``x / f``. Camera pixels
+  (``pixel="integrate"``): at the block centre ``k·f + (f − 1)/2``; HR pixel ``x`` is evaluated
+  at ``(x + 0.5) / f − 0.5``. This is the fair baseline.
 - ``convention="resize"``: LR pixel ``k`` sits at the block centre ``(k + 0.5)·f - 0.5``, as in
-  image ``resize`` functions; HR pixel ``x`` is evaluated at ``(x + 0.5) / f - 0.5``. Against data
-  made by the degradation this is misaligned by ``(f - 1) / 2`` HR pixels and is reported only
-  for comparison.
+  image ``resize`` functions, whatever the pixel model. Against point-sampled data this is
+  misaligned by ``(f - 1) / 2`` HR pixels and is reported only for comparison (for camera
+  pixels it coincides with ``"aligned"``).
 
 Paddings (boundary conditions): ``"periodic"`` wraps around (simulated lattices; ``scipy.ndimage`` mode
 ``"grid-wrap"``); ``"reflect"`` mirrors about the edge samples without repeating them (NumPy's and
@@ -43,7 +46,7 @@ from scipy import ndimage
 
 from spinsr_tf.base.checks import check_choice, check_maps
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.data.degradation import PADDING_MODES, fold_index
+from spinsr_tf.data.degradation import PADDING_MODES, PIXEL_MODELS, fold_index
 
 __all__ = ["METHODS", "CONVENTIONS", "PADDINGS", "unit_normalize", "upsample",
            "upsample_matrix"]
@@ -72,10 +75,10 @@ def _check_sigma(sigma_up, factor: int) -> float:
     return float(sigma_up)
 
 
-def _lr_coordinates(n_lr: int, factor: int, convention: str) -> np.ndarray:
+def _lr_coordinates(n_lr: int, factor: int, convention: str, pixel: str) -> np.ndarray:
     """LR coordinate (in LR pixels) of each of the ``n_lr·factor`` HR pixels."""
     x = np.arange(n_lr * factor, dtype=np.float64)
-    if convention == "aligned":
+    if convention == "aligned" and pixel == "sample":
         return x / factor
     return (x + 0.5) / factor - 0.5
 
@@ -103,8 +106,8 @@ def _spline_matrix(u: np.ndarray, n_lr: int, order: int, padding: str) -> np.nda
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_matrix(n_lr, factor, method, convention, padding, sigma_up) -> np.ndarray:
-    u = _lr_coordinates(n_lr, factor, convention)
+def _cached_matrix(n_lr, factor, method, convention, padding, sigma_up, pixel) -> np.ndarray:
+    u = _lr_coordinates(n_lr, factor, convention, pixel)
     if method == "gaussian":
         m = _gaussian_matrix(u, n_lr, sigma_up / factor, padding)
     else:
@@ -115,14 +118,14 @@ def _cached_matrix(n_lr, factor, method, convention, padding, sigma_up) -> np.nd
 
 def upsample_matrix(n_lr: int, factor: int, method: str = "bicubic",
                     convention: str = "aligned", padding: str = "periodic",
-                    sigma_up: float | None = None) -> np.ndarray:
+                    sigma_up: float | None = None, pixel: str = "sample") -> np.ndarray:
     """The 1-D up-sampling operator along one axis.
 
     Parameters
     ----------
     n_lr : int
         Number of LR pixels along the axis.
-    factor, method, convention, padding, sigma_up
+    factor, method, convention, padding, sigma_up, pixel
         As in :func:`upsample`.
 
     Returns
@@ -136,8 +139,9 @@ def upsample_matrix(n_lr: int, factor: int, method: str = "bicubic",
     check_choice("method", method, METHODS)
     check_choice("convention", convention, CONVENTIONS)
     check_choice("padding", padding, PADDINGS)
+    check_choice("pixel", pixel, PIXEL_MODELS)
     sigma = _check_sigma(sigma_up, factor) if method == "gaussian" else 0.0
-    return _cached_matrix(int(n_lr), factor, method, convention, padding, sigma)
+    return _cached_matrix(int(n_lr), factor, method, convention, padding, sigma, pixel)
 
 
 def unit_normalize(x: np.ndarray) -> np.ndarray:
@@ -150,7 +154,7 @@ def unit_normalize(x: np.ndarray) -> np.ndarray:
 
 def upsample(lr, factor: int, method: str = "bicubic", convention: str = "aligned",
              normalize: bool = False, padding: str = "periodic",
-             sigma_up: float | None = None) -> np.ndarray:
+             sigma_up: float | None = None, pixel: str = "sample") -> np.ndarray:
     """Up-sample LR spin maps by an integer factor with an interpolation baseline.
 
     Parameters
@@ -162,8 +166,9 @@ def upsample(lr, factor: int, method: str = "bicubic", convention: str = "aligne
     method : {"gaussian", "bilinear", "bicubic"}
         Interpolation kernel, see the module docstring.
     convention : {"aligned", "resize"}
-        Where LR pixel ``k`` sits on the HR grid: at ``k·f`` (aligned with the degradation) or at
-        the block centre ``(k + 0.5)·f - 0.5`` (image-``resize`` convention, misaligned).
+        Where LR pixel ``k`` sits on the HR grid: where the degradation's ``pixel`` model put it
+        (``"aligned"``), or at the block centre ``(k + 0.5)·f - 0.5`` (image-``resize``
+        convention: misaligned for point samples).
     normalize : bool
         Scale every output vector to unit length afterwards (interpolation shortens vectors
         where the spins turn); zero vectors stay zero. For C = 1 the values are clipped to
@@ -174,6 +179,9 @@ def upsample(lr, factor: int, method: str = "bicubic", convention: str = "aligne
     sigma_up : float, optional
         Width of the ``"gaussian"`` kernel in HR pixels; default ``factor / 2``. Ignored by the
         spline methods.
+    pixel : {"sample", "integrate"}
+        The degradation's pixel model (:data:`spinsr_tf.data.degradation.PIXEL_MODELS`): point
+        samples at ``k·f`` or camera pixels centred on their blocks.
 
     Returns
     -------
@@ -183,12 +191,13 @@ def upsample(lr, factor: int, method: str = "bicubic", convention: str = "aligne
     check_choice("method", method, METHODS)
     check_choice("convention", convention, CONVENTIONS)
     check_choice("padding", padding, PADDINGS)
+    check_choice("pixel", pixel, PIXEL_MODELS)
     if not isinstance(normalize, (bool, np.bool_)):
         raise UserError(f"normalize must be True or False; got {normalize!r}")
     x = check_maps("lr", lr, np.float64)
     _, h, w, _ = x.shape
-    m_y = upsample_matrix(h, factor, method, convention, padding, sigma_up)
-    m_x = upsample_matrix(w, factor, method, convention, padding, sigma_up)
+    m_y = upsample_matrix(h, factor, method, convention, padding, sigma_up, pixel)
+    m_x = upsample_matrix(w, factor, method, convention, padding, sigma_up, pixel)
     out = m_y @ np.moveaxis(x, 3, 1) @ m_x.T
     out = np.moveaxis(out, 1, 3)
     if normalize:

@@ -8,6 +8,13 @@ wrong check value means a damaged file or the wrong byte order, and is refused. 
 truncated data and non-finite values are refused with one :class:`~spinsr_tf.base.errors.UserError`
 line.
 
+Other tools. ``tests/test_ovf.py`` round-trips every variant with ubermag's ``discretisedfield``
+(which writes OVF 2.0 only) and ``pyovf`` (OVF 2.0 Binary 4 only) where they are installed,
+and reads headers written after mumax3's and OOMMF's writers: bare ``#`` lines are blank,
+``Data binary 4`` may be spelt in any case, mesh lengths in ``nm`` or ``µm`` are converted to
+metres, and multi-word value labels are written as braced Tcl words. :func:`to_field` and
+:func:`from_field` convert to and from a ``discretisedfield.Field`` (``fields`` extra).
+
 Orientation. OVF stores x fastest, then y, then z. :func:`read_ovf` returns one z layer as
 ``(H, W, 3)`` = ``(ynodes, xnodes, 3)`` with ``array[i, j]`` the cell at x index ``j`` and
 y index ``i``: row 0 is the cell row at ``ymin``, and the spin components keep OVF's x, y, z.
@@ -31,6 +38,9 @@ from spinsr_tf.base.files import atomic_path
 
 #: First value of a binary data block, by float size.
 CHECK_VALUES = {4: 1234567.0, 8: 123456789012345.0}
+#: Metres per mesh unit, for the units OOMMF, mumax3 and discretisedfield write.
+MESH_UNITS = {"m": 1.0, "cm": 1e-2, "mm": 1e-3, "um": 1e-6, "\u00b5m": 1e-6, "\u03bcm": 1e-6,
+              "nm": 1e-9, "pm": 1e-12}
 #: Mesh keys a file must have.
 _NODES = ("xnodes", "ynodes", "znodes")
 _END_DATA = re.compile(rb"^[ \t]*#[ \t]*end[ \t]*:[ \t]*data", re.IGNORECASE | re.MULTILINE)
@@ -45,16 +55,28 @@ def _normal(key: str) -> str:
 
 
 def _split_header(line: str) -> tuple[str, str] | None:
-    """``"# Key: value ## comment"`` → ``("key", "value")``; None for a comment or blank line."""
-    if line.startswith("##") or not line.strip():
-        return None
+    """``"# Key: value ## comment"`` → ``("key", "value")``; None for a comment or blank line.
+
+    A bare ``#`` is a blank header line: OOMMF's OVF 2.0 writer and discretisedfield put them
+    between the sections, as the OVF 2.0 specification's example does.
+    """
     comment = line.find("##")
     if comment >= 0:
         line = line[:comment]
+    if not line.strip() or (line.startswith("#") and not line[1:].strip()):
+        return None
     if not line.startswith("#"):
         return ("", line)
     key, _, value = line[1:].partition(":")
     return _normal(key), value.strip()
+
+
+def _decode(line: bytes) -> str:
+    """A header line: UTF-8 (e.g. a ``µm`` mesh unit) where it is, else Latin-1."""
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return line.decode("latin-1")
 
 
 def _version(first: str, path) -> int:
@@ -77,7 +99,7 @@ def _parse_header(raw: bytes, path) -> tuple[int, dict, list, str, int]:
         end = raw.find(b"\n", pos)
         if end < 0:
             raise _fail(path, "no '# Begin: Data' line (truncated header?)")
-        line = raw[pos:end].decode("latin-1").rstrip("\r")
+        line = _decode(raw[pos:end]).rstrip("\r")
         pos = end + 1
         if first is None:
             if not line.strip():
@@ -174,7 +196,9 @@ def read_ovf(path: str | os.PathLike, layer: int | None = None, normalize: bool 
         components (mx, my, mz) in the file's frame (see the module docstring).
     meta : dict
         ``version`` (1 or 2), ``format`` ("text", "binary 4", "binary 8"), ``title``,
-        ``meshunit``, ``cellsize`` (dx, dy, dz), ``origin`` (xmin, ymin, zmin), ``nodes``
+        ``meshunit`` (as written), ``cellsize`` (dx, dy, dz) and ``origin`` (xmin, ymin,
+        zmin: the corner of the first cell, whose centre is at origin + cellsize / 2) in metres
+        when ``meshunit`` is a length in :data:`MESH_UNITS` (else as stored), ``nodes``
         (xnodes, ynodes, znodes), ``layer``, ``valueunits``, ``desc`` (list of ``Desc`` lines),
         ``magnitude`` (median ``|m|`` of the non-zero cells of the layer, in the stored unit
         — Ms for a magnetisation file, 1 for a unit vector field), ``holes`` (zero cells),
@@ -226,11 +250,13 @@ def read_ovf(path: str | os.PathLike, layer: int | None = None, normalize: bool 
     if normalize:
         field = np.divide(field, norm[..., None], out=np.zeros_like(field),
                           where=filled[..., None])
+    meshunit = header.get("meshunit", "")
+    metres = MESH_UNITS.get(meshunit.strip(), 1.0)
     meta = {
         "version": version, "format": kind, "title": header.get("title", ""),
-        "meshunit": header.get("meshunit", ""),
-        "cellsize": tuple(_float_key(header, f"{a}stepsize", 1.0, path) for a in "xyz"),
-        "origin": tuple(_float_key(header, f"{a}min", 0.0, path) for a in "xyz"),
+        "meshunit": meshunit,
+        "cellsize": tuple(metres * _float_key(header, f"{a}stepsize", 1.0, path) for a in "xyz"),
+        "origin": tuple(metres * _float_key(header, f"{a}min", 0.0, path) for a in "xyz"),
         "nodes": (nx, ny, nz), "layer": int(layer),
         "valueunits": header.get("valueunits", header.get("valueunit", "")),
         "desc": desc,
@@ -238,6 +264,12 @@ def read_ovf(path: str | os.PathLike, layer: int | None = None, normalize: bool 
         "holes": int(np.count_nonzero(~filled)), "normalized": bool(normalize),
     }
     return field.astype(np.float32), meta
+
+
+def _tcl_word(text: str) -> str:
+    """One element of a Tcl list: OVF 2.0 ``valuelabels``/``valueunits`` are Tcl lists, so a
+    label with spaces (or an empty unit) is braced, as OOMMF writes ``{Total field_x}``."""
+    return text if text and not any(c.isspace() for c in text) else "{" + text + "}"
 
 
 def _header_lines(version: int, shape, cellsize, title: str, valueunit: str,
@@ -253,8 +285,9 @@ def _header_lines(version: int, shape, cellsize, title: str, valueunit: str,
     if version == 2:
         lines = ["OOMMF OVF 2.0", "Segment count: 1", "Begin: Segment", "Begin: Header",
                  f"Title: {title}", "meshtype: rectangular", "meshunit: m", *mesh,
-                 "valuedim: 3", f"valuelabels: {title}_x {title}_y {title}_z",
-                 f"valueunits: {valueunit} {valueunit} {valueunit}", *notes, *grid,
+                 "valuedim: 3",
+                 "valuelabels: " + " ".join(_tcl_word(f"{title}_{c}") for c in "xyz"),
+                 "valueunits: " + " ".join([_tcl_word(valueunit)] * 3), *notes, *grid,
                  "End: Header"]
     else:
         lines = ["OOMMF: rectangular mesh v1.0", "Segment count: 1", "Begin: Segment",
@@ -263,6 +296,28 @@ def _header_lines(version: int, shape, cellsize, title: str, valueunit: str,
                  "ValueRangeMaxMag: 1", f"valueunit: {valueunit}", "valuemultiplier: 1",
                  "End: Header"]
     return [f"# {line}" for line in lines]
+
+
+def _layers(array) -> np.ndarray:
+    """``(H, W, 3)`` or ``(Z, H, W, 3)`` finite numbers as ``(Z, H, W, 3)``; UserError else."""
+    x = np.asarray(array)
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[-1] != 3 or min(x.shape) < 1:
+        raise UserError(f"array must have shape (H, W, 3) or (Z, H, W, 3), got {x.shape}")
+    if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
+        raise UserError("array must hold finite real numbers")
+    return x
+
+
+def _cellsize(cellsize) -> tuple[float, float, float]:
+    try:
+        cell = tuple(float(c) for c in cellsize)
+    except (TypeError, ValueError):
+        cell = ()
+    if len(cell) != 3 or not all(np.isfinite(c) and c > 0 for c in cell):
+        raise UserError(f"cellsize must be three numbers > 0 (metres), got {cellsize!r}")
+    return cell
 
 
 def write_ovf(path: str | os.PathLike, array, binary: int | None = 4, version: int = 2,
@@ -298,20 +353,13 @@ def write_ovf(path: str | os.PathLike, array, binary: int | None = 4, version: i
     Path of the written file.
     """
     path = Path(path)
-    x = np.asarray(array)
-    if x.ndim == 3:
-        x = x[None]
-    if x.ndim != 4 or x.shape[-1] != 3 or min(x.shape) < 1:
-        raise UserError(f"array must have shape (H, W, 3) or (Z, H, W, 3), got {x.shape}")
-    if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
-        raise UserError("array must hold finite real numbers")
+    x = _layers(array)
     if binary not in (4, 8, None):
         raise UserError(f"binary must be 4, 8 or None (text), got {binary!r}")
     if version not in (1, 2):
         raise UserError(f"version must be 1 or 2, got {version!r}")
-    cellsize = tuple(cellsize)
-    if len(cellsize) != 3 or not all(np.isfinite(c) and c > 0 for c in cellsize):
-        raise UserError(f"cellsize must be three numbers > 0 (metres), got {cellsize!r}")
+    cellsize = _cellsize(cellsize)
+    desc = [str(d) for d in desc]
     for name, text in (("title", title), ("valueunit", valueunit), *(("desc", d) for d in desc)):
         if "\n" in str(text) or "##" in str(text):
             raise UserError(f"{name} must be one line without '##', got {text!r}")
@@ -339,3 +387,63 @@ def write_ovf(path: str | os.PathLike, array, binary: int | None = 4, version: i
     except OSError as exc:
         raise UserError(f"cannot write {str(path)!r}: {exc}") from None
     return path
+
+
+def _discretisedfield():
+    try:
+        import discretisedfield
+    except ImportError:
+        raise UserError("discretisedfield is not installed: pip install 'spinsr_tf[fields]'") \
+            from None
+    return discretisedfield
+
+
+def to_field(array, cellsize, valueunit: str | None = None):
+    """A spin map as a ``discretisedfield.Field``, for ubermag's analysis and plotting.
+
+    Needs the ``fields`` extra (``pip install 'spinsr_tf[fields]'``). The mesh is the one
+    :func:`write_ovf` describes: from (0, 0, 0) to ``nodes · cellsize``, metres.
+
+    Parameters
+    ----------
+    array : array_like, shape (H, W, 3) or (Z, H, W, 3)
+        ``array[..., i, j, :]`` is the cell at y index ``i``, x index ``j`` (this package's
+        orientation, as :func:`read_ovf` returns it); a batch of one SR map ``(1, H, W, 3)``
+        is one layer.
+    cellsize : (dx, dy, dz)
+        Cell size in metres; for an SR map, the LR map's divided by the scale in x and y.
+    valueunit : str, optional
+        Unit of the values (e.g. ``"A/m"``); None for unit vectors.
+
+    Returns
+    -------
+    discretisedfield.Field
+        ``nvdim=3``; ``field.array[j, i, k]`` is ``array[k, i, j]``.
+    """
+    df = _discretisedfield()
+    x = _layers(array).astype(np.float64)
+    cell = _cellsize(cellsize)
+    nz, ny, nx, _ = x.shape
+    mesh = df.Mesh(p1=(0.0, 0.0, 0.0), p2=tuple(n * c for n, c in zip((nx, ny, nz), cell)),
+                   n=(nx, ny, nz))
+    return df.Field(mesh, nvdim=3, value=x.transpose(2, 1, 0, 3), unit=valueunit)
+
+
+def from_field(field) -> np.ndarray:
+    """The values of a three-component ``discretisedfield.Field`` in this package's orientation.
+
+    Returns
+    -------
+    ndarray, shape (ny, nx, 3) for one z layer, else (nz, ny, nx, 3), float32
+        ``out[..., i, j, :]`` is the cell at y index ``i``, x index ``j``: what :func:`read_ovf`
+        returns for the field's OVF file, values as stored (not normalised). The cell size is
+        ``field.mesh.cell``, in ``field.mesh.region.units``.
+    """
+    df = _discretisedfield()
+    if not isinstance(field, df.Field):
+        raise UserError(f"field must be a discretisedfield.Field, got {type(field).__name__}")
+    if field.nvdim != 3 or field.mesh.region.ndim != 3:
+        raise UserError(f"field must have 3 value components on a 3D mesh, got "
+                        f"nvdim={field.nvdim} on a {field.mesh.region.ndim}D mesh")
+    values = np.asarray(field.array, dtype=np.float32).transpose(2, 1, 0, 3)
+    return values[0] if values.shape[0] == 1 else values

@@ -1,12 +1,18 @@
-"""Stream training batches from an HDF5 file without loading it.
+"""Training batches from an HDF5 file: degraded once, held in memory, read in slabs.
 
 A training file holds either LR maps (dataset ``lr``, from ``spinsr-tf downsample`` or a
 microscope) or HR maps (dataset ``spins``, from ``spinsr-tf generate``). HR maps are degraded
-on the fly with :func:`~spinsr_tf.data.gaussian_downsample`, a batch at a time; the LR image of
-a sample is a function of that sample alone (the tests hold it bit for bit equal to the LR file
-made from the whole set at once). The HR maps themselves are only handed out by
-:meth:`TrainingData.hr`, for monitoring or for the supervised oracle; the unsupervised targets
-are the LR maps.
+with :func:`~spinsr_tf.data.gaussian_downsample`; the LR image of a sample is a function of that
+sample alone (the tests hold it bit for bit equal to the LR file made from the whole set at
+once), so it does not matter how many maps one call degrades. The HR maps themselves are only
+handed out by :meth:`TrainingData.hr`, for monitoring or for the supervised oracle; the
+unsupervised targets are the LR maps.
+
+:meth:`TrainingData.prepare` (called once per run by the trainer) degrades every HR map once,
+in contiguous slabs, and keeps the LR maps in memory while they fit under a bound
+(:data:`CACHE_BYTES`); past it they go to an uncompressed cache file in the run folder, keyed
+by the data file and the degradation, and reused on resume. Without ``prepare`` every call
+reads (and degrades) what it is asked for, one HDF5 read per run of consecutive indices.
 
 Which samples go where is a pure function of ``(seed, epoch, step)`` (:class:`BatchPlan`), so a
 resumed run sees exactly the batches an uninterrupted run would have seen.
@@ -15,22 +21,32 @@ resumed run sees exactly the batches an uninterrupted run would have seen.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import numbers
 import os
-from dataclasses import dataclass, field
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from spinsr_tf.base.errors import UserError
+from spinsr_tf.base.files import atomic_path
 from spinsr_tf.data.degradation import check_degradation_args, gaussian_downsample
 
 #: Dataset names: LR maps (the training input) and HR maps (degraded on the fly).
 LR, HR = "lr", "spins"
 #: Attributes of an LR file that record the degradation that produced it.
-DEGRADATION_ATTRS = ("factor", "kernel_size", "sigma", "padding")
+DEGRADATION_ATTRS = ("factor", "kernel_size", "sigma", "padding", "pixel")
+#: Default bound on the bytes of maps :meth:`TrainingData.prepare` holds in memory.
+CACHE_BYTES = 2 * 1024 ** 3
+#: The LR cache file a run folder gets when the LR maps do not fit under the bound.
+LR_CACHE = "lr_cache.h5"
+#: Samples per read while preparing (64 HR maps of 128² are 12 MB).
+SLAB = 64
 
 
 def _jsonable(value):
@@ -47,15 +63,17 @@ def _jsonable(value):
 
 @dataclass(frozen=True)
 class Degradation:
-    """The Gaussian filter downsizing as a value (factor, window, width, boundary)."""
+    """The Gaussian filter downsizing as a value (factor, window, width, boundary, pixels)."""
 
     factor: int
     kernel_size: int = 23
     sigma: float = 1.0
     padding: str = "periodic"
+    pixel: str = "sample"
 
     def __post_init__(self):
-        check_degradation_args(self.factor, self.kernel_size, self.sigma, self.padding)
+        check_degradation_args(self.factor, self.kernel_size, self.sigma, self.padding,
+                               self.pixel)
 
     def __call__(self, hr: np.ndarray) -> np.ndarray:
         """Degrade ``(B, H, W, C)`` HR maps → ``(B, H/f, W/f, C)`` float32, in one call.
@@ -65,14 +83,16 @@ class Degradation:
         still a dot product over the same HR pixels in the same order (the batch only adds
         independent columns to the matrix product), so it does not depend on the batch.
         """
-        return gaussian_downsample(hr, self.factor, self.kernel_size, self.sigma, self.padding)
+        return gaussian_downsample(hr, self.factor, self.kernel_size, self.sigma, self.padding,
+                                   pixel=self.pixel)
 
 
 @dataclass
 class MapFile:
-    """One ``(N, H, W, C)`` dataset of an HDF5 file, read sample by sample.
+    """One ``(N, H, W, C)`` dataset of an HDF5 file, read in contiguous runs of samples.
 
-    The file is opened on first use and kept open; :meth:`close` releases it.
+    The file is opened on first use and kept open (h5py serialises the threads that share it);
+    :meth:`close` releases it.
     """
 
     path: Path
@@ -80,6 +100,7 @@ class MapFile:
     shape: tuple
     attrs: dict
     _file: h5py.File | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def open(cls, path, dataset: str) -> "MapFile":
@@ -100,25 +121,52 @@ class MapFile:
             attrs.update({k: _jsonable(v) for k, v in data.attrs.items()})
             return cls(path, dataset, tuple(int(s) for s in data.shape), attrs)
 
+    def _data(self) -> h5py.Dataset:
+        with self._lock:
+            if self._file is None:
+                self._file = _h5(self.path)
+            return self._file[self.dataset]
+
     def read(self, indices) -> np.ndarray:
-        """Samples ``indices`` (any order, repeats allowed) as ``(B, H, W, C)`` float32."""
-        if self._file is None:
-            self._file = _h5(self.path)
-        data = self._file[self.dataset]
-        indices = np.asarray(indices, dtype=np.int64)
-        out = np.empty((len(indices), *self.shape[1:]), dtype=np.float32)
-        for j, k in enumerate(indices):
-            out[j] = data[int(k)]
-        return out
+        """Samples ``indices`` (any order, repeats allowed) as ``(B, H, W, C)`` float32.
+
+        One HDF5 read per run of consecutive indices (after sorting): a slab costs one call,
+        where a loop over samples pays the per-call overhead once per map.
+        """
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if len(indices) and not (0 <= indices.min() and indices.max() < self.shape[0]):
+            raise IndexError(f"sample index outside 0..{self.shape[0] - 1} in {str(self.path)!r}")
+        if not len(indices):
+            return np.empty((0, *self.shape[1:]), dtype=np.float32)
+        unique, inverse = np.unique(indices, return_inverse=True)
+        starts = np.flatnonzero(np.diff(unique, prepend=-2) != 1)
+        ends = np.append(starts[1:], len(unique))
+        data = self._data()
+        rows = np.empty((len(unique), *self.shape[1:]), dtype=data.dtype)
+        for a, b in zip(starts, ends):
+            data.read_direct(rows, np.s_[int(unique[a]):int(unique[a]) + int(b - a)],
+                             np.s_[int(a):int(b)])
+        rows = rows.astype(np.float32, copy=False)
+        if len(unique) == len(indices) and np.array_equal(unique, indices):
+            return rows
+        return rows[inverse.reshape(-1)]
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
 
     def describe(self) -> dict:
         """JSON-able identity of the data: dataset, shape and attributes (not the path)."""
         return {"dataset": self.dataset, "shape": list(self.shape), "attrs": self.attrs}
+
+    def identity(self) -> dict:
+        """:meth:`describe` plus the file's absolute path, size and modification time: what a
+        cache made from this file must match to be reused."""
+        stat = self.path.stat()
+        return {**self.describe(), "path": os.path.abspath(self.path), "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns}
 
 
 def _h5(path: Path) -> h5py.File:
@@ -139,13 +187,18 @@ class TrainingData:
     """LR input maps and, where available, the matching HR maps, by sample index.
 
     Build it with :func:`open_training_data`. ``lr(indices)`` reads LR maps or degrades HR maps;
-    ``hr(indices)`` reads HR maps (None when there are none).
+    ``hr(indices)`` reads HR maps (None when there are none). After :meth:`prepare` both come
+    from memory (or the run's LR cache file) instead, with the same values bit for bit.
     """
 
     lr_file: MapFile | None
     hr_file: MapFile | None
     degradation: Degradation
     n: int
+    _lr: np.ndarray | MapFile | None = field(default=None, repr=False)
+    _hr: np.ndarray | None = field(default=None, repr=False)
+    _hr_row: np.ndarray | None = field(default=None, repr=False)
+    _cache_path: Path | None = field(default=None, repr=False)
 
     @property
     def lr_shape(self) -> tuple:
@@ -166,7 +219,11 @@ class TrainingData:
         return dict((self.lr_file or self.hr_file).attrs)
 
     def lr(self, indices) -> np.ndarray:
-        """LR maps ``(B, h, w, C)`` float32: read, or degraded from HR maps."""
+        """LR maps ``(B, h, w, C)`` float32: from the cache, read, or degraded from HR maps."""
+        if isinstance(self._lr, np.ndarray):
+            return self._lr[np.asarray(indices, dtype=np.int64)]
+        if self._lr is not None:
+            return self._lr.read(indices)
         if self.lr_file is not None:
             return self.lr_file.read(indices)
         return self.degradation(self.hr_file.read(indices))
@@ -175,7 +232,114 @@ class TrainingData:
         """HR maps ``(B, H, W, C)`` float32; never used as an unsupervised target."""
         if self.hr_file is None:
             raise UserError("no HR maps available (the data file holds LR maps only)")
+        indices = np.asarray(indices, dtype=np.int64)
+        if self._hr is not None and len(indices) and indices.max() < len(self._hr_row):
+            rows = self._hr_row[indices]
+            if rows.min() >= 0:
+                return self._hr[rows]
         return self.hr_file.read(indices)
+
+    def prepare(self, hr_indices=(), max_bytes: int | None = None, cache_dir=None) -> dict:
+        """Degrade once and hold the maps a run needs: call before the first epoch.
+
+        The LR maps of all ``n`` samples go into memory if they take at most ``max_bytes``
+        (None: :data:`CACHE_BYTES`). Otherwise LR maps degraded from HR maps go into
+        ``cache_dir/lr_cache.h5``, reused while its key (the HR file's identity and the
+        degradation) matches (without ``cache_dir`` they are degraded per call), and an LR
+        file is read as needed. The HR maps of ``hr_indices`` (the validation split, or all
+        for the supervised oracle) go into memory if they fit in what the LR maps leave of
+        ``max_bytes``. The values are those the unprepared calls return, bit for bit.
+
+        Returns
+        -------
+        dict
+            ``lr``: where the LR maps now come from (``"memory"``, ``"cache file"`` or
+            ``"data file"``), ``hr``: the number of HR maps held in memory.
+        """
+        max_bytes = CACHE_BYTES if max_bytes is None else int(max_bytes)
+        itemsize = np.dtype(np.float32).itemsize
+        lr_bytes = self.n * int(np.prod(self.lr_shape)) * itemsize
+        used = 0
+        if isinstance(self._lr, np.ndarray):
+            used = lr_bytes
+        elif lr_bytes <= max_bytes:
+            self._lr = np.empty((self.n, *self.lr_shape), dtype=np.float32)
+            for start, block in self._lr_slabs():
+                self._lr[start:start + len(block)] = block
+            used = lr_bytes
+        elif self.lr_file is None and cache_dir is not None and self._lr is None:
+            self._lr = self._cache_file(Path(cache_dir))
+        where = ("memory" if isinstance(self._lr, np.ndarray) else
+                 "cache file" if self._lr is not None else "data file")
+
+        hr_indices = np.unique(np.asarray(hr_indices, dtype=np.int64))
+        if self.hr_file is not None and len(hr_indices):
+            hr_bytes = len(hr_indices) * int(np.prod(self.hr_file.shape[1:])) * itemsize
+            if used + hr_bytes <= max_bytes:
+                self._hr = self.hr_file.read(hr_indices)
+                self._hr_row = np.full(int(hr_indices.max()) + 1, -1, dtype=np.int64)
+                self._hr_row[hr_indices] = np.arange(len(hr_indices))
+        return {"lr": where, "hr": 0 if self._hr is None else len(self._hr)}
+
+    def _lr_slabs(self):
+        """``(start, LR maps)`` of samples ``0 .. n - 1`` in slabs of :data:`SLAB`, in order.
+
+        From HR maps, the next slab is read in a background thread while this one is degraded
+        (NumPy's matrix products release the GIL, so the two overlap).
+        """
+        source = self.lr_file or self.hr_file
+
+        def read(start):
+            return source.read(np.arange(start, min(start + SLAB, self.n)))
+
+        if self.lr_file is not None:
+            for start in range(0, self.n, SLAB):
+                yield start, read(start)
+            return
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            ahead = pool.submit(read, 0)
+            for start in range(0, self.n, SLAB):
+                block = ahead.result()
+                if start + SLAB < self.n:
+                    ahead = pool.submit(read, start + SLAB)
+                yield start, self.degradation(block)
+
+    def _cache_key(self) -> str:
+        return json.dumps({"hr": self.hr_file.identity(), "n": self.n,
+                           "degradation": asdict(self.degradation)}, sort_keys=True)
+
+    def _cache_file(self, cache_dir: Path) -> MapFile:
+        """The run's LR cache file, reused if its key matches, else written anew."""
+        path = cache_dir / LR_CACHE
+        key = self._cache_key()
+        if path.is_file():
+            try:
+                with h5py.File(path, "r") as f:
+                    if f.attrs.get("key") == key and f[LR].shape == (self.n, *self.lr_shape):
+                        self._cache_path = path
+                        return MapFile.open(path, LR)
+            except (OSError, KeyError):
+                pass  # damaged or foreign: rebuild it
+        try:
+            with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+                data = f.create_dataset(LR, shape=(self.n, *self.lr_shape), dtype="float32",
+                                        chunks=(1, *self.lr_shape))
+                for start, block in self._lr_slabs():
+                    data[start:start + len(block)] = block
+                f.attrs["key"] = key
+        except OSError as exc:
+            raise UserError(f"cannot write the LR cache {str(path)!r}: {exc}") from None
+        self._cache_path = path
+        return MapFile.open(path, LR)
+
+    def remove_cache(self) -> None:
+        """Delete the LR cache file :meth:`prepare` wrote (a finished run needs it no more)."""
+        if isinstance(self._lr, MapFile):
+            self._lr.close()
+            self._lr = None
+        if self._cache_path is not None:
+            self._cache_path.unlink(missing_ok=True)
+            self._cache_path = None
 
     def describe(self) -> dict:
         """JSON-able identity of the inputs (for ``config.json`` and resume checks)."""
@@ -186,14 +350,15 @@ class TrainingData:
         }
 
     def close(self) -> None:
-        for f in (self.lr_file, self.hr_file):
-            if f is not None:
+        for f in (self.lr_file, self.hr_file, self._lr):
+            if isinstance(f, MapFile):
                 f.close()
 
 
 def open_training_data(path, scale: int, kernel_size: int | None = None,
                        sigma: float | None = None, padding: str | None = None,
-                       hr_path=None, max_samples: int | None = None) -> TrainingData:
+                       hr_path=None, max_samples: int | None = None,
+                       pixel: str | None = None) -> TrainingData:
     """Open a training file: LR maps (``lr``) or HR maps (``spins``) degraded on the fly.
 
     Parameters
@@ -203,9 +368,10 @@ def open_training_data(path, scale: int, kernel_size: int | None = None,
         trains on ``lr`` and uses ``spins`` as HR maps for monitoring.
     scale : int
         SR factor. An ``lr`` dataset's ``factor`` attribute must equal it.
-    kernel_size, sigma, padding : optional
+    kernel_size, sigma, padding, pixel : optional
         Degradation parameters. None takes the LR file's attributes, else the
-        defaults 23, 1.0, ``"periodic"``. Given values must agree with the LR file's attributes.
+        defaults 23, 1.0, ``"periodic"``, ``"sample"``. Given values must agree with the LR
+        file's attributes.
     hr_path : str or PathLike, optional
         A file with dataset ``spins`` holding the HR maps of the same samples, in the same
         order, for an LR-only ``path`` (monitoring and the supervised oracle only).
@@ -239,8 +405,8 @@ def open_training_data(path, scale: int, kernel_size: int | None = None,
             raise UserError(f"HR file {str(hr_path)!r} does not exist")
         hr_file = MapFile.open(hr_path, HR)
 
-    given = {"kernel_size": kernel_size, "sigma": sigma, "padding": padding}
-    params = {"kernel_size": 23, "sigma": 1.0, "padding": "periodic"}
+    given = {"kernel_size": kernel_size, "sigma": sigma, "padding": padding, "pixel": pixel}
+    params = {"kernel_size": 23, "sigma": 1.0, "padding": "periodic", "pixel": "sample"}
     if lr_file is not None:
         stored = lr_file.attrs
         if "factor" in stored and int(stored["factor"]) != scale:

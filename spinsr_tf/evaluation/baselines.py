@@ -1,8 +1,10 @@
 """The interpolation baselines a network is scored against, by name.
 
 Each is :func:`spinsr_tf.data.interpolation.upsample` with fixed settings; aligned ones place
-LR pixel ``k`` at HR position ``k·f`` as the degradation does, ``_resize`` ones at the block
-centre (misaligned, reported for comparison), ``_norm`` ones normalize each vector afterwards.
+LR pixel ``k`` where the degradation's pixel model does (HR position ``k·f`` for point samples,
+the block centre for camera pixels: pass ``pixel=``), ``_resize`` ones at the block centre
+(misaligned for point samples, reported for comparison), ``_norm`` ones normalize each vector
+afterwards.
 """
 
 from __future__ import annotations

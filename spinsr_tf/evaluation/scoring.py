@@ -25,13 +25,15 @@ _METRICS = (("mse", mse), ("psnr", psnr), ("corr", corr))
 
 
 def degradation_of(model) -> dict:
-    """The degradation a SR model re-applies: ``{"factor", "kernel_size", "sigma", "padding"}``."""
+    """The degradation a SR model re-applies: ``{"factor", "kernel_size", "sigma", "padding",
+    "pixel"}``."""
     try:
         layer = model.get_layer("lr")
     except ValueError:
         raise UserError("model has no 'lr' layer: not a spinsr model") from None
     return {"factor": int(layer.factor), "kernel_size": int(layer.kernel_size),
-            "sigma": float(layer.sigma), "padding": str(layer.padding)}
+            "sigma": float(layer.sigma), "padding": str(layer.padding),
+            "pixel": str(getattr(layer, "pixel", "sample"))}
 
 
 def score_method(pred: np.ndarray, truth: np.ndarray) -> dict:
@@ -61,16 +63,20 @@ def predict_sr(model, lr: np.ndarray, batch_size: int = 16) -> np.ndarray:
 
 def evaluate(hr: np.ndarray, models: dict | None = None, *, factor: int | None = None,
              kernel_size: int = 23, sigma: float = 1.0, padding: str = "periodic",
-             baselines=BASELINES, normalized_sr: bool = True, batch_size: int = 16) -> dict:
+             pixel: str = "sample", baselines=BASELINES, normalized_sr: bool = True, batch_size: int = 16,
+             progress: bool = False) -> dict:
     """Score baselines and networks on a test set of HR maps.
 
     Parameters
     ----------
     hr : ``(N, L, L, C)`` ground truth.
     models : ``{name: keras.Model}`` SR models (names ``sr``, ``sr_*``); they must all share one
-        degradation, which then overrides ``factor``/``kernel_size``/``sigma``/``padding``.
+        degradation, which then overrides ``factor``/``kernel_size``/``sigma``/``padding``/
+        ``pixel`` (the baselines place LR pixels where that pixel model puts them).
     normalized_sr : also report each network's output normalized to unit vectors (``NAME_norm``),
         for networks whose output is not unit vectors already.
+    progress : a progress bar on stderr, one step per baseline and network (a network over
+        many images takes long).
 
     Returns
     -------
@@ -90,28 +96,55 @@ def evaluate(hr: np.ndarray, models: dict | None = None, *, factor: int | None =
             channels = models[name].input_shape[-1]
             if channels != hr.shape[-1]:
                 raise UserError(f"model {name!r} takes {channels} channels, test maps have {hr.shape[-1]}")
-        factor, kernel_size, sigma, padding = (first["factor"], first["kernel_size"],
-                                               first["sigma"], first["padding"])
+        factor, kernel_size, sigma, padding, pixel = (
+            first["factor"], first["kernel_size"], first["sigma"], first["padding"],
+            first["pixel"])
     if factor is None:
         raise UserError("factor is required when no model is given")
     if hr.shape[1] % factor or hr.shape[2] % factor:
         raise UserError(f"test maps of size {hr.shape[1]}x{hr.shape[2]} are not divisible by the "
                         f"model's scale {factor}")
-    lr = gaussian_downsample(hr, factor, kernel_size=kernel_size, sigma=sigma, padding=padding)
+    lr = gaussian_downsample(hr, factor, kernel_size=kernel_size, sigma=sigma, padding=padding,
+                             pixel=pixel)
     padding = "periodic" if padding == "periodic" else "reflect"
 
     methods = {}
+    bar = _progress(progress, len(baselines) + len(models))
     for name, fn in baselines.items():
-        methods[name] = score_method(fn(lr, factor, padding=padding), hr)
+        bar(name)
+        methods[name] = score_method(fn(lr, factor, padding=padding, pixel=pixel), hr)
     for name, model in models.items():
+        bar(name)
         sr = predict_sr(model, lr, batch_size=batch_size)
         methods[name] = score_method(sr, hr)
         if normalized_sr and not _outputs_unit_vectors(model):
             methods[f"{name}_norm"] = score_method(unit_normalize(sr), hr)
+    bar(None)
     return {"scale": int(factor), "n_images": int(len(hr)),
             "degradation": {"factor": int(factor), "kernel_size": int(kernel_size),
-                            "sigma": float(sigma), "padding": padding},
+                            "sigma": float(sigma), "padding": padding, "pixel": pixel},
             "methods": methods}
+
+
+def _progress(progress: bool, total: int):
+    """``step(name)`` before each method, ``step(None)`` at the end: a tqdm bar, or nothing."""
+    if not progress:
+        return lambda name: None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, unit="method", desc="scoring", dynamic_ncols=True)
+    state = {"started": False}
+
+    def step(name):
+        if state["started"]:
+            bar.update(1)
+        state["started"] = True
+        if name is None:
+            bar.close()
+        else:
+            bar.set_postfix_str(name, refresh=True)
+
+    return step
 
 
 def _json_number(x):
@@ -160,7 +193,10 @@ def compare_with_truth(run_dir, truth) -> dict:
     Returns
     -------
     dict: ``{"sr", "bicubic", "bicubic_norm"}`` → ``{"mse", "psnr", "corr"}``
-    (:mod:`spinsr_tf.evaluation.metrics`), in network units.
+    (:mod:`spinsr_tf.evaluation.metrics`), in network units. A one-channel (grey-level) result
+    is first mapped by the affine fit ``a·pred + b`` that best matches the truth's Sz (least
+    squares): the grey-level mapping of a camera image is the user's choice, so only what no
+    mapping can fix is scored; its entries add ``pearson`` (Pearson's r, mapping-free).
     """
     from spinsr_tf.data.interpolation import unit_normalize
     from spinsr_tf.evaluation.metrics import corr, mse, psnr
@@ -175,7 +211,14 @@ def compare_with_truth(run_dir, truth) -> dict:
         raise UserError(f"truth of shape {t.shape} does not match the SR image {sr.shape}")
     out = {}
     for name, pred in (("sr", sr), ("bicubic", bicubic), ("bicubic_norm", unit_normalize(bicubic))):
+        extra = {}
+        if pred.shape[-1] == 1:
+            p, q = pred.astype(np.float64).ravel(), t.astype(np.float64).ravel()
+            a, b = np.polyfit(p, q, 1) if np.ptp(p) > 0 else (0.0, float(q.mean()))
+            pred = (a * pred + b).astype(np.float32)
+            extra = {"pearson": float(np.corrcoef(p, q)[0, 1]) if np.ptp(p) > 0 else 0.0,
+                     "affine": [float(a), float(b)]}
         out[name] = {"mse": float(mse(pred[None], t[None])[0]),
                      "psnr": float(psnr(pred[None], t[None])[0]),
-                     "corr": float(corr(pred[None], t[None])[0])}
+                     "corr": float(corr(pred[None], t[None])[0]), **extra}
     return out

@@ -5,14 +5,17 @@ a SPLEEM image (three components, domains) that have no high-resolution counterp
 same kind of images are made from large annealed lattices, so that the super-resolved result can
 be compared with the truth:
 
-- :func:`kerr_image`: polar-Kerr (MOKE) camera image of ``Sz``. Optics = the project's Gaussian
-  filter downsizing (:func:`~spinsr_tf.data.degradation.gaussian_downsample`, mirror
-  boundaries), so the network's fixed degradation layer models the microscope exactly when its
-  ``sigma`` equals the stand-in's ``psf_sigma`` (the default); a different ``psf_sigma`` tests
-  a mismatched model. Then photon shot noise (Poisson, ``photons`` expected counts at full
-  scale) and quantisation to ``bits``-bit grey levels.
-- :func:`spleem_image`: three component images (Sx, Sy, Sz), the same optics, additive Gaussian
-  noise; float32, as SPLEEM component maps are usually exported.
+- :func:`kerr_image`: polar-Kerr (MOKE) camera image of ``Sz``. Optics = a Gaussian PSF of
+  ``psf_sigma`` HR pixels and camera pixels that integrate their ``f × f`` block
+  (:func:`~spinsr_tf.data.degradation.gaussian_downsample` with ``pixel="integrate"``), applied
+  to the periodic lattice and cropped by ``crop`` LR pixels per side, so the image is a window
+  with real borders (the texture goes on outside it). Then a black level and gain, photon shot
+  noise (Poisson, ``photons`` expected counts at full scale) and quantisation to ``bits``-bit
+  grey levels.
+- :func:`spleem_image`: three component images (Sx, Sy, Sz), the same optics (a narrower PSF by
+  default), additive Gaussian noise; float32, as SPLEEM component maps are usually exported.
+
+The fit is told none of the optics: ``fit-image`` estimates them (its defaults).
 - :func:`standin`: anneals the truth (Type I labyrinth for Kerr, Type II domains for SPLEEM),
   writes truth and image, reusing files made with the same parameters.
 - :func:`run_experiment`: stand-in → :func:`spinsr_tf.inference.fit_image.fit_image` → scores against the
@@ -28,12 +31,20 @@ from pathlib import Path
 
 import numpy as np
 
-from spinsr_tf.data.degradation import check_degradation_args, gaussian_downsample
+from spinsr_tf.data.degradation import (check_degradation_args, gaussian_downsample,
+                                        kernel_size_for)
 from spinsr_tf.base.checks import check_int, check_real
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import atomic_path, save_npy_atomic, write_text_atomic
 
 KINDS = ("kerr", "spleem")
+#: The instruments the stand-ins imitate (none of it is told to the fit): PSF width in HR
+#: pixels at the preset's factor, camera pixels, LR pixels cropped per side from the periodic
+#: lattice (real borders), black level of the Kerr camera.
+INSTRUMENTS = {
+    "kerr": {"psf_sigma": 3.0, "pixel": "integrate", "crop": 2, "black_level": 0.1},
+    "spleem": {"psf_sigma": 1.5, "pixel": "integrate", "crop": 2},
+}
 #: Stand-in sizes and fit settings of the notebook's presets (truth side, factor, LR patch,
 #: stride, epochs, batch, XLA).
 PRESETS = {
@@ -65,20 +76,28 @@ def _maps(spins, name="spins") -> np.ndarray:
     return x
 
 
-def _optics(x: np.ndarray, factor, kernel_size, sigma, padding) -> np.ndarray:
-    """Gaussian filter downsizing of one ``(H, W, C)`` map → ``(H/f, W/f, C)`` float64."""
-    check_degradation_args(factor, kernel_size, sigma, padding)
-    return gaussian_downsample(x[None], factor, kernel_size, sigma, padding)[0].astype(np.float64)
+def _optics(x: np.ndarray, factor, kernel_size, sigma, padding, pixel="sample",
+            crop: int = 0) -> np.ndarray:
+    """PSF + pixels of one ``(H, W, C)`` map → ``(H/f − 2·crop, W/f − 2·crop, C)`` float64."""
+    check_degradation_args(factor, kernel_size, sigma, padding, pixel)
+    crop = check_int("crop", crop, 0)
+    if 2 * crop * factor >= min(x.shape[:2]):
+        raise UserError(f"crop {crop} leaves nothing of a {x.shape[0]}x{x.shape[1]} map at "
+                        f"factor {factor}")
+    lr = gaussian_downsample(x[None], factor, max(kernel_size, kernel_size_for(sigma)), sigma,
+                             padding, pixel=pixel)[0].astype(np.float64)
+    return lr[crop:lr.shape[0] - crop, crop:lr.shape[1] - crop]
 
 
 def kerr_image(spins, factor: int = 8, sigma: float = 1.0, kernel_size: int = 23,
                psf_sigma: float | None = None, photons: float | None = 1000.0,
                contrast: float = 0.8, bits: int = 8, seed: int = 0,
-               padding: str = "reflect"):
+               padding: str = "reflect", pixel: str = "sample", crop: int = 0,
+               black_level: float = 0.0):
     """A polar-Kerr camera image of ``Sz``: optics, shot noise, quantisation.
 
-    Model: ``u = (1 + contrast · s) / 2`` is the fraction of the camera's full scale reached by
-    a pixel whose blurred, down-sized ``Sz`` is ``s``; the camera counts ``Poisson(photons · u)``
+    Model: ``u = b + (1 − b) · (1 + contrast · s) / 2`` is the fraction of the camera's full
+    scale reached by a pixel whose blurred, down-sized ``Sz`` is ``s`` (``b`` the black level); the camera counts ``Poisson(photons · u)``
     photo-electrons and stores ``DN = round(counts · (2^bits − 1) / photons)``, clipped to
     ``0 .. 2^bits − 1``. Hence ``E[DN] = (2^bits − 1) · u`` and ``Var[DN] = (2^bits − 1)² u /
     photons + 1/12`` (shot noise plus rounding). The inverse, ``s ≈ (2 DN / (2^bits − 1) − 1) /
@@ -106,11 +125,18 @@ def kerr_image(spins, factor: int = 8, sigma: float = 1.0, kernel_size: int = 23
     seed : int
         Seeds the shot noise.
     padding : {"reflect", "periodic"}
-        Boundary of the optics (a camera sees a window of a larger sample: mirror).
+        Boundary of the optics: mirror, or periodic for a lattice of which ``crop`` then cuts a
+        window with real borders.
+    pixel : {"sample", "integrate"}
+        Point samples or camera pixels averaging their block.
+    crop : int
+        LR pixels cut from every side after the optics.
+    black_level : float in [0, 1)
+        Fraction of full scale reached with no light (offset of the grey levels).
 
     Returns
     -------
-    image : ndarray, shape (H/f, W/f), uint8 or uint16
+    image : ndarray, shape (H/f − 2·crop, W/f − 2·crop), uint8 or uint16
     mapping : dict
         ``sz_per_dn`` and ``sz_offset`` (``Sz ≈ sz_per_dn · DN + sz_offset``), ``full_scale``
         and every parameter above.
@@ -128,28 +154,35 @@ def kerr_image(spins, factor: int = 8, sigma: float = 1.0, kernel_size: int = 23
     if bits not in (8, 16):
         raise UserError(f"bits must be 8 or 16, got {bits!r}")
     rng = np.random.default_rng(_check_seed(seed))
-    s = _optics(sz, factor, kernel_size, psf, padding)[..., 0]
-    u = 0.5 * (1.0 + contrast * np.clip(s, -1.0, 1.0))
+    black = check_real("black_level", black_level, 0.0)
+    if black >= 1:
+        raise UserError(f"black_level must be in [0, 1), got {black_level!r}")
+    s = _optics(sz, factor, kernel_size, psf, padding, pixel, crop)[..., 0]
+    u = black + (1.0 - black) * 0.5 * (1.0 + contrast * np.clip(s, -1.0, 1.0))
     full = 2 ** bits - 1
     level = u * full if photons is None else rng.poisson(photons * u) * (full / photons)
     image = np.clip(np.rint(level), 0, full).astype(np.uint8 if bits == 8 else np.uint16)
-    mapping = {"sz_per_dn": 2.0 / (contrast * full), "sz_offset": -1.0 / contrast,
+    gain = (1.0 - black) * full
+    mapping = {"sz_per_dn": 2.0 / (contrast * gain),
+               "sz_offset": -(2.0 * black / (1.0 - black) + 1.0) / contrast,
                "full_scale": full, "contrast": contrast, "photons": photons, "bits": bits,
                "factor": int(factor), "sigma": float(sigma), "psf_sigma": float(psf),
-               "kernel_size": int(kernel_size), "padding": padding, "seed": int(seed)}
+               "kernel_size": int(kernel_size), "padding": padding, "seed": int(seed),
+               "pixel": pixel, "crop": int(crop), "black_level": black}
     return image, mapping
 
 
 def spleem_image(spins, factor: int = 8, sigma: float = 1.0, kernel_size: int = 23,
                  psf_sigma: float | None = None, noise: float = 0.1, seed: int = 0,
-                 padding: str = "reflect") -> np.ndarray:
+                 padding: str = "reflect", pixel: str = "sample",
+                 crop: int = 0) -> np.ndarray:
     """SPLEEM-like component images: optics, then additive Gaussian noise on each component.
 
     Parameters
     ----------
     spins : array_like, shape (H, W, 3)
         HR unit spins; H, W divisible by ``factor``.
-    factor, sigma, kernel_size, psf_sigma, padding
+    factor, sigma, kernel_size, psf_sigma, padding, pixel, crop
         As in :func:`kerr_image`.
     noise : float >= 0
         Standard deviation of the noise added to each component (spin units).
@@ -158,7 +191,8 @@ def spleem_image(spins, factor: int = 8, sigma: float = 1.0, kernel_size: int = 
 
     Returns
     -------
-    ndarray, shape (H/f, W/f, 3), float32: ``D(spins) + noise · N(0, 1)``, not normalised.
+    ndarray, shape (H/f − 2·crop, W/f − 2·crop, 3), float32: ``D(spins) + noise · N(0, 1)``,
+    not normalised.
     """
     x = _maps(spins)
     if x.shape[-1] != 3:
@@ -168,7 +202,7 @@ def spleem_image(spins, factor: int = 8, sigma: float = 1.0, kernel_size: int = 
     check_degradation_args(factor, kernel_size, sigma, padding)
     _check_real("psf_sigma", psf)
     rng = np.random.default_rng(_check_seed(seed))
-    lr = _optics(x, factor, kernel_size, psf, padding)
+    lr = _optics(x, factor, kernel_size, psf, padding, pixel, crop)
     return (lr + noise * rng.standard_normal(lr.shape)).astype(np.float32)
 
 
@@ -188,13 +222,17 @@ def _anneal_truth(kind: str, size: int, seed: int) -> np.ndarray:
 def standin(kind: str = "kerr", size: int = 1024, factor: int = 8, seed: int = 0,
             out_dir=".", sigma: float = 1.0, kernel_size: int = 23,
             psf_sigma: float | None = None, photons: float | None = 1000.0,
-            contrast: float = 0.8, noise: float = 0.1, progress: bool = True) -> dict:
+            contrast: float = 0.8, noise: float = 0.1, progress: bool = True,
+            instrument: dict | None = None) -> dict:
     """Make (or reuse) a stand-in microscope image with its ground truth.
 
     ``kind="kerr"``: a Type I (labyrinth) lattice, imaged by :func:`kerr_image` (8-bit PNG).
     ``kind="spleem"``: a Type II (domains) lattice, imaged by :func:`spleem_image` (float32
     ``.npy``, three components). The lattice is annealed with periodic boundaries (sample 0 of
-    ``seed``); the image is a window with mirror-boundary optics, as a camera sees it.
+    ``seed``); the optics are :data:`INSTRUMENTS` (``instrument`` replaces entries;
+    ``psf_sigma`` given replaces the PSF width): PSF, camera pixels, and a crop of ``crop`` LR
+    pixels per side, so the image is a window of the lattice with real borders. The truth file
+    holds the whole lattice; :func:`truth_window` cuts the part the image shows.
 
     Files in ``out_dir`` (written atomically; a file made with the same parameters, recorded in
     ``{kind}.json``, is reused, so the truth is annealed once):
@@ -231,9 +269,11 @@ def standin(kind: str = "kerr", size: int = 1024, factor: int = 8, seed: int = 0
         truth = _anneal_truth(kind, size, seed)
         save_npy_atomic(truth_path, truth)
         annealed = True
+    optics = {**INSTRUMENTS[kind], **(instrument or {})}
+    if psf_sigma is not None:
+        optics["psf_sigma"] = float(psf_sigma)
     params = {"kind": kind, "size": int(size), "factor": int(factor), "seed": seed,
-              "sigma": float(sigma), "kernel_size": int(kernel_size),
-              "psf_sigma": None if psf_sigma is None else float(psf_sigma),
+              "sigma": float(sigma), "kernel_size": int(kernel_size), "optics": optics,
               "truth": truth_path.name}
     if kind == "kerr":
         params.update(photons=photons, contrast=float(contrast))
@@ -245,11 +285,13 @@ def standin(kind: str = "kerr", size: int = 1024, factor: int = 8, seed: int = 0
     stored = _read_json(meta_path)
     if not (image_path.exists() and stored and stored.get("params") == params):
         if kind == "kerr":
-            image, mapping = kerr_image(truth, factor, sigma, kernel_size, psf_sigma, photons,
-                                        contrast, seed=seed)
+            image, mapping = kerr_image(truth, factor, sigma, kernel_size, photons=photons,
+                                        contrast=contrast, seed=seed, padding="periodic",
+                                        **optics)
             _write_png(image_path, image)
         else:
-            image = spleem_image(truth, factor, sigma, kernel_size, psf_sigma, noise, seed=seed)
+            image = spleem_image(truth, factor, sigma, kernel_size, noise=noise, seed=seed,
+                                 padding="periodic", **optics)
             mapping = None
             save_npy_atomic(image_path, image)
         stored = {"params": params, "mapping": mapping, "image": image_path.name,
@@ -257,6 +299,13 @@ def standin(kind: str = "kerr", size: int = 1024, factor: int = 8, seed: int = 0
         write_text_atomic(meta_path, json.dumps(stored, indent=1, sort_keys=True) + "\n")
     return {"kind": kind, "truth": truth_path, "image": image_path, "meta": stored,
             "annealed": annealed, "seconds": time.perf_counter() - start}
+
+
+def truth_window(truth: np.ndarray, meta: dict) -> np.ndarray:
+    """The part of the annealed lattice a stand-in image shows (its crop removed)."""
+    params = meta["params"]
+    c = int(params.get("optics", {}).get("crop", 0)) * int(params["factor"])
+    return truth[c:truth.shape[0] - c, c:truth.shape[1] - c] if c else truth
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
@@ -283,15 +332,18 @@ def run_experiment(kind: str, out_dir, preset: str = "smoke", seed: int = 0,
         Seeds the lattice, the noise and the training.
     progress : bool
 
-    The SPLEEM image is fitted with ``unit_vectors=True`` (every LR vector normalised, as the
-    paper did): its component noise otherwise makes the unit-vector network invent sub-pixel
-    stripes to shorten the blurred vectors (measured in ``docs/results.md``).
+    The fit is ``fit-image`` with its defaults: optics estimated from the image, the noise-aware
+    data term, the equivariance term. Scalar (Kerr) results are scored after an affine fit of
+    their grey levels to the truth's Sz (:func:`~spinsr_tf.evaluation.scoring.compare_with_truth`).
 
     Returns
     -------
     dict: ``kind``, ``preset`` (settings used), ``scores`` (``{"sr", "bicubic",
     "bicubic_norm"}`` → ``{"mse", "psnr", "corr"}`` against the truth on the HR grid, Sz only
-    for Kerr), ``lr_mse`` (re-degraded result vs the LR image), ``files``, ``seconds``
+    for Kerr, after an affine grey-level fit, with ``pearson``), ``degradation`` (what the fit
+    estimated), ``uncertainty_calibration`` (Spearman rank correlation between the uncertainty
+    map and the actual per-pixel error), ``lr_mse`` (re-degraded result vs the LR image),
+    ``files``, ``seconds``
     (stand-in and fit, wall time). The same dict is written to ``{kind}_scores.json`` and the
     figure LR | bicubic_norm | SR | truth (top-left crop of at most 256 HR pixels) to
     ``{kind}_figure.png``.
@@ -314,8 +366,8 @@ def run_experiment(kind: str, out_dir, preset: str = "smoke", seed: int = 0,
     fit = fit_image(made["image"], scale=cfg["factor"], patch=cfg["patch"], out_dir=run_dir,
                     stride=cfg["stride"], epochs=cfg["epochs"], batch_size=cfg["batch_size"],
                     seed=seed, resume=run_dir.exists(), progress=progress,
-                    unit_vectors=kind == "spleem", jit_compile=cfg["jit_compile"])
-    truth = np.load(made["truth"])
+                    jit_compile=cfg["jit_compile"])
+    truth = truth_window(np.load(made["truth"]), made["meta"])
     scores = compare_with_truth(run_dir, truth)
     values = {name: np.load(run_dir / f"{name}_values.npy") for name in ("lr", "sr", "bicubic")}
     from spinsr_tf.data.interpolation import unit_normalize
@@ -331,10 +383,21 @@ def run_experiment(kind: str, out_dir, preset: str = "smoke", seed: int = 0,
         out / f"{kind}_figure.png",
         title=f"{kind}: x{cfg['factor']}, top-left {hr}x{hr} of {truth.shape[0]}x"
               f"{truth.shape[1]} HR sites")
+    calibration = None
+    if fit.get("uncertainty") is not None:
+        from spinsr_tf.evaluation.calibration import calibration as rank_correlation
+        from spinsr_tf.evaluation.calibration import pixel_error
+
+        a, b = scores["sr"].get("affine", (1.0, 0.0))
+        error = pixel_error((a * sr + b)[None], shown[None])[0]
+        calibration = rank_correlation(np.load(fit["uncertainty"]), error)
     result = {"kind": kind, "preset": {"name": preset, **cfg}, "scores": scores,
+              "uncertainty_calibration": calibration, "degradation": fit["degradation"],
               "lr_mse": fit["lr_mse"], "n_patches": fit["n_patches"],
               "files": {"image": str(made["image"]), "truth": str(made["truth"]),
-                        "run_dir": str(run_dir), "figure": str(figure)},
+                        "run_dir": str(run_dir), "figure": str(figure),
+                        "uncertainty": None if fit.get("uncertainty") is None
+                        else str(run_dir / "uncertainty.png")},
               "seconds": time.perf_counter() - start}
     write_text_atomic(out / f"{kind}_scores.json",
                       json.dumps(result, indent=1, sort_keys=True) + "\n")
@@ -348,11 +411,17 @@ def scores_table(results) -> str:
     its Corr is bounded by the mean Sz² of the truth, not by 1), and the LR misfit (re-degraded
     result vs the LR image) where the method has one.
     """
-    lines = ["| image | method | PSNR (dB) | Corr | MSE | LR misfit |", "|---|---|---|---|---|---|"]
+    lines = ["| image | method | PSNR (dB) | Corr | Pearson r | MSE | LR misfit |",
+             "|---|---|---|---|---|---|---|"]
     for res in results:
         for name, s in res["scores"].items():
             misfit = res["lr_mse"].get(name)
             shown = "–" if misfit is None else f"{misfit:.2e}"
-            lines.append(f"| {res['kind']} | {name} | {s['psnr']:.2f} | {s['corr']:.4f} | "
+            r = f"{s['pearson']:.4f}" if "pearson" in s else "–"
+            lines.append(f"| {res['kind']} | {name} | {s['psnr']:.2f} | {s['corr']:.4f} | {r} | "
                          f"{s['mse']:.4f} | {shown} |")
+    for res in results:
+        cal = res.get("uncertainty_calibration")
+        if cal is not None:
+            lines.append(f"\n{res['kind']}: uncertainty vs actual error, Spearman {cal:.2f}")
     return "\n".join(lines) + "\n"

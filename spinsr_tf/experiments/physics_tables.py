@@ -17,7 +17,6 @@ baselines, the paper's network ``sr``, ``sr_residual_unit`` and the supervised `
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -67,15 +66,15 @@ def physics_setting(setting_dir: Path, train_file: Path, test_file: Path, kind: 
     from spinsr_tf.data.degradation import gaussian_downsample
     from spinsr_tf.data.generate import read_spins
     from spinsr_tf.evaluation.scoring import evaluate, predict_sr, score_method, write_json
+    from spinsr_tf.experiments.reproduce import read_result
     from spinsr_tf.nn.network import load_sr_model
     from spinsr_tf.physics.hamiltonians import hamiltonian_from_attrs
 
     result_file = setting_dir / "physics_results.json"
     sizes = {**dataclasses.asdict(preset), "steps": steps}
-    if result_file.exists():
-        result = json.loads(result_file.read_text())
-        if result.get("preset_sizes") == sizes:
-            return result
+    result = read_result(result_file)
+    if result is not None and result.get("preset_sizes") == sizes:
+        return result
     setting_dir.mkdir(parents=True, exist_ok=True)
     say = print if progress else (lambda *a, **k: None)
     say(f"  Type {kind}, x{scale}: training sr_physics", flush=True)
@@ -167,14 +166,15 @@ def physics_experiment(out_dir, preset="smoke", types=("I", "II"), seed: int = 0
     """Run (or resume) the physics tables into ``out_dir`` (the folder of ``reproduce``)."""
     from spinsr_tf.evaluation.scoring import write_json
     from spinsr_tf.experiments.presets import check_preset
-    from spinsr_tf.experiments.reproduce import make_data
+    from spinsr_tf.base.files import check_output_folder
+    from spinsr_tf.experiments.reproduce import REPRODUCTION_MARKS, make_data
 
     p = check_preset(preset)
     preset_name = preset if isinstance(preset, str) else "custom"
     for kind in types:
         if kind not in PHYSICS_SCALES:
             raise UserError(f"type must be 'I' or 'II', got {kind!r}")
-    out = Path(out_dir)
+    out = check_output_folder(out_dir, REPRODUCTION_MARKS, "a reproduction")
     out.mkdir(parents=True, exist_ok=True)
     settings, robust = {}, {}
     for kind in types:

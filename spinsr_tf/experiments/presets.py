@@ -65,6 +65,28 @@ def network_config(name: str, data, scale: int, preset: Preset, seed: int = 0,
 
 
 
+def check_sizes(preset: Preset, scales, networks: dict | None = None, data="unchecked.h5",
+                seed: int = 0) -> None:
+    """Refuse, before anything is annealed, a preset that training would refuse later: lattices
+    not divisible by a scale or leaving LR maps under 2x2, counts that leave no training sample,
+    a configuration a network cannot take."""
+    from spinsr_tf.base.checks import check_int
+    from spinsr_tf.data.stream import split_indices
+
+    size = check_int("size", preset.size, 8)
+    if size % 2:
+        raise UserError(f"size must be an even integer >= 8 (checkerboard updates), got {size}")
+    check_int("n_train", preset.n_train, 1)
+    check_int("n_test", preset.n_test, 1)
+    for scale in scales:
+        if size % scale or size // scale < 2:
+            raise UserError(f"size {size} must be a multiple of the scale {scale} that leaves LR "
+                            "maps of at least 2x2")
+        for name in (NETWORKS if networks is None else networks):
+            config = network_config(name, data, scale, preset, seed=seed, networks=networks)
+            split_indices(preset.n_train, config.val_fraction)
+
+
 def check_preset(preset) -> Preset:
     """A :class:`Preset` from itself or its name in :data:`PRESETS`."""
     if isinstance(preset, Preset):

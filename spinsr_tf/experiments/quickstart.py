@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.base.files import write_text_atomic
+from spinsr_tf.base.files import check_output_folder, write_text_atomic
 from spinsr_tf.experiments.presets import NETWORKS as NETWORKS_ALL
-from spinsr_tf.experiments.presets import Preset
+from spinsr_tf.experiments.presets import Preset, check_sizes
 from spinsr_tf.experiments.reproduce import make_data, run_setting
 
 #: The networks the quickstart trains: the paper's, and the default recipe (the residual
@@ -35,12 +35,14 @@ def quickstart(out_dir: str | os.PathLike = "quickstart", n_train: int = 48, n_t
     from spinsr_tf.evaluation.scoring import format_table
 
     out = Path(out_dir)
+    preset = Preset(size=size, n_train=n_train, n_test=n_test, epochs=epochs,
+                    batch_size=batch_size, sweeps=sweeps)
+    check_sizes(preset, (scale,), NETWORKS, seed=seed)   # before the first lattice is annealed
+    check_output_folder(out, ("train.h5", "train.h5.partial"), "a quickstart")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create output folder {str(out)!r}: {exc}") from None
-    preset = Preset(size=size, n_train=n_train, n_test=n_test, epochs=epochs,
-                    batch_size=batch_size, sweeps=sweeps)
     say = print if progress else (lambda *a, **k: None)
 
     say(f"[1/3] annealing {n_train} + {n_test} Type I lattices of {size}x{size}", flush=True)

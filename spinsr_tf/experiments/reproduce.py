@@ -21,10 +21,34 @@ import dataclasses
 import json
 from pathlib import Path
 
-from spinsr_tf.base.errors import UserError
-from spinsr_tf.base.files import write_text_atomic
+from spinsr_tf.base.errors import RepairWarning, UserError
+from spinsr_tf.base.files import check_output_folder, write_text_atomic
 from spinsr_tf.experiments.presets import (ALIGNED_BASELINES, NETWORKS, PRESETS, SCALES,  # noqa: F401
-                                           TABLE_FILES, Preset, check_preset, network_config)
+                                           TABLE_FILES, Preset, check_preset, check_sizes,
+                                           network_config)
+
+
+#: What a folder filled by :func:`reproduce` (or the physics tables) holds from its first step.
+REPRODUCTION_MARKS = ("type_I", "type_II")
+
+
+def read_result(path: Path) -> dict | None:
+    """A results file this experiment wrote earlier, or None if there is none; a damaged one
+    (empty, cut short) is reported in one line and made again, not a traceback."""
+    import warnings
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        result = exc
+    if isinstance(result, dict) and isinstance(result.get("methods", result.get("settings")),
+                                               dict):
+        return result
+    warnings.warn(f"{str(path)!r} is damaged; computing it again", RepairWarning, stacklevel=2)
+    return None
 
 
 def make_data(type_dir: Path, kind: str, preset: Preset, seed: int, progress: bool):
@@ -56,8 +80,8 @@ def run_setting(setting_dir: Path, train_file: Path, test_file: Path, scale: int
     networks = NETWORKS if networks is None else networks
     result_file = setting_dir / "results.json"
     sizes = dataclasses.asdict(preset)
-    if result_file.exists():
-        result = json.loads(result_file.read_text())
+    result = read_result(result_file)
+    if result is not None and "methods" in result:
         if result.get("preset_sizes") == sizes and set(networks) <= set(result["methods"]):
             return result
     setting_dir.mkdir(parents=True, exist_ok=True)
@@ -174,7 +198,9 @@ def reproduce(out_dir, preset="medium", types=("I", "II"), seed: int = 0,
         if kind not in SCALES:
             raise UserError(f"type must be 'I' or 'II', got {kind!r}")
     networks = NETWORKS if networks is None else networks
-    out = Path(out_dir)
+    for kind in types:
+        check_sizes(p, SCALES[kind], networks, seed=seed)
+    out = check_output_folder(out_dir, REPRODUCTION_MARKS, "a reproduction")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -199,8 +225,8 @@ def reproduce(out_dir, preset="medium", types=("I", "II"), seed: int = 0,
     from spinsr_tf.evaluation.scoring import write_json
 
     summary_file = out / "results.json"
-    if summary_file.exists():   # keep the settings of the other type from an earlier call
-        earlier = json.loads(summary_file.read_text())
+    earlier = read_result(summary_file)   # keep the settings of the other type
+    if earlier is not None and isinstance(earlier.get("settings"), dict):
         if earlier.get("preset_sizes") == dataclasses.asdict(p):
             settings = {**earlier["settings"], **settings}
     summary = {"preset": preset_name, "preset_sizes": dataclasses.asdict(p), "seed": seed,

@@ -10,12 +10,25 @@ A run lives in one folder::
 
     RUN_DIR/fit.json           the arguments and the image's identity (resume checks them)
     RUN_DIR/mapping.json       image values → network values, and back
+    RUN_DIR/degradation.json   the optics the network assumed: PSF σ, pixel model, noise, and
+                               how each was obtained (given, estimated, or a default)
     RUN_DIR/patches.h5         dataset "lr" (N, P, P, C) + the degradation attributes
     RUN_DIR/train/             the training run (spinsr_tf.nn.training.train)
     RUN_DIR/sr.EXT             the SR image, mapped back to the input's units and encoding
     RUN_DIR/bicubic.EXT        aligned bicubic interpolation, the same way
     RUN_DIR/{lr,sr,bicubic}_values.npy   (H, W, C) float32 in network units
+    RUN_DIR/uncertainty.npy    (H·f, W·f) float32: spread of the SR map over the lattice's
+                               point symmetries (transform, super-resolve, transform back)
+    RUN_DIR/uncertainty.png    the same as a picture
     RUN_DIR/preview.png        LR | bicubic | SR side by side
+
+Optics. A microscope does not say how wide its point-spread function is, and camera pixels
+integrate over their area. By default the pixel model is ``"integrate"`` and the PSF width and
+the noise are estimated from the image itself (:mod:`spinsr_tf.inference.optics`); given
+values override. With a noise level the data term is :class:`~spinsr_tf.nn.losses.Recorrupted`
+(it does not reward reproducing the noise) instead of the plain LR term. An estimate the
+estimator is unsure of is reported in one line and recorded, and a default is used instead.
+The paper's assumptions are ``sigma=1, pixel="sample", noise="none"``.
 
 Mapping. Scalar images (C = 1) are mapped affinely onto [-1, 1]: ``x = (v − offset) / scale``
 with ``offset, scale`` the centre and half-width of the ``percentile .. 100 − percentile``
@@ -39,16 +52,19 @@ import json
 import math
 import numbers
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from spinsr_tf.data.degradation import check_degradation_args, gaussian_downsample
-from spinsr_tf.base.checks import check_int
+from spinsr_tf.base.checks import check_bool, check_int
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import atomic_path, save_npy_atomic, write_text_atomic
+from spinsr_tf.inference.optics import choose_optics
 
 FIT, MAPPING, PATCHES, TRAIN = "fit.json", "mapping.json", "patches.h5", "train"
+DEGRADATION, UNCERTAINTY = "degradation.json", "uncertainty.npy"
 #: Smallest LR patch side: the network's 1-pixel mirror padding needs >= 2, and the
 #: expanding part's receptive field (radius 4) should fit in the patch.
 MIN_PATCH = 4
@@ -317,14 +333,23 @@ def _write_patches(path: Path, patches: np.ndarray, corners: np.ndarray, attrs: 
             f.attrs[key] = value
 
 
-def _prepare(run_dir: Path, config: dict, resume: bool) -> None:
-    path = run_dir / FIT
+def _check_out_dir(run_dir: Path, resume: bool) -> None:
+    """Refuse a folder the run may not use, before any work (the estimates take seconds)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"out_dir {str(run_dir)!r} exists and is not a folder")
-    if path.exists():
+    if (run_dir / FIT).exists():
         if not resume:
             raise UserError(f"out_dir {str(run_dir)!r} holds a fit-image run; pass "
                             "resume=True / --resume to continue it, or choose another folder")
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        raise UserError(f"out_dir {str(run_dir)!r} exists, is not empty and holds no "
+                        "fit-image run; choose an empty or new folder")
+
+
+def _prepare(run_dir: Path, config: dict, resume: bool) -> None:
+    path = run_dir / FIT
+    _check_out_dir(run_dir, resume)
+    if path.exists():
         try:
             stored = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
@@ -334,9 +359,6 @@ def _prepare(run_dir: Path, config: dict, resume: bool) -> None:
         if diff:
             shown = ", ".join(f"{k}={stored.get(k)!r} (now {config.get(k)!r})" for k in diff[:3])
             raise UserError(f"cannot resume {str(run_dir)!r}: {shown}")
-    elif run_dir.exists() and any(run_dir.iterdir()):
-        raise UserError(f"out_dir {str(run_dir)!r} exists, is not empty and holds no "
-                        "fit-image run; choose an empty or new folder")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -402,10 +424,11 @@ def _identity(image: np.ndarray) -> str:
 
 def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_run",
               stride: int | None = None, epochs: int = 40, batch_size: int = 16,
-              learning_rate: float = 1e-3, seed: int = 0, sigma: float = 1.0,
-              kernel_size: int = 23, resume: bool = False, progress: bool = True,
+              learning_rate: float = 1e-3, seed: int = 0, sigma="auto",
+              kernel_size: int | None = None, resume: bool = False, progress: bool = True,
               percentile: float = 1.0, unit_vectors: bool = False, layer: int | None = None,
-              tile: int = 128, jit_compile: bool = True, network: str = None) -> dict:
+              tile: int = 128, jit_compile: bool = True, network: str = None,
+              pixel: str = "integrate", noise="auto", uncertainty: bool = True) -> dict:
     """Train the SR network on the patches of one image and super-resolve the whole image.
 
     Parameters
@@ -426,8 +449,20 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
         Training (:func:`spinsr_tf.nn.training.train`, Adam).
     network : str, optional
         The training recipe (:data:`spinsr_tf.nn.config.RECIPES`); default :data:`FIT_RECIPE`.
-    sigma, kernel_size : float, int
-        The Gaussian degradation (HR pixels) the network assumes: the microscope's blur.
+    sigma : float or "auto"
+        PSF width (HR pixels) the network assumes; "auto" estimates it from the image
+        (:func:`spinsr_tf.inference.optics.choose_optics`).
+    kernel_size : int, optional
+        Odd Gaussian window side, HR pixels; default: enough for ±4σ (at least 23).
+    pixel : {"integrate", "sample"}
+        Camera pixels that average their f×f block (default), or point samples (the paper's).
+    noise : "auto", "none", "gaussian", "poisson" or a number
+        The noise model of the data term; "auto" estimates it (Poisson–Gaussian for integer
+        images, Gaussian otherwise); a number is a Gaussian standard deviation in image
+        units; "none" uses the plain LR term (fits the noise).
+    uncertainty : bool
+        Write ``uncertainty.npy`` / ``.png`` (the symmetry spread; costs one inference per
+        point symmetry).
     resume : bool
         Continue a run in ``out_dir`` (patches reused, training resumed); the settings other
         than ``epochs`` and ``tile`` must match.
@@ -450,7 +485,8 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
     dict: ``run_dir``, ``sr`` and ``bicubic`` (output paths), ``preview``, ``mapping``,
     ``n_patches``, ``lr_shape`` / ``sr_shape`` ``(H, W, C)``, ``history`` (per epoch),
     ``lr_mse`` (``{"sr", "bicubic"}``: mean squared difference between the re-degraded result
-    and the LR image, network units, mean over pixels of the sum over components).
+    and the LR image, network units, mean over pixels of the sum over components),
+    ``degradation`` (what ``degradation.json`` holds), ``uncertainty`` (its path or None).
 
     Raises
     ------
@@ -462,7 +498,9 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
     from spinsr_tf.nn.network import decoder_filters
 
     decoder_filters(scale)
-    check_degradation_args(scale, kernel_size, sigma, "reflect")
+    check_degradation_args(scale, 23 if kernel_size is None else kernel_size,
+                           1.0 if sigma == "auto" else sigma, "reflect", pixel)
+    check_bool("uncertainty", uncertainty)
     patch = check_int("patch", patch, MIN_PATCH)
     stride = patch // 2 if stride is None else check_int("stride", stride, 1)
     if stride > patch:
@@ -492,16 +530,39 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
                        "v being the image values (integer intensities after from_intensity)"}
     lr = to_network(raw, mapping)
     run_dir = Path(out_dir)
+    _check_out_dir(run_dir, resume)
+    counts = bool(np.issubdtype(np.dtype(info["dtype"]), np.integer))
+    # image units per network unit: grey levels for integer images (read_input maps their
+    # full range onto [-1, 1]), the values themselves otherwise
+    per_unit = mapping["scale"] * (np.iinfo(np.dtype(info["dtype"])).max
+                                   - np.iinfo(np.dtype(info["dtype"])).min) / 2.0 \
+        if counts else mapping["scale"]
+    optics = choose_optics(lr, scale, sigma, pixel, noise, image_scale=per_unit,
+                           counts=counts, image_min=None if counts else float(np.min(raw)))
+    if kernel_size is not None:
+        optics["kernel_size"] = int(kernel_size)
+    sigma, kernel_size = optics["sigma"], optics["kernel_size"]
     config = {"image": os.path.abspath(image_path), "image_sha256": _identity(raw),
               "image_shape": [h, w, c], "scale": int(scale), "patch": patch, "stride": stride,
               "epochs": epochs, "batch_size": batch_size, "learning_rate": float(learning_rate),
               "seed": seed, "sigma": float(sigma), "kernel_size": int(kernel_size),
+              "pixel": pixel, "noise": optics["noise_kind"],
+              "noise_std": optics["noise_std"], "noise_slope": optics["noise_slope"],
+              "uncertainty": bool(uncertainty),
               "percentile": float(percentile), "unit_vectors": bool(unit_vectors),
               "layer": layer, "tile": tile,
               "jit_compile": bool(jit_compile), "network": network}
     _prepare(run_dir, config, resume)
     say = print if progress else (lambda *a, **k: None)
     write_text_atomic(run_dir / MAPPING, json.dumps(mapping, indent=1, sort_keys=True) + "\n")
+    write_text_atomic(run_dir / DEGRADATION, json.dumps(optics, indent=1, sort_keys=True) + "\n")
+    for line in optics["warnings"]:
+        print(f"fit-image: {line}", file=sys.stderr)
+    say(f"fit-image: optics: sigma {sigma:.3g} HR px ({optics['how']['sigma']['method']}), "
+        f"pixel {pixel}, noise {optics['noise_kind']}"
+        + (f" std {optics['noise_std']:.3g}" if optics["noise_kind"] != "none" else "")
+        + (f" + {optics['noise_slope']:.3g}*x" if optics["noise_slope"] else "")
+        + " (network units)")
 
     patches_path = run_dir / PATCHES
     if patches_path.exists():
@@ -515,20 +576,27 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
         n_patches = len(patches)
         _write_patches(patches_path, patches, corners,
                        {"factor": int(scale), "kernel_size": int(kernel_size),
-                        "sigma": float(sigma), "padding": "reflect", "patch": patch,
+                        "sigma": float(sigma), "padding": "reflect", "pixel": pixel,
+                        "patch": patch,
                         "stride": stride, "source": os.path.abspath(image_path)})
         say(f"fit-image: {n_patches} patches of {patch}x{patch} (stride {stride}) from a "
             f"{h}x{w}x{c} image -> {patches_path}")
 
-    from spinsr_tf.nn.config import recipe
+    from spinsr_tf.nn.config import RECIPES, recipe
+    from spinsr_tf.nn.losses import LRConsistency, Recorrupted
     from spinsr_tf.nn.training import CONFIG, MODEL, train
 
+    losses = RECIPES[network]["losses"]
+    if optics["noise_kind"] != "none":
+        losses = tuple(Recorrupted(noise_std=optics["noise_std"],
+                                   noise_slope=optics["noise_slope"])
+                       if isinstance(t, LRConsistency) else t for t in losses)
     train_dir = run_dir / TRAIN
     train_config = recipe(network, patches_path, scale, epochs=epochs, batch_size=batch_size,
                           learning_rate=learning_rate,
                           val_fraction=0.1 if n_patches >= 10 else 0.0, seed=seed,
                           kernel_size=kernel_size, sigma=sigma, padding="reflect",
-                          jit_compile=jit_compile)
+                          pixel=pixel, jit_compile=jit_compile, losses=losses)
     history = train(train_config, train_dir, resume=(train_dir / CONFIG).exists(),
                     progress=progress)
     say(f"fit-image: trained {len(history.get('epoch', []))} epoch(s); super-resolving the "
@@ -539,16 +607,28 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
 
     model = load_sr_model(train_dir / MODEL, compile=False)
     sr = super_resolve(model, lr, tile=tile)
-    bicubic = upsample(lr[None], scale, "bicubic", "aligned", padding="reflect")[0]
+    bicubic = upsample(lr[None], scale, "bicubic", "aligned", padding="reflect", pixel=pixel)[0]
     outputs = {}
     for name, values in (("lr", lr), ("sr", sr), ("bicubic", bicubic)):
         save_npy_atomic(run_dir / f"{name}_values.npy", values)
         if name != "lr":
             outputs[name] = write_like_input(run_dir / name, values, info, mapping, scale)
     preview = _preview(run_dir, lr, bicubic, sr, scale)
+    uncertainty_path = None
+    if uncertainty:
+        from spinsr_tf.inference.uncertainty import symmetry_spread, uncertainty_figure
+
+        say("fit-image: uncertainty: super-resolving the image once per point symmetry")
+        _, spread = symmetry_spread(model, lr[None], padding="reflect", pixel=pixel,
+                                    sr="plain", batch_size=1)
+        uncertainty_path = run_dir / UNCERTAINTY
+        save_npy_atomic(uncertainty_path, spread[0].astype(np.float32))
+        uncertainty_figure(spread[:1], run_dir / "uncertainty.png",
+                           title="uncertainty (RMS spread over the symmetries, network units)")
     lr_mse = {}
     for name, values in (("sr", sr), ("bicubic", bicubic)):
-        back = gaussian_downsample(values[None], scale, kernel_size, sigma, "reflect")[0]
+        back = gaussian_downsample(values[None], scale, kernel_size, sigma, "reflect",
+                                   pixel=pixel)[0]
         lr_mse[name] = float(np.square(back - lr).sum(axis=-1).mean())
     say(f"fit-image: wrote {outputs['sr']} ({h * scale}x{w * scale}x{c}), "
         f"{outputs['bicubic']}, {preview}; LR misfit sr {lr_mse['sr']:.3g}, "
@@ -556,4 +636,4 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
     return {"run_dir": run_dir, "sr": outputs["sr"], "bicubic": outputs["bicubic"],
             "preview": preview, "mapping": mapping, "n_patches": n_patches,
             "lr_shape": (h, w, c), "sr_shape": tuple(sr.shape), "history": history,
-            "lr_mse": lr_mse}
+            "lr_mse": lr_mse, "degradation": optics, "uncertainty": uncertainty_path}

@@ -43,8 +43,9 @@ class TrainConfig:
         Use the first ``max_samples`` samples only.
     val_fraction : float
         The last ``floor(N · val_fraction)`` samples (at least one if > 0) are held out.
-    kernel_size, sigma, padding : optional
-        The fixed degradation (odd window and width in HR pixels, boundary condition).
+    kernel_size, sigma, padding, pixel : optional
+        The fixed degradation (odd window and width in HR pixels, boundary condition, pixel
+        model ``"sample"`` or ``"integrate"``).
     output : {"linear", "unit"}
         SR output: the paper's linear convolution, or projected onto unit vectors.
     residual : bool
@@ -68,6 +69,7 @@ class TrainConfig:
     kernel_size: int | None = None
     sigma: float | None = None
     padding: str | None = None
+    pixel: str | None = None
     output: str = "linear"
     residual: bool = False
     losses: tuple = (LRConsistency(),)

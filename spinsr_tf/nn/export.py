@@ -7,26 +7,39 @@ moving statistics), with one endpoint ``serve`` (also the ``serving_default`` si
     ``serve(lr)``: ``lr`` float32 ``(N, h, w, C)``, any N, h, w → SR ``(N, h·scale, w·scale, C)``
 
 Load it with ``tf.saved_model.load(DIR).serve(lr)`` (Python) or TensorFlow Serving.
+
+An export folder holds the SavedModel and :data:`MARKER` and nothing else; ``force`` replaces
+only such a folder, so a run folder (model, checkpoints, history) is never taken for one.
+The bioimage.io package (:mod:`spinsr_tf.nn.bioimageio_export`) is the other export format.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import keras
 
+from spinsr_tf._version import __version__
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.nn.layers import UnitVectors
-from spinsr_tf.nn.network import LR_OUTPUT, build_sr_model, load_sr_model, sr_submodel
+from spinsr_tf.base.files import write_text_atomic
+from spinsr_tf.nn.network import load_sr_model, sr_submodel
+
+#: Written into every export folder: what it is and what wrote it.
+MARKER = "spinsr_export.json"
+#: The top-level entries of a SavedModel folder (``saved_model.pb`` among them).
+SAVED_MODEL_ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "variables", "assets"})
 
 
 def serving_model(model: keras.Model) -> keras.Model:
     """The LR → SR part of a spinsr model, accepting any spatial size.
 
-    A model built with a fixed ``input_size`` is rebuilt without one (same configuration, same
-    weights): the network is fully convolutional, so nothing else changes.
+    A model built with a fixed ``input_size`` is rebuilt from its own configuration with an
+    unknown spatial size (every layer keeps its arguments, the weights are copied): the network
+    is fully convolutional, so nothing else changes.
 
     Returns
     -------
@@ -36,27 +49,98 @@ def serving_model(model: keras.Model) -> keras.Model:
     sr = sr_submodel(model)
     if tuple(model.input_shape[1:3]) == (None, None):
         return sr
-    down = model.get_layer(LR_OUTPUT)
-    names = {layer.name for layer in model.layers}
-    clone = build_sr_model(scale=down.factor, channels=model.input_shape[-1],
-                           padding=down.padding, kernel_size=down.kernel_size, sigma=down.sigma,
-                           output="unit" if isinstance(model.get_layer("sr"), UnitVectors)
-                           else "linear",
-                           residual="sr_skip" in names)
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] == "InputLayer":
+            shape = layer["config"]["batch_shape"]
+            layer["config"]["batch_shape"] = [shape[0], None, None, *shape[3:]]
+    clone = keras.Model.from_config(config)
     clone.set_weights(model.get_weights())
     return sr_submodel(clone)
 
 
-def _check_out_dir(out_dir: Path, force: bool) -> None:
-    parent = out_dir.parent
+def load_model(model_or_path) -> keras.Model:
+    """A spinsr model as given, or loaded (uncompiled) from its ``.keras`` file."""
+    if isinstance(model_or_path, keras.Model):
+        return model_or_path
+    return load_sr_model(model_or_path, compile=False)
+
+
+def check_parent(path: Path, what: str) -> None:
+    """Refuse an output whose folder is missing or not writable (probed with a temporary file,
+    which, unlike ``os.access``, also holds for root and read-only file systems)."""
+    parent = path.parent
     if not parent.is_dir():
-        raise UserError(f"output folder's parent {str(parent)!r} does not exist")
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise UserError(f"out_dir {str(out_dir)!r} exists and is not a folder")
-        if any(out_dir.iterdir()) and not force:
-            raise UserError(f"out_dir {str(out_dir)!r} exists and is not empty; "
-                            "pass force=True / --force to replace it")
+        raise UserError(f"{what}'s folder {str(parent)!r} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".spinsr-probe-")
+    except OSError as exc:
+        raise UserError(f"{what}'s folder {str(parent)!r} is not writable "
+                        f"({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_not_input(out: Path, inputs, what: str) -> None:
+    """Refuse an output that is one of the inputs or a folder holding one."""
+    target = out.resolve()
+    for given in inputs:
+        if given is None or isinstance(given, keras.Model):
+            continue
+        source = Path(given).resolve()
+        if source == target or target in source.parents:
+            raise UserError(f"{what} {str(out)!r} would replace the input {str(given)!r}; "
+                            "choose another output")
+
+
+def is_export_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a SavedModel and nothing else (what :func:`export_saved_model`
+    writes), so that replacing it loses nothing but a previous export."""
+    names = {p.name for p in folder.iterdir()}
+    return "saved_model.pb" in names and names <= SAVED_MODEL_ENTRIES | {MARKER}
+
+
+def _check_out_dir(out_dir: Path, force: bool) -> None:
+    check_parent(out_dir, "out_dir")
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise UserError(f"out_dir {str(out_dir)!r} exists and is not a folder")
+    if not any(out_dir.iterdir()):
+        return
+    if not is_export_folder(out_dir):
+        raise UserError(f"out_dir {str(out_dir)!r} holds files other than a SavedModel export; "
+                        "it is never replaced, not even with --force (choose another folder)")
+    if not force:
+        raise UserError(f"out_dir {str(out_dir)!r} holds a previous export; "
+                        "pass force=True / --force to replace it")
+
+
+def write_saved_model(sr: keras.Model, path, output_key: str | None = None,
+                      preprocess=None) -> Path:
+    """Write the ``serve`` endpoint of an LR → SR model as a SavedModel folder ``path``.
+
+    ``output_key`` returns ``{output_key: sr}`` instead of the bare tensor (bioimage.io's
+    TensorFlow runner matches outputs by name); ``preprocess`` is a ``keras.ops`` function
+    applied to the input first. The input is named ``"lr"``.
+    """
+    import tensorflow as tf
+
+    channels = int(sr.input_shape[-1])
+
+    def serve(lr):
+        x = lr if preprocess is None else preprocess(lr)
+        y = sr(x, training=False)
+        return y if output_key is None else {output_key: y}
+
+    archive = keras.export.ExportArchive()
+    archive.track(sr)
+    archive.add_endpoint(
+        name="serve", fn=serve,
+        input_signature=[tf.TensorSpec((None, None, None, channels), tf.float32, name="lr")],
+    )
+    archive.write_out(str(path), verbose=False)
+    return Path(path)
 
 
 def export_saved_model(model_or_path, out_dir, force: bool = False) -> Path:
@@ -70,10 +154,11 @@ def export_saved_model(model_or_path, out_dir, force: bool = False) -> Path:
     model_or_path : keras.Model or str or PathLike
         A spinsr model, or a ``.keras`` file of one (e.g. ``RUN_DIR/model.keras``).
     out_dir : str or PathLike
-        SavedModel folder to create. An existing empty folder is filled; an existing non-empty
-        one is replaced only with ``force=True``.
+        SavedModel folder to create. An existing empty folder is filled; a previous export
+        (a SavedModel and :data:`MARKER`, nothing else) is replaced only with ``force=True``;
+        any other non-empty folder never.
     force : bool
-        Replace a non-empty ``out_dir``.
+        Replace a previous export in ``out_dir``.
 
     Returns
     -------
@@ -83,31 +168,22 @@ def export_saved_model(model_or_path, out_dir, force: bool = False) -> Path:
     Raises
     ------
     UserError
-        Not a spinsr model, a missing parent folder, an existing non-empty ``out_dir`` without
-        ``force``.
+        Not a spinsr model, ``out_dir`` equal to or holding the model, a missing or read-only
+        parent folder, a previous export without ``force``, a folder holding anything else.
     """
-    import tensorflow as tf
-
     out_dir = Path(out_dir)
+    check_not_input(out_dir, [model_or_path], "out_dir")
     _check_out_dir(out_dir, force)
-    if isinstance(model_or_path, keras.Model):
-        model = model_or_path
-    else:
-        model = load_sr_model(model_or_path, compile=False)
-    sr = serving_model(model)
-    channels = int(sr.input_shape[-1])
+    sr = serving_model(load_model(model_or_path))
 
-    archive = keras.export.ExportArchive()
-    archive.track(sr)
-    archive.add_endpoint(
-        name="serve",
-        fn=lambda lr: sr(lr, training=False),
-        input_signature=[tf.TensorSpec((None, None, None, channels), tf.float32, name="lr")],
-    )
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
     old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
     try:
-        archive.write_out(str(tmp), verbose=False)
+        write_saved_model(sr, tmp)
+        write_text_atomic(tmp / MARKER, json.dumps({
+            "format": "tensorflow_saved_model", "endpoint": "serve",
+            "input": "lr (N, h, w, C) float32", "output": "SR (N, h*scale, w*scale, C)",
+            "written_by": f"spinsr_tf {__version__}"}, indent=1) + "\n")
         if out_dir.exists():
             os.replace(out_dir, old)
         os.replace(tmp, out_dir)

@@ -23,8 +23,8 @@ import numbers
 import keras
 from keras import ops
 
-from spinsr_tf.data.degradation import (PADDING_MODES, check_degradation_args, fold_index,
-                                        gaussian_kernel_1d)
+from spinsr_tf.data.degradation import (PADDING_MODES, PIXEL_MODELS, check_degradation_args,
+                                        degradation_taps, fold_index)
 from spinsr_tf.base.errors import UserError
 
 _DATA_FORMATS = ("channels_last", "channels_first")
@@ -197,7 +197,8 @@ class GaussianDownsample(keras.layers.Layer):
     ``out[n, a, b, c] = Σ_{u,v} K[u, v] · x[n, s(a·f + u − k//2), s(b·f + v − k//2), c]``
     with ``K`` the normalised ``kernel_size``² Gaussian of width ``sigma``, ``f = factor`` and
     ``s`` the padding map (periodic wrap or mirror). LR pixel ``a`` is centred on HR pixel
-    ``a·f``.
+    ``a·f`` (``pixel="sample"``), or is the mean of that over its ``f × f`` block, centred on
+    ``a·f + (f − 1)/2`` (``pixel="integrate"``, a camera pixel).
 
     The layer has no weights: the 1D operators ``D_H`` (``H/f × H``) and ``D_W`` are rebuilt
     from the configuration in every call (a few thousand numbers) and applied as two matrix
@@ -218,21 +219,24 @@ class GaussianDownsample(keras.layers.Layer):
         Boundary condition.
     data_format : {"channels_last", "channels_first"} or None
         Axis order; None takes ``keras.config.image_data_format()``.
+    pixel : {"sample", "integrate"}
+        Pixel model (:data:`spinsr_tf.data.degradation.PIXEL_MODELS`).
 
     Input shape: ``(batch, H, W, C)`` (channels_last) or ``(batch, C, H, W)``; H, W may be
     None. Output shape: H and W divided by ``factor``.
     """
 
     def __init__(self, factor, kernel_size=23, sigma=1.0, padding="periodic", data_format=None,
-                 **kwargs):
+                 pixel="sample", **kwargs):
         super().__init__(**kwargs)
-        check_degradation_args(factor, kernel_size, sigma, padding)
+        check_degradation_args(factor, kernel_size, sigma, padding, pixel)
         self.factor = int(factor)
         self.kernel_size = int(kernel_size)
         self.sigma = float(sigma)
         self.padding = padding
+        self.pixel = pixel
         self.data_format = _standardize_data_format(data_format)
-        self._taps = gaussian_kernel_1d(self.kernel_size, self.sigma)
+        self._taps = degradation_taps(self.factor, self.kernel_size, self.sigma, pixel)
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
     def compute_output_shape(self, input_shape):
@@ -246,10 +250,11 @@ class GaussianDownsample(keras.layers.Layer):
         return tuple(shape)
 
     def _operator(self, n):
-        """``D`` of shape (n // factor, n): row ``a`` is the folded Gaussian centred on ``a·f``."""
+        """``D`` of shape (n // factor, n): row ``a`` is the folded Gaussian centred on ``a·f``
+        (``"sample"``), or its mean over the block ``a·f … a·f + f − 1`` (``"integrate"``)."""
         half = self.kernel_size // 2
         rows = ops.arange(n // self.factor, dtype="int32") * self.factor
-        src = _source_indices(n, half, half, self.padding)
+        src = _source_indices(n, half, half + self.factor, self.padding)
         d = 0.0
         for u, tap in enumerate(self._taps):  # one (n // f, n) one-hot at a time: bounded memory
             d = d + float(tap) * ops.one_hot(ops.take(src, rows + u), n, dtype=self.compute_dtype)
@@ -266,6 +271,7 @@ class GaussianDownsample(keras.layers.Layer):
             "kernel_size": self.kernel_size,
             "sigma": self.sigma,
             "padding": self.padding,
+            "pixel": self.pixel,
             "data_format": self.data_format,
         }
         return {**super().get_config(), **config}
@@ -277,8 +283,9 @@ class AlignedUpsample(keras.layers.Layer):
     ``spinsr_tf.data.interpolation.upsample(..., convention="aligned")`` (equal to 1e-5 in float32).
 
     ``out[n] = M_H · x[n] · M_Wᵀ`` per channel, ``M`` of shape ``(h·f, h)``: LR pixel ``k`` sits
-    at HR pixel ``k·f``, where :class:`GaussianDownsample` centres its kernel, so the layer
-    inverts the sampling of the degradation without the half-block shift of image ``resize``.
+    where :class:`GaussianDownsample` with the same ``pixel`` model centres it — HR pixel ``k·f``
+    for point samples, the block centre ``k·f + (f − 1)/2`` for camera pixels — so the layer
+    inverts the sampling of the degradation without a misplaced half-block shift.
     It has no weights; it is the skip path of the residual network
     (``build_sr_model(residual=True)``).
 
@@ -310,7 +317,7 @@ class AlignedUpsample(keras.layers.Layer):
     _REACH = 16
 
     def __init__(self, factor, method="bicubic", padding="periodic", data_format=None,
-                 **kwargs):
+                 pixel="sample", **kwargs):
         from spinsr_tf.data.interpolation import PADDINGS, METHODS, upsample_matrix
 
         padding = kwargs.pop("boundary", padding)  # the name in models saved before 0.2
@@ -321,13 +328,16 @@ class AlignedUpsample(keras.layers.Layer):
             raise UserError(f"method must be one of {METHODS}, got {method!r}")
         if padding not in PADDINGS:
             raise UserError(f"padding must be one of {PADDINGS}, got {padding!r}")
+        if pixel not in PIXEL_MODELS:
+            raise UserError(f"pixel must be one of {PIXEL_MODELS}, got {pixel!r}")
         self.factor = int(factor)
         self.method = method
         self.padding = padding
+        self.pixel = pixel
         self.data_format = _standardize_data_format(data_format)
         self.input_spec = keras.layers.InputSpec(ndim=4)
         n = 4 * self._REACH
-        m = upsample_matrix(n, self.factor, method, "aligned", "periodic")
+        m = upsample_matrix(n, self.factor, method, "aligned", "periodic", pixel=pixel)
         centre = n // 2
         cols = [(centre + j) % n for j in range(-self._REACH, self._REACH + 1)]
         self._taps = m[centre * self.factor:(centre + 1) * self.factor][:, cols]  # (f, 2R+1)
@@ -360,7 +370,7 @@ class AlignedUpsample(keras.layers.Layer):
 
     def get_config(self):
         config = {"factor": self.factor, "method": self.method, "padding": self.padding,
-                  "data_format": self.data_format}
+                  "pixel": self.pixel, "data_format": self.data_format}
         return {**super().get_config(), **config}
 
 

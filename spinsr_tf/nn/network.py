@@ -60,7 +60,7 @@ def _check_scale(scale) -> int:
 def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
                    kernel_size: int = 23, sigma: float = 1.0,
                    input_size: int | None = None, output: str = "linear",
-                   residual: bool = False) -> keras.Model:
+                   residual: bool = False, pixel: str = "sample") -> keras.Model:
     """Build the SR network, uncompiled; by default exactly the paper's.
 
     Layers, with ``Pad`` = :class:`~spinsr_tf.nn.layers.PeriodicPadding2D` (``padding="periodic"``)
@@ -111,6 +111,9 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
         SR map straight from the last convolution (paper) or projected onto unit vectors.
     residual : bool
         Add the CNN's output to the aligned bicubic interpolation of the input (see above).
+    pixel : {"sample", "integrate"}
+        Pixel model of the degradation (point samples, or camera pixels that average their
+        block; :mod:`spinsr_tf.data.degradation`); the skip path is placed to match.
 
     Returns
     -------
@@ -119,7 +122,7 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
     _check_scale(scale)
     if not isinstance(channels, numbers.Integral) or isinstance(channels, bool) or channels < 1:
         raise UserError(f"channels must be an integer >= 1, got {channels!r}")
-    check_degradation_args(scale, kernel_size, sigma, padding)
+    check_degradation_args(scale, kernel_size, sigma, padding, pixel)
     if input_size is not None and (not isinstance(input_size, numbers.Integral)
                                    or isinstance(input_size, bool) or input_size < 1):
         raise UserError(f"input_size must be a positive integer or None, got {input_size!r}")
@@ -148,11 +151,13 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
         sr = keras.layers.Conv2D(int(channels), 3, padding="valid", name="sr_conv",
                                  kernel_initializer="zeros" if residual else "glorot_uniform")(x)
         if residual:
-            skip = AlignedUpsample(scale, "bicubic", padding, name="sr_skip")(inputs)
+            skip = AlignedUpsample(scale, "bicubic", padding, pixel=pixel,
+                                   name="sr_skip")(inputs)
             sr = keras.layers.Add(name=SR_OUTPUT if output == "linear" else "sr_sum")([skip, sr])
         if output == "unit":
             sr = UnitVectors(name=SR_OUTPUT)(sr)
-    lr = GaussianDownsample(scale, kernel_size, sigma, padding, name=LR_OUTPUT)(sr)
+    lr = GaussianDownsample(scale, kernel_size, sigma, padding, pixel=pixel,
+                            name=LR_OUTPUT)(sr)
     variant = ("_residual" if residual else "") + ("_unit" if output == "unit" else "")
     return keras.Model(inputs, {LR_OUTPUT: lr, SR_OUTPUT: sr}, name=f"spinsr_x{scale}{variant}")
 

@@ -26,6 +26,7 @@ import importlib.util
 import json
 import math
 import shutil
+import zipfile
 from pathlib import Path
 
 import keras
@@ -34,7 +35,8 @@ import numpy as np
 from spinsr_tf._version import __version__
 from spinsr_tf.base.checks import describe_mismatch
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.base.files import atomic_path, write_text_atomic
+from spinsr_tf.base.files import (atomic_path, remove_stale_temporaries,
+                                  unchanged_unless_committed, write_text_atomic)
 from spinsr_tf.data.stream import BatchPlan, TrainingData, open_training_data, split_indices
 from spinsr_tf.nn import strategy as distribute
 from spinsr_tf.nn.config import RESUMABLE, TrainConfig
@@ -117,12 +119,14 @@ class _Checkpoint(keras.callbacks.Callback):
     """Saves the training graph and optimizer after every epoch, as one file (temporary name,
     then ``os.replace``): the optimizer's step count says how many epochs it holds."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, on_saved=None):
         super().__init__()
-        self.run_dir = run_dir
+        self.run_dir, self.on_saved = run_dir, on_saved
 
     def on_epoch_end(self, epoch, logs=None):
         save_model_atomic(self.model, self.run_dir / CHECKPOINT)
+        if self.on_saved is not None:
+            self.on_saved()
 
 
 def save_model_atomic(model: keras.Model, path: Path) -> None:
@@ -142,17 +146,21 @@ def read_history(run_dir) -> dict[str, list]:
     path = Path(run_dir) / HISTORY
     if not path.exists():
         return {}
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        return {}
-    history = {}
-    for key in rows[0]:
-        values = [r[key] for r in rows]
-        if key != "epoch" and all(v in ("", "NA") for v in values):
-            continue  # CSVLogger's placeholder val_* columns of a run without validation
-        history[key] = [int(v) if key == "epoch" else (math.nan if v in ("", "NA") else float(v))
-                        for v in values]
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        if not rows:
+            return {}
+        history = {}
+        for key in rows[0]:
+            values = [r[key] for r in rows]
+            if key != "epoch" and all(v in ("", "NA") for v in values):
+                continue  # CSVLogger's placeholder val_* columns of a run without validation
+            history[key] = [int(v) if key == "epoch" else
+                            (math.nan if v in ("", "NA") else float(v)) for v in values]
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError, TypeError, KeyError) as exc:
+        raise UserError(f"cannot read the run's history {str(path)!r}: it is damaged "
+                        f"({' '.join(str(exc).split())[:80] or type(exc).__name__})") from None
     return history
 
 
@@ -162,13 +170,17 @@ def _truncate_history(run_dir: Path, epochs: int) -> None:
     path = run_dir / HISTORY
     if not path.exists():
         return
-    with open(path, newline="") as fh:
-        lines = fh.read().splitlines(keepends=True)
-    if not lines:
-        return
-    rows = list(csv.DictReader(lines))
+    try:
+        with open(path, newline="") as fh:
+            lines = fh.read().splitlines(keepends=True)
+        if not lines:
+            return
+        rows = list(csv.DictReader(lines))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"cannot read the run's history {str(path)!r}: it is damaged "
+                        f"({' '.join(str(exc).split())[:80] or type(exc).__name__})") from None
     keep = [lines[0]] + [line for line, row in zip(lines[1:], rows)
-                         if row.get("epoch", "").isdigit() and int(row["epoch"]) < epochs]
+                         if str(row.get("epoch") or "").isdigit() and int(row["epoch"]) < epochs]
     write_text_atomic(path, "".join(keep))
 
 
@@ -202,7 +214,7 @@ def resolve_config(config: TrainConfig, source: TrainingData) -> TrainConfig:
             term = dataclasses.replace(term, hamiltonian=ham or None)
         losses.append(term)
     return config.replace(kernel_size=deg.kernel_size, sigma=deg.sigma, padding=deg.padding,
-                          losses=tuple(losses))
+                          pixel=deg.pixel, losses=tuple(losses))
 
 
 def _plain(value):
@@ -271,7 +283,7 @@ def train(config: TrainConfig, out_dir, resume: bool = False,
     run_dir = Path(out_dir)
     source = open_training_data(config.data, config.scale, config.kernel_size, config.sigma,
                                 config.padding, hr_path=config.hr_data,
-                                max_samples=config.max_samples)
+                                max_samples=config.max_samples, pixel=config.pixel)
     try:
         config = resolve_config(config, source)
         for term in config.losses:
@@ -279,14 +291,18 @@ def train(config: TrainConfig, out_dir, resume: bool = False,
         if config.supervised and not source.has_hr:
             raise UserError("the supervised oracle needs HR maps: the data file holds LR maps "
                             "only (give hr_data / --hr)")
-        with distribute.strategy_scope(config.strategy) as replicas:
-            return _train(config, source, run_dir, resume, progress, replicas)
+        # until this call's first checkpoint, a failure (NaN in the data, Ctrl-C, a bug) leaves
+        # the run folder as it found it: no config.json of a run that never ran, no history
+        # row lost by a resume that could not start
+        with distribute.strategy_scope(config.strategy) as replicas, \
+                unchanged_unless_committed(run_dir) as commit:
+            return _train(config, source, run_dir, resume, progress, replicas, commit)
     finally:
         source.close()
 
 
 def _train(config: TrainConfig, source: TrainingData, run_dir: Path, resume: bool,
-           progress: bool, replicas: int):
+           progress: bool, replicas: int, commit=lambda: None):
     train_idx, val_idx = split_indices(source.n, config.val_fraction)
     distribute.check_batch_size(config.batch_size, replicas, len(train_idx), len(val_idx))
     jit_compile = config.jit_compile and distribute.supports_xla(replicas)
@@ -319,7 +335,7 @@ def _train(config: TrainConfig, source: TrainingData, run_dir: Path, resume: boo
         network = build_sr_model(scale=config.scale, channels=source.lr_shape[-1],
                                  padding=config.padding, kernel_size=config.kernel_size,
                                  sigma=config.sigma, output=config.output,
-                                 residual=config.residual)
+                                 residual=config.residual, pixel=config.pixel or "sample")
         model = build_training_graph(network, config)
         # Creating the Adam slots now, not inside the first traced step, spares TensorFlow a
         # second trace of the whole training step (about half of a short run's time).
@@ -329,6 +345,9 @@ def _train(config: TrainConfig, source: TrainingData, run_dir: Path, resume: boo
     distribute.set_batch_norm_sync(model, distribute.needs_batch_norm_sync(replicas))
     model.jit_compile = jit_compile
     if done < config.epochs:
+        # Degrade once for the whole run: every epoch then indexes memory (or the run's cache).
+        source.prepare(hr_indices=(np.arange(source.n) if config.supervised
+                                   else val_idx if source.has_hr else ()), cache_dir=run_dir)
         callbacks = []
         if source.has_hr and len(val_idx):
             callbacks.append(SRValidation(network, source, val_idx, config.batch_size, replicas))
@@ -336,7 +355,7 @@ def _train(config: TrainConfig, source: TrainingData, run_dir: Path, resume: boo
         if _tensorflow() is not None and importlib.util.find_spec("tensorboard") is not None:
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / LOGS),
                                                          write_graph=False))
-        callbacks.append(_Checkpoint(run_dir))
+        callbacks.append(_Checkpoint(run_dir, on_saved=commit))
         val = None
         if len(val_idx):
             val = _Batches(source, BatchPlan(val_idx, config.batch_size, shuffle=False), 0, 1,
@@ -345,6 +364,7 @@ def _train(config: TrainConfig, source: TrainingData, run_dir: Path, resume: boo
                   validation_data=val, epochs=config.epochs, initial_epoch=done,
                   steps_per_epoch=plan.steps_per_epoch, shuffle=False, callbacks=callbacks,
                   verbose=1 if progress else 0)
+        source.remove_cache()
     save_model_atomic(network, run_dir / MODEL)
     return read_history(run_dir)
 
@@ -353,7 +373,7 @@ def _load_checkpoint(run_dir: Path) -> keras.Model:
     path = run_dir / CHECKPOINT
     try:
         return keras.saving.load_model(path, compile=True, safe_mode=True)
-    except (ValueError, TypeError, KeyError, OSError) as exc:
+    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot read the checkpoint {str(path)!r}: {first}") from None
 
@@ -398,7 +418,7 @@ def _check_run_dir(run_dir: Path, record: dict, resume: bool) -> bool:
     if not resume:
         done = len(read_history(run_dir).get("epoch", []))
         raise UserError(f"out_dir {str(run_dir)!r} holds a run ({done} epoch(s) done); pass "
-                        "resume=True / --resume to continue it, or choose another folder")
+                        "resume=True to continue it, or choose another folder")
     mismatch = describe_mismatch(_comparable(stored), _comparable(record), RESUMABLE)
     if mismatch:
         raise UserError(f"cannot resume {str(run_dir)!r}: configuration differs from the "
@@ -412,6 +432,7 @@ def _start_run_dir(run_dir: Path, record: dict, done: int) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create out_dir {str(run_dir)!r}: {exc}") from None
+    remove_stale_temporaries(run_dir)   # of saves killed in an earlier call
     _truncate_history(run_dir, done)
     if done == 0:
         shutil.rmtree(run_dir / LOGS, ignore_errors=True)

@@ -11,14 +11,17 @@ Terms:
 - ``supervised`` (:class:`Supervised`): MSE(SR, HR), the oracle, NOT part of the method;
 - ``physics_prior`` (:class:`PhysicsPrior`): λ · energy per spin of the SR map;
 - ``equivariance`` (:class:`Equivariance`): MSE(f(A(T_g x̂)), T_g x̂) for random lattice
-  symmetries T_g (Chen, Tachella & Davies, ICCV 2021).
+  symmetries T_g (Chen, Tachella & Davies, ICCV 2021);
+- ``recorrupted`` (:class:`Recorrupted`): the LR term on recorrupted pairs of a noisy image,
+  which does not reward reproducing the noise (Pang et al., CVPR 2021).
 """
 
 from spinsr_tf.nn.losses.base import TERMS, Graph, LossTerm, register, term_from_config
 from spinsr_tf.nn.losses.equivariance import Equivariance
 from spinsr_tf.nn.losses.lr_consistency import LRConsistency
 from spinsr_tf.nn.losses.physics_prior import PhysicsPrior
+from spinsr_tf.nn.losses.recorrupted import Recorrupted
 from spinsr_tf.nn.losses.supervised import Supervised
 
 __all__ = ["TERMS", "Equivariance", "Graph", "LRConsistency", "LossTerm", "PhysicsPrior",
-           "Supervised", "register", "term_from_config"]
+           "Recorrupted", "Supervised", "register", "term_from_config"]

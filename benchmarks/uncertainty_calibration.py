@@ -1,0 +1,144 @@
+"""Calibration of the symmetry-spread uncertainty map on held-out simulated maps.
+
+For the HR maps of ``--data`` (dataset ``spins``), degraded as the model was trained, it runs
+:func:`~spinsr_tf.inference.uncertainty.symmetry_spread` and prints:
+
+- the Spearman rank correlation (:func:`~spinsr_tf.evaluation.calibration.calibration`) between
+  the uncertainty (the default: distance of the members to the interpolation) and the actual
+  per-site error ``|SR − HR|`` of the group-mean and of the plain map, pooled over all sites and
+  per map (mean ± std); the target is ≥ 0.4; the same for the spread alone
+  (``reference="mean"``);
+- the same for a reference predictor that knows nothing of the network: the distance of each HR
+  site to the nearest LR sampling site (what an uncertainty map must beat to be worth computing);
+- the pooled correlation for several widths of the smoothing window (``smooth``);
+- PSNR (mean ± std over the maps, dB) of the plain SR map and of the group-mean map;
+- with ``--shifts K``: the spread over the LR translations (0..K−1)² alone, and the calibration
+  with them added to the point operations.
+
+Usage::
+
+    python benchmarks/uncertainty_calibration.py --data TEST.h5 --model RUN/model.keras \
+        [--model RUN2/model.keras ...] [--group lattice] [--shifts 2] [--max-samples 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+
+def hamiltonian_attrs(path) -> dict | None:
+    """The ``hamiltonian.*`` attributes of a data file, without the prefix (None if absent)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        attrs = {k[len("hamiltonian."):]: v for k, v in f.attrs.items()
+                 if k.startswith("hamiltonian.")}
+    return attrs or None
+
+
+def sampling_distance(shape, scale: int, pixel: str) -> np.ndarray:
+    """Per HR site, the distance (HR pixels) to the nearest LR sampling point: ``k·f`` for point
+    samples, the block centre ``k·f + (f − 1)/2`` for camera pixels. Periodic."""
+    n, h, w = shape
+    offset = 0.0 if pixel == "sample" else (scale - 1) / 2
+
+    def axis(size):
+        r = (np.arange(size) - offset) % scale
+        return np.minimum(r, scale - r)
+
+    d = np.hypot(axis(h)[:, None], axis(w)[None, :])
+    return np.broadcast_to(d, shape)
+
+
+def per_map(u, e):
+    from spinsr_tf.evaluation.calibration import calibration
+
+    values = [calibration(a, b) for a, b in zip(u, e)]
+    return np.nanmean(values), np.nanstd(values)
+
+
+def main(data: str, model_paths: list, group: str, shifts: int, max_samples: int | None,
+         batch_size: int) -> None:
+    from spinsr_tf.data.degradation import gaussian_downsample
+    from spinsr_tf.data.generate import read_spins
+    from spinsr_tf.evaluation.calibration import calibration, pixel_error
+    from spinsr_tf.evaluation.metrics import psnr
+    from spinsr_tf.inference.uncertainty import SMOOTH, local_rms, symmetry_spread
+    from spinsr_tf.nn.export import serving_model
+    from spinsr_tf.nn.network import LR_OUTPUT, load_sr_model
+
+    models = [load_sr_model(p, compile=False) for p in model_paths]
+    deg = models[0].get_layer(LR_OUTPUT)
+    pixel = getattr(deg, "pixel", "sample")
+    hr = read_spins(data)
+    if max_samples:
+        hr = hr[:max_samples]
+    kwargs = {"kernel_size": deg.kernel_size, "sigma": deg.sigma, "padding": deg.padding}
+    if pixel != "sample":
+        kwargs["pixel"] = pixel
+    lr = gaussian_downsample(hr, deg.factor, **kwargs)
+    ham = hamiltonian_attrs(data)
+    print(f"{len(hr)} maps {hr.shape[1]}x{hr.shape[2]} from {data}, x{deg.factor}, "
+          f"{len(models)} model(s), group {group!r}, {deg.padding}, pixel {pixel}")
+
+    plain = serving_model(models[0]).predict(lr, batch_size=batch_size, verbose=0)
+    periodic = deg.padding == "periodic"
+    t0 = time.perf_counter()
+    mean, raw = symmetry_spread(models, lr, group=group, hamiltonian=ham, smooth=0,
+                                batch_size=batch_size)
+    seconds = time.perf_counter() - t0
+    _, raw_spread = symmetry_spread(models, lr, group=group, hamiltonian=ham, smooth=0,
+                                    reference="mean", batch_size=batch_size)
+    err_plain, err_mean = pixel_error(plain, hr), pixel_error(mean, hr)
+    u, spread = local_rms(raw, SMOOTH, periodic), local_rms(raw_spread, SMOOTH, periodic)
+    print(f"  {seconds:.1f} s; uncertainty mean {u.mean():.4f}, max {u.max():.4f} (spread alone "
+          f"{spread.mean():.4f}, {spread.max():.4f}); error of the mean map: mean "
+          f"{err_mean.mean():.4f}, max {err_mean.max():.4f}")
+    ref = sampling_distance(u.shape, deg.factor, pixel)
+    for name, pred, err in (("uncertainty vs error of mean  ", u, err_mean),
+                            ("uncertainty vs error of plain ", u, err_plain),
+                            ("spread alone vs error of mean ", spread, err_mean),
+                            ("distance to LR sample vs mean ", ref, err_mean)):
+        m, s = per_map(pred, err)
+        print(f"  Spearman {name}: pooled {calibration(pred, err):.3f}, per map "
+              f"{m:.3f} ± {s:.3f}")
+    for name, values in (("uncertainty", raw), ("spread alone", raw_spread)):
+        line = ", ".join(f"{w:g}{'*' if w == SMOOTH else ''}: "
+                         f"{calibration(local_rms(values, w, periodic), err_mean):.3f}"
+                         for w in (0, 1, 2, 3, 4, 6))
+        print(f"  Spearman {name} vs error of mean by smooth (HR px, * = default): {line}")
+    for name, sr in (("plain", plain), ("group mean", mean)):
+        p = psnr(sr, hr)
+        print(f"  PSNR {name:10s}: {p.mean():.2f} ± {p.std():.2f} dB")
+    if shifts > 1 and deg.padding == "periodic":
+        grid = [(dy, dx) for dy in range(shifts) for dx in range(shifts)]
+        _, ut = symmetry_spread(models[0], lr, group="translations", shifts=grid,
+                                reference="mean", batch_size=batch_size)
+        print(f"  translations alone ({len(grid)} LR shifts): spread max {ut.max():.2e}, "
+              f"mean {ut.mean():.2e}")
+        mean2, u2 = symmetry_spread(models, lr, group=group, hamiltonian=ham, shifts=grid,
+                                    smooth=SMOOTH, batch_size=batch_size)
+        print(f"  with the translations: Spearman vs mean {calibration(u2, err_mean):.3f}, "
+              f"PSNR mean {psnr(mean2, hr).mean():.2f} dB, max |Δ uncertainty| "
+              f"{np.abs(u2 - u).max():.2e}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="HDF5 file with HR maps ('spins')")
+    parser.add_argument("--model", action="append", required=True,
+                        help="trained model (repeat for an ensemble)")
+    parser.add_argument("--group", default="lattice")
+    parser.add_argument("--shifts", type=int, default=0,
+                        help="also measure LR translations (0..K-1)^2 (periodic models)")
+    parser.add_argument("--max-samples", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=16)
+    a = parser.parse_args()
+    main(a.data, a.model, a.group, a.shifts, a.max_samples, a.batch_size)

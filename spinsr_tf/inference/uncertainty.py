@@ -1,0 +1,407 @@
+"""Uncertainty maps: per HR pixel, how far the SR map can be trusted.
+
+The LR image pins the SR map down only near its samples; elsewhere the network invents detail
+from what it learnt. Two things say how much a pixel rests on that invention rather than on the
+data, and :func:`symmetry_spread` measures both from the members
+
+    s_g = T_g⁻¹ f(T_g y)        for every g of the lattice's symmetry group (and every network),
+
+which all agree for a network that is equivariant, as a good one is (the texture distribution is
+invariant under the T_g of :mod:`spinsr_tf.nn.symmetry`):
+
+- their *spread*, the RMS distance to their mean: where the members disagree the network guesses;
+- their *departure* from the aligned interpolation of the LR map (what the samples show
+  directly): where they agree on detail the samples do not show, the detail is learnt.
+
+The uncertainty is the RMS distance of the members to a reference map: the interpolation by
+default (spread² + departure², the bias–variance split), or their own mean (the spread alone).
+On held-out Type I maps the default ranks the actual error with Spearman 0.6–0.7 for every
+network measured, the spread alone with 0.02–0.53 depending on the network's seed
+(``docs/uncertainty.md``); :mod:`spinsr_tf.evaluation.calibration` measures it.
+
+Which elements. The point operations (quarter turns, mirrors or flip-overs the Hamiltonian
+keeps, the global flip S → −S) act exactly on any LR map, borders included. Translations by whole
+LR pixels are periodic rolls, valid for periodic maps only, and a translation-equivariant fully
+convolutional network with periodic padding commutes with them up to rounding: they add nothing
+(measured: spread < 1e-7) and are off by default (``shifts``).
+
+Where the LR pixels sit. A point operation about the LR map's centre is, on the HR grid, the same
+operation about the HR point the LR centre samples. With point sampling (LR pixel ``k`` at HR
+pixel ``k·f``, the degradation of SPEC §3) that point is ``f·(w − 1)/2``, not the HR centre
+``(f·w − 1)/2``: the HR element is the centred one followed by a shift of ``f − 1`` HR pixels
+along each reversed axis (:func:`hr_op`). With camera-pixel integration (LR pixel ``k`` averages
+HR pixels ``k·f … k·f + f − 1``) the two centres coincide. On maps with borders the shift moves
+``f − 1`` rows or columns out of the map; those pixels take their mean and spread from the
+members that cover them (the plain output always does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Sequence
+
+import numpy as np
+
+from spinsr_tf.base.checks import check_bool, check_choice, check_int, check_maps, check_real
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.nn.symmetry import LatticeOp, apply, group_for
+
+#: Where LR pixel ``k`` sits on the HR grid: at ``k·f`` ("sample", SPEC §3) or at the centre of
+#: the camera pixel ``k·f … k·f + f − 1`` ("integrate", SPEC §8).
+PIXELS = ("sample", "integrate")
+#: What the members' distance is taken to (:func:`symmetry_spread`).
+REFERENCES = ("interpolation", "mean")
+#: The SR map :func:`symmetry_spread` returns: the members' mean, or the plain network output.
+SR_MAPS = ("mean", "plain")
+#: Boundary conditions of the maps (the network's padding).
+PADDINGS = ("periodic", "reflect")
+#: Default width (HR pixels) of the window of the local RMS spread (``smooth``).
+SMOOTH = 2.0
+
+
+def hr_op(op: LatticeOp, scale: int, pixel: str = "sample") -> LatticeOp:
+    """The HR element that the LR element ``op`` is the image of: ``A(T_HR x) = T_LR A(x)``.
+
+    Same point operation and spin matrix; the shift is ``scale`` times the LR shift plus the
+    offset that moves the centre of the point operation from the HR map's centre to the HR
+    point the LR centre samples (zero for ``pixel="integrate"``).
+    """
+    if not isinstance(op, LatticeOp):
+        raise UserError(f"op must be a LatticeOp, got {op!r}")
+    f = check_int("scale", scale, 1)
+    check_choice("pixel", pixel, PIXELS)
+    point = dataclasses.replace(op, shift=(0, 0))
+    dy = dx = 0
+    if pixel == "sample" and f > 1:
+        # About centre c' = c + e/2, e = −(f − 1)(1, 1): T' = τ(e/2) T τ(−e/2), whose shift
+        # (I − A) e / 2 is an integer although e / 2 need not be.
+        e = (f - 1, f - 1)
+        doubled = LatticeOp(e) @ point @ LatticeOp((-e[0], -e[1]))
+        dy, dx = -doubled.shift[0] // 2, -doubled.shift[1] // 2
+    return dataclasses.replace(point, shift=(f * op.shift[0] + dy, f * op.shift[1] + dx))
+
+
+def _shift_open(x: np.ndarray, shift) -> np.ndarray:
+    """``out[i, j] = x[i − dy, j − dx]`` without wrap-around: pixels from outside are NaN."""
+    dy, dx = shift
+    h, w = x.shape[1:3]
+    out = np.full(x.shape, np.nan, dtype=x.dtype)
+    if abs(dy) < h and abs(dx) < w:
+        out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+            x[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
+def back_transform(sr: np.ndarray, op: LatticeOp, scale: int, pixel: str = "sample",
+                   periodic: bool = True) -> np.ndarray:
+    """``T_HR⁻¹ sr``: the SR map of the LR input ``apply(lr, op)`` moved back to the frame of
+    ``lr``. Without ``periodic`` the shift is no roll: pixels it brings in from outside are NaN.
+    """
+    inv = hr_op(op, scale, pixel).inverse()
+    if periodic:
+        return apply(sr, inv)
+    return _shift_open(apply(sr, dataclasses.replace(inv, shift=(0, 0))), inv.shift)
+
+
+def group_ops(group="lattice", hamiltonian=None, channels: int = 3, lr_shape=(1, 1),
+              periodic: bool = True, shifts=((0, 0),)) -> list:
+    """The LR elements a spread runs over, the identity first.
+
+    Parameters
+    ----------
+    group, hamiltonian, channels
+        See :func:`spinsr_tf.nn.symmetry.group_for`.
+    lr_shape : (h, w)
+        LR map size: quarter turns need a square map (else only the half turn is used).
+    periodic : bool
+        Maps with borders take the point operations only.
+    shifts : sequence of (dy, dx)
+        LR-pixel translations to combine with the point operations when the group has
+        translations and the maps are periodic.
+    """
+    g = group_for(group, hamiltonian, channels)
+    shifts = [tuple(check_int("shifts", v) for v in s) for s in shifts]
+    if (0, 0) not in shifts:
+        shifts = [(0, 0)] + shifts
+    h, w = lr_shape
+    ops = g.elements(h, w, shifts=shifts if (g.translations and periodic) else [(0, 0)])
+    ops = list(dict.fromkeys(op.reduced(h, w) for op in ops))
+    identity = LatticeOp()
+    return [identity] + [op for op in ops if op != identity]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Member:
+    """An LR → SR map as the spread needs it: a batched NumPy function and its geometry."""
+
+    predict: Callable
+    padding: str | None
+    scale: int | None
+    pixel: str | None
+
+
+def _member(model, batch_size: int) -> _Member:
+    import keras
+
+    from spinsr_tf.nn.network import LR_OUTPUT, SR_OUTPUT
+
+    if isinstance(model, keras.Model) and {LR_OUTPUT, SR_OUTPUT} <= {l.name for l in model.layers}:
+        from spinsr_tf.nn.export import serving_model
+
+        deg = model.get_layer(LR_OUTPUT)
+        sr = serving_model(model)
+        return _Member(lambda x: np.asarray(sr.predict(x, batch_size=batch_size, verbose=0)),
+                       deg.padding, int(deg.factor), getattr(deg, "pixel", "sample"))
+    if isinstance(model, keras.Model):
+        return _Member(lambda x: np.asarray(model.predict(x, batch_size=batch_size, verbose=0)),
+                       None, None, None)
+    if not callable(model):
+        raise UserError(f"model must be a spinsr keras.Model or a callable LR -> SR, "
+                        f"got {type(model).__name__}")
+
+    def predict(x):
+        return np.concatenate([np.asarray(model(x[i:i + batch_size]), dtype=np.float32)
+                               for i in range(0, len(x), batch_size)])
+
+    return _Member(predict, None, None, None)
+
+
+def _agree(name: str, given, found: list, default):
+    """The one value of a geometry argument: given, else what the models say, else default."""
+    found = [v for v in found if v is not None]
+    if given is not None:
+        for v in found:
+            if v != given:
+                raise UserError(f"{name}={given!r} but a model was built with {v!r}")
+        return given
+    if len(set(found)) > 1:
+        raise UserError(f"the models disagree on {name}: {sorted(set(found))}")
+    return found[0] if found else default
+
+
+def local_rms(spread, smooth: float = SMOOTH, periodic: bool = True) -> np.ndarray:
+    """``sqrt(G_smooth * spread²)`` per map ``(N, H, W)``: the RMS spread over a Gaussian window
+    of ``smooth`` HR pixels (wrapped on periodic maps, mirrored at borders); 0 returns it as is."""
+    u = np.asarray(spread, dtype=np.float64)
+    smooth = check_real("smooth", smooth, 0.0)
+    if u.ndim != 3:
+        raise UserError(f"spread must have shape (N, H, W), got {u.shape}")
+    if smooth == 0:
+        return u
+    from scipy.ndimage import gaussian_filter
+
+    var = gaussian_filter(u * u, (0, smooth, smooth), mode="wrap" if periodic else "reflect")
+    return np.sqrt(np.maximum(var, 0.0))
+
+
+class _Moments:
+    """Per-pixel count, mean and spread of members, streamed (one member in memory at a time).
+
+    Differences are taken from the first member (the plain output, which covers every pixel):
+    the shifted-data form keeps a spread of rounding size at rounding size.
+    """
+
+    def __init__(self, first: np.ndarray):
+        self.ref = first.astype(np.float64)
+        self.count = np.ones(first.shape[:-1] + (1,), np.float64)
+        self.sum = np.zeros_like(self.ref)
+        self.sumsq = np.zeros_like(self.count)
+
+    def add(self, member: np.ndarray) -> None:
+        d = member.astype(np.float64) - self.ref
+        seen = np.isfinite(d).all(axis=-1, keepdims=True)
+        d = np.where(seen, d, 0.0)
+        self.count += seen
+        self.sum += d
+        self.sumsq += np.sum(d * d, axis=-1, keepdims=True)
+
+    def mean(self) -> np.ndarray:
+        return self.ref + self.sum / self.count
+
+    def distance(self, target=None) -> np.ndarray:
+        """Per pixel ``sqrt(mean over members |s − target|²)``; ``target`` None: their mean."""
+        md = self.sum / self.count
+        # s = ref + d, c = target − ref: E|d − c|² = E|d|² − 2 c·E d + |c|² (= E|d|² − |E d|²
+        # for the mean); the shifted form keeps a rounding-size spread at rounding size
+        c = md if target is None else target - self.ref
+        var = (self.sumsq / self.count - 2 * np.sum(c * md, axis=-1, keepdims=True)
+               + np.sum(c * c, axis=-1, keepdims=True))
+        return np.sqrt(np.maximum(var[..., 0], 0.0))
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.where(norm > 0, x / np.where(norm > 0, norm, 1.0), x)
+
+
+def interpolation(lr, scale: int, padding: str = "periodic", pixel: str = "sample") -> np.ndarray:
+    """The reference of the departure, the strongest interpolation baseline: bicubic that puts
+    each LR pixel where the degradation took it from (:func:`spinsr_tf.data.interpolation.
+    upsample`, "aligned" for point samples, the block centre for camera pixels), then unit
+    vectors (C = 3) or values clipped to [−1, 1] (C = 1)."""
+    from spinsr_tf.data.interpolation import upsample
+
+    check_choice("pixel", pixel, PIXELS)
+    convention = "aligned" if pixel == "sample" else "resize"
+    return upsample(lr, scale, "bicubic", convention=convention, padding=padding, normalize=True)
+
+
+def symmetry_spread(model, lr, group="lattice", hamiltonian=None, padding: str | None = None,
+                    pixel: str | None = None, shifts: Sequence = ((0, 0),),
+                    reference: str = "interpolation", sr: str = "mean",
+                    normalize: bool | None = None, smooth: float | None = None,
+                    batch_size: int = 8, progress: Callable[[str], None] | None = None):
+    """SR maps and their uncertainty, from the members ``T_g⁻¹ f(T_g lr)`` over the group (and
+    the models).
+
+    Parameters
+    ----------
+    model : keras.Model, callable, or a list of them
+        A spinsr model (its ``"sr"`` output is used; padding, scale and pixel model are read from
+        its degradation layer), any Keras model mapping LR to SR maps, or a callable taking a
+        float32 ``(B, h, w, C)`` NumPy batch and returning ``(B, h·f, w·f, C)``. A list (e.g.
+        independently seeded networks) pools the members of all of them.
+    lr : array_like, (N, h, w, C)
+        LR maps in the model's value range; C = 3 (spins) or 1 (a scalar image).
+    group : str
+        A group of :func:`spinsr_tf.nn.symmetry.group_for` (default "lattice": quarter turns,
+        the reflections the Hamiltonian keeps, the flip; translations on periodic maps).
+    hamiltonian : TypeI, TypeII, their attributes or None
+        The interactions the group must respect (None: every Hamiltonian but bulk DMI).
+    padding : {"periodic", "reflect"} or None
+        Periodic maps (simulations) or maps with borders (images): point operations only.
+        None: the model's; a plain callable then counts as periodic.
+    pixel : {"sample", "integrate"} or None
+        Where an LR pixel sits on the HR grid (module docstring). None: the model's, else
+        "sample".
+    shifts : sequence of (dy, dx)
+        LR-pixel translations added to the point operations on periodic maps.
+    reference : {"interpolation", "mean"}
+        What the members' RMS distance is taken to: the aligned interpolation of ``lr``
+        (:func:`interpolation`; spread and departure, the default) or their own mean (the
+        spread alone: zero for any equivariant network).
+    sr : {"mean", "plain"}
+        Return the members' mean map (C = 3: re-normalised to unit vectors) or the plain output
+        ``f(lr)`` of the first model. "mean" scores higher against ground truth
+        (``docs/uncertainty.md``).
+    normalize : bool or None
+        C = 3: project the mean onto unit vectors (the spins are unit vectors). None: for C = 3.
+    smooth : float or None
+        Width (HR pixels) of the Gaussian window over which the squared distance is averaged
+        (:func:`local_rms`): a few members give a noisy estimate per pixel, and the error it
+        predicts belongs to a region (a wall, a vortex core) more than to a site. None:
+        :data:`SMOOTH` (measured in ``docs/uncertainty.md``); 0: per pixel.
+    batch_size : int
+        Maps per forward pass.
+    progress : callable or None
+        Called with one line per model.
+
+    Returns
+    -------
+    sr : (N, h·f, w·f, C) float32
+        The SR maps (see ``sr``).
+    uncertainty : (N, h·f, w·f) float32
+        Per HR pixel, ``sqrt(mean_g |s_g − r|²)`` over the members, ``r`` the reference, in the
+        units of the maps, averaged over a window of ``smooth``. With the interpolation ``b``
+        its square is the spread² plus the departure ``|m − b|²`` of the members' mean ``m``. With ``reference="mean"`` (the
+        members' mean before normalisation) it is, for C = 1, the standard deviation over the
+        members and, for unit spins, ``sqrt(1 − |r|²)``, which ranks the pixels as
+        ``1 − |r|`` does. The RMS distance is used rather than ``1 − |r|`` because it is in the
+        units of the error it predicts (the vector distance ``|SR − HR|``, whose square
+        averages to the MSE of SPEC §5) and takes a reference other than the mean. It ranks the
+        pixels; it is not an error bar.
+    """
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    if not models:
+        raise UserError("model must be a model or a non-empty list of models")
+    x = check_maps("lr", lr)
+    n, h, w, c = x.shape
+    if c not in (1, 3):
+        raise UserError(f"lr must have C = 1 or 3 channels, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise UserError("lr contains NaN or infinite values")
+    batch_size = check_int("batch_size", batch_size, 1)
+    check_choice("sr", sr, SR_MAPS)
+    check_choice("reference", reference, REFERENCES)
+    if padding is not None:
+        check_choice("padding", padding, PADDINGS)
+    if pixel is not None:
+        check_choice("pixel", pixel, PIXELS)
+    normalize = (c == 3) if normalize is None else check_bool("normalize", normalize)
+    if smooth is not None:
+        smooth = check_real("smooth", smooth, 0.0)
+    if normalize and c != 3:
+        raise UserError("normalize=True needs spin vectors (C = 3)")
+    members = [_member(m, batch_size) for m in models]
+    padding = _agree("padding", padding, [m.padding for m in members], "periodic")
+    pixel = _agree("pixel", pixel, [m.pixel for m in members], "sample")
+    periodic = padding == "periodic"
+    ops = group_ops(group, hamiltonian, c, (h, w), periodic, shifts)
+
+    moments, plain, scale = None, None, None
+    for k, member in enumerate(members):
+        for op in ops:
+            out = member.predict(apply(x, op))
+            if scale is None:
+                scale = out.shape[1] // h
+                if out.shape != (n, h * scale, w * scale, c) or scale < 1:
+                    raise UserError(f"model maps LR {x.shape} to {out.shape}, not to SR maps "
+                                    f"(N, h·f, w·f, C)")
+                if member.scale is not None and member.scale != scale:
+                    raise UserError(f"model output is x{scale}, its degradation x{member.scale}")
+            elif out.shape != (n, h * scale, w * scale, c):
+                raise UserError(f"the models disagree on the SR shape: {out.shape} vs "
+                                f"{(n, h * scale, w * scale, c)}")
+            back = back_transform(out, op, scale, pixel, periodic)
+            if moments is None:
+                plain, moments = out, _Moments(back)
+            else:
+                moments.add(back)
+        if progress is not None:
+            progress(f"uncertainty: model {k + 1}/{len(members)}, {len(ops)} symmetry "
+                     f"element(s) of {group!r} ({padding})")
+    smooth = SMOOTH if smooth is None else smooth
+    target = (None if reference == "mean"
+              else interpolation(x, scale, padding, pixel).astype(np.float64))
+    spread = local_rms(moments.distance(target), smooth, periodic)
+    mean = _unit(moments.mean()) if normalize else moments.mean()
+    out = mean if sr == "mean" else plain
+    return out.astype(np.float32), spread.astype(np.float32)
+
+
+def uncertainty_figure(uncertainty, path, title: str | None = None, max_maps: int = 8):
+    """Save a picture of ``(N, H, W)`` uncertainty maps (the first ``max_maps``) on one viridis
+    scale from their minimum to their maximum, with a colour bar, so maps and pixels compare at
+    a glance. Returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from spinsr_tf.data.render import save_figure
+
+    u = np.asarray(uncertainty, dtype=np.float64)
+    if u.ndim == 2:
+        u = u[None]
+    if u.ndim != 3 or 0 in u.shape:
+        raise UserError(f"uncertainty must have shape (N, H, W), got {np.shape(uncertainty)}")
+    u = u[:check_int("max_maps", max_maps, 1)]
+    finite = u[np.isfinite(u)]
+    low, top = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    fig, axes = plt.subplots(1, len(u), figsize=(2.6 * len(u) + 0.6, 2.6), squeeze=False)
+    for ax, img in zip(axes[0], u):
+        im = ax.imshow(img, cmap="viridis", vmin=low, vmax=top if top > low else low + 1.0,
+                       interpolation="nearest")
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.colorbar(im, ax=list(axes[0]), shrink=0.85, label="RMS spread")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    try:
+        return save_figure(fig, path)
+    finally:
+        plt.close(fig)
+
+
+__all__ = ["PADDINGS", "PIXELS", "REFERENCES", "SMOOTH", "SR_MAPS", "back_transform",
+           "group_ops", "hr_op", "interpolation", "local_rms", "symmetry_spread",
+           "uncertainty_figure"]

@@ -1,0 +1,127 @@
+"""Blind optics: noise and PSF width estimated from the image, and what fit-image does with them."""
+
+import numpy as np
+import pytest
+
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.data.degradation import gaussian_downsample, kernel_size_for
+from spinsr_tf.inference.optics import (DEFAULT_SIGMA, choose_optics, estimate_noise,
+                                        estimate_psf_sigma, gaussian_noise_std,
+                                        poisson_gaussian_noise)
+
+
+def domains(size=256, wall=3.0, seed=0):
+    """Unit spins in domains: Sz = tanh(phi / wall) of a smooth random field phi (walls where
+    phi = 0, about ``wall`` HR pixels wide), the in-plane part turning slowly."""
+    rng = np.random.default_rng(seed)
+    k = np.fft.fftfreq(size)
+    low = np.exp(-(k[:, None] ** 2 + k[None, :] ** 2) / (2 * 0.02 ** 2))
+    phi = np.real(np.fft.ifft2(np.fft.fft2(rng.normal(size=(size, size))) * low))
+    phi /= np.abs(np.gradient(phi)[0]).mean()  # ~1 per HR pixel across a wall
+    sz = np.tanh(phi / wall)
+    theta = np.real(np.fft.ifft2(np.fft.fft2(rng.normal(size=(size, size))) * low)) * 50
+    r = np.sqrt(1 - sz ** 2)
+    return np.stack([r * np.cos(theta), r * np.sin(theta), sz], -1)
+
+
+@pytest.fixture(scope="module")
+def texture():
+    return domains()
+
+
+def camera(hr, factor, sigma, noise=0.0, seed=1):
+    lr = gaussian_downsample(hr[None], factor, kernel_size_for(sigma), sigma, "reflect",
+                             pixel="integrate")[0].astype(np.float64)
+    return lr + noise * np.random.default_rng(seed).standard_normal(lr.shape)
+
+
+@pytest.mark.parametrize("noise", [0.03, 0.1, 0.2])
+def test_gaussian_noise_level_within_10_percent_plus_texture_leak(texture, noise):
+    est = gaussian_noise_std(camera(texture, 4, 1.5, noise))
+    assert est.confident
+    assert est.value == pytest.approx(noise, rel=0.1, abs=0.008)
+
+
+def test_white_texture_is_flagged_not_trusted():
+    """An image that is pure texture at the pixel scale has no noise-only eigenvalues."""
+    y = np.random.default_rng(0).uniform(-1, 1, size=(48, 48, 3))
+    assert not gaussian_noise_std(y).confident
+
+
+def test_poisson_gaussian_variance_model():
+    """Counts of a two-level image with shot noise: v(y) = a + b y recovered."""
+    rng = np.random.default_rng(2)
+    level = np.where(domains(128, seed=3)[..., 2] > 0, 150.0, 40.0)[..., None]
+    counts = rng.poisson(level) + rng.normal(0, 2.0, level.shape)
+    std, slope = poisson_gaussian_noise(counts)
+    assert slope.value == pytest.approx(1.0, rel=0.2)
+    assert std.value == pytest.approx(2.0, abs=1.5)
+    kinds = estimate_noise(counts, "poisson")
+    assert kinds["kind"] == "poisson" and kinds["slope"].value == slope.value
+
+
+@pytest.mark.parametrize("sigma", [1.5, 3.0, 5.0])
+def test_psf_sigma_within_20_percent(texture, sigma):
+    noise = 0.05
+    est = estimate_psf_sigma(camera(texture, 4, sigma, noise), 4, "integrate", noise)
+    assert est.confident
+    assert est.value == pytest.approx(sigma, rel=0.2)
+
+
+def test_psf_sigma_does_not_depend_on_the_image_unit(texture):
+    """Vectors in A/m or counts: the same estimate as in unit spins."""
+    y = camera(texture, 4, 3.0, 0.05)
+    unit = estimate_psf_sigma(y, 4, "integrate", 0.05).value
+    scaled = estimate_psf_sigma(7.3e5 * y, 4, "integrate", 7.3e5 * 0.05).value
+    assert scaled == pytest.approx(unit, rel=1e-6)
+
+
+def test_narrow_psf_behind_a_large_pixel_is_not_trusted(texture):
+    est = estimate_psf_sigma(camera(texture, 8, 0.3, 0.0), 8, "integrate", 0.0)
+    assert not est.confident and "too narrow" in est.note
+
+
+def test_psf_sigma_fails_for_the_wrong_pixel_model(texture):
+    """The estimate depends on the pixel model: told point samples, it is off (control)."""
+    y = camera(texture, 4, 1.5)
+    right = estimate_psf_sigma(y, 4, "integrate").value
+    wrong = estimate_psf_sigma(y, 4, "sample").value
+    assert abs(right - 1.5) < 0.3 and abs(wrong - 1.5) > 0.3
+
+
+def test_choose_optics_given_estimated_and_defaults(texture):
+    y = camera(texture, 4, 2.0, 0.1)
+    given = choose_optics(y, 4, sigma=1.25, pixel="sample", noise=0.2, image_scale=2.0)
+    assert given["sigma"] == 1.25 and given["pixel"] == "sample"
+    assert given["noise_kind"] == "gaussian" and given["noise_std"] == pytest.approx(0.1)
+    assert given["how"]["sigma"]["method"] == "given" and not given["warnings"]
+    auto = choose_optics(y, 4)
+    assert auto["sigma"] == pytest.approx(2.0, rel=0.2)
+    assert auto["noise_std"] == pytest.approx(0.1, rel=0.15)
+    assert auto["kernel_size"] == kernel_size_for(auto["sigma"])
+    none = choose_optics(y, 4, noise="none")
+    assert none["noise_kind"] == "none" and none["noise_std"] == 0.0
+    scalar = choose_optics(y[..., 2:], 4)
+    assert scalar["sigma"] == DEFAULT_SIGMA and not scalar["how"]["sigma"]["confident"]
+    assert len(scalar["warnings"]) == 1 and "sigma" in scalar["warnings"][0]
+
+
+def test_unsure_estimates_are_said_and_not_used():
+    y = np.random.default_rng(0).uniform(-1, 1, size=(48, 48, 3))
+    out = choose_optics(y, 8)
+    assert out["noise_kind"] == "none" and out["sigma"] == DEFAULT_SIGMA
+    assert len(out["warnings"]) == 2
+
+
+def test_bad_optics_inputs_are_one_line_errors(texture):
+    y = camera(texture, 4, 1.0)
+    with pytest.raises(UserError, match="negative values"):
+        choose_optics(y, 4, noise="poisson", image_min=-1.0)
+    with pytest.raises(UserError, match="no contrast"):
+        choose_optics(np.zeros((32, 32, 3)), 4)
+    with pytest.raises(UserError, match="noise must be"):
+        choose_optics(y, 4, noise="loud")
+    with pytest.raises(UserError, match="noise must be"):
+        choose_optics(y, 4, noise=-0.1)
+    with pytest.raises(UserError, match="H, W >= 8"):
+        choose_optics(y[:4, :4], 4)

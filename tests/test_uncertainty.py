@@ -1,0 +1,293 @@
+"""Uncertainty maps (spinsr_tf.inference.uncertainty), their calibration
+(spinsr_tf.evaluation.calibration) and ``spinsr-tf upscale --uncertainty``."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import random_unit_spins, smooth_unit_spins
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.cli import main
+from spinsr_tf.data.degradation import gaussian_downsample
+from spinsr_tf.data.interpolation import upsample
+from spinsr_tf.evaluation.calibration import calibration, pixel_error
+from spinsr_tf.inference.uncertainty import (back_transform, group_ops, hr_op, symmetry_spread,
+                                             uncertainty_figure)
+from spinsr_tf.nn.symmetry import LatticeOp, apply
+
+F = 4
+
+
+def bicubic(padding="periodic", convention="aligned"):
+    """Aligned interpolation as a plain callable: equivariant under every lattice operation."""
+    return lambda x: upsample(x, F, "bicubic", convention=convention,
+                              padding=padding).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def lr3():
+    return smooth_unit_spins(2, 16 * F, 0)[:, ::F, ::F]
+
+
+@pytest.fixture(scope="module")
+def lr1(lr3):
+    return np.ascontiguousarray(lr3[:, :, :6, 2:])          # scalar, not square: half turns
+
+
+# --- the group and its HR image ---------------------------------------------------------------
+
+
+def test_group_ops_identity_first_and_no_translations_with_borders():
+    ops = group_ops("lattice", None, 3, (8, 8), periodic=True, shifts=[(0, 1), (1, 1)])
+    assert ops[0] == LatticeOp() and len(ops) == len(set(ops)) == 3 * 16
+    border = group_ops("lattice", None, 3, (8, 8), periodic=False, shifts=[(0, 1), (1, 1)])
+    assert len(border) == 16 and all(op.shift == (0, 0) for op in border)
+    assert len(group_ops("lattice", None, 1, (8, 6))) == 8      # half turns x mirror x flip
+    bulk = {"type": "I", "J": 1.0, "dmi": 0.3, "dmi_kind": "bulk"}
+    assert not any(op.mirror and not op.zflip for op in group_ops("lattice", bulk, 3, (8, 8)))
+
+
+@pytest.mark.parametrize("pixel", ["sample", "integrate"])
+def test_apply_then_back_transform_is_identity(pixel):
+    rng = np.random.default_rng(3)
+    for c in (1, 3):
+        hr = rng.normal(size=(2, 8 * F, 8 * F, c)).astype(np.float32)
+        for op in group_ops("lattice", None, c, (8, 8), shifts=[(1, 2)]):
+            moved = apply(hr, hr_op(op, F, pixel))
+            np.testing.assert_array_equal(back_transform(moved, op, F, pixel), hr)
+
+
+def test_back_transform_with_borders_leaves_uncovered_pixels_out():
+    hr = np.random.default_rng(4).normal(size=(1, 8 * F, 8 * F, 3)).astype(np.float32)
+    mirror = LatticeOp(mirror=True)
+    back = back_transform(apply(hr, hr_op(mirror, F)), mirror, F, periodic=False)
+    covered = np.isfinite(back).all(-1)
+    assert covered[:, :, :-(F - 1)].all() and not covered[:, :, -(F - 1):].any()
+    np.testing.assert_array_equal(back[:, :, :-(F - 1)], hr[:, :, :-(F - 1)])
+    np.testing.assert_array_equal(back_transform(apply(hr, mirror), mirror, F, "integrate",
+                                                 periodic=False), hr)
+
+
+def test_hr_op_is_the_image_of_the_lr_op_under_the_degradation():
+    """A(T_HR x) = T_LR A(x) for point sampling at k·f, periodic maps."""
+    hr = random_unit_spins((1, 8 * F, 8 * F, 3), seed=5)
+    lr = gaussian_downsample(hr, F)
+    for op in group_ops("lattice", None, 3, (8, 8), shifts=[(1, 3)]):
+        np.testing.assert_allclose(gaussian_downsample(apply(hr, hr_op(op, F)), F), apply(lr, op),
+                                   atol=1e-6)
+    assert hr_op(LatticeOp(mirror=True), F).shift == (0, -(F - 1))
+    assert hr_op(LatticeOp(quarter_turns=2), F).shift == (-(F - 1), -(F - 1))
+    assert hr_op(LatticeOp((1, 2)), F, "integrate").shift == (F, 2 * F)
+
+
+# --- the spread -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("padding", ["periodic", "reflect"])
+def test_spread_of_an_equivariant_callable_is_zero_and_its_mean_is_the_plain_map(lr3, lr1,
+                                                                                  padding):
+    for lr in (lr3, lr1):
+        fn = bicubic(padding)
+        sr, u = symmetry_spread(fn, lr, padding=padding, reference="mean", smooth=0)
+        assert u.shape == lr.shape[:1] + sr.shape[1:3] and u.dtype == np.float32
+        assert u.max() < 1e-5
+        plain = fn(lr)
+        want = plain / np.linalg.norm(plain, axis=-1, keepdims=True) if lr.shape[-1] == 3 else plain
+        np.testing.assert_allclose(sr, want, atol=1e-5)
+        np.testing.assert_allclose(symmetry_spread(fn, lr, padding=padding, sr="plain")[0], plain,
+                                   atol=1e-6)
+        # the block-centre convention is equivariant under camera-pixel geometry, not under points
+        centred = bicubic(padding, "resize")
+        for pixel, spread in (("integrate", 0.0), ("sample", 1e-2)):
+            u = symmetry_spread(centred, lr, padding=padding, pixel=pixel, reference="mean")[1]
+            assert (u.mean() > spread) if spread else (u.max() < 1e-5)
+
+
+def test_spread_of_an_interpolation_only_model_is_zero(lr3):
+    """The untrained residual network is aligned bicubic + unit vectors: exactly equivariant."""
+    import keras
+
+    from spinsr_tf.nn.network import build_sr_model
+
+    keras.utils.set_random_seed(0)
+    model = build_sr_model(F, 3, padding="reflect", residual=True, output="unit")
+    for reference in ("mean", "interpolation"):         # it is the interpolation, too
+        sr, u = symmetry_spread(model, lr3, reference=reference, batch_size=4)
+        assert u.max() < 1e-5
+    np.testing.assert_allclose(sr, upsample(lr3, F, "bicubic", normalize=True, padding="reflect"),
+                               atol=1e-5)
+    # a random network is far from equivariant under the point operations, and exactly
+    # equivariant (up to rounding) under LR-pixel translations with periodic padding
+    paper = build_sr_model(F, 3, padding="periodic")
+    assert symmetry_spread(paper, lr3, group="rotations", reference="mean")[1].min() > 1e-2
+    shifts = [(0, 1), (1, 0), (3, 5)]
+    _, u = symmetry_spread(paper, lr3, group="translations", shifts=shifts, reference="mean")
+    assert u.max() < 1e-5
+
+
+def test_uncertainty_is_the_rms_distance_to_the_reference(lr3, lr1):
+    """Against members computed by hand. Reference "mean": C = 1 the standard deviation of the
+    members, C = 3 sqrt(1 − |m|²) for unit members; "interpolation": the RMS distance to the
+    aligned interpolation, spread² + departure²."""
+    def skewed(x):                       # not equivariant: a fixed ramp along x
+        ramp = np.linspace(-0.5, 0.5, x.shape[2] * F)[None, None, :, None]
+        y = upsample(x, F, "bicubic") + ramp
+        return (y / np.linalg.norm(y, axis=-1, keepdims=True) if x.shape[-1] == 3
+                else y).astype(np.float32)
+
+    for lr in (lr3, lr1):
+        ops = group_ops("lattice", None, lr.shape[-1], lr.shape[1:3])
+        members = np.stack([back_transform(skewed(apply(lr, op)), op, F) for op in ops])
+        m = members.mean(0)
+        sr, u = symmetry_spread(skewed, lr, reference="mean", smooth=0)
+        if lr.shape[-1] == 1:
+            np.testing.assert_allclose(u, members.std(0)[..., 0], atol=1e-5)
+            np.testing.assert_allclose(sr, m, atol=1e-5)
+        else:
+            np.testing.assert_allclose(u, np.sqrt(1 - np.sum(m * m, axis=-1)), atol=1e-5)
+            np.testing.assert_allclose(sr, m / np.linalg.norm(m, axis=-1, keepdims=True),
+                                       atol=1e-5)
+        assert u.mean() > 0.01
+        ref = upsample(lr, F, "bicubic", normalize=True)
+        want = np.sqrt(np.mean(np.sum((members - ref) ** 2, axis=-1), axis=0))
+        _, dist = symmetry_spread(skewed, lr, smooth=0)
+        np.testing.assert_allclose(dist, want, atol=1e-5)
+        departure = np.sum((m - ref) ** 2, axis=-1)
+        np.testing.assert_allclose(dist ** 2, u ** 2 + departure, atol=1e-5)
+        smoothed = symmetry_spread(skewed, lr, reference="mean")[1]
+        assert smoothed.std() < u.std() and abs(np.mean(smoothed ** 2) - np.mean(u ** 2)) < 1e-3
+
+
+def test_spread_over_models(lr1):
+    fn = bicubic()
+    half = lambda x: 0.5 * fn(x)          # noqa: E731  (equivariant too)
+    _, alone = symmetry_spread([fn, fn], lr1, reference="mean", smooth=0)
+    assert alone.max() < 1e-5
+    sr, u = symmetry_spread([fn, half], lr1, reference="mean", smooth=0)
+    np.testing.assert_allclose(u, 0.25 * np.abs(fn(lr1)[..., 0]), atol=1e-5)
+    np.testing.assert_allclose(sr, 0.75 * fn(lr1), atol=1e-5)
+
+
+def test_bad_arguments(lr3, lr1):
+    fn = bicubic()
+    cases = [
+        (lambda: symmetry_spread(fn, lr3[..., :2]), "C = 1 or 3"),
+        (lambda: symmetry_spread(fn, lr3, sr="median"), "sr must be one of"),
+        (lambda: symmetry_spread(fn, lr3, reference="hr"), "reference must be one of"),
+        (lambda: symmetry_spread(fn, lr3, padding="zeros"), "padding must be one of"),
+        (lambda: symmetry_spread(fn, lr3, batch_size=0), "batch_size"),
+        (lambda: symmetry_spread(fn, lr3, smooth=-1.0), "smooth"),
+        (lambda: symmetry_spread("model", lr3), "callable"),
+        (lambda: symmetry_spread([], lr3), "non-empty"),
+        (lambda: symmetry_spread(lambda x: x[:, :, 1:], lr3), "not to SR maps"),
+        (lambda: symmetry_spread(fn, lr1, normalize=True), "C = 3"),
+        (lambda: symmetry_spread(fn, lr3, group="mirrors",
+                                 hamiltonian={"type": "I", "dmi": 0.3, "dmi_kind": "bulk"}),
+         "not a symmetry"),
+    ]
+    for call, message in cases:
+        with pytest.raises(UserError, match=message):
+            call()
+
+
+# --- calibration ------------------------------------------------------------------------------
+
+
+def test_calibration_of_known_relations():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    u = rng.uniform(size=(4, 32, 32))
+    assert calibration(u, np.exp(3 * u)) == pytest.approx(1.0)
+    assert calibration(u, -u) == pytest.approx(-1.0)
+    assert abs(calibration(u, rng.uniform(size=u.shape))) < 0.05
+    noisy = u + 0.3 * rng.normal(size=u.shape)
+    assert calibration(u, noisy) == pytest.approx(spearmanr(u.ravel(), noisy.ravel())[0])
+    ties = np.round(u, 1)
+    assert calibration(ties, u) == pytest.approx(spearmanr(ties.ravel(), u.ravel())[0])
+    with_nan = u.copy()
+    with_nan[0, 0, 0] = np.nan
+    assert calibration(with_nan, u) == pytest.approx(1.0)
+    assert np.isnan(calibration(np.zeros_like(u), u))
+    with pytest.raises(UserError, match="same shape"):
+        calibration(u, u[:1])
+
+
+def test_pixel_error_is_the_vector_distance():
+    a, b = random_unit_spins((2, 8, 8, 3), 1), random_unit_spins((2, 8, 8, 3), 2)
+    e = pixel_error(a, b)
+    np.testing.assert_allclose(e, np.linalg.norm(a - b, axis=-1))
+    np.testing.assert_allclose(np.mean(e ** 2, axis=(1, 2)), np.sum((a - b) ** 2, -1).mean((1, 2)))
+
+
+def test_uncertainty_figure(tmp_path):
+    u = np.random.default_rng(0).uniform(size=(2, 16, 16))
+    path = uncertainty_figure(u, tmp_path / "u.png")
+    with Image.open(path) as im:
+        assert im.size[0] > 100
+    with pytest.raises(UserError, match="shape"):
+        uncertainty_figure(np.zeros((1, 1, 4, 4)), tmp_path / "bad.png")
+
+
+# --- spinsr-tf upscale --uncertainty ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory):
+    import keras
+
+    from spinsr_tf.nn.network import build_sr_model
+
+    d = tmp_path_factory.mktemp("unc_models")
+    out = {}
+    for channels, padding in ((3, "periodic"), (1, "reflect")):
+        keras.utils.set_random_seed(channels)
+        path = d / f"c{channels}.keras"
+        build_sr_model(F, channels, padding=padding).save(path)
+        out[channels] = path
+    return out
+
+
+def _run(capsys, *argv):
+    code = main(["upscale", *map(str, argv)])
+    return code, capsys.readouterr()
+
+
+def test_cli_writes_the_uncertainty_and_refuses_to_overwrite(saved_models, lr3, tmp_path, capsys):
+    from spinsr_tf.nn.network import load_sr_model
+
+    np.save(tmp_path / "in.npy", lr3)
+    argv = [tmp_path / "in.npy", "--model", saved_models[3], "--out", tmp_path / "sr.npy",
+            "--uncertainty"]
+    code, cap = _run(capsys, *argv)
+    assert code == 0, cap.err
+    assert "16 symmetry element(s)" in cap.out and "periodic" in cap.out
+    u = np.load(tmp_path / "sr.uncertainty.npy")
+    assert u.shape == (2, 16 * F, 16 * F) and u.dtype == np.float32 and u.min() > 0
+    assert (tmp_path / "sr.uncertainty.png").stat().st_size > 0
+    sr, want = symmetry_spread(load_sr_model(saved_models[3], compile=False), lr3)
+    np.testing.assert_allclose(u, want, atol=1e-5)
+    np.testing.assert_allclose(np.load(tmp_path / "sr.npy"), sr, atol=1e-5)
+
+    files = lambda: {p.name: p.read_bytes() for p in tmp_path.iterdir()}     # noqa: E731
+    for name in ("sr.npy", "sr.uncertainty.npy", "sr.uncertainty.png"):
+        before = files()
+        code, cap = _run(capsys, *argv)
+        assert code == 2 and cap.err.count("\n") == 1, cap.err
+        assert f"{name}' exists; pass --force" in cap.err
+        assert files() == before
+        (tmp_path / name).unlink()
+    code, cap = _run(capsys, *argv, "--force")
+    assert code == 0 and np.load(tmp_path / "sr.uncertainty.npy").shape == u.shape
+
+
+def test_cli_uncertainty_of_an_image_with_borders(saved_models, tmp_path, capsys):
+    img = np.random.default_rng(1).integers(0, 256, size=(8, 10), dtype=np.uint8)
+    Image.fromarray(img, mode="L").save(tmp_path / "in.png")
+    code, cap = _run(capsys, tmp_path / "in.png", "--model", saved_models[1], "--out",
+                     tmp_path / "out.png", "--uncertainty")
+    assert code == 0, cap.err
+    assert "reflect" in cap.out and "8 symmetry element(s)" in cap.out    # not square: half turns
+    assert np.load(tmp_path / "out.uncertainty.npy").shape == (1, 8 * F, 10 * F)
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.size == (10 * F, 8 * F)

@@ -237,8 +237,14 @@ def test_inputs_map_and_write_back(tmp_path, kind):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["uint16_tif", "float_tif", "constant_png"])
 def test_other_inputs_end_to_end(tmp_path, kind):
+    if kind == "constant_png":  # nothing to estimate the optics from: one line, nothing written
+        with pytest.raises(UserError, match="no contrast"):
+            fit_image(_write_input(tmp_path, kind), scale=2, patch=8,
+                      out_dir=tmp_path / "run", **FAST)
+        assert not (tmp_path / "run").exists()
+    optics = {"sigma": 1.0, "noise": "none"} if kind == "constant_png" else {}
     out = fit_image(_write_input(tmp_path, kind), scale=2, patch=8, out_dir=tmp_path / "run",
-                    **FAST)
+                    **optics, **FAST)
     assert np.all(np.isfinite(np.load(tmp_path / "run" / "sr_values.npy")))
     if kind == "constant_png":
         assert np.abs(np.asarray(Image.open(out["sr"])).astype(int) - 77).max() <= 1

@@ -333,7 +333,14 @@ def choose_optics(lr, factor: int, sigma="auto", pixel: str = "integrate", noise
         std = given / float(image_scale)
         how["noise"] = {"method": "given", "confident": True}
     elif kind != "none":
-        est = estimate_noise(x, kind)
+        if x.size and float(np.ptp(x)) == 0.0:
+            raise UserError("image has no contrast at all: its noise and blur cannot be "
+                            "estimated (give --sigma and --noise none)")
+        try:
+            est = estimate_noise(x, kind)
+        except UserError as exc:  # e.g. too few grey levels for a line fit: said, not fatal
+            est = {"std": Estimate(0.0, f"{kind} estimate", False, str(exc)),
+                   "slope": Estimate(0.0, f"{kind} estimate", False, str(exc))}
         how["noise"] = {**est["std"].to_json(), "value": None}
         del how["noise"]["value"]
         if est["std"].confident:

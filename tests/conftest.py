@@ -68,24 +68,3 @@ def fingerprint(folder, suffixes=None):
                                          hashlib.sha256(p.read_bytes()).hexdigest())
             for p in sorted(Path(folder).rglob("*"))
             if p.is_file() and (suffixes is None or p.suffix in suffixes)}
-
-
-def saved_state(run_dir):
-    """The weights of ``RUN/model.keras`` and the optimizer steps of ``RUN/checkpoint.keras``:
-    what a retraining would change, however the files were rewritten."""
-    import keras
-
-    from spinsr_tf.nn.network import load_sr_model
-
-    checkpoint = keras.saving.load_model(run_dir / "checkpoint.keras", compile=True,
-                                         safe_mode=True)
-    return (load_sr_model(run_dir / "model.keras", compile=False).get_weights(),
-            int(keras.ops.convert_to_numpy(checkpoint.optimizer.iterations)))
-
-
-def assert_same_state(a, b):
-    (wa, sa), (wb, sb) = a, b
-    assert sa == sb, f"optimizer steps {sa} != {sb}"
-    assert len(wa) == len(wb)
-    for x, y in zip(wa, wb):
-        np.testing.assert_array_equal(x, y)

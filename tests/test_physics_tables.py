@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from spinsr_tf.cli import main
-from spinsr_tf.experiments.physics_tables import physics_experiment
+from spinsr_tf.experiments.physics_tables import PHYSICS_SCALES, physics_experiment
 from spinsr_tf.experiments.presets import Preset
 from conftest import fingerprint
 
@@ -14,10 +14,22 @@ from conftest import fingerprint
 TINY = Preset(size=32, n_train=4, n_test=2, epochs=1, batch_size=3, sweeps=20, jit_compile=False)
 
 
-def test_physics_tables_on_a_tiny_preset(tmp_path):
+def test_physics_tables_on_a_tiny_preset(tmp_path, monkeypatch):
+    """One setting, Type I x8 (the scale of the robustness table; the others differ only by the
+    factor, and each costs a training)."""
+    monkeypatch.setitem(PHYSICS_SCALES, "I", (8,))
+    _check_physics_tables(tmp_path, (8,))
+
+
+@pytest.mark.slow
+def test_physics_tables_at_every_scale(tmp_path):
+    _check_physics_tables(tmp_path, PHYSICS_SCALES["I"])
+
+
+def _check_physics_tables(tmp_path, scales):
     """The rows are recomputed here from the files (test maps, the saved network, the stored λ),
-    refinement lowers the energy of its start, a direct computation, and a re-run reuses every
-    setting."""
+    refinement lowers its objective below its start's, both computed directly, and a re-run
+    reuses everything."""
     from spinsr_tf.data.degradation import gaussian_downsample
     from spinsr_tf.data.generate import read_spins
     from spinsr_tf.evaluation.baselines import BASELINES
@@ -29,7 +41,7 @@ def test_physics_tables_on_a_tiny_preset(tmp_path):
     from spinsr_tf.physics import TypeI, energy
 
     out = physics_experiment(tmp_path, preset=TINY, types=("I",), steps=10, progress=False)
-    assert set(out["settings"]) == {"type_I_x4", "type_I_x8", "type_I_x16"}
+    assert set(out["settings"]) == {f"type_I_x{scale}" for scale in scales}
     hr = read_spins(tmp_path / "type_I" / "test.h5")
     for key, result in out["settings"].items():
         scale = int(key.split("x")[-1])
@@ -64,13 +76,13 @@ def test_physics_tables_on_a_tiny_preset(tmp_path):
     names = {"bicubic_norm"} | {f"refine_bicubic {k}, λ={w:g}" for k, w in weights.items()}
     assert set(robust["methods"]) == names
     table = (tmp_path / "table_physics.md").read_text()
-    assert "Type I, x16" in table and "Wrong Hamiltonian" in table
+    assert f"Type I, x{scales[-1]}" in table and "Wrong Hamiltonian" in table
     before = fingerprint(tmp_path, (".json", ".keras", ".h5"))
     again = physics_experiment(tmp_path, preset=TINY, types=("I",), steps=10, progress=False)
     assert again["settings"] == json.loads(json.dumps(out["settings"]))
     after = fingerprint(tmp_path, (".json", ".keras", ".h5"))
     settings = [k for k in before if k.endswith("physics_results.json") and "/" in k]
-    assert len(settings) == 3 and all(after[k] == before[k] for k in settings)
+    assert len(settings) == len(scales) and all(after[k] == before[k] for k in settings)
     assert all(after[k] == before[k] for k in before if k.endswith((".keras", ".h5")))
 
 

@@ -13,7 +13,7 @@ import pytest
 from spinsr_tf.cli import main
 from spinsr_tf.experiments.presets import NETWORKS, PRESETS, SCALES, Preset
 from spinsr_tf.experiments.reproduce import reproduce, verdict
-from conftest import assert_same_state, fingerprint, saved_state
+from conftest import fingerprint
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -22,6 +22,27 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 TINY = Preset(size=32, n_train=4, n_test=2, epochs=1, batch_size=4, sweeps=20, jit_compile=False)
 TINY_NETWORKS = {"sr_residual_unit": {**NETWORKS["sr_residual_unit"],
                                       "fields": {"val_fraction": 0.0}}}
+
+
+def saved_state(run_dir):
+    """The weights of ``RUN/model.keras`` and the optimizer steps of ``RUN/checkpoint.keras``:
+    what a retraining would change, however the files were rewritten."""
+    import keras
+
+    from spinsr_tf.nn.network import load_sr_model
+
+    checkpoint = keras.saving.load_model(run_dir / "checkpoint.keras", compile=True,
+                                         safe_mode=True)
+    return (load_sr_model(run_dir / "model.keras", compile=False).get_weights(),
+            int(keras.ops.convert_to_numpy(checkpoint.optimizer.iterations)))
+
+
+def assert_same_state(a, b):
+    (wa, sa), (wb, sb) = a, b
+    assert sa == sb, f"optimizer steps {sa} != {sb}"
+    assert len(wa) == len(wb)
+    for x, y in zip(wa, wb):
+        np.testing.assert_array_equal(x, y)
 
 
 def _result(**psnr_corr_mse):
@@ -131,10 +152,9 @@ def test_a_rerun_reuses_everything_and_rescoring_retrains_nothing(tiny, tmp_path
 
 
 def _code_cells(notebook: Path):
-    import nbformat
-
-    return [c.source for c in nbformat.read(notebook, as_version=4).cells
-            if c.cell_type == "code"]
+    cells = json.loads(notebook.read_text())["cells"]
+    return ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            for c in cells if c["cell_type"] == "code"]
 
 
 def test_notebooks_call_the_library_as_it_is():

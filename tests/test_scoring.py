@@ -11,7 +11,7 @@ from spinsr_tf.cli import main
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.evaluation.scoring import evaluate, format_table, write_json
 from spinsr_tf.nn.network import build_sr_model
-from conftest import assert_same_state, fingerprint, saved_state
+from conftest import fingerprint
 
 
 def smooth_spins(n=3, size=32, seed=0):
@@ -179,12 +179,15 @@ def test_quickstart_end_to_end_and_rerun_reuses_steps(tmp_path):
     lr = gaussian_downsample(hr, 4)
     np.testing.assert_allclose(methods["bicubic_norm"]["per_image"]["psnr"],
                                psnr(BASELINES["bicubic_norm"](lr, 4), hr), rtol=1e-6)
-    for name in ("sr", "sr_equivariant"):
-        sr = predict_sr(load_sr_model(out / f"run_{name}" / "model.keras"), lr)
-        np.testing.assert_allclose(methods[name]["per_image"]["psnr"], psnr(sr, hr), rtol=1e-5)
-    # the default recipe starts at aligned bicubic: one epoch leaves it far above the
-    # block-centre baseline, where a skip misaligned by half a block would put it
-    assert methods["sr_equivariant"]["psnr"] > methods["bicubic_resize_norm"]["psnr"] + 5.0
+    sr = predict_sr(load_sr_model(out / "run_sr_equivariant" / "model.keras"), lr)
+    np.testing.assert_allclose(methods["sr_equivariant"]["per_image"]["psnr"], psnr(sr, hr),
+                               rtol=1e-5)
+    # the default recipe starts at aligned bicubic + normalization and one epoch keeps it there
+    # (measured 37.7 dB, both), 27 dB above the block-centre baseline, where a skip misaligned
+    # by half a block would put it
+    equivariant, start = methods["sr_equivariant"]["psnr"], methods["bicubic_norm"]["psnr"]
+    assert abs(equivariant - start) < 2.0
+    assert equivariant > methods["bicubic_resize_norm"]["psnr"] + 5.0
 
     before = fingerprint(out)
     again = quickstart(out, **kwargs)
@@ -194,13 +197,5 @@ def test_quickstart_end_to_end_and_rerun_reuses_steps(tmp_path):
     assert {k for k in before if before[k] != after[k]} <= {"table.md"}
     assert all(before[k][2] == after[k][2] for k in before)
     assert again["methods"] == json.loads(json.dumps(methods))
-    # without the cached scores the networks are scored again, but not retrained
-    states = {name: saved_state(out / f"run_{name}") for name in ("sr", "sr_equivariant")}
-    (out / "results.json").unlink()
-    rescored = quickstart(out, **kwargs)
-    data = fingerprint(out, (".h5",))
-    assert data == {k: v for k, v in before.items() if k in data}
-    for name, state in states.items():
-        assert_same_state(saved_state(out / f"run_{name}"), state)
-    for name in methods:
-        assert rescored["methods"][name]["psnr"] == pytest.approx(methods[name]["psnr"], rel=1e-6)
+    # (scoring again without retraining, when only the scores are gone, is run_setting's:
+    # tests/test_reproduce.py)

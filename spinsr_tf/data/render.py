@@ -27,9 +27,15 @@ def inplane_rgb(spins: np.ndarray) -> np.ndarray:
 
 
 def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Write ``fig`` to ``path`` atomically and close it (pyplot keeps every open figure)."""
+    import matplotlib.pyplot as plt
+
     path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -62,10 +68,7 @@ def comparison_panel(columns: dict[str, np.ndarray], path: str | os.PathLike,
         axes[1, 0].set_ylabel("in-plane", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path)
 
 
 def spin_maps_panel(spins: np.ndarray, path: str | os.PathLike, title: str | None = None) -> Path:
@@ -87,7 +90,4 @@ def spin_maps_panel(spins: np.ndarray, path: str | os.PathLike, title: str | Non
                 axes[row, k].set_ylabel(name)
     if title:
         fig.suptitle(title)
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path)

@@ -193,10 +193,7 @@ def cross_figure(result: dict, path, title: str = "") -> Path:
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path)
 
 
 def cross_feed(out_dir, preset="smoke", scales=DEFAULT_SCALES, network: str = "sr_equivariant",

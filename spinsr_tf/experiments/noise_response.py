@@ -357,10 +357,7 @@ def noise_figures(result: dict, path: str | os.PathLike, title: str = "") -> Pat
     fig.suptitle(f"{title} (a) SR Sz after the last iteration; noise on the "
                  f"{result['noise_on'].upper()} map".strip(), fontsize=10)
     fig.tight_layout()
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path)
 
 
 def _jsonable(result: dict) -> dict:

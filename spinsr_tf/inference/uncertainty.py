@@ -396,10 +396,7 @@ def uncertainty_figure(uncertainty, path, title: str | None = None, max_maps: in
     fig.colorbar(im, ax=list(axes[0]), shrink=0.85, label="RMS spread")
     if title:
         fig.suptitle(title, fontsize=10)
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path)
 
 
 __all__ = ["PADDINGS", "PIXELS", "REFERENCES", "SMOOTH", "SR_MAPS", "back_transform",

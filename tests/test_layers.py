@@ -290,3 +290,22 @@ def test_variant_layers_save_load_round_trip(tmp_path):
     for a, b in zip(loaded.layers[1:], model.layers[1:]):
         assert a.get_config() == b.get_config()
     np.testing.assert_array_equal(loaded.predict(data, verbose=0), model.predict(data, verbose=0))
+
+
+@pytest.mark.parametrize("padding", ["periodic", "reflect"])
+@pytest.mark.parametrize("pixel", ["sample", "integrate"])
+@pytest.mark.parametrize("factor", [2, 8])
+def test_free_size_graph_equals_static_size_graph(padding, pixel, factor):
+    """A static size gets a NumPy-built constant operator, a free size (a SavedModel) the same
+    matrix built with keras.ops: the two paths must give one model."""
+    rng = np.random.default_rng(factor)
+    hr = rng.normal(size=(2, 8 * factor, 6 * factor, 3)).astype("float32")
+    down = GaussianDownsample(factor, 23, 1.3, padding, pixel=pixel)
+    up = AlignedUpsample(factor, "bicubic", padding, pixel=pixel)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    def free(x):
+        return up(down(x))
+
+    static = up(down(tf.constant(hr)))
+    np.testing.assert_allclose(free(tf.constant(hr)).numpy(), static.numpy(), atol=2e-6)

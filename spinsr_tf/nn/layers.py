@@ -21,6 +21,7 @@ from __future__ import annotations
 import numbers
 
 import keras
+import numpy as np
 from keras import ops
 
 from spinsr_tf.data.degradation import (PADDING_MODES, PIXEL_MODELS, check_degradation_args,
@@ -83,6 +84,37 @@ def _dim(x, axis: int):
     """Static size of ``x`` along ``axis`` when known, else a scalar tensor."""
     size = x.shape[axis]
     return size if size is not None else ops.shape(x)[axis]
+
+
+def _constant(layer, n: int, build):
+    """The operator of ``layer`` for axis length ``n`` as a tensor, built by ``build()`` (NumPy,
+    float64) the first time and kept on the layer."""
+    cache = layer.__dict__.setdefault("_operators", {})
+    if n not in cache:
+        cache[n] = build()
+    return ops.convert_to_tensor(cache[n], dtype=layer.compute_dtype)
+
+
+def _numpy_downsample(n: int, factor: int, half: int, taps, padding: str) -> np.ndarray:
+    """NumPy twin of :meth:`GaussianDownsample._operator` (same taps, same fold)."""
+    src = fold_index(np.arange(n + 2 * half + factor) - half, n, padding)
+    rows = np.arange(n // factor)
+    d = np.zeros((n // factor, n))
+    for u, tap in enumerate(taps):
+        np.add.at(d, (rows, src[rows * factor + u]), float(tap))
+    return d
+
+
+def _numpy_upsample(n: int, factor: int, taps, reach: int, padding: str) -> np.ndarray:
+    """NumPy twin of :meth:`AlignedUpsample._operator` (same truncated phase filters)."""
+    hr = np.arange(n * factor)
+    q, r = hr // factor, hr % factor
+    m = np.zeros((n * factor, n))
+    for col, j in enumerate(range(-reach, reach + 1)):
+        if not abs(taps[:, col]).max() > 1e-9:
+            continue
+        np.add.at(m, (hr, fold_index(q + j, n, padding)), taps[r, col])
+    return m
 
 
 def _apply_separable(x, m_h, m_w, data_format: str):
@@ -200,9 +232,9 @@ class GaussianDownsample(keras.layers.Layer):
     ``a·f`` (``pixel="sample"``), or is the mean of that over its ``f × f`` block, centred on
     ``a·f + (f − 1)/2`` (``pixel="integrate"``, a camera pixel).
 
-    The layer has no weights: the 1D operators ``D_H`` (``H/f × H``) and ``D_W`` are rebuilt
-    from the configuration in every call (a few thousand numbers) and applied as two matrix
-    products, ``D_H · x · D_Wᵀ``. This is exact for any padding length and, at the sizes the
+    The layer has no weights: the 1D operators ``D_H`` (``H/f × H``) and ``D_W`` follow from
+    the configuration (built once per static size in NumPy, or in the graph for a free size)
+    and are applied as two matrix products, ``D_H · x · D_Wᵀ``. This is exact for any padding length and, at the sizes the
     network trains on (HR ≤ a few hundred pixels), much faster than a strided 23×23 depthwise
     convolution on CPU; its cost grows as ``(H·W/f)·(H + W/f)`` per map and channel, so for
     very large maps a convolution would win. Gradients flow to the input (the SR map) only.
@@ -251,8 +283,16 @@ class GaussianDownsample(keras.layers.Layer):
 
     def _operator(self, n):
         """``D`` of shape (n // factor, n): row ``a`` is the folded Gaussian centred on ``a·f``
-        (``"sample"``), or its mean over the block ``a·f … a·f + f − 1`` (``"integrate"``)."""
+        (``"sample"``), or its mean over the block ``a·f … a·f + f − 1`` (``"integrate"``).
+
+        A static ``n`` gets a constant built once in NumPy (the training step then holds one
+        constant instead of re-running ``kernel_size + f`` one-hot products every step); an
+        unknown ``n`` (a SavedModel with free sizes) builds the same matrix with ``keras.ops``.
+        """
         half = self.kernel_size // 2
+        if isinstance(n, int):
+            return _constant(self, n, lambda: _numpy_downsample(n, self.factor, half, self._taps,
+                                                                self.padding))
         rows = ops.arange(n // self.factor, dtype="int32") * self.factor
         src = _source_indices(n, half, half + self.factor, self.padding)
         d = 0.0
@@ -295,8 +335,8 @@ class AlignedUpsample(keras.layers.Layer):
     ``|j| <= 16`` (taps below 1e-9 dropped), read once from
     :func:`spinsr_tf.data.interpolation.upsample_matrix`, and in every call folds them onto the actual
     axis length ``n`` (periodic wrap or mirror, like :class:`GaussianDownsample`), so it works
-    with unknown (``None``) spatial sizes, e.g. in an exported SavedModel. Cost per call:
-    ``33`` one-hot ``(n·f, n)`` matrices per axis to build, then two matrix products.
+    with unknown (``None``) spatial sizes, e.g. in an exported SavedModel (a static size gets the
+    same matrix as a constant built once in NumPy). Cost per call: two matrix products.
 
     Parameters
     ----------
@@ -350,7 +390,11 @@ class AlignedUpsample(keras.layers.Layer):
         return tuple(shape)
 
     def _operator(self, n):
-        """``M`` of shape (n·f, n): the phase filters folded onto an axis of length ``n``."""
+        """``M`` of shape (n·f, n): the phase filters folded onto an axis of length ``n``
+        (a NumPy constant for a static ``n``, as in :class:`GaussianDownsample`)."""
+        if isinstance(n, int):
+            return _constant(self, n, lambda: _numpy_upsample(n, self.factor, self._taps,
+                                                              self._REACH, self.padding))
         hr = ops.arange(n * self.factor, dtype="int32")
         q, r = hr // self.factor, ops.mod(hr, self.factor)
         m = 0.0

@@ -167,7 +167,8 @@ def test_quickstart_end_to_end_and_rerun_reuses_steps(tmp_path):
     from spinsr_tf.nn.network import load_sr_model
 
     out = tmp_path / "qs"
-    kwargs = dict(n_train=4, n_test=2, size=16, epochs=1, batch_size=2, sweeps=20, progress=False)
+    kwargs = dict(n_train=4, n_test=2, size=16, epochs=1, batch_size=2, sweeps=20, progress=False,
+                  jit_compile=False)
     result = quickstart(out, **kwargs)
     for name in ("train.h5", "test.h5", "results.json", "table.md", "figure.png", "run_sr/model.keras"):
         assert (out / name).exists(), name

@@ -42,6 +42,7 @@ COMMANDS = (
     "reproduce",
     "physics_sr",
     "fit_image",
+    "make_pretrained",
 )
 
 #: Flags that name files a command reads, where its parser does not say (``inputs``).
@@ -53,9 +54,9 @@ OUTPUTS = ("out", "json", "table")
 RESUME_HINT = "run the same command again to continue"
 
 EPILOG = ("Commands that build a data set or a run (generate, train, quickstart, reproduce, "
-          "physics-sr) continue where an interrupted call stopped when the same command is run "
-          "again; other parameters are refused. No command replaces an existing file it did not "
-          "create, or one of its inputs, unless given --force (never an input).")
+          "physics-sr, make-pretrained) continue where an interrupted call stopped when the same "
+          "command is run again; other parameters are refused. No command replaces an existing "
+          "file it did not create, or one of its inputs, unless given --force (never an input).")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,6 +76,16 @@ def scale_factor(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a power of two >= 2 (2, 4, 8, 16, 32, ...), "
                                          f"got {text!r}")
     return value
+
+
+def model_argument(text: str) -> str:
+    """argparse type of ``--model``: a model file, or ``pretrained:NAME`` for a shipped one."""
+    from spinsr_tf.base.pretrained import resolve_model
+
+    try:
+        return resolve_model(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

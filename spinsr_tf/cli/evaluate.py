@@ -16,7 +16,8 @@ def add_parser(subparsers) -> None:
         "network(s), print a table and optionally write JSON.",
     )
     p.add_argument("--model", action="append", required=True, metavar="[NAME=]PATH",
-                   help="model.keras; repeat for several (names sr, sr_2, ... or NAME=PATH)")
+                   help="model.keras or pretrained:NAME; repeat for several (names sr, sr_2, ... or "
+                   "NAME=PATH)")
     p.add_argument("--data", required=True, help="test .h5 with dataset `spins`")
     p.add_argument("--json", default=None, help="write the results here (a new file)")
     p.add_argument("--table", default=None, help="write the markdown table here (a new file)")
@@ -42,6 +43,7 @@ def _input_paths(args):
 
 def _named_models(specs: list[str]) -> dict[str, str]:
     from spinsr_tf.base.errors import UserError
+    from spinsr_tf.base.pretrained import resolve_model
 
     named = {}
     for k, spec in enumerate(specs):
@@ -52,7 +54,7 @@ def _named_models(specs: list[str]) -> dict[str, str]:
             raise UserError(f"model names must be 'sr' or start with 'sr_', got {name!r}")
         if name in named:
             raise UserError(f"model name {name!r} given twice")
-        named[name] = path
+        named[name] = resolve_model(path)
     return named
 
 

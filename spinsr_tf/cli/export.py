@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from spinsr_tf.cli import model_argument
+
 FORMATS = ("savedmodel", "bioimageio")
 #: Flags that only the bioimage.io package uses.
 _PACKAGE_FLAGS = ("percentile", "results", "name", "author", "license")
@@ -21,7 +23,9 @@ def add_parser(subparsers) -> None:
         "tensors, cover and model card (needs: pip install 'spinsr_tf[bioimageio]'). --force "
         "replaces a previous export only, never a folder or file holding anything else.",
     )
-    p.add_argument("--model", required=True, help="trained model, e.g. RUN_DIR/model.keras")
+    p.add_argument("--model", required=True, type=model_argument,
+                   help="trained model, e.g. RUN_DIR/model.keras, or pretrained:NAME for a "
+                   "shipped one (docs/pretrained.md)")
     p.add_argument("--out", required=True,
                    help="SavedModel folder, or the package's .zip with --format bioimageio")
     p.add_argument("--format", choices=FORMATS, default="savedmodel",

@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from spinsr_tf.cli import model_argument
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -17,7 +19,9 @@ def add_parser(subparsers) -> None:
         "PNG or TIFF.",
     )
     p.add_argument("input", metavar="INPUT", help="LR image or maps")
-    p.add_argument("--model", required=True, help="trained model, e.g. RUN_DIR/model.keras")
+    p.add_argument("--model", required=True, type=model_argument,
+                   help="trained model, e.g. RUN_DIR/model.keras, or pretrained:NAME for a "
+                   "shipped one (docs/pretrained.md)")
     p.add_argument("--out", required=True, help="output file (.npy, .h5, .tif or .png)")
     p.add_argument("--dataset", default=None,
                    help="HDF5 input: dataset to read (default: 'lr', 'spins' or 'sr')")
@@ -126,6 +130,31 @@ def trained_hamiltonian(model_path):
     return None
 
 
+def check_recorded_degradation(path, layer) -> None:
+    """Refuse LR maps whose file records a degradation other than the model's (``downsample``
+    writes factor, kernel_size, sigma, padding and pixel as file attributes): a network inverts
+    one degradation, and on another it would return confident nonsense. Files that record none
+    are taken as the model's."""
+    import h5py
+    import numpy as np
+
+    from spinsr_tf.base.errors import UserError
+    from spinsr_tf.data.stream import DEGRADATION_ATTRS
+
+    with h5py.File(path, "r") as f:
+        attrs = dict(f.attrs)
+    for key in DEGRADATION_ATTRS:
+        if key not in attrs:
+            continue
+        recorded, own = attrs[key], getattr(layer, key)
+        recorded = recorded.decode() if isinstance(recorded, bytes) else recorded
+        same = (np.isclose(float(recorded), float(own), rtol=1e-6) if key == "sigma"
+                else str(recorded) == str(own))
+        if not same:
+            raise UserError(f"input {str(path)!r} was degraded with {key}={recorded}, the model "
+                            f"inverts {key}={own}; use a model trained on the input's degradation")
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -148,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
     from spinsr_tf.nn.network import LR_OUTPUT, load_sr_model
 
     model = load_sr_model(args.model, compile=False)
+    if info.format == "h5":
+        check_recorded_degradation(args.input, model.get_layer(LR_OUTPUT))
     channels = int(model.input_shape[-1])
     if c != channels:
         raise UserError(f"input {args.input!r} has {c} channel(s) but the model expects "

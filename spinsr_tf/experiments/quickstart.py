@@ -23,20 +23,22 @@ NETWORKS = {name: NETWORKS_ALL[name] for name in ("sr", "sr_equivariant")}
 
 def quickstart(out_dir: str | os.PathLike = "quickstart", n_train: int = 48, n_test: int = 8,
                size: int = 64, scale: int = 4, epochs: int = 60, batch_size: int = 16,
-               sweeps: int | None = None, seed: int = 0, progress: bool = True) -> dict:
+               sweeps: int | None = None, seed: int = 0, progress: bool = True,
+               jit_compile: bool = True) -> dict:
     """Run the quickstart into ``out_dir``; return the evaluation result (see
     :func:`spinsr_tf.evaluation.scoring.evaluate`).
 
     Files: ``train.h5``, ``test.h5`` (annealed Type I lattices, seeds ``seed`` and ``seed + 1``),
     ``run_NAME/`` (one training run per network of :data:`NETWORKS`: model, history,
     checkpoints), ``results.json``, ``table.md`` and ``figure.png`` (first test image: LR |
-    baselines | networks | ground truth).
+    baselines | networks | ground truth). ``jit_compile``: XLA for the training steps (pays
+    off beyond a few epochs).
     """
     from spinsr_tf.evaluation.scoring import format_table
 
     out = Path(out_dir)
     preset = Preset(size=size, n_train=n_train, n_test=n_test, epochs=epochs,
-                    batch_size=batch_size, sweeps=sweeps)
+                    batch_size=batch_size, sweeps=sweeps, jit_compile=jit_compile)
     check_sizes(preset, (scale,), NETWORKS, seed=seed)   # before the first lattice is annealed
     check_output_folder(out, ("train.h5", "train.h5.partial"), "a quickstart")
     try:

@@ -91,8 +91,8 @@ def run_facts(model_path, results=None) -> dict:
 
     ``config`` (``config.json`` of its training run), ``mapping`` (``mapping.json`` of a
     fit-image run, for ``RUN_DIR/train/model.keras``) and ``scores`` (its rows of a
-    ``results.json``: ``results`` or that of the folder holding ``run_NAME/``), each None when
-    absent. A present but unreadable file is refused.
+    ``results.json``: ``results``, the model folder's own (a pretrained model) or that of the
+    folder holding ``run_NAME/``), each None when absent. A present but unreadable file is refused.
     """
     facts = {"config": None, "mapping": None, "scores": None}
     run_dir = Path(model_path).parent if model_path is not None else Path("-")
@@ -101,7 +101,9 @@ def run_facts(model_path, results=None) -> dict:
     if (model_path is not None and run_dir.name == _FIT_TRAIN
             and (run_dir.parent / _FIT_MAPPING).is_file()):
         facts["mapping"] = _read_json(run_dir.parent / _FIT_MAPPING, "fit-image mapping")
-    if results is None and model_path is not None and run_dir.name.startswith("run_"):
+    if results is None and model_path is not None and (run_dir / "results.json").is_file():
+        results = run_dir / "results.json"  # a pretrained model's folder holds its scores
+    elif results is None and model_path is not None and run_dir.name.startswith("run_"):
         candidate = run_dir.parent / "results.json"
         results = candidate if candidate.is_file() else None
     if results is not None:
@@ -109,7 +111,9 @@ def run_facts(model_path, results=None) -> dict:
         methods = record.get("methods") if isinstance(record, dict) else None
         if not isinstance(methods, dict):
             raise UserError(f"results file {str(results)!r} has no 'methods' table")
-        name = run_dir.name[len("run_"):] if run_dir.name.startswith("run_") else "sr"
+        networks = [k for k in methods if k.startswith("sr") and not k.endswith("_norm")]
+        name = (run_dir.name[len("run_"):] if run_dir.name.startswith("run_")
+                else networks[0] if len(networks) == 1 else "sr")
         if name not in methods:
             raise UserError(f"results file {str(results)!r} has no row {name!r} for this model "
                             f"(rows: {', '.join(sorted(methods))})")

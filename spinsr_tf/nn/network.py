@@ -29,6 +29,7 @@ import keras
 
 from spinsr_tf.data.degradation import check_degradation_args
 from spinsr_tf.base.errors import UserError
+from spinsr_tf.base.pretrained import resolve_model
 from spinsr_tf.nn.layers import AlignedUpsample, GaussianDownsample, UnitVectors, padding_layer
 
 #: Names of the two model outputs (and of the layers producing them).
@@ -220,7 +221,8 @@ def load_sr_model(path: str | os.PathLike, compile: bool = True) -> keras.Model:
     Parameters
     ----------
     path : str or PathLike
-        A ``.keras`` file (zip archive).
+        A ``.keras`` file (zip archive), or ``"pretrained:NAME"`` for a model shipped with the
+        package (:mod:`spinsr_tf.base.pretrained`, docs/pretrained.md).
     compile : bool
         Restore the optimizer and loss saved with the model (if it was compiled).
 
@@ -230,7 +232,7 @@ def load_sr_model(path: str | os.PathLike, compile: bool = True) -> keras.Model:
         Missing or unreadable file, not a ``.keras`` archive, or a model without the
         ``"sr"`` and ``"lr"`` layers ("not a spinsr model").
     """
-    path = Path(path)
+    path = Path(resolve_model(os.fspath(path)))
     if not path.is_file():
         raise UserError(f"model file {str(path)!r} does not exist")
     if path.suffix != ".keras" or not zipfile.is_zipfile(path):

@@ -108,3 +108,44 @@ def test_lattice_sum_of_inverse_cubes_tends_to_the_plane_value():
     assert all(g > 0 for g in gaps)
     assert all(0.45 < gaps[i + 1] / gaps[i] < 0.55 for i in range(3))  # ~1/L convergence
     assert gaps[-1] < 0.06
+
+
+@pytest.mark.parametrize("size", [6, 8, 16])
+@pytest.mark.parametrize("images", ["converged", "minimum"])
+def test_sublattice_convolutions_give_the_whole_lattice_field(size, images):
+    """The annealing's half-size transforms (each sublattice on its own sheared grid) give, on
+    every site, the dipolar field of the whole-lattice FFT (self term left out)."""
+    import scipy.fft
+
+    from spinsr_tf.physics import _kernels as kern
+    from spinsr_tf.physics.dipolar import sublattice_spectra
+
+    rng = np.random.default_rng(size)
+    spins = rng.normal(size=(size, size, 3))
+    spins /= np.linalg.norm(spins, axis=-1, keepdims=True)
+    w0 = dipolar_kernel((size, size), 3.0, images)[:, 0, 0]
+    reference = dipolar_field(spins, 1.0, 3.0, images)
+    reference += np.stack([w0[0] * spins[..., 0] + w0[1] * spins[..., 1],
+                           w0[1] * spins[..., 0] + w0[2] * spins[..., 1],
+                           w0[3] * spins[..., 2]], axis=-1)   # without the self term
+    m = size // 2
+    packed = np.zeros((2, 3, size, m + 2), dtype=np.float32)
+    kern.pack_components(np.moveaxis(spins, -1, 0).astype(np.float32), packed)
+    spectra = -sublattice_spectra(size, 3.0, images)
+    transforms = []
+    for c in (0, 1):
+        sheared = np.empty((3, size, m), dtype=np.float32)
+        kern.shear_sublattice(packed, c, sheared)
+        transforms.append(scipy.fft.rfft2(sheared.astype(np.float64)))
+    got = np.zeros((size, size, 3))
+    for t in (0, 1):
+        product = np.empty_like(transforms[0])
+        kern.apply_pair_spectrum(transforms[t], spectra[t, t], transforms[1 - t],
+                                 spectra[t, 1 - t], product)
+        field = np.fft.irfft2(product, s=(size, m)).astype(np.float32)
+        on_sites = np.empty((3, size, m), dtype=np.float32)
+        kern.unshear_field(field, t, on_sites)
+        for i in range(size):
+            j = 2 * np.arange(m) + (i + t) % 2
+            got[i, j] = on_sites[:, i].T
+    np.testing.assert_allclose(got, reference, atol=2e-6)

@@ -298,29 +298,54 @@ def unpack_components(s, out):
 
 
 @nb.njit(**_OPTS)
-def pack_field(h, c, out):
-    """Component-first field ``h`` ``(3, L, L)`` → its values on sublattice c, ``out`` ``(3, L, M)``."""
-    L = h.shape[1]
-    M = L // 2
+def shear_sublattice(s, c, out):
+    """Sublattice ``c`` of the layout ``s`` → its sheared grid ``out`` ``(3, L, M)``.
+
+    Sublattice c is the group Z_L × Z_M: site ``(u, v)`` is row ``i = u``, column
+    ``j = (u + 2v + c) mod L``. On that grid the dipolar sum from sublattice c to sublattice t is
+    a cyclic convolution, so each sublattice can be Fourier transformed on its own (half the
+    size of the lattice). Packed column ``m`` of row ``i`` is ``v = m − ⌊(i + c)/2⌋ mod M``.
+    """
+    L = s.shape[2]
+    M = s.shape[3] - 2
     for k in range(3):
         for i in range(L):
-            p = (i + c) & 1
-            for m in range(M):
-                out[k, i, m] = h[k, i, 2 * m + p]
+            shift = ((i + c) // 2) % M
+            for v in range(M - shift):   # two contiguous runs: no modulo in the loops
+                out[k, i, v] = s[c, k, i, v + shift + 1]
+            for v in range(M - shift, M):
+                out[k, i, v] = s[c, k, i, v + shift - M + 1]
 
 
 @nb.njit(**_OPTS)
-def apply_spectrum(f, spec, out):
-    """``out = W(k)·f(k)`` per wavevector, on float32 views of complex64 arrays.
+def unshear_field(h, c, out):
+    """The sheared field ``h`` ``(3, L, M)`` on sublattice ``c`` → packed layout ``out``
+    ``(3, L, M)`` (the inverse index map of :func:`shear_sublattice`)."""
+    L = h.shape[1]
+    M = h.shape[2]
+    for k in range(3):
+        for i in range(L):
+            shift = ((i + c) // 2) % M
+            for m in range(shift):
+                out[k, i, m] = h[k, i, m - shift + M]
+            for m in range(shift, M):
+                out[k, i, m] = h[k, i, m - shift]
 
-    ``f``, ``out``: ``(3, L, 2(L//2+1))`` (real and imaginary parts interleaved); ``spec``:
-    ``(4, L, 2(L//2+1))``, the real spectrum (xx, xy, yy, zz) repeated for both parts.
-    """
-    for i in range(f.shape[1]):
-        for j in range(f.shape[2]):
-            out[0, i, j] = spec[0, i, j] * f[0, i, j] + spec[1, i, j] * f[1, i, j]
-            out[1, i, j] = spec[1, i, j] * f[0, i, j] + spec[2, i, j] * f[1, i, j]
-            out[2, i, j] = spec[3, i, j] * f[2, i, j]
+
+@nb.njit(**_OPTS)
+def apply_pair_spectrum(f_same, spec_same, f_other, spec_other, out):
+    """``out = K_tt·f_t + K_to·f_o`` per wavevector (complex64): the field on sublattice t from
+    both sublattices. ``f_*``: ``(3, L, M//2+1)`` spectra of the sheared spins; ``spec_*``:
+    ``(4, L, M//2+1)`` tensor spectra (xx, xy, yy, zz)."""
+    for i in range(out.shape[1]):
+        for j in range(out.shape[2]):
+            ax, ay, az = f_same[0, i, j], f_same[1, i, j], f_same[2, i, j]
+            bx, by, bz = f_other[0, i, j], f_other[1, i, j], f_other[2, i, j]
+            out[0, i, j] = (spec_same[0, i, j] * ax + spec_same[1, i, j] * ay
+                            + spec_other[0, i, j] * bx + spec_other[1, i, j] * by)
+            out[1, i, j] = (spec_same[1, i, j] * ax + spec_same[2, i, j] * ay
+                            + spec_other[1, i, j] * bx + spec_other[2, i, j] * by)
+            out[2, i, j] = spec_same[3, i, j] * az + spec_other[3, i, j] * bz
 
 
 @nb.njit(**_OPTS)

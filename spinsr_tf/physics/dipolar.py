@@ -163,6 +163,37 @@ def full_spectrum(shape: tuple[int, int], factor: float = 3.0,
     return spec
 
 
+@functools.lru_cache(maxsize=8)
+def sublattice_spectra(size: int, factor: float = 3.0, images: str = "converged") -> np.ndarray:
+    """Spectra of the dipolar tensor between the two checkerboard sublattices of an L×L lattice.
+
+    Sublattice c, as the group Z_L × Z_{L/2} with site ``(u, v)`` at row ``u``, column
+    ``(u + 2v + c) mod L``, sees the field of sublattice c' as a cyclic convolution with
+    ``K_cc'(a, b) = W(a, a + 2b + c − c')``: each half-sweep of the annealing then needs the
+    transform of one sublattice (half the lattice) instead of the whole. The self term
+    ``W(0, 0)`` (converged sums) is left out of ``K_cc``: it acts on a spin itself (the annealing
+    adds it as anisotropy).
+
+    Returns ``(2, 2, 4, L, L//4 + 1)`` complex128, read-only: ``[t, c]`` = rfft2 of ``K_tc`` over
+    ``(L, L/2)``, components (xx, xy, yy, zz).
+    """
+    L = int(size)
+    if L < 2 or L % 2:
+        raise UserError(f"size must be an even integer >= 2, got {size!r}")
+    w = dipolar_kernel((L, L), factor, images)
+    rows = np.arange(L)[:, None]
+    cols = np.arange(L // 2)[None, :]
+    out = np.empty((2, 2, 4, L, L // 4 + 1), dtype=np.complex128)
+    for t in (0, 1):
+        for c in (0, 1):
+            k = w[:, rows, (rows + 2 * cols + t - c) % L].copy()
+            if t == c:
+                k[:, 0, 0] = 0.0
+            out[t, c] = np.fft.rfft2(k)
+    out.setflags(write=False)
+    return out
+
+
 def dipolar_field(spins: np.ndarray, strength: float = 0.03, factor: float = 3.0,
                   images: str = "converged") -> np.ndarray:
     """Dipolar field ``h_i = -Ddip Σ_j W(r_ij)·Sj`` of one or many configurations.

@@ -135,8 +135,8 @@ def test_train_from_the_command_line_continues_without_resume_flag(monkeypatch):
 
     seen = {}
     monkeypatch.setattr(weight_rule, "with_chosen_weights", lambda config, *a, **k: config)
-    monkeypatch.setattr(training, "train",
-                        lambda config, out, resume, progress: seen.update(resume=resume) or {})
+    monkeypatch.setattr(training, "train", lambda config, out, resume, progress, **kw:
+                        seen.update(resume=resume) or {})
     assert main(["train", "--data", __file__, "--scale", "4", "--out", "r", "--quiet"]) == 0
     assert seen == {"resume": True}
 

@@ -168,14 +168,6 @@ def test_bad_strategy_is_one_line_exit_2(data, tmp_path, capsys):
     assert "--strategy" in err and "everywhere" in err
 
 
-def test_multiworker_is_refused_in_one_line(data, tmp_path, capsys):
-    rc = main(["train", "--data", str(data), "--scale", "4", "--out", str(tmp_path / "r"),
-               "--strategy", "multiworker", "--quiet"])
-    err = capsys.readouterr().err
-    assert rc == 2 and err.count("\n") == 1 and "multiworker" in err and "mirrored" in err, err
-    assert not (tmp_path / "r").exists()
-
-
 def test_strategy_argument_is_checked(data, tmp_path):
     with pytest.raises(UserError, match="strategy must be one of"):
         run_training(data, tmp_path / "r", **{**RUN, "strategy": "Mirrored"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from spinsr_tf.cli import RESUME_HINT, scale_factor
 
@@ -63,9 +64,14 @@ def add_parser(subparsers) -> None:
 
     add_loss_arguments(p)
     p.add_argument("--strategy", choices=["none", "mirrored", "multiworker"], default="none",
-                   help="data-parallel training: mirrored = all local GPUs (else logical CPUs), "
-                   "BatchNorm statistics synchronized across replicas; multiworker is reserved "
-                   "(refused: Keras 3's fit fails under it; docs/scaling.md)")
+                   help="data-parallel training, BatchNorm statistics synchronized across "
+                   "replicas: mirrored = all local GPUs (else logical CPUs); multiworker = the "
+                   "machines of TF_CONFIG, each running this same command with the same --out "
+                   "on a shared filesystem, which only the chief writes (TensorFlow backend; "
+                   "docs/scaling.md)")
+    p.add_argument("--connect-timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="with --strategy multiworker: how long a worker waits for the others "
+                   "of TF_CONFIG to start (default 120)")
     p.add_argument("--no-jit", dest="no_jit", action="store_true",
                    help="plain graph mode instead of XLA (slower; starts a few seconds sooner)")
     p.add_argument("--no-xla", dest="no_jit", action="store_true", help=argparse.SUPPRESS)
@@ -76,6 +82,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from spinsr_tf.cli.recipes import config_from_args
     from spinsr_tf.inference.weight_rule import with_chosen_weights
+    from spinsr_tf.nn.multiworker import read_cluster
     from spinsr_tf.nn.training import train
 
     config = config_from_args(args)
@@ -83,8 +90,15 @@ def run(args: argparse.Namespace) -> int:
         print("training the supervised oracle on HR maps: a reference, not part of the method")
     # one rule for every command that builds something: the same command again continues it
     config = with_chosen_weights(config, args.out, resume=True, progress=not args.quiet)
-    history = train(config, args.out, resume=True, progress=not args.quiet)
+    history = train(config, args.out, resume=True, progress=not args.quiet,
+                    connect_timeout=args.connect_timeout)
     last = {k: v[-1] for k, v in history.items() if k != "epoch" and v}
     summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items())
-    print(f"wrote {args.out}/model.keras after {len(history.get('epoch', []))} epochs ({summary})")
+    epochs = len(history.get("epoch", []))
+    cluster = read_cluster(os.environ) if args.strategy == "multiworker" else None
+    if cluster is not None and not cluster.is_chief:
+        print(f"{cluster.task} trained {epochs} epochs ({summary}); the chief writes "
+              f"{args.out}")
+    else:
+        print(f"wrote {args.out}/model.keras after {epochs} epochs ({summary})")
     return 0

@@ -6,10 +6,12 @@
 - ``"mirrored"``: one replica per local accelerator (all GPUs, else every logical CPU device).
   TensorFlow backend: ``tf.distribute.MirroredStrategy``; JAX backend:
   ``keras.distribution.DataParallel`` over ``keras.distribution.list_devices()``.
-- ``"multiworker"``: ``tf.distribute.MultiWorkerMirroredStrategy`` over the ``TF_CONFIG``
-  cluster. Refused for now: with Keras 3 (3.15, TensorFlow 2.21, two local workers) ``fit``
-  fails under that strategy before the first step (reproduced with two local workers), so the name is
-  reserved and :func:`check_strategy` says so in one line.
+- ``"multiworker"``: ``tf.distribute.MultiWorkerMirroredStrategy`` over the cluster of the
+  ``TF_CONFIG`` environment variable (:func:`read_cluster`), every worker running the same
+  command with the same run folder on a shared filesystem; only the chief writes it
+  (:func:`~spinsr_tf.nn.multiworker.writes_files`). TensorFlow backend only: under JAX multi-host training needs
+  ``jax.distributed.initialize`` and a ``keras.distribution`` over all hosts' devices, which is
+  not implemented.
 
 The batch size is the GLOBAL batch: each step splits it into ``batch_size / replicas`` samples
 per replica and applies the mean gradient over the whole batch, so the same ``batch_size``,
@@ -25,15 +27,22 @@ step with the same global batch up to float rounding. JAX ``DataParallel`` shard
 computation, so its batch statistics are global without any switch. Saved ``.keras`` files
 always hold ``synchronized=False`` (:func:`paper_batch_norm`): the paper's architecture,
 loadable under any backend (Keras refuses ``synchronized=True`` outside TensorFlow).
+
+Multi-worker: every task reads the same batches (a pure function of seed, epoch and step) and
+``tf.distribute`` hands each replica of each worker its slice of the global batch, so the
+semantics above hold across machines (the cluster itself: :mod:`spinsr_tf.nn.multiworker`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 
 import keras
 
+from spinsr_tf.base.checks import check_real
 from spinsr_tf.base.errors import UserError
+from spinsr_tf.nn.multiworker import CONNECT_TIMEOUT, multi_worker_scope, read_cluster
 
 #: Accepted ``strategy`` values.
 STRATEGIES = ("none", "mirrored", "multiworker")
@@ -43,10 +52,6 @@ def check_strategy(strategy) -> str:
     """Return ``strategy`` if it is one of :data:`STRATEGIES`, else raise a one-line UserError."""
     if not isinstance(strategy, str) or strategy not in STRATEGIES:
         raise UserError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    if strategy == "multiworker":
-        raise UserError(f"strategy 'multiworker' is not usable with Keras {keras.__version__}: "
-                        "its fit fails under MultiWorkerMirroredStrategy (two local workers, tested); "
-                        "use 'mirrored' for the devices of one machine")
     return strategy
 
 
@@ -58,28 +63,39 @@ def _mirrored():
 
 
 @contextlib.contextmanager
-def strategy_scope(strategy: str):
+def strategy_scope(strategy: str, connect_timeout: float = CONNECT_TIMEOUT):
     """Context in which to build, load, compile and fit; yields the number of replicas.
 
     ``"none"`` changes nothing (1 replica). Everything that creates variables (building or
     loading the model, compiling, the optimizer's slots) must happen inside.
+    ``connect_timeout``: seconds a ``"multiworker"`` task waits for the others (:func:`meet`).
     """
     strategy = check_strategy(strategy)
     if strategy == "none":
         yield 1
         return
-    if keras.backend.backend() == "tensorflow":
+    backend = keras.backend.backend()
+    if strategy == "multiworker":
+        if backend != "tensorflow":
+            raise UserError(f"strategy 'multiworker' needs the TensorFlow backend, not "
+                            f"{backend!r}: multi-host training under JAX (jax.distributed."
+                            "initialize and a keras.distribution over every host's devices) is "
+                            "not implemented")
+        connect_timeout = check_real("connect_timeout", connect_timeout, 0, strict=True)
+        with multi_worker_scope(read_cluster(os.environ), connect_timeout) as replicas:
+            yield replicas
+    elif backend == "tensorflow":
         tf_strategy = _mirrored()
         with tf_strategy.scope():
             yield int(tf_strategy.num_replicas_in_sync)
-    elif keras.backend.backend() == "jax":
+    elif backend == "jax":
         devices = keras.distribution.list_devices()
         data_parallel = keras.distribution.DataParallel(devices=devices)
         with data_parallel.scope():
             yield len(devices)
     else:
         raise UserError(f"strategy {strategy!r} needs the TensorFlow or JAX backend, "
-                        f"not {keras.backend.backend()!r}")
+                        f"not {backend!r}")
 
 
 def needs_batch_norm_sync(replicas: int) -> bool:

@@ -20,12 +20,14 @@ itself), so a run interrupted and resumed ends with the same weights as one that
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import importlib.util
 import json
 import math
 import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -38,6 +40,7 @@ from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import (atomic_path, remove_stale_temporaries,
                                   unchanged_unless_committed, write_text_atomic)
 from spinsr_tf.data.stream import BatchPlan, TrainingData, open_training_data, split_indices
+from spinsr_tf.nn import multiworker
 from spinsr_tf.nn import strategy as distribute
 from spinsr_tf.nn.config import RESUMABLE, TrainConfig
 from spinsr_tf.nn.layers import GaussianDownsample
@@ -248,8 +251,8 @@ def network_of(training_graph: keras.Model) -> keras.Model:
     return next(layer for layer in training_graph.layers if isinstance(layer, keras.Model))
 
 
-def train(config: TrainConfig, out_dir, resume: bool = False,
-          progress: bool = True) -> dict[str, list]:
+def train(config: TrainConfig, out_dir, resume: bool = False, progress: bool = True,
+          connect_timeout: float = multiworker.CONNECT_TIMEOUT) -> dict[str, list]:
     """Train the SR network of ``config`` into ``out_dir``; resumable; returns the history.
 
     Parameters
@@ -265,6 +268,8 @@ def train(config: TrainConfig, out_dir, resume: bool = False,
         the stored one except in :data:`~spinsr_tf.nn.config.RESUMABLE` fields.
     progress : bool
         Keras progress bar (``False``: silent).
+    connect_timeout : float
+        Seconds a task of ``strategy="multiworker"`` waits for the others of ``TF_CONFIG``.
 
     Returns
     -------
@@ -291,18 +296,35 @@ def train(config: TrainConfig, out_dir, resume: bool = False,
         if config.supervised and not source.has_hr:
             raise UserError("the supervised oracle needs HR maps: the data file holds LR maps "
                             "only (give hr_data / --hr)")
-        # until this call's first checkpoint, a failure (NaN in the data, Ctrl-C, a bug) leaves
-        # the run folder as it found it: no config.json of a run that never ran, no history
-        # row lost by a resume that could not start
-        with distribute.strategy_scope(config.strategy) as replicas, \
-                unchanged_unless_committed(run_dir) as commit:
-            return _train(config, source, run_dir, resume, progress, replicas, commit)
+        with distribute.strategy_scope(config.strategy, connect_timeout) as replicas, \
+                _writable(run_dir) as (files, commit):
+            return _train(config, source, run_dir, files, resume, progress, replicas, commit)
     finally:
         source.close()
 
 
-def _train(config: TrainConfig, source: TrainingData, run_dir: Path, resume: bool,
-           progress: bool, replicas: int, commit=lambda: None):
+@contextlib.contextmanager
+def _writable(run_dir: Path):
+    """``(folder to write, commit)``: ``run_dir``, left as it was found if a failure comes
+    before ``commit()`` (no config.json of a run that never ran, no history row lost by a
+    resume that could not start). On the workers of a multi-worker strategy other than the
+    chief, which write nothing there, a temporary folder instead, removed afterwards: saving a
+    model is a collective operation there, so they save what the chief saves, and the folder
+    starts with the run's history so that they return the chief's history."""
+    if multiworker.writes_files():
+        with unchanged_unless_committed(run_dir) as commit:
+            yield run_dir, commit
+        return
+    with tempfile.TemporaryDirectory(prefix="spinsr-tf-worker-") as scratch:
+        if (run_dir / HISTORY).is_file():
+            shutil.copyfile(run_dir / HISTORY, Path(scratch) / HISTORY)
+        yield Path(scratch), lambda: None
+
+
+def _train(config: TrainConfig, source: TrainingData, run_dir: Path, files: Path,
+           resume: bool, progress: bool, replicas: int, commit):
+    """Train the run of ``run_dir``, writing into ``files`` (:func:`_writable`); the
+    TensorBoard logs only where ``files`` is the run."""
     train_idx, val_idx = split_indices(source.n, config.val_fraction)
     distribute.check_batch_size(config.batch_size, replicas, len(train_idx), len(val_idx))
     jit_compile = config.jit_compile and distribute.supports_xla(replicas)
@@ -315,7 +337,12 @@ def _train(config: TrainConfig, source: TrainingData, run_dir: Path, resume: boo
                  else "unsupervised: no HR map in the loss")}}
     record = json.loads(json.dumps(record))
     plan = BatchPlan(train_idx, config.batch_size, seed=config.seed, shuffle=True)
-    stored = _check_run_dir(run_dir, record, resume)
+    # every worker of a cluster decides alike, before the first collective
+    stored = multiworker.together(
+        lambda: _check_run_dir(run_dir, record, resume), same=record,
+        disagreement=f"the workers differ in configuration, data or software, or see different "
+        f"run folders {str(run_dir)!r}: run the same command on every worker, with --out on a "
+        "filesystem they share")
 
     if stored:
         model = _load_checkpoint(run_dir)
@@ -340,22 +367,23 @@ def _train(config: TrainConfig, source: TrainingData, run_dir: Path, resume: boo
         # Creating the Adam slots now, not inside the first traced step, spares TensorFlow a
         # second trace of the whole training step (about half of a short run's time).
         model.optimizer.build(model.trainable_variables)
-    _start_run_dir(run_dir, record, done)
+    _start_run_dir(files, record, done)
 
     distribute.set_batch_norm_sync(model, distribute.needs_batch_norm_sync(replicas))
     model.jit_compile = jit_compile
     if done < config.epochs:
         # Degrade once for the whole run: every epoch then indexes memory (or the run's cache).
         source.prepare(hr_indices=(np.arange(source.n) if config.supervised
-                                   else val_idx if source.has_hr else ()), cache_dir=run_dir)
+                                   else val_idx if source.has_hr else ()), cache_dir=files)
         callbacks = []
         if source.has_hr and len(val_idx):
             callbacks.append(SRValidation(network, source, val_idx, config.batch_size, replicas))
-        callbacks.append(keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=True))
-        if _tensorflow() is not None and importlib.util.find_spec("tensorboard") is not None:
-            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / LOGS),
+        callbacks.append(keras.callbacks.CSVLogger(str(files / HISTORY), append=True))
+        if (files == run_dir and _tensorflow() is not None
+                and importlib.util.find_spec("tensorboard") is not None):
+            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(files / LOGS),
                                                          write_graph=False))
-        callbacks.append(_Checkpoint(run_dir, on_saved=commit))
+        callbacks.append(_Checkpoint(files, on_saved=commit))
         val = None
         if len(val_idx):
             val = _Batches(source, BatchPlan(val_idx, config.batch_size, shuffle=False), 0, 1,
@@ -365,8 +393,8 @@ def _train(config: TrainConfig, source: TrainingData, run_dir: Path, resume: boo
                   steps_per_epoch=plan.steps_per_epoch, shuffle=False, callbacks=callbacks,
                   verbose=1 if progress else 0)
         source.remove_cache()
-    save_model_atomic(network, run_dir / MODEL)
-    return read_history(run_dir)
+    save_model_atomic(network, files / MODEL)
+    return read_history(files)
 
 
 def _load_checkpoint(run_dir: Path) -> keras.Model:

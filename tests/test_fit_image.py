@@ -150,6 +150,15 @@ def test_png_8bit_run_and_resume(tmp_path):
     spread = np.load(run / "uncertainty.npy")
     assert spread.shape == (48, 40) and np.all(np.isfinite(spread)) and spread.max() > 0
     assert out["uncertainty"] == run / "uncertainty.npy"
+    # the result is the mean over the point symmetries' members, not the plain output
+    from spinsr_tf.inference.uncertainty import symmetry_spread
+    from spinsr_tf.nn.network import load_sr_model
+
+    model = load_sr_model(run / "train" / "model.keras", compile=False)
+    mean, _ = symmetry_spread(model, lr[None], padding="reflect", pixel="integrate", sr="mean",
+                              batch_size=1)
+    np.testing.assert_allclose(sr_values, mean[0], atol=1e-6)
+    assert np.abs(sr_values - super_resolve(model, lr, tile=64)).max() > 1e-4
     assert (run / "uncertainty.png").stat().st_size > 0
     assert (run / "preview.png").stat().st_size > 0
     assert not [p for p in run.rglob("*") if ".tmp" in p.name]

@@ -51,7 +51,8 @@ def add_parser(subparsers) -> None:
     o.add_argument("--kernel-size", type=int, default=None,
                    help="odd Gaussian window side, HR pixels (default: 8 sigma, at least 23)")
     p.add_argument("--no-uncertainty", action="store_true",
-                   help="skip RUN_DIR/uncertainty.npy (the spread over the point symmetries)")
+                   help="skip RUN_DIR/uncertainty.npy (the spread over the point symmetries) "
+                   "and write the network's plain output instead of the mean over them")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--unit-vectors", action="store_true",
                    help="vector images: normalise every LR vector to unit length before "

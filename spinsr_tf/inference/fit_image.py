@@ -461,8 +461,8 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
         images, Gaussian otherwise); a number is a Gaussian standard deviation in image
         units; "none" uses the plain LR term (fits the noise).
     uncertainty : bool
-        Write ``uncertainty.npy`` / ``.png`` (the symmetry spread; costs one inference per
-        point symmetry).
+        Super-resolve the image once per point symmetry: the result is the members' mean and
+        ``uncertainty.npy`` / ``.png`` their spread (False: one tiled pass of the network).
     resume : bool
         Continue a run in ``out_dir`` (patches reused, training resumed); the settings other
         than ``epochs`` and ``tile`` must match.
@@ -599,14 +599,27 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
                           pixel=pixel, jit_compile=jit_compile, losses=losses)
     history = train(train_config, train_dir, resume=(train_dir / CONFIG).exists(),
                     progress=progress)
-    say(f"fit-image: trained {len(history.get('epoch', []))} epoch(s); super-resolving the "
-        f"whole image in tiles of {tile} LR pixels")
-
     from spinsr_tf.data.interpolation import upsample
     from spinsr_tf.nn.network import load_sr_model
 
     model = load_sr_model(train_dir / MODEL, compile=False)
-    sr = super_resolve(model, lr, tile=tile)
+    epochs_done = len(history.get('epoch', []))
+    spread = None
+    if uncertainty:
+        from spinsr_tf.inference.uncertainty import symmetry_spread
+
+        # the members T_g⁻¹ f(T_g y) give both: their mean is the result (it scores higher
+        # against ground truth than f(y) alone: docs/uncertainty.md), their spread the map of
+        # where to trust it
+        say(f"fit-image: trained {epochs_done} epoch(s); super-resolving the image once per "
+            "point symmetry (result: their mean; uncertainty: their spread)")
+        members_mean, spread = symmetry_spread(model, lr[None], padding="reflect", pixel=pixel,
+                                               sr="mean", batch_size=1)
+        sr = members_mean[0]
+    else:
+        say(f"fit-image: trained {epochs_done} epoch(s); super-resolving the whole image in "
+            f"tiles of {tile} LR pixels")
+        sr = super_resolve(model, lr, tile=tile)
     bicubic = upsample(lr[None], scale, "bicubic", "aligned", padding="reflect", pixel=pixel)[0]
     outputs = {}
     for name, values in (("lr", lr), ("sr", sr), ("bicubic", bicubic)):
@@ -615,12 +628,9 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
             outputs[name] = write_like_input(run_dir / name, values, info, mapping, scale)
     preview = _preview(run_dir, lr, bicubic, sr, scale)
     uncertainty_path = None
-    if uncertainty:
-        from spinsr_tf.inference.uncertainty import symmetry_spread, uncertainty_figure
+    if spread is not None:
+        from spinsr_tf.inference.uncertainty import uncertainty_figure
 
-        say("fit-image: uncertainty: super-resolving the image once per point symmetry")
-        _, spread = symmetry_spread(model, lr[None], padding="reflect", pixel=pixel,
-                                    sr="plain", batch_size=1)
         uncertainty_path = run_dir / UNCERTAINTY
         save_npy_atomic(uncertainty_path, spread[0].astype(np.float32))
         uncertainty_figure(spread[:1], run_dir / "uncertainty.png",

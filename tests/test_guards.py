@@ -279,6 +279,27 @@ def test_train_on_nan_data_leaves_no_run_folder(data_files, tmp_path, capsys):
     assert existing.is_dir() and not any(existing.iterdir())
 
 
+@pytest.mark.parametrize("dataset", ["spins", "lr"])
+def test_nan_in_hr_or_lr_data_is_named_in_one_line(tmp_path, capsys, dataset):
+    """NaN in an LR file (not degraded, so no degradation check sees it) is refused like NaN in
+    HR maps: one line naming the file, the dataset and the sample; no run folder."""
+    maps = np.ones((6, 16, 16, 3) if dataset == "spins" else (6, 4, 4, 3), np.float32)
+    maps /= np.sqrt(3.0)
+    maps[4, 1, 2, 0] = np.nan
+    path = tmp_path / "bad.h5"
+    with h5py.File(path, "w") as f:
+        f[dataset] = maps
+        if dataset == "lr":
+            f.attrs.update({"factor": 4, "kernel_size": 23, "sigma": 1.0,
+                            "padding": "periodic", "pixel": "sample"})
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(path), "--scale", "4", "--out", str(out), "--epochs", "1",
+                 "--batch-size", "2", "--val-fraction", "0", "--no-jit", "--quiet"]) == 2
+    line = _one_line(capsys, "train")
+    assert "NaN" in line and f"'{dataset}'" in line and "bad.h5" in line and "sample 4" in line
+    assert not out.exists()
+
+
 def test_failed_resume_changes_nothing_on_disk(data_files, one_epoch_run, tmp_path, monkeypatch):
     """A run killed between an epoch's history row and its checkpoint, resumed: if the resume
     fails before its first checkpoint, every file is as it was (the orphan row included)."""

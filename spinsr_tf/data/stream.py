@@ -128,7 +128,8 @@ class MapFile:
             return self._file[self.dataset]
 
     def read(self, indices) -> np.ndarray:
-        """Samples ``indices`` (any order, repeats allowed) as ``(B, H, W, C)`` float32.
+        """Samples ``indices`` (any order, repeats allowed) as ``(B, H, W, C)`` float32;
+        ``UserError`` naming the first sample that holds a NaN or an infinity.
 
         One HDF5 read per run of consecutive indices (after sorting): a slab costs one call,
         where a loop over samples pays the per-call overhead once per map.
@@ -147,6 +148,10 @@ class MapFile:
             data.read_direct(rows, np.s_[int(unique[a]):int(unique[a]) + int(b - a)],
                              np.s_[int(a):int(b)])
         rows = rows.astype(np.float32, copy=False)
+        finite = np.isfinite(rows).reshape(len(unique), -1).all(axis=1)
+        if not finite.all():
+            raise UserError(f"dataset {self.dataset!r} in {str(self.path)!r} holds NaN or "
+                            f"infinite values (sample {int(unique[np.argmin(finite)])})")
         if len(unique) == len(indices) and np.array_equal(unique, indices):
             return rows
         return rows[inverse.reshape(-1)]

@@ -286,7 +286,7 @@ def test_bioimageio_package_passes_the_ecosystem_validator_and_test_run(tmp_path
 def test_bioimageio_value_mapping_is_fit_images(tmp_path):
     """The package's preprocessing, in NumPy, equals fit-image's mapping (scalar: percentile
     range → [−1, 1]; vectors: divided by the median length, then unit vectors)."""
-    from spinsr_tf.inference.fit_image import to_network, value_mapping
+    from spinsr_tf.inference.image_io import to_network, value_mapping
     from spinsr_tf.nn.bioimageio_export import _to_network, _unit_vectors_op, _value_mapping
 
     rng = np.random.default_rng(0)

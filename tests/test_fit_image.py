@@ -15,9 +15,11 @@ from spinsr_tf.data.interpolation import upsample
 from spinsr_tf.data.io import from_intensity, to_intensity
 from spinsr_tf.data.ovf import read_ovf, write_ovf
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.inference.fit_image import (extract_patches, fit_image, from_network, patch_starts,
-                                 read_input, receptive_margin, super_resolve, tile_windows,
-                                 to_network, value_mapping, write_like_input)
+from spinsr_tf.inference.fit_image import fit_image
+from spinsr_tf.inference.image_io import (from_network, read_input, to_network, value_mapping,
+                                          write_like_input)
+from spinsr_tf.inference.tiling import (extract_patches, patch_starts, receptive_margin,
+                                        super_resolve, tile_windows)
 
 FAST = dict(epochs=1, batch_size=8, jit_compile=False, progress=False)
 

@@ -30,16 +30,11 @@ values override. With a noise level the data term is :class:`~spinsr_tf.nn.losse
 estimator is unsure of is reported in one line and recorded, and a default is used instead.
 The paper's assumptions are ``sigma=1, pixel="sample", noise="none"``.
 
-Mapping. Scalar images (C = 1) are mapped affinely onto [-1, 1]: ``x = (v − offset) / scale``
-with ``offset, scale`` the centre and half-width of the ``percentile .. 100 − percentile``
-range of the values ``v`` (integer images: after :func:`~spinsr_tf.data.io.from_intensity`),
-so a camera image with arbitrary offset and contrast meets the network's ±1 domains; the tails
-beyond the percentiles are kept, not clipped. Vector images (C = 3) are divided by the median
-vector length (``offset = 0``), so spins stay spins and magnetisation in A/m becomes ~unit
-vectors. A constant image has no range: its scale is set to 1 (``mapping["constant"]``), it maps
-to 0 and comes back unchanged. Outputs are mapped back with ``v = x · scale + offset``.
-OVF cells of zero magnitude (holes, outside the magnet) enter as zero vectors; the unit-vector
-SR output cannot reproduce them, so mask them in the result if they matter.
+Mapping. Image values go to the network's units and back through
+:mod:`spinsr_tf.inference.image_io` (scalar images onto [-1, 1] by percentiles, vector images
+by their median length); OVF cells of zero magnitude (holes, outside the magnet) enter as zero
+vectors, which the unit-vector SR output cannot reproduce, so mask them in the result if they
+matter. Patches and inference tiles: :mod:`spinsr_tf.inference.tiling`.
 
 Paddings (boundary conditions): real images are not periodic, so the network, its degradation and the bicubic
 baseline use mirror (``"reflect"``) padding.
@@ -61,264 +56,16 @@ from spinsr_tf.data.degradation import check_degradation_args, gaussian_downsamp
 from spinsr_tf.base.checks import check_bool, check_int
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import atomic_path, save_npy_atomic, write_text_atomic
+from spinsr_tf.inference.image_io import read_input, to_network, value_mapping, write_like_input
 from spinsr_tf.inference.optics import choose_optics
+from spinsr_tf.inference.tiling import MIN_PATCH, extract_patches, super_resolve
 
 FIT, MAPPING, PATCHES, TRAIN = "fit.json", "mapping.json", "patches.h5", "train"
 DEGRADATION, UNCERTAINTY = "degradation.json", "uncertainty.npy"
-#: Smallest LR patch side: the network's 1-pixel mirror padding needs >= 2, and the
-#: expanding part's receptive field (radius 4) should fit in the patch.
-MIN_PATCH = 4
-#: LR pixels on either side of an output pixel that can change it: the residual skip path
-#: (AlignedUpsample keeps cubic-spline taps up to 16 LR pixels away) reaches further than
-#: the convolutions (4 + log2(scale) + 1 pixels). Tiles are cropped by this margin.
-SKIP_REACH = 16
-#: Input format → output extension of the results.
-_OUT_EXT = {"npy": ".npy", "h5": ".h5", "tiff": ".tif", "png": ".png", "ovf": ".ovf"}
-#: fit.json keys a resumed run may change.
 #: The training recipe of fit-image (:data:`spinsr_tf.nn.config.RECIPES`).
 FIT_RECIPE = "equivariant"
+#: fit.json keys a resumed run may change.
 _RESUMABLE = ("epochs", "progress", "jit_compile", "tile", "image")
-
-
-def receptive_margin(scale: int) -> int:
-    """LR pixels by which tiles overlap on each side so that tiled inference equals one-shot.
-
-    ``max(SKIP_REACH, 4 + log2(scale) + 1)``: four 3×3 convolutions at LR resolution, one per
-    up-sampling block (each at most one LR pixel), the last convolution, and the 16-pixel
-    reach of the aligned bicubic skip path.
-    """
-    return max(SKIP_REACH, 4 + int(math.log2(scale)) + 1)
-
-
-# --- reading and mapping ---------------------------------------------------------------------
-
-def _png_alpha(path: Path) -> None:
-    """Refuse a PNG whose alpha channel is not fully opaque (read_image drops alpha)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            if "A" not in im.getbands():
-                return
-            lo, hi = im.getchannel("A").getextrema()
-    except (UnidentifiedImageError, OSError, ValueError):
-        return  # read_image reports unreadable files
-    if lo < 255:
-        raise UserError(f"PNG file {str(path)!r} has transparent pixels (alpha {lo}..{hi}); "
-                        "fit-image needs an opaque image (flatten or crop it first)")
-
-
-def read_input(path, layer: int | None = None) -> tuple[np.ndarray, dict]:
-    """Read one image for :func:`fit_image`: ``(H, W, C)`` float32 and a description.
-
-    Formats: those of :func:`spinsr_tf.data.io.read_image` (``.npy``, ``.h5``, ``.tif``,
-    ``.png``) and OVF (``.ovf``/``.omf``, :func:`spinsr_tf.data.ovf.read_ovf`, ``layer``).
-    Colour images whose channels are equal (grey saved as RGB) become one channel; a PNG's
-    alpha channel is dropped if fully opaque, refused otherwise; a colour image, a stack of
-    several images, or C other than 1 or 3 is refused. Integer intensities come mapped onto
-    [-1, 1] by :func:`~spinsr_tf.data.io.from_intensity`.
-
-    Returns
-    -------
-    image : ndarray, shape (H, W, C), float32
-    info : dict
-        ``format``, ``dtype`` (stored dtype), ``intensity`` (bool), ``ovf`` (OVF metadata or
-        None).
-    """
-    from spinsr_tf.data.io import read_image
-
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if layer is not None and suffix not in (".ovf", ".omf"):
-        raise UserError(f"layer applies to OVF files only, not {str(path)!r}")
-    if suffix in (".ovf", ".omf"):
-        from spinsr_tf.data.ovf import read_ovf
-
-        field, meta = read_ovf(path, layer=layer, normalize=False)
-        meta = {k: list(v) if isinstance(v, tuple) else v for k, v in meta.items()}
-        return field, {"format": "ovf", "dtype": "float32", "intensity": False, "ovf": meta}
-    if suffix == ".png" and path.is_file():
-        _png_alpha(path)
-    x, info = read_image(path, return_info=True)
-    if x.shape[0] != 1:
-        raise UserError(f"{str(path)!r} holds {x.shape[0]} images; fit-image takes one image "
-                        "(split the stack first)")
-    x = x[0]
-    if info.is_intensity and x.shape[-1] == 3:
-        if np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(x[..., 0], x[..., 2]):
-            x = x[..., :1]
-        else:
-            raise UserError(f"{str(path)!r} is a colour image; fit-image reads grey-level "
-                            "intensity images (one channel) or spin components stored as "
-                            "floats (.npy, .tif, .h5, .ovf)")
-    if x.shape[-1] not in (1, 3):
-        raise UserError(f"{str(path)!r} has {x.shape[-1]} channels; expected 1 (scalar "
-                        "contrast) or 3 (spin components)")
-    return x, {"format": info.format, "dtype": info.dtype, "intensity": info.is_intensity,
-               "ovf": None}
-
-
-def value_mapping(image, percentile: float = 1.0, unit_vectors: bool = False) -> dict:
-    """The affine map ``x = (v − offset) / scale`` of an image onto network values.
-
-    Parameters
-    ----------
-    image : array_like, shape (H, W, C), C = 1 or 3
-    percentile : float in [0, 50)
-        C = 1: ``offset, scale`` are the centre and half-width of the ``percentile ..
-        100 − percentile`` range (0: min..max). Ignored for C = 3 (median vector length).
-    unit_vectors : bool
-        C = 3 only: :func:`to_network` then also scales every LR vector to unit length (zero
-        vectors stay zero), as the paper did with its SPLEEM data. With noisy components the
-        noise in ``|v|`` cannot be fitted by unit-vector SR maps except by inventing
-        sub-pixel textures; normalising removes it. The map is then not invertible for the
-        input itself (outputs, unit vectors, are still multiplied by ``scale``).
-
-    Returns
-    -------
-    dict: ``offset``, ``scale`` (> 0), ``kind`` ("percentile" or "vector_length"),
-    ``percentile``, ``unit_vectors``, ``constant`` (True if the range was zero and ``scale``
-    set to 1).
-    """
-    v = np.asarray(image, dtype=np.float64)
-    if (isinstance(percentile, bool) or not isinstance(percentile, numbers.Real)
-            or not 0 <= percentile < 50):
-        raise UserError(f"percentile must be a number in [0, 50), got {percentile!r}")
-    if v.shape[-1] == 1:
-        lo, hi = np.percentile(v, [percentile, 100.0 - percentile])
-        offset, scale, kind = 0.5 * (lo + hi), 0.5 * (hi - lo), "percentile"
-    else:
-        norm = np.sqrt(np.square(v).sum(axis=-1))
-        offset, kind = 0.0, "vector_length"
-        scale = float(np.median(norm[norm > 0])) if np.any(norm > 0) else 0.0
-    constant = not scale > 1e-12 * max(1.0, abs(offset))
-    return {"kind": kind, "offset": float(offset), "scale": 1.0 if constant else float(scale),
-            "percentile": float(percentile),
-            "unit_vectors": bool(unit_vectors) and v.shape[-1] == 3, "constant": bool(constant)}
-
-
-def to_network(values, mapping: dict) -> np.ndarray:
-    """``(v − offset) / scale`` as float32; with ``mapping["unit_vectors"]`` each vector is then
-    scaled to unit length (zero vectors stay zero)."""
-    x = (np.asarray(values, np.float64) - mapping["offset"]) / mapping["scale"]
-    if mapping.get("unit_vectors"):
-        norm = np.sqrt(np.square(x).sum(axis=-1, keepdims=True))
-        x = np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
-    return x.astype(np.float32)
-
-
-def from_network(x, mapping: dict) -> np.ndarray:
-    """``x · scale + offset`` as float32: the inverse of :func:`to_network`."""
-    return (np.asarray(x, np.float64) * mapping["scale"] + mapping["offset"]).astype(np.float32)
-
-
-# --- patches and tiles -----------------------------------------------------------------------
-
-def patch_starts(n: int, patch: int, stride: int) -> np.ndarray:
-    """First index of each patch along an axis of length ``n``: ``0, stride, 2·stride, ...``
-    and, if that leaves the end uncovered, ``n − patch``; every index is covered."""
-    if patch > n:
-        raise UserError(f"patch {patch} is larger than the image side {n}")
-    starts = list(range(0, n - patch + 1, stride))
-    if starts[-1] + patch < n:
-        starts.append(n - patch)
-    return np.asarray(starts, dtype=np.int64)
-
-
-def extract_patches(image, patch: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """All ``patch × patch`` windows of an ``(H, W, C)`` image on the :func:`patch_starts` grid.
-
-    Returns
-    -------
-    patches : ndarray, shape (N, patch, patch, C), float32, row-major order
-    corners : ndarray, shape (N, 2), int64: (row, column) of each patch's first pixel
-    """
-    x = np.asarray(image, dtype=np.float32)
-    rows = patch_starts(x.shape[0], patch, stride)
-    cols = patch_starts(x.shape[1], patch, stride)
-    corners = np.array([(r, c) for r in rows for c in cols], dtype=np.int64)
-    patches = np.stack([x[r:r + patch, c:c + patch] for r, c in corners])
-    return patches, corners
-
-
-def tile_windows(n: int, tile: int, margin: int) -> list[tuple[int, int, int, int]]:
-    """Split an axis into cores of ``tile`` pixels, each inside a window of equal length.
-
-    Every window has length ``min(n, tile + 2·margin)`` and contains its core plus ``margin``
-    pixels on each side, except where the image ends (the window is shifted inwards), so all
-    tiles have one shape.
-
-    Returns
-    -------
-    list of ``(core_start, core_stop, window_start, window_stop)``.
-    """
-    size = min(n, tile + 2 * margin)
-    out = []
-    for start in range(0, n, tile):
-        stop = min(start + tile, n)
-        w0 = min(max(start - margin, 0), n - size)
-        out.append((start, stop, w0, w0 + size))
-    return out
-
-
-def super_resolve(model, lr, tile: int | None = 128, margin: int | None = None,
-                  batch_size: int = 4) -> np.ndarray:
-    """Run a trained SR network over a whole ``(H, W, C)`` LR image, tile by tile.
-
-    Each tile is a window of ``tile + 2·margin`` LR pixels; only its central ``tile × tile``
-    core (times the scale) is kept. With ``margin >= receptive_margin(scale)`` no kept pixel
-    depends on the window's edge, so the result equals running the network on the whole image
-    at once (to float rounding), at a memory cost bounded by the tile size. All windows have
-    one shape (:func:`tile_windows`), so the network is traced once.
-
-    Parameters
-    ----------
-    model : keras.Model
-        A spinsr model (:func:`~spinsr_tf.nn.network.build_sr_model`, ``load_sr_model``).
-    lr : array_like, shape (H, W, C), float32
-    tile : int or None
-        Core side in LR pixels; None: the whole image in one call.
-    margin : int, optional
-        Default :func:`receptive_margin`.
-    batch_size : int
-        Tiles per forward pass.
-
-    Returns
-    -------
-    ndarray, shape (H·scale, W·scale, C), float32.
-    """
-    from spinsr_tf.nn.export import serving_model
-    from spinsr_tf.nn.network import LR_OUTPUT
-
-    f = int(model.get_layer(LR_OUTPUT).factor)
-    sr_model = serving_model(model)
-    x = np.asarray(lr, dtype=np.float32)
-    if x.ndim != 3:
-        raise UserError(f"lr must have shape (H, W, C), got {x.shape}")
-    h, w, c = x.shape
-    if tile is None:
-        return np.asarray(sr_model(x[None], training=False), dtype=np.float32)[0]
-    tile = check_int("tile", tile, 1)
-    margin = receptive_margin(f) if margin is None else check_int("margin", margin, 0)
-    batch_size = check_int("batch_size", batch_size, 1)
-    jobs = [(r, q) for r in tile_windows(h, tile, margin) for q in tile_windows(w, tile, margin)]
-    out = np.empty((h * f, w * f, c), dtype=np.float32)
-    # Tracing a graph costs ~2 s, an eager call ~0.2 s more per batch than a traced one: few
-    # batches run eagerly; many run traced, padded to one batch shape so it is traced once.
-    traced = len(jobs) > 8 * batch_size
-    for start in range(0, len(jobs), batch_size):
-        chunk = jobs[start:start + batch_size]
-        batch = np.stack([x[r[2]:r[3], q[2]:q[3]] for r, q in chunk])
-        if traced:
-            full = np.zeros((batch_size, *batch.shape[1:]), np.float32)
-            full[:len(batch)] = batch
-            pred = np.asarray(sr_model.predict_on_batch(full))
-        else:
-            pred = np.asarray(sr_model(batch, training=False))
-        for k, (r, q) in enumerate(chunk):
-            out[r[0] * f:r[1] * f, q[0] * f:q[1] * f] = pred[
-                k, (r[0] - r[2]) * f:(r[1] - r[2]) * f, (q[0] - q[2]) * f:(q[1] - q[2]) * f]
-    return out
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -364,44 +111,6 @@ def _prepare(run_dir: Path, config: dict, resume: bool) -> None:
     except OSError as exc:
         raise UserError(f"cannot create out_dir {str(run_dir)!r}: {exc}") from None
     write_text_atomic(path, json.dumps(config, indent=1, sort_keys=True) + "\n")
-
-
-def write_like_input(stem, x, info: dict, mapping: dict, scale: int) -> Path:
-    """Write network values in the input's units, format and encoding; return the path.
-
-    Parameters
-    ----------
-    stem : str or PathLike
-        Output path without extension; the extension follows the input format (``.png``,
-        ``.tif``, ``.npy``, ``.h5``, ``.ovf``).
-    x : ndarray, shape (H, W, C)
-        Network values; mapped back with :func:`from_network`.
-    info : dict
-        From :func:`read_input`: PNG/TIFF integer images are written in their bit depth
-        (``to_intensity``), float images as float32, OVF as OVF 2.0 Binary 4 with the cell
-        size divided by ``scale`` in x and y.
-    mapping : dict
-        From :func:`value_mapping`.
-    scale : int
-        The SR factor (OVF cell size).
-    """
-    from spinsr_tf.data.io import write_image
-
-    path = Path(f"{stem}{_OUT_EXT[info['format']]}")
-    values = from_network(x, mapping)
-    if info["format"] == "ovf":
-        from spinsr_tf.data.ovf import write_ovf
-
-        meta = info["ovf"]
-        dx, dy, dz = meta["cellsize"]
-        unit = (meta["valueunits"] or "1").split()[0]
-        return write_ovf(path, values, binary=4, cellsize=(dx / scale, dy / scale, dz),
-                         title=meta["title"] or "m", valueunit=unit,
-                         desc=[f"spinsr-tf fit-image: x{scale} super-resolution"])
-    dtype = info["dtype"] if info["format"] in ("png", "tiff") else "float32"
-    if info["format"] == "png" and dtype not in ("uint8", "uint16"):
-        dtype = "uint8"
-    return write_image(path, values, dtype=dtype)
 
 
 def _preview(run_dir: Path, lr: np.ndarray, bicubic: np.ndarray, sr: np.ndarray, scale: int,

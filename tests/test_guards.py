@@ -98,12 +98,18 @@ def test_evaluate_checks_its_output_folder_before_the_work(model_and_data, tmp_p
 
     model, data = model_and_data
     folder = tmp_path / "results"
-    if where == "read-only":
+    if where == "read-only":   # as root a chmod would not stop writes: refuse the probe file
+        import tempfile
+
         folder.mkdir()
-        real_access = os.access
-        monkeypatch.setattr(os, "access", lambda p, mode, **kw: (
-            False if os.path.abspath(p) == str(folder) and mode & os.W_OK
-            else real_access(p, mode, **kw)))
+        real_mkstemp = tempfile.mkstemp
+
+        def mkstemp(*args, dir=None, **kwargs):
+            if dir is not None and os.path.abspath(dir) == str(folder):
+                raise PermissionError(13, "Permission denied")
+            return real_mkstemp(*args, dir=dir, **kwargs)
+
+        monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
     monkeypatch.setattr(scoring, "evaluate", lambda *a, **k: pytest.fail("evaluated first"))
     for flag in ("--json", "--table"):
         assert main(["evaluate", "--model", str(model), "--data", str(data), flag,

@@ -188,11 +188,7 @@ def check_output_file(path: str | os.PathLike, label: str = "output", force: boo
                             f"{str(source)!r}; choose another output")
     if path.is_dir():
         raise UserError(f"{label} {str(path)!r} is a directory")
-    parent = path.parent
-    if not parent.is_dir():
-        raise UserError(f"output directory {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"output directory {str(parent)!r} is not writable")
+    check_writable_folder(path.parent)
     if (path.exists() or path.is_symlink()) and not force:
         raise UserError(f"{label} {str(path)!r} exists; pass --force to replace it")
     return path
@@ -214,6 +210,37 @@ def check_input_file(path: str | os.PathLike, label: str = "input") -> Path:
     if not path.exists():
         raise UserError(f"{label} {str(path)!r} does not exist")
     return path
+
+
+def check_writable_folder(folder: str | os.PathLike, what: str = "output directory") -> None:
+    """Refuse a missing or unwritable folder, probed by creating a file in it: unlike
+    ``os.access``, that also holds for root and for read-only file systems."""
+    import tempfile
+
+    folder = Path(folder) if str(folder) else Path(".")
+    if not folder.is_dir():
+        raise UserError(f"{what} {str(folder)!r} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".spinsr-probe-")
+    except OSError as exc:
+        raise UserError(f"{what} {str(folder)!r} is not writable ({exc.strerror or exc})") \
+            from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_replaceable(path: str | os.PathLike, label: str, force: bool, is_ours, kind: str) -> None:
+    """An existing output ``path`` may be replaced only if ``is_ours(path)`` says this command
+    wrote it (a previous ``kind``), and only with ``force``; anything else is never replaced."""
+    path = Path(path)
+    if not (path.exists() or path.is_symlink()):
+        return
+    if not is_ours(path):
+        raise UserError(f"{label} {str(path)!r} exists and is not a {kind}; it is never "
+                        "replaced, not even with --force (choose another name)")
+    if not force:
+        raise UserError(f"{label} {str(path)!r} holds a previous export ({kind}); pass "
+                        "force=True / --force to replace it")
 
 
 def check_output_folder(path: str | os.PathLike, marks, what: str) -> Path:

@@ -28,7 +28,8 @@ import numpy as np
 from spinsr_tf._version import __version__
 from spinsr_tf.base.checks import describe_mismatch
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.base.files import atomic_path, remove_stale_temporaries, write_text_atomic
+from spinsr_tf.base.files import (atomic_path, check_writable_folder, remove_stale_temporaries,
+                                  write_text_atomic)
 from spinsr_tf.data.blocks import PARAMS_FILE, anneal_block, read_block
 
 #: Name of the HR dataset in every spins file.
@@ -212,11 +213,7 @@ def _finished_blocks(folder: Path) -> list[Path]:
 
 
 def _check_writable(path: Path) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserError(f"output directory {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"output directory {str(parent)!r} is not writable")
+    check_writable_folder(path.parent)
     if path.exists() and path.is_dir():
         raise UserError(f"output path {str(path)!r} is a directory")
 

@@ -42,9 +42,8 @@ import numpy as np
 
 from spinsr_tf._version import __version__
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.base.files import atomic_path
-from spinsr_tf.nn.export import (check_not_input, check_parent, load_model, serving_model,
-                                 write_saved_model)
+from spinsr_tf.base.files import atomic_path, check_replaceable, check_writable_folder
+from spinsr_tf.nn.export import check_not_input, load_model, serving_model, write_saved_model
 from spinsr_tf.nn.network import LR_OUTPUT
 
 INPUT_ID, OUTPUT_ID = "lr", "sr"
@@ -148,17 +147,9 @@ def _check_out(out: Path, force: bool, inputs) -> None:
     if out.suffix.lower() != ".zip":
         raise UserError(f"a bioimage.io package is a .zip file, got --out {str(out)!r}")
     check_not_input(out, inputs, "out")
-    check_parent(out, "out")
-    if not out.exists():
-        return
-    if not out.is_file():
-        raise UserError(f"out {str(out)!r} exists and is not a file")
-    if not _is_package(out):
-        raise UserError(f"out {str(out)!r} exists and is not a bioimage.io package; it is never "
-                        "replaced, not even with --force (choose another name)")
-    if not force:
-        raise UserError(f"out {str(out)!r} holds a previous export; pass force=True / --force "
-                        "to replace it")
+    check_writable_folder(out.parent, "out's folder")
+    check_replaceable(out, "out", force, lambda p: p.is_file() and _is_package(p),
+                      "bioimage.io package")
 
 
 def _is_package(path: Path) -> bool:

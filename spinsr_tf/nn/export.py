@@ -18,14 +18,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import keras
 
 from spinsr_tf._version import __version__
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.base.files import write_text_atomic
+from spinsr_tf.base.files import check_replaceable, check_writable_folder, write_text_atomic
 from spinsr_tf.nn.network import load_sr_model, sr_submodel
 
 #: Written into every export folder: what it is and what wrote it.
@@ -66,21 +65,6 @@ def load_model(model_or_path) -> keras.Model:
     return load_sr_model(model_or_path, compile=False)
 
 
-def check_parent(path: Path, what: str) -> None:
-    """Refuse an output whose folder is missing or not writable (probed with a temporary file,
-    which, unlike ``os.access``, also holds for root and read-only file systems)."""
-    parent = path.parent
-    if not parent.is_dir():
-        raise UserError(f"{what}'s folder {str(parent)!r} does not exist")
-    try:
-        fd, probe = tempfile.mkstemp(dir=parent, prefix=".spinsr-probe-")
-    except OSError as exc:
-        raise UserError(f"{what}'s folder {str(parent)!r} is not writable "
-                        f"({exc.strerror or exc})") from None
-    os.close(fd)
-    os.unlink(probe)
-
-
 def check_not_input(out: Path, inputs, what: str) -> None:
     """Refuse an output that is one of the inputs or a folder holding one."""
     target = out.resolve()
@@ -101,19 +85,12 @@ def is_export_folder(folder: Path) -> bool:
 
 
 def _check_out_dir(out_dir: Path, force: bool) -> None:
-    check_parent(out_dir, "out_dir")
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
+    check_writable_folder(out_dir.parent, "out_dir's folder")
+    if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"out_dir {str(out_dir)!r} exists and is not a folder")
-    if not any(out_dir.iterdir()):
+    if out_dir.is_dir() and not any(out_dir.iterdir()):
         return
-    if not is_export_folder(out_dir):
-        raise UserError(f"out_dir {str(out_dir)!r} holds files other than a SavedModel export; "
-                        "it is never replaced, not even with --force (choose another folder)")
-    if not force:
-        raise UserError(f"out_dir {str(out_dir)!r} holds a previous export; "
-                        "pass force=True / --force to replace it")
+    check_replaceable(out_dir, "out_dir", force, is_export_folder, "SavedModel export")
 
 
 def write_saved_model(sr: keras.Model, path, output_key: str | None = None,

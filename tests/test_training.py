@@ -184,9 +184,12 @@ def test_resume_continues_to_the_same_weights(base_run, files, tmp_path, capsys)
     assert main(argv) == 0
     assert "model.keras after 2 epochs" in capsys.readouterr().out
     assert len(read_history(out)["epoch"]) == 2
-    # the same command again continues the run (here: nothing left to do); Python asks for it
+    # the same command again continues the run (here: nothing left to do, and the finished
+    # model file is left as it is); Python asks for it
+    stamp = (out / "model.keras").stat().st_mtime_ns
     assert main(argv) == 0
     assert "model.keras after 2 epochs" in capsys.readouterr().out
+    assert (out / "model.keras").stat().st_mtime_ns == stamp
     assert len(read_history(out)["epoch"]) == 2
     with pytest.raises(UserError, match="holds a run \\(2 epoch\\(s\\) done\\); pass resume=True"):
         run_training(files["A"], out, **RUN)

@@ -393,7 +393,10 @@ def _train(config: TrainConfig, source: TrainingData, run_dir: Path, files: Path
                   steps_per_epoch=plan.steps_per_epoch, shuffle=False, callbacks=callbacks,
                   verbose=1 if progress else 0)
         source.remove_cache()
-    save_model_atomic(network, files / MODEL)
+    # a finished run resumed keeps its model file untouched (decided on the shared run folder,
+    # so that every worker of a cluster takes part in the collective save, or none)
+    if done < config.epochs or not (run_dir / MODEL).is_file():
+        save_model_atomic(network, files / MODEL)
     return read_history(files)
 
 

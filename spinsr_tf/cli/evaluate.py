@@ -68,9 +68,11 @@ def _check_lattice_size(name: str, model_path: str, test_size) -> None:
 
     config = Path(model_path).with_name("config.json")
     try:
-        trained = json.loads(config.read_text()).get("hr_size")
+        record = json.loads(config.read_text())
     except (OSError, ValueError):
         return
+    run = record.get("run") if isinstance(record, dict) else None
+    trained = run.get("hr_size") if isinstance(run, dict) else None   # what train records
     if trained is not None and tuple(trained) != tuple(test_size):
         raise UserError(f"model {name!r} was trained on {trained[0]}x{trained[1]} lattices but the "
                         f"test set has {test_size[0]}x{test_size[1]}; pass --any-size to score it "

@@ -289,3 +289,19 @@ def test_cli_train_bad_input_exits_2(files, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("spinsr-tf train: error:")
     assert not out.exists()
+
+
+def test_a_run_made_before_the_pixel_model_resumes(base_run, files, tmp_path):
+    """config.json of runs made before camera pixels existed has no "pixel": such a run was
+    point-sampled, and resumes as one (other differences are still refused)."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(base_run[0], old)
+    record = json.loads((old / "config.json").read_text())
+    assert record.pop("pixel") == "sample"
+    (old / "config.json").write_text(json.dumps(record))
+    history = run_training(files["A"], old, resume=True, **{**RUN, "epochs": RUN["epochs"] + 1})
+    assert len(history["epoch"]) == RUN["epochs"] + 1
+    with pytest.raises(UserError, match="pixel"):
+        run_training(files["A"], old, resume=True, **{**RUN, "pixel": "integrate"})

@@ -429,8 +429,13 @@ def _read_json(path: Path) -> dict:
     return obj
 
 
+#: Configuration keys added after runs were made, with the value every earlier run had: a run
+#: stored without one of them is compared (and resumed) as the value it was trained with.
+_ADDED_KEYS = {"pixel": "sample"}
+
+
 def _comparable(record: dict) -> dict:
-    out = {k: v for k, v in record.items() if k != "run"}
+    out = {**_ADDED_KEYS, **{k: v for k, v in record.items() if k != "run"}}
     out["data_identity"] = record.get("run", {}).get("data_identity")
     return out
 

@@ -164,6 +164,7 @@ def runs(data, tmp_path_factory):
             "writes": [json.loads(log.read_text()) for log in logs]}
 
 
+@pytest.mark.slow  # ~35-50 s: two worker processes and a single-process run (CI's slow step)
 def test_two_workers_train_the_single_process_network(runs):
     root = runs["root"]
     config = json.loads((root / "run" / "config.json").read_text())
@@ -174,6 +175,7 @@ def test_two_workers_train_the_single_process_network(runs):
     assert loss < LOSS_RTOL and weights < WEIGHT_ATOL, (loss, weights)
 
 
+@pytest.mark.slow  # shares the runs of the test above
 def test_only_the_chief_writes_the_run(runs):
     root = runs["root"]
     chief, other = runs["writes"]

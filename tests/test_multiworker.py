@@ -30,7 +30,6 @@ import sys
 import threading
 import time
 
-import h5py
 import keras
 import pytest
 
@@ -39,8 +38,7 @@ from spinsr_tf.cli import main
 from spinsr_tf.nn import strategy as distribute
 from spinsr_tf.nn.multiworker import Cluster, Task, meet, read_cluster
 from spinsr_tf.nn.training import read_history
-from conftest import smooth_unit_spins
-from test_strategy import WEIGHT_ATOL, _differences
+from test_strategy import WEIGHT_ATOL, _differences, data  # noqa: F401 (the same 16 maps)
 
 LOSS_RTOL = 1e-4
 
@@ -85,14 +83,6 @@ sys.addaudithook(audit)
 from spinsr_tf.cli import main
 sys.exit(main(sys.argv[3:]))
 """
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "a.h5"
-    with h5py.File(path, "w") as f:
-        f.create_dataset("spins", data=smooth_unit_spins(16, 32, 0), chunks=(1, 32, 32, 3))
-    return path
 
 
 def _free_ports(n):

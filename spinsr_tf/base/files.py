@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -215,8 +216,6 @@ def check_input_file(path: str | os.PathLike, label: str = "input") -> Path:
 def check_writable_folder(folder: str | os.PathLike, what: str = "output directory") -> None:
     """Refuse a missing or unwritable folder, probed by creating a file in it: unlike
     ``os.access``, that also holds for root and for read-only file systems."""
-    import tempfile
-
     folder = Path(folder) if str(folder) else Path(".")
     if not folder.is_dir():
         raise UserError(f"{what} {str(folder)!r} does not exist")

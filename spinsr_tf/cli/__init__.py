@@ -78,6 +78,23 @@ def scale_factor(text: str) -> int:
     return value
 
 
+def add_experiment_arguments(p, preset_help: str, out_help: str = "output folder") -> None:
+    """The flags every table-making experiment shares: --preset, --out, --type, --seed, --quiet
+    (``check_seed`` checks the seed)."""
+    p.add_argument("--preset", default="medium", choices=["smoke", "medium", "paper"],
+                   help=preset_help)
+    p.add_argument("--out", required=True, help=out_help)
+    p.add_argument("--type", dest="types", action="append", choices=["I", "II"],
+                   help="only this type (repeatable; default both)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors and warnings")
+
+
+def check_seed(args: argparse.Namespace) -> None:
+    if args.seed < 0:
+        raise UserError(f"--seed must be >= 0, got {args.seed}")
+
+
 def model_argument(text: str) -> str:
     """argparse type of ``--model``: a model file, or ``pretrained:NAME`` for a shipped one."""
     from spinsr_tf.base.pretrained import resolve_model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from spinsr_tf.cli import RESUME_HINT
+from spinsr_tf.cli import RESUME_HINT, add_experiment_arguments, check_seed
 
 
 def add_parser(subparsers) -> None:
@@ -19,14 +19,9 @@ def add_parser(subparsers) -> None:
         "refine with D or K off by +-20%. Writes table_physics.md, physics_results.json and "
         "physics_robustness.json. Re-running reuses finished steps.",
     )
-    p.add_argument("--preset", default="medium", choices=["smoke", "medium", "paper"],
-                   help="lattice and training sizes, as for reproduce (default medium)")
-    p.add_argument("--out", required=True, help="output folder (the reproduce folder)")
-    p.add_argument("--type", dest="types", action="append", choices=["I", "II"],
-                   help="only this type (repeatable; default both)")
+    add_experiment_arguments(p, "lattice and training sizes, as for reproduce (default medium)",
+                             "output folder (the reproduce folder)")
     p.add_argument("--steps", type=int, default=300, help="refinement steps (default 300)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="print nothing but errors and warnings")
     p.set_defaults(func=run, resume_hint=RESUME_HINT)
 
 
@@ -34,8 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from spinsr_tf.base.errors import UserError
     from spinsr_tf.experiments.physics_tables import physics_experiment
 
-    if args.seed < 0:
-        raise UserError(f"--seed must be >= 0, got {args.seed}")
+    check_seed(args)
     if args.steps < 0:
         raise UserError(f"--steps must be >= 0, got {args.steps}")
     physics_experiment(args.out, preset=args.preset, types=args.types or ("I", "II"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from spinsr_tf.cli import RESUME_HINT
+from spinsr_tf.cli import RESUME_HINT, add_experiment_arguments, check_seed
 
 
 def add_parser(subparsers) -> None:
@@ -16,23 +16,15 @@ def add_parser(subparsers) -> None:
         "baseline and write table1.md, table2.md, results.json and one figure per setting. "
         "Re-running reuses finished steps.",
     )
-    p.add_argument("--preset", default="medium", choices=["smoke", "medium", "paper"],
-                   help="smoke: seconds; medium (default): under an hour on a 2-core CPU; "
-                   "paper: the paper's sizes (GPU)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--type", dest="types", action="append", choices=["I", "II"],
-                   help="only this type (repeatable; default both)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="print nothing but errors and warnings")
+    add_experiment_arguments(p, "smoke: seconds; medium (default): under an hour on a 2-core CPU; "
+                             "paper: the paper's sizes (GPU)")
     p.set_defaults(func=run, resume_hint=RESUME_HINT)
 
 
 def run(args: argparse.Namespace) -> int:
-    from spinsr_tf.base.errors import UserError
     from spinsr_tf.experiments.reproduce import reproduce
 
-    if args.seed < 0:
-        raise UserError(f"--seed must be >= 0, got {args.seed}")
+    check_seed(args)
     reproduce(args.out, preset=args.preset, types=args.types or ("I", "II"), seed=args.seed,
               progress=not args.quiet)
     return 0

@@ -14,7 +14,10 @@ Prints, measured side by side in one run:
    per type;
 3. quality against sweep count: final energy per spin and torque after relaxation, a few samples
    each, from which the ``Schedule`` default is chosen;
-4. with ``--png``, a panel of Sz/Sx/Sy maps of default-schedule samples of both types.
+4. with ``--png``, a panel of Sz/Sx/Sy maps of default-schedule samples of both types;
+5. the whole command a user types, ``spinsr-tf generate --type I --size 128`` with 4 and 32
+   samples, in fresh processes, beside the fixed start-up every numba program pays (a process
+   that imports numba and calls one cached function): what the engine adds is the difference.
 
 Timings depend on what else runs on the machine; the ratios are taken within one run.
 """
@@ -210,7 +213,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=min(2, numba.config.NUMBA_NUM_THREADS))
     p.add_argument("--png", default=None, help="write Sz/Sx/Sy maps of both types here")
     p.add_argument("--quick", action="store_true", help="fewer samples and sweep counts")
-    p.add_argument("--only", choices=["speed", "schedule", "quality"], default=None,
+    p.add_argument("--only", choices=["speed", "schedule", "quality", "command"], default=None,
                    help="run one section only")
     p.add_argument("--quality-sweeps", default=None,
                    help="comma-separated sweep counts for the quality table")
@@ -230,10 +233,49 @@ def main(argv=None) -> int:
     panels = _schedule_section(hams, L, samples, args) if want("schedule") or args.png else {}
     if want("quality"):
         _quality_section(hams, L, samples, args)
+    if want("command"):
+        _command_section(args)
     if args.png:
         write_png(Path(args.png), panels)
         print(f"\nwrote {args.png}")
     return 0
+
+
+#: The smallest numba program: import numba, call one cached function (its start-up is fixed:
+#: the import, then the CPU target's initialisation on the first call, which loads every
+#: implementation registry and SciPy's BLAS).
+_NUMBA_FLOOR = "import numba\n@numba.njit(cache=True)\ndef f(x):\n    return x + 1\nf(1)\n"
+
+
+def _wall(cmd, env=None) -> float:
+    import subprocess
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def _command_section(args):
+    print("\n5. Whole command in a fresh process (wall seconds, best of 3; "
+          f"NUMBA_NUM_THREADS={args.threads})")
+    env = {**os.environ, "NUMBA_NUM_THREADS": str(args.threads)}
+    with tempfile.TemporaryDirectory() as tmp:
+        floor = Path(tmp) / "floor.py"
+        floor.write_text(_NUMBA_FLOOR)
+        _wall([sys.executable, str(floor)], env)  # fills numba's cache for this file
+        base = min(_wall([sys.executable, str(floor)], env) for _ in range(3))
+        print(f"{'numba start-up (import + one cached call)':48s}{base:8.2f}")
+        for n in (4, 32):
+            out = Path(tmp) / f"g{n}.h5"
+            cmd = [sys.executable, "-m", "spinsr_tf", "generate", "--type", "I", "--n", str(n),
+                   "--size", str(args.size), "--out", str(out), "--quiet"]
+            times = []
+            for _ in range(3):
+                out.unlink(missing_ok=True)
+                times.append(_wall(cmd, env))
+            t = min(times)
+            print(f"{f'generate --type I --n {n} --size {args.size}':48s}{t:8.2f}"
+                  f"   beyond the start-up {t - base:6.2f} s = {(t - base) / n:.3f} s/sample",
+                  flush=True)
 
 
 def _speed_section(hams, L, samples):

@@ -4,10 +4,11 @@ For the HR maps of ``--data`` (dataset ``spins``), degraded as the model was tra
 :func:`~spinsr_tf.inference.uncertainty.symmetry_spread` and prints:
 
 - the Spearman rank correlation (:func:`~spinsr_tf.evaluation.calibration.calibration`) between
-  the uncertainty (the default: distance of the members to the interpolation) and the actual
-  per-site error ``|SR − HR|`` of the group-mean and of the plain map, pooled over all sites and
-  per map (mean ± std); the target is ≥ 0.4; the same for the spread alone
-  (``reference="mean"``);
+  the uncertainty (the default: the members' spread and their error on the result degraded
+  again, ``reference="redegraded"``) and the actual per-site error ``|SR − HR|`` of the
+  group-mean and of the plain map, pooled over all sites and per map (mean ± std); the target
+  is ≥ 0.4; the same for the distance of the members to the interpolation
+  (``reference="interpolation"``) and for the spread alone (``reference="mean"``);
 - the same for a reference predictor that knows nothing of the network: the distance of each HR
   site to the nearest LR sampling site (what an uncertainty map must beat to be worth computing);
 - the pooled correlation for several widths of the smoothing window (``smooth``);
@@ -96,20 +97,25 @@ def main(data: str, model_paths: list, group: str, shifts: int, max_samples: int
     seconds = time.perf_counter() - t0
     _, raw_spread = symmetry_spread(models, lr, group=group, hamiltonian=ham, smooth=0,
                                     reference="mean", batch_size=batch_size)
+    _, raw_interp = symmetry_spread(models, lr, group=group, hamiltonian=ham, smooth=0,
+                                    reference="interpolation", batch_size=batch_size)
     err_plain, err_mean = pixel_error(plain, hr), pixel_error(mean, hr)
     u, spread = local_rms(raw, SMOOTH, periodic), local_rms(raw_spread, SMOOTH, periodic)
+    interp = local_rms(raw_interp, SMOOTH, periodic)
     print(f"  {seconds:.1f} s; uncertainty mean {u.mean():.4f}, max {u.max():.4f} (spread alone "
           f"{spread.mean():.4f}, {spread.max():.4f}); error of the mean map: mean "
           f"{err_mean.mean():.4f}, max {err_mean.max():.4f}")
     ref = sampling_distance(u.shape, deg.factor, pixel)
     for name, pred, err in (("uncertainty vs error of mean  ", u, err_mean),
                             ("uncertainty vs error of plain ", u, err_plain),
+                            ("interpolation ref. vs mean    ", interp, err_mean),
                             ("spread alone vs error of mean ", spread, err_mean),
                             ("distance to LR sample vs mean ", ref, err_mean)):
         m, s = per_map(pred, err)
         print(f"  Spearman {name}: pooled {calibration(pred, err):.3f}, per map "
               f"{m:.3f} ± {s:.3f}")
-    for name, values in (("uncertainty", raw), ("spread alone", raw_spread)):
+    for name, values in (("uncertainty", raw), ("interpolation ref.", raw_interp),
+                         ("spread alone", raw_spread)):
         line = ", ".join(f"{w:g}{'*' if w == SMOOTH else ''}: "
                          f"{calibration(local_rms(values, w, periodic), err_mean):.3f}"
                          for w in (0, 1, 2, 3, 4, 6))

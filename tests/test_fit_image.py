@@ -157,9 +157,14 @@ def test_png_8bit_run_and_resume(tmp_path):
     from spinsr_tf.nn.network import load_sr_model
 
     model = load_sr_model(run / "train" / "model.keras", compile=False)
-    mean, _ = symmetry_spread(model, lr[None], padding="reflect", pixel="integrate", sr="mean",
-                              batch_size=1)
+    mean, want = symmetry_spread(model, lr[None], padding="reflect", pixel="integrate",
+                                 sr="mean", batch_size=1)
     np.testing.assert_allclose(sr_values, mean[0], atol=1e-6)
+    # the uncertainty is the default map: spread and error on the result degraded again
+    np.testing.assert_allclose(spread, want[0], atol=1e-6)
+    _, spread_only = symmetry_spread(model, lr[None], padding="reflect", pixel="integrate",
+                                     reference="mean", batch_size=1)
+    assert np.abs(spread - spread_only[0]).max() > 1e-3
     assert np.abs(sr_values - super_resolve(model, lr, tile=64)).max() > 1e-4
     assert (run / "uncertainty.png").stat().st_size > 0
     assert (run / "preview.png").stat().st_size > 0

@@ -291,3 +291,44 @@ def test_cli_uncertainty_of_an_image_with_borders(saved_models, tmp_path, capsys
     assert np.load(tmp_path / "out.uncertainty.npy").shape == (1, 8 * F, 10 * F)
     with Image.open(tmp_path / "out.png") as im:
         assert im.size == (10 * F, 8 * F)
+
+
+# --- the bias of a model on its own result degraded again ------------------------------------
+
+
+@pytest.mark.parametrize("channels,padding,pixel", [(3, "periodic", "sample"),
+                                                    (1, "reflect", "integrate")])
+def test_redegraded_uncertainty_is_spread_plus_the_error_on_the_result_degraded_again(
+        lr3, lr1, channels, padding, pixel):
+    """Recomputed here from its parts: the members' spread (reference "mean") and the distance
+    of the members' mean on ``D(result)`` to the result, D written out with the model's
+    settings (σ = 1.5, not the default; camera pixels for the scalar model)."""
+    import keras
+
+    from spinsr_tf.nn.network import build_sr_model
+
+    keras.utils.set_random_seed(channels)
+    model = build_sr_model(F, channels, padding=padding, sigma=1.5, pixel=pixel)
+    lr = lr3 if channels == 3 else lr1
+    sr, u = symmetry_spread(model, lr, smooth=0)           # the default for a spinsr model
+    sr_mean, spread = symmetry_spread(model, lr, reference="mean", smooth=0)
+    np.testing.assert_array_equal(sr, sr_mean)
+    again = gaussian_downsample(sr, F, 23, 1.5, padding, pixel=pixel)
+    second, _ = symmetry_spread(model, again, reference="mean")
+    bias2 = np.sum((second.astype(np.float64) - sr) ** 2, axis=-1)
+    want = np.sqrt(spread.astype(np.float64) ** 2 + bias2)
+    np.testing.assert_allclose(u, want, rtol=1e-4, atol=1e-6)
+    assert np.abs(u - spread).max() > 0.1 * u.max()               # the bias term counts
+    # a second model of another sigma: the models disagree on the degradation, said in one line
+    blurrier = build_sr_model(F, channels, padding=padding, sigma=2.0, pixel=pixel)
+    with pytest.raises(UserError, match="disagree on degradation"):
+        symmetry_spread([model, blurrier], lr)
+
+
+def test_redegraded_needs_a_degradation_layer(lr3):
+    with pytest.raises(UserError, match="needs spinsr models"):
+        symmetry_spread(bicubic(), lr3, reference="redegraded")
+    # a plain callable gets the interpolation reference by default
+    _, u = symmetry_spread(bicubic(), lr3)
+    _, want = symmetry_spread(bicubic(), lr3, reference="interpolation")
+    np.testing.assert_array_equal(u, want)

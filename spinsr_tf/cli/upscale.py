@@ -29,9 +29,10 @@ def add_parser(subparsers) -> None:
     u = p.add_argument_group("uncertainty (docs/uncertainty.md)")
     u.add_argument("--uncertainty", action="store_true",
                    help="also write OUT_STEM.uncertainty.npy (N, H, W) and a PNG of it: per HR "
-                   "pixel, the RMS distance of the SR maps of the input's symmetric copies "
-                   "(quarter turns, mirrors, flip) to the aligned interpolation: high where they "
-                   "disagree or invent detail. --out then holds their mean, the better map")
+                   "pixel, the spread of the SR maps of the input's symmetric copies (quarter "
+                   "turns, mirrors, flip) and the error the same maps make on their mean "
+                   "degraded again: high where they disagree or go wrong. --out then holds "
+                   "their mean, the better map")
     p.add_argument("--force", action="store_true",
                    help="replace an existing --out file (and uncertainty files); never the input")
     r = p.add_argument_group("per-image physics refinement (periodic spin maps; "
@@ -229,6 +230,6 @@ def run(args: argparse.Namespace) -> int:
             with open(tmp, "wb") as fh:
                 np.save(fh, spread)
         uncertainty_figure(spread, upaths[1], title=f"uncertainty of {out.name}")
-        print(f"wrote {upaths[0]} and {upaths[1]}: uncertainty (RMS spread) mean "
+        print(f"wrote {upaths[0]} and {upaths[1]}: uncertainty mean "
               f"{float(spread.mean()):.3g}, max {float(spread.max()):.3g}")
     return 0

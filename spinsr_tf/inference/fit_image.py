@@ -19,6 +19,7 @@ A run lives in one folder::
     RUN_DIR/{lr,sr,bicubic}_values.npy   (H, W, C) float32 in network units
     RUN_DIR/uncertainty.npy    (H·f, W·f) float32: spread of the SR map over the lattice's
                                point symmetries (transform, super-resolve, transform back)
+                               and the error of the same on the result degraded again
     RUN_DIR/uncertainty.png    the same as a picture
     RUN_DIR/preview.png        LR | bicubic | SR side by side
 
@@ -171,7 +172,9 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
         units; "none" uses the plain LR term (fits the noise).
     uncertainty : bool
         Super-resolve the image once per point symmetry: the result is the members' mean and
-        ``uncertainty.npy`` / ``.png`` their spread (False: one tiled pass of the network).
+        ``uncertainty.npy`` / ``.png`` their spread and their error on the result degraded
+        again (:func:`~spinsr_tf.inference.uncertainty.symmetry_spread`; False: one tiled pass
+        of the network).
     resume : bool
         Continue a run in ``out_dir`` (patches reused, training resumed); the settings other
         than ``epochs`` and ``tile`` must match.
@@ -318,10 +321,11 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
         from spinsr_tf.inference.uncertainty import symmetry_spread
 
         # the members T_g⁻¹ f(T_g y) give both: their mean is the result (it scores higher
-        # against ground truth than f(y) alone: docs/uncertainty.md), their spread the map of
-        # where to trust it
+        # against ground truth than f(y) alone: docs/uncertainty.md), their spread and their
+        # error on the result degraded again the map of where to trust it
         say(f"fit-image: trained {epochs_done} epoch(s); super-resolving the image once per "
-            "point symmetry (result: their mean; uncertainty: their spread)")
+            "point symmetry (result: their mean), then the result degraded again "
+            "(uncertainty: spread + error on it)")
         members_mean, spread = symmetry_spread(model, lr[None], padding="reflect", pixel=pixel,
                                                sr="mean", batch_size=1)
         sr = members_mean[0]
@@ -343,7 +347,8 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
         uncertainty_path = run_dir / UNCERTAINTY
         save_npy_atomic(uncertainty_path, spread[0].astype(np.float32))
         uncertainty_figure(spread[:1], run_dir / "uncertainty.png",
-                           title="uncertainty (RMS spread over the symmetries, network units)")
+                           title="uncertainty (symmetry spread + error on the result degraded "
+                                 "again, network units)")
     lr_mse = {}
     for name, values in (("sr", sr), ("bicubic", bicubic)):
         back = gaussian_downsample(values[None], scale, kernel_size, sigma, "reflect",

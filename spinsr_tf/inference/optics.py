@@ -17,6 +17,12 @@ Noise. Two estimators on the LR image in network units (``y``):
 - Poisson–Gaussian (shot noise, e.g. a Kerr camera): the variance is affine in the signal,
   ``v(y) = a + b·y``. The residual of a 3×3 second difference (scaled to unit noise gain) is
   binned by the local mean; a robust variance (MAD) per bin, then a weighted straight-line fit.
+- The power-spectrum floor (:func:`spectral_noise_std`): white noise has the same power at every
+  frequency, a texture behind a PSF and camera pixels little at the highest, even where it is
+  as sharp as the LR pixel and the two estimators above see it as noise.
+
+All three can only be inflated by texture; :func:`choose_optics` takes the lower level of the
+kind's estimator and the floor, and the floor alone when the other is not trusted.
 
 PSF width. :func:`estimate_psf_sigma` uses the unit length of spins: blur shortens the LR
 vectors where the texture turns, by an amount that grows with σ, while domain interiors keep
@@ -115,6 +121,74 @@ def gaussian_noise_std(y, patch: int = 7) -> Estimate:
                                  "variance: the texture is as sharp as the LR pixel (or there "
                                  "is only noise), so the value is an upper bound")
     return Estimate(std, f"patch PCA ({patch}x{patch}, {tail.size}/{eig.size} eigenvalues)",
+                    confident, note)
+
+
+#: Frequencies (as a fraction of the largest, π√2 per pixel) above which the power spectrum is
+#: taken as the noise floor (:func:`spectral_noise_std`), and the ring below it that checks
+#: the floor is flat.
+FLOOR_FROM = 0.85
+FLOOR_CHECK = (0.7, 0.85)
+#: The floor is trusted when the ring below it holds at most this many times its power.
+FLOOR_FLATNESS = 2.0
+#: Sine tapers per axis of the multitaper periodogram (their products: TAPERS² estimates).
+TAPERS = 3
+
+
+def _sine_tapers(n: int, count: int) -> np.ndarray:
+    """The first ``count`` sine tapers of length ``n`` (Riedel & Sidorenko 1995), each of unit
+    energy and orthogonal to the others: their periodograms of white noise are nearly
+    independent, so their mean has ``count`` times less variance than one."""
+    t = np.arange(1, n + 1)
+    return np.stack([math.sqrt(2.0 / (n + 1)) * np.sin(math.pi * k * t / (n + 1))
+                     for k in range(1, count + 1)])
+
+
+def spectral_noise_std(y) -> Estimate:
+    """Standard deviation of white noise from the floor of the image's power spectrum.
+
+    White noise has the same power at every spatial frequency; a texture seen through a PSF and
+    camera pixels has little at the highest ones, even where it is as sharp as the LR pixel
+    (labyrinths at ×8), which defeats the patch and second-difference estimators. The image,
+    mean removed per channel, is tapered so its borders do not leak (multitaper: the mean
+    periodogram of :data:`TAPERS`² products of sine tapers, a quarter of one window's scatter
+    on a 60² image); the noise variance is the mean power (channels pooled) over the
+    frequencies ``|k| ≥ FLOOR_FROM · π√2`` (the corners of the spectrum). Texture only adds
+    power, so it is an upper bound; for signal-dependent (shot) noise it is the variance
+    averaged over the image. Trusted when the ring just below (:data:`FLOOR_CHECK`) holds at
+    most :data:`FLOOR_FLATNESS` times that power: otherwise the texture still reaches the
+    corners. Measured in ``docs/optics.md``.
+    """
+    x = _image(y)
+    h, w, c = x.shape
+    x = x - x.mean(axis=(0, 1))
+    k = np.hypot(*np.meshgrid(np.fft.fftfreq(h), np.fft.fftfreq(w), indexing="ij"))
+    k = k / (0.5 * math.sqrt(2.0))               # 1 at the corner (π√2 rad per pixel)
+    in_floor = k >= FLOOR_FROM
+    in_ring = (k >= FLOOR_CHECK[0]) & (k < FLOOR_CHECK[1])
+    if in_floor.sum() < 16 or in_ring.sum() < 16:
+        raise UserError(f"image of shape {x.shape[:2]} is too small for a spectral noise "
+                        "estimate")
+    power = np.zeros((h, w))
+    rows, cols = _sine_tapers(h, TAPERS), _sine_tapers(w, TAPERS)
+    for a in rows:
+        for b in cols:
+            tapered = x * np.outer(a, b)[..., None]          # unit energy: no normalisation
+            power += np.mean(np.abs(np.fft.fft2(tapered, axes=(0, 1))) ** 2, axis=-1)
+    power /= TAPERS * TAPERS
+    variance = float(power[in_floor].mean())
+    ratio = float(power[in_ring].mean()) / max(variance, 1e-300)
+    # as for the other estimators: "noise" holding a large share of the variance is texture
+    share = variance / max(float(x.var(axis=(0, 1)).mean()), 1e-300)
+    confident = ratio <= FLOOR_FLATNESS and share <= 0.15
+    note = ("" if confident else
+            f"the noise would hold {100 * share:.0f} % of the image's variance: the spectrum "
+            "is flat, the image is all texture at the pixel scale or all noise" if share > 0.15
+            else f"the spectrum still falls towards its corners ({ratio:.1f}× the corner power "
+                 "just inside them): texture reaches the highest frequencies, so the value is "
+                 "an upper bound")
+    return Estimate(math.sqrt(variance), f"power-spectrum floor ({int(in_floor.sum())} "
+                    f"frequencies above {FLOOR_FROM:g} of the highest, {TAPERS ** 2} tapers)",
                     confident, note)
 
 
@@ -284,6 +358,37 @@ def _given_noise(noise):
     return value
 
 
+def _combine_noise(kind: str, est: dict, floor: Estimate, mean: float):
+    """One noise model from the kind's own estimator and the spectral floor.
+
+    Texture can only inflate either (both are upper bounds), so where both are trusted the
+    lower level is used: the floor, if below, rescales a Poisson–Gaussian model ``a + b·y``
+    (same shape, its RMS over the image brought down to the floor). Where only the floor is
+    trusted (the kind's estimator saw texture, e.g. labyrinths aliased at ×8), the data term
+    gets Gaussian noise of the floor's level (for shot noise, the image's mean variance).
+    Returns ``(kind, std, slope, how, warning or None)``.
+    """
+    first, b = est["std"], est["slope"].value
+    how = {**first.to_json(), "floor": floor.to_json()}
+    del how["value"]
+    if first.confident:
+        a = first.value ** 2
+        rms = math.sqrt(max(a + b * mean, 0.0))
+        if floor.confident and floor.value < rms:
+            scale = (floor.value / rms) ** 2
+            how["method"] = f"{first.method}, level lowered to the spectrum floor"
+            return kind, math.sqrt(a * scale), b * scale, how, None
+        return kind, first.value, b, how, None
+    if floor.confident:
+        how.update(method=f"{floor.method} (the {kind} estimator was not trusted: "
+                          f"{first.note})", confident=True, note="")
+        return "gaussian", floor.value, 0.0, how, None
+    how["confident"] = False
+    return ("none", 0.0, 0.0, how,
+            f"noise estimate not used ({first.note}; the spectrum floor: {floor.note}); "
+            "plain LR data term")
+
+
 def choose_optics(lr, factor: int, sigma="auto", pixel: str = "integrate", noise="auto",
                   image_scale: float = 1.0, counts: bool = False,
                   image_min: float | None = None) -> dict:
@@ -341,13 +446,14 @@ def choose_optics(lr, factor: int, sigma="auto", pixel: str = "integrate", noise
         except UserError as exc:  # e.g. too few grey levels for a line fit: said, not fatal
             est = {"std": Estimate(0.0, f"{kind} estimate", False, str(exc)),
                    "slope": Estimate(0.0, f"{kind} estimate", False, str(exc))}
-        how["noise"] = {**est["std"].to_json(), "value": None}
-        del how["noise"]["value"]
-        if est["std"].confident:
-            std, slope = est["std"].value, est["slope"].value
-        else:
-            warnings.append(f"noise estimate not used ({est['std'].note}); plain LR data term")
-            kind = "none"
+        try:
+            floor = spectral_noise_std(x)
+        except UserError as exc:
+            floor = Estimate(0.0, "power-spectrum floor", False, str(exc))
+        kind, std, slope, how["noise"], warning = _combine_noise(kind, est, floor,
+                                                                 float(x.mean()))
+        if warning:
+            warnings.append(warning)
     else:
         how["noise"] = {"method": "none given: plain LR data term", "confident": True}
 

@@ -274,7 +274,9 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
         f"pixel {pixel}, noise {optics['noise_kind']}"
         + (f" std {optics['noise_std']:.3g}" if optics["noise_kind"] != "none" else "")
         + (f" + {optics['noise_slope']:.3g}*x" if optics["noise_slope"] else "")
-        + " (network units)")
+        + " (network units"
+        + (f"; {optics['how']['noise']['method'].split(' (')[0]}"
+           if optics["noise_kind"] != "none" else "") + ")")
 
     patches_path = run_dir / PATCHES
     if patches_path.exists():

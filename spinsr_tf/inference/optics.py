@@ -133,6 +133,10 @@ FLOOR_CHECK = (0.7, 0.85)
 FLOOR_FLATNESS = 2.0
 #: Sine tapers per axis of the multitaper periodogram (their products: TAPERS² estimates).
 TAPERS = 3
+#: Largest share of the image's variance the floor may hold: a flat spectrum is all noise or
+#: all texture at the pixel scale. Higher than the other estimators' 15 %: a wide PSF leaves
+#: little texture variance, and the floor's own check already catches texture at the corners.
+FLOOR_SHARE = 0.5
 
 
 def _sine_tapers(n: int, count: int) -> np.ndarray:
@@ -180,10 +184,11 @@ def spectral_noise_std(y) -> Estimate:
     ratio = float(power[in_ring].mean()) / max(variance, 1e-300)
     # as for the other estimators: "noise" holding a large share of the variance is texture
     share = variance / max(float(x.var(axis=(0, 1)).mean()), 1e-300)
-    confident = ratio <= FLOOR_FLATNESS and share <= 0.15
+    confident = ratio <= FLOOR_FLATNESS and share <= FLOOR_SHARE
     note = ("" if confident else
             f"the noise would hold {100 * share:.0f} % of the image's variance: the spectrum "
-            "is flat, the image is all texture at the pixel scale or all noise" if share > 0.15
+            "is flat, the image is all texture at the pixel scale or all noise"
+            if share > FLOOR_SHARE
             else f"the spectrum still falls towards its corners ({ratio:.1f}× the corner power "
                  "just inside them): texture reaches the highest frequencies, so the value is "
                  "an upper bound")

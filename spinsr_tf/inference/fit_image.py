@@ -270,7 +270,11 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
     write_text_atomic(run_dir / DEGRADATION, json.dumps(optics, indent=1, sort_keys=True) + "\n")
     for line in optics["warnings"]:
         print(f"fit-image: {line}", file=sys.stderr)
-    say(f"fit-image: optics: sigma {sigma:.3g} HR px ({optics['how']['sigma']['method']}), "
+    sigma_how = optics["how"]["sigma"]
+    sigma_source = sigma_how["method"]
+    if not sigma_how.get("confident", True) and not sigma_source.startswith("default"):
+        sigma_source = "default, estimate not used"
+    say(f"fit-image: optics: sigma {sigma:.3g} HR px ({sigma_source}), "
         f"pixel {pixel}, noise {optics['noise_kind']}"
         + (f" std {optics['noise_std']:.3g}" if optics["noise_kind"] != "none" else "")
         + (f" + {optics['noise_slope']:.3g}*x" if optics["noise_slope"] else "")

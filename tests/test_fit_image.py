@@ -15,7 +15,7 @@ from spinsr_tf.data.interpolation import upsample
 from spinsr_tf.data.io import from_intensity, to_intensity
 from spinsr_tf.data.ovf import read_ovf, write_ovf
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.inference.fit_image import fit_image
+from spinsr_tf.inference.fit_image import MAX_EPOCHS, STEP_BUDGET, default_epochs, fit_image
 from spinsr_tf.inference.image_io import (from_network, read_input, to_network, value_mapping,
                                           write_like_input)
 from spinsr_tf.inference.tiling import (extract_patches, patch_starts, receptive_margin,
@@ -50,6 +50,21 @@ def test_patches_cover_every_pixel(n, patch, stride):
         np.testing.assert_array_equal(p, image[r:r + patch, c:c + patch])
         cover2d[r:r + patch, c:c + patch] += 1
     assert cover2d.min() >= 1
+
+
+@pytest.mark.parametrize("shape", [(60, 60), (124, 124), (250, 90), (20, 20)])
+def test_default_epochs_bound_the_training_steps(shape):
+    """40 passes over the patches, or as many as fit in the step budget: the steps of the
+    default never exceed the budget by more than one epoch's worth, and are the budget or all
+    40 passes."""
+    patch, stride, batch = 16, 4, 16
+    n = len(extract_patches(np.zeros(shape + (1,)), patch, stride)[0])
+    n_train = n - (max(1, n // 10) if n >= 10 else 0)
+    steps = -(-n_train // batch)
+    epochs = default_epochs(shape, patch, stride, batch)
+    assert 1 <= epochs <= MAX_EPOCHS
+    assert epochs * steps < STEP_BUDGET + steps
+    assert epochs == MAX_EPOCHS or epochs * steps >= STEP_BUDGET
 
 
 def test_tile_windows_hold_core_and_margin():

@@ -29,7 +29,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
     p.add_argument("--stride", type=int, default=None,
                    help="patch spacing in LR pixels (default PATCH/2)")
-    p.add_argument("--epochs", type=int, default=40, help="training epochs (default 40)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default 40, fewer for a large image: about 720 "
+                        "optimizer steps)")
     p.add_argument("--batch-size", type=int, default=16, help="patches per step (default 16)")
     from spinsr_tf.cli.recipes import NETWORK_CHOICES, DEFAULT_NETWORK
 

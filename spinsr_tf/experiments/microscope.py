@@ -46,11 +46,11 @@ INSTRUMENTS = {
     "spleem": {"psf_sigma": 1.5, "pixel": "integrate", "crop": 2},
 }
 #: Stand-in sizes and fit settings of the notebook's presets (truth side, factor, LR patch,
-#: stride, epochs, batch, XLA).
+#: stride, epochs — None: fit-image's default, 40 or about 720 steps — batch, XLA).
 PRESETS = {
     "smoke": {"size": 128, "factor": 4, "patch": 8, "stride": 4, "epochs": 2,
               "batch_size": 16, "jit_compile": False},
-    "medium": {"size": 1024, "factor": 8, "patch": 16, "stride": 4, "epochs": 40,
+    "medium": {"size": 1024, "factor": 8, "patch": 16, "stride": 4, "epochs": None,
                "batch_size": 16, "jit_compile": True},
 }
 

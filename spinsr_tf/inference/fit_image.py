@@ -59,7 +59,7 @@ from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import atomic_path, save_npy_atomic, write_text_atomic
 from spinsr_tf.inference.image_io import read_input, to_network, value_mapping, write_like_input
 from spinsr_tf.inference.optics import choose_optics
-from spinsr_tf.inference.tiling import MIN_PATCH, extract_patches, super_resolve
+from spinsr_tf.inference.tiling import MIN_PATCH, extract_patches, patch_starts, super_resolve
 
 FIT, MAPPING, PATCHES, TRAIN = "fit.json", "mapping.json", "patches.h5", "train"
 DEGRADATION, UNCERTAINTY = "degradation.json", "uncertainty.npy"
@@ -67,6 +67,20 @@ DEGRADATION, UNCERTAINTY = "degradation.json", "uncertainty.npy"
 FIT_RECIPE = "equivariant"
 #: fit.json keys a resumed run may change.
 _RESUMABLE = ("epochs", "progress", "jit_compile", "tile", "image")
+#: Default training length: MAX_EPOCHS passes over the patches, fewer for a large image so that
+#: training takes about STEP_BUDGET optimizer steps at most (its time grows with the patches,
+#: its quality stops growing; measured in docs/results.md, Fig. 7).
+MAX_EPOCHS, STEP_BUDGET = 40, 720
+
+
+def default_epochs(shape, patch: int, stride: int, batch_size: int) -> int:
+    """Epochs of a fit of an ``(h, w)`` image: :data:`MAX_EPOCHS`, or fewer so that the
+    training patches (90 % of them, as :func:`fit_image` splits) take about
+    :data:`STEP_BUDGET` steps of ``batch_size``."""
+    n = len(patch_starts(shape[0], patch, stride)) * len(patch_starts(shape[1], patch, stride))
+    n_train = n - (max(1, n // 10) if n >= 10 else 0)
+    steps = math.ceil(n_train / batch_size)
+    return max(1, min(MAX_EPOCHS, math.ceil(STEP_BUDGET / steps)))
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -133,7 +147,7 @@ def _identity(image: np.ndarray) -> str:
 
 
 def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_run",
-              stride: int | None = None, epochs: int = 40, batch_size: int = 16,
+              stride: int | None = None, epochs: int | None = None, batch_size: int = 16,
               learning_rate: float = 1e-3, seed: int = 0, sigma="auto",
               kernel_size: int | None = None, resume: bool = False, progress: bool = True,
               percentile: float = 1.0, unit_vectors: bool = False, layer: int | None = None,
@@ -155,7 +169,10 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
     stride : int, optional
         Distance between patches, LR pixels; default ``patch // 2``. The last row and column
         of patches are shifted to end at the image border, so every pixel is covered.
-    epochs, batch_size, learning_rate, seed
+    epochs : int, optional
+        Training passes over the patches; default :func:`default_epochs` (40, fewer for a
+        large image: about :data:`STEP_BUDGET` steps).
+    batch_size, learning_rate, seed
         Training (:func:`spinsr_tf.nn.training.train`, Adam).
     network : str, optional
         The training recipe (:data:`spinsr_tf.nn.config.RECIPES`); default :data:`FIT_RECIPE`.
@@ -217,7 +234,8 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
     stride = patch // 2 if stride is None else check_int("stride", stride, 1)
     if stride > patch:
         raise UserError(f"stride {stride} is larger than patch {patch}: pixels would be skipped")
-    epochs = check_int("epochs", epochs, 1)
+    if epochs is not None:
+        epochs = check_int("epochs", epochs, 1)
     batch_size = check_int("batch_size", batch_size, 1)
     tile = check_int("tile", tile, 1)
     seed = check_int("seed", seed, 0)
@@ -241,6 +259,8 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
                "note": "network value x = (v - offset) / scale; v = x * scale + offset, "
                        "v being the image values (integer intensities after from_intensity)"}
     lr = to_network(raw, mapping)
+    if epochs is None:
+        epochs = default_epochs((h, w), patch, stride, batch_size)
     run_dir = Path(out_dir)
     _check_out_dir(run_dir, resume)
     counts = bool(np.issubdtype(np.dtype(info["dtype"]), np.integer))

@@ -54,7 +54,8 @@ from spinsr_tf.nn.symmetry import LatticeOp, apply, group_for
 #: Where LR pixel ``k`` sits on the HR grid: at ``k·f`` ("sample", SPEC §3) or at the centre of
 #: the camera pixel ``k·f … k·f + f − 1`` ("integrate", SPEC §8).
 PIXELS = ("sample", "integrate")
-#: What the members' distance is taken to (:func:`symmetry_spread`).
+#: The bias term of the uncertainty (:func:`symmetry_spread`): the error on the result degraded
+#: again, the departure from the interpolation, or none (the spread alone).
 REFERENCES = ("redegraded", "interpolation", "mean")
 #: The SR map :func:`symmetry_spread` returns: the members' mean, or the plain network output.
 SR_MAPS = ("mean", "plain")

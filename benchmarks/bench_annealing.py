@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -248,7 +249,6 @@ _NUMBA_FLOOR = "import numba\n@numba.njit(cache=True)\ndef f(x):\n    return x +
 
 
 def _wall(cmd, env=None) -> float:
-    import subprocess
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0

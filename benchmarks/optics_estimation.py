@@ -88,23 +88,19 @@ def main(argv=None) -> int:
                     row(name, f, s, n, ne, spectral_noise_std(y), se, y=y)
                 for photons in args.photons:
                     y, true = kerr_like(hr, f, s, photons)
-                    first = poisson_gaussian_noise(y)[0]
-                    mean_std = Estimate_rms(first, y)
+                    mean_std = rms_estimate(*poisson_gaussian_noise(y), y)
                     row(f"Kerr {photons:g} ph, " + name, f, s, true, mean_std,
                         spectral_noise_std(y), counts=True, y=y)
     return 0
 
 
-def Estimate_rms(std_estimate, y):
-    """The Poisson–Gaussian fit as an RMS noise level over the image (comparable with the
-    spectral floor): ``sqrt(a + b·mean(y))``."""
+def rms_estimate(std, slope, y):
+    """The Poisson–Gaussian fit ``(√a, b)`` as an RMS noise level over the image, comparable
+    with the spectral floor: ``sqrt(a + b·mean(y))``."""
     import dataclasses
 
-    from spinsr_tf.inference.optics import poisson_gaussian_noise
-
-    a = std_estimate.value ** 2
-    b = poisson_gaussian_noise(y)[1].value
-    return dataclasses.replace(std_estimate, value=float(np.sqrt(max(a + b * y.mean(), 0.0))))
+    rms = float(np.sqrt(max(std.value ** 2 + slope.value * y.mean(), 0.0)))
+    return dataclasses.replace(std, value=rms)
 
 
 def kerr_like(hr, factor, sigma, photons):

@@ -73,12 +73,19 @@ _RESUMABLE = ("epochs", "progress", "jit_compile", "tile", "image")
 MAX_EPOCHS, STEP_BUDGET = 40, 720
 
 
+def _val_fraction(n_patches: int) -> float:
+    """Share of the patches held out for validation (none for a handful)."""
+    return 0.1 if n_patches >= 10 else 0.0
+
+
 def default_epochs(shape, patch: int, stride: int, batch_size: int) -> int:
     """Epochs of a fit of an ``(h, w)`` image: :data:`MAX_EPOCHS`, or fewer so that the
-    training patches (90 % of them, as :func:`fit_image` splits) take about
-    :data:`STEP_BUDGET` steps of ``batch_size``."""
+    training patches (as :func:`fit_image` splits them) take about :data:`STEP_BUDGET` steps
+    of ``batch_size``."""
+    from spinsr_tf.data.stream import split_indices
+
     n = len(patch_starts(shape[0], patch, stride)) * len(patch_starts(shape[1], patch, stride))
-    n_train = n - (max(1, n // 10) if n >= 10 else 0)
+    n_train = len(split_indices(n, _val_fraction(n))[0])
     steps = math.ceil(n_train / batch_size)
     return max(1, min(MAX_EPOCHS, math.ceil(STEP_BUDGET / steps)))
 
@@ -332,7 +339,7 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
     train_dir = run_dir / TRAIN
     train_config = recipe(network, patches_path, scale, epochs=epochs, batch_size=batch_size,
                           learning_rate=learning_rate,
-                          val_fraction=0.1 if n_patches >= 10 else 0.0, seed=seed,
+                          val_fraction=_val_fraction(n_patches), seed=seed,
                           kernel_size=kernel_size, sigma=sigma, padding="reflect",
                           pixel=pixel, jit_compile=jit_compile, losses=losses)
     history = train(train_config, train_dir, resume=(train_dir / CONFIG).exists(),

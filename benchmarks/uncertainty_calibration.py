@@ -16,10 +16,13 @@ For the HR maps of ``--data`` (dataset ``spins``), degraded as the model was tra
 - with ``--shifts K``: the spread over the LR translations (0..K−1)² alone, and the calibration
   with them added to the point operations.
 
+With ``--noise S`` the LR maps get Gaussian noise of std S per component (seeded by ``--seed``).
+
 Usage::
 
     python benchmarks/uncertainty_calibration.py --data TEST.h5 --model RUN/model.keras \
-        [--model RUN2/model.keras ...] [--group lattice] [--shifts 2] [--max-samples 16]
+        [--model RUN2/model.keras ...] [--group lattice] [--shifts 2] [--max-samples 16] \
+        [--noise 0.1 --seed 1]
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def per_map(u, e):
 
 
 def main(data: str, model_paths: list, group: str, shifts: int, max_samples: int | None,
-         batch_size: int) -> None:
+         batch_size: int, noise: float = 0.0, seed: int = 1) -> None:
     from spinsr_tf.data.degradation import gaussian_downsample
     from spinsr_tf.data.generate import read_spins
     from spinsr_tf.evaluation.calibration import calibration, pixel_error
@@ -85,8 +88,10 @@ def main(data: str, model_paths: list, group: str, shifts: int, max_samples: int
     if pixel != "sample":
         kwargs["pixel"] = pixel
     lr = gaussian_downsample(hr, deg.factor, **kwargs)
+    if noise:   # Gaussian noise per component, as the noise study adds it
+        lr = lr + noise * np.random.default_rng(seed).normal(size=lr.shape).astype(np.float32)
     ham = hamiltonian_attrs(data)
-    print(f"{len(hr)} maps {hr.shape[1]}x{hr.shape[2]} from {data}, x{deg.factor}, "
+    print(f"{len(hr)} maps {hr.shape[1]}x{hr.shape[2]} from {data}, x{deg.factor}, noise {noise:g}, "
           f"{len(models)} model(s), group {group!r}, {deg.padding}, pixel {pixel}")
 
     plain = serving_model(models[0]).predict(lr, batch_size=batch_size, verbose=0)
@@ -146,5 +151,8 @@ if __name__ == "__main__":
                         help="also measure LR translations (0..K-1)^2 (periodic models)")
     parser.add_argument("--max-samples", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--noise", type=float, default=0.0,
+                        help="Gaussian noise std added to every LR component (seeded by --seed)")
+    parser.add_argument("--seed", type=int, default=1)
     a = parser.parse_args()
-    main(a.data, a.model, a.group, a.shifts, a.max_samples, a.batch_size)
+    main(a.data, a.model, a.group, a.shifts, a.max_samples, a.batch_size, a.noise, a.seed)

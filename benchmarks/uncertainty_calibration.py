@@ -18,11 +18,21 @@ For the HR maps of ``--data`` (dataset ``spins``), degraded as the model was tra
 
 With ``--noise S`` the LR maps get Gaussian noise of std S per component (seeded by ``--seed``).
 
+With ``--standin OUT --kind kerr|spleem`` it measures instead a finished Fig. 7 stand-in
+(:func:`spinsr_tf.experiments.microscope.run_experiment` wrote ``OUT``): the three references
+by smoothing width against the error of the returned map (scalar images: after the affine
+grey-level fit the scores use); as a ceiling, the error itself smoothed (how well *any* map that
+smooth can rank it); and, for scalar images, the share of the error variance that is a function
+of the SR grey level alone (a distorted wall profile, which no map built from the network's own
+behaviour can see) and the Spearman against the error left after the best monotone grey-level
+mapping.
+
 Usage::
 
     python benchmarks/uncertainty_calibration.py --data TEST.h5 --model RUN/model.keras \
         [--model RUN2/model.keras ...] [--group lattice] [--shifts 2] [--max-samples 16] \
         [--noise 0.1 --seed 1]
+    python benchmarks/uncertainty_calibration.py --standin OUT --kind kerr
 """
 
 from __future__ import annotations
@@ -141,11 +151,75 @@ def main(data: str, model_paths: list, group: str, shifts: int, max_samples: int
               f"{np.abs(u2 - u).max():.2e}")
 
 
+def grey_level_share(sr: np.ndarray, error: np.ndarray, bins: int = 40):
+    """Scalar images: how much of the signed error ``e = a·sr + b − Sz`` is a function of the SR
+    grey level alone. Returns ``(share, residual)``: the fraction of ``mean e²`` that the mean
+    of ``e`` in ``bins`` grey-level bins explains, and ``|e − that mean|``, the error left after
+    the best monotone-in-bins grey-level mapping."""
+    edges = np.linspace(sr.min(), sr.max(), bins + 1)
+    idx = np.clip(np.digitize(sr, edges) - 1, 0, bins - 1)
+    counts = np.bincount(idx.ravel(), minlength=bins)
+    means = np.bincount(idx.ravel(), error.ravel(), minlength=bins) / np.maximum(counts, 1)
+    residual = error - means[idx]
+    return 1.0 - float(np.mean(residual ** 2) / np.mean(error ** 2)), np.abs(residual)
+
+
+def main_standin(out_dir: str, kind: str, batch_size: int) -> None:
+    import json
+
+    from spinsr_tf.evaluation.calibration import calibration, pixel_error
+    from spinsr_tf.experiments.microscope import truth_window
+    from spinsr_tf.inference.uncertainty import SMOOTH, local_rms, symmetry_spread
+    from spinsr_tf.nn.network import load_sr_model
+
+    out = Path(out_dir)
+    run = out / f"{kind}_fit"
+    meta = json.loads((out / f"{kind}.json").read_text())
+    truth = truth_window(np.load(out / meta["params"]["truth"]), meta)
+    model = load_sr_model(run / "train" / "model.keras", compile=False)
+    lr = np.load(run / "lr_values.npy").astype(np.float32)[None]
+    scalar = lr.shape[-1] == 1
+    shown = (truth[..., 2:3] if scalar else truth).astype(np.float64)
+    t0 = time.perf_counter()
+    raw = {ref: symmetry_spread(model, lr, padding="reflect", reference=ref, smooth=0,
+                                batch_size=batch_size) for ref in ("redegraded", "interpolation",
+                                                                   "mean")}
+    seconds = time.perf_counter() - t0
+    sr = raw["redegraded"][0][0].astype(np.float64)
+    signed = sr - shown
+    if scalar:   # the scores' affine grey-level fit
+        a, b = np.polyfit(sr.ravel(), shown.ravel(), 1)
+        signed = a * sr + b - shown
+    error = np.sqrt(np.sum(signed ** 2, axis=-1))
+    print(f"{kind} stand-in {out}: LR {lr.shape[1]}x{lr.shape[2]}x{lr.shape[3]}, SR "
+          f"{sr.shape[0]}x{sr.shape[1]}, RMS error {np.sqrt(np.mean(error ** 2)):.4f}"
+          f"{' after the affine fit' if scalar else ''}; 3 maps in {seconds:.0f} s")
+    widths = (0, 1, 2, 3, 4)
+    for ref, (_, u) in raw.items():
+        line = ", ".join(f"{w:g}{'*' if w == SMOOTH else ''}: "
+                         f"{calibration(local_rms(u, w, False)[0], error):.3f}" for w in widths)
+        print(f"  Spearman {ref:13s} by smooth (HR px, * = default): {line}")
+    line = ", ".join(f"{w:g}: {calibration(local_rms(error[None], w, False)[0], error):.3f}"
+                     for w in widths[1:])
+    print(f"  ceiling, the error itself smoothed: {line}")
+    if scalar:
+        share, residual = grey_level_share(sr[..., 0], signed[..., 0])
+        u = local_rms(raw["redegraded"][1], SMOOTH, False)[0]
+        print(f"  share of the error variance that is a function of the SR grey level: "
+              f"{share:.3f}; Spearman of the default map against the error left after the "
+              f"best monotone grey-level mapping: {calibration(u, residual):.3f} (against the "
+              f"affine-fit error: {calibration(u, error):.3f})")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="HDF5 file with HR maps ('spins')")
-    parser.add_argument("--model", action="append", required=True,
+    parser.add_argument("--data", help="HDF5 file with HR maps ('spins')")
+    parser.add_argument("--model", action="append",
                         help="trained model (repeat for an ensemble)")
+    parser.add_argument("--standin", metavar="OUT",
+                        help="a finished Fig. 7 stand-in folder (run_experiment's out_dir) "
+                             "instead of --data/--model")
+    parser.add_argument("--kind", choices=("kerr", "spleem"), default="kerr")
     parser.add_argument("--group", default="lattice")
     parser.add_argument("--shifts", type=int, default=0,
                         help="also measure LR translations (0..K-1)^2 (periodic models)")
@@ -155,4 +229,9 @@ if __name__ == "__main__":
                         help="Gaussian noise std added to every LR component (seeded by --seed)")
     parser.add_argument("--seed", type=int, default=1)
     a = parser.parse_args()
+    if a.standin:
+        main_standin(a.standin, a.kind, a.batch_size)
+        sys.exit(0)
+    if not (a.data and a.model):
+        parser.error("give --data and --model, or --standin")
     main(a.data, a.model, a.group, a.shifts, a.max_samples, a.batch_size, a.noise, a.seed)

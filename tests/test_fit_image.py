@@ -210,6 +210,8 @@ def test_ovf_vectors_through_the_cli(tmp_path, capsys, main):
     assert code == 0 and cap.out == ""
     mapping = json.loads((run / "mapping.json").read_text())
     assert mapping["scale"] == pytest.approx(5.8e5, rel=1e-6) and mapping["offset"] == 0
+    # the default patch spacing is a quarter patch (docs/results.md, Fig. 7)
+    assert json.loads((run / "fit.json").read_text())["stride"] == 2
     sr, meta = read_ovf(run / "sr.ovf", normalize=False)
     assert sr.shape == (32, 32, 3) and meta["valueunits"].startswith("A/m")
     np.testing.assert_allclose(meta["cellsize"], (2e-9, 2e-9, 1e-9))

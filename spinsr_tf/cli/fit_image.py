@@ -28,7 +28,7 @@ def add_parser(subparsers) -> None:
                    help="patch side in LR pixels (default 16, at least 4)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
     p.add_argument("--stride", type=int, default=None,
-                   help="patch spacing in LR pixels (default PATCH/2)")
+                   help="patch spacing in LR pixels (default PATCH/4)")
     p.add_argument("--epochs", type=int, default=None,
                    help="training epochs (default 40, fewer for a large image: about 720 "
                         "optimizer steps)")

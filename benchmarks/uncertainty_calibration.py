@@ -169,7 +169,7 @@ def main_standin(out_dir: str, kind: str, batch_size: int) -> None:
 
     from spinsr_tf.evaluation.calibration import calibration, pixel_error
     from spinsr_tf.experiments.microscope import truth_window
-    from spinsr_tf.inference.uncertainty import SMOOTH, local_rms, symmetry_spread
+    from spinsr_tf.inference.uncertainty import SMOOTH, SMOOTH_SCALAR, local_rms, symmetry_spread
     from spinsr_tf.nn.network import load_sr_model
 
     out = Path(out_dir)
@@ -179,6 +179,7 @@ def main_standin(out_dir: str, kind: str, batch_size: int) -> None:
     model = load_sr_model(run / "train" / "model.keras", compile=False)
     lr = np.load(run / "lr_values.npy").astype(np.float32)[None]
     scalar = lr.shape[-1] == 1
+    default = SMOOTH_SCALAR if scalar else SMOOTH
     shown = (truth[..., 2:3] if scalar else truth).astype(np.float64)
     t0 = time.perf_counter()
     raw = {ref: symmetry_spread(model, lr, padding="reflect", reference=ref, smooth=0,
@@ -196,7 +197,7 @@ def main_standin(out_dir: str, kind: str, batch_size: int) -> None:
           f"{' after the affine fit' if scalar else ''}; 3 maps in {seconds:.0f} s")
     widths = (0, 1, 2, 3, 4)
     for ref, (_, u) in raw.items():
-        line = ", ".join(f"{w:g}{'*' if w == SMOOTH else ''}: "
+        line = ", ".join(f"{w:g}{'*' if w == default else ''}: "
                          f"{calibration(local_rms(u, w, False)[0], error):.3f}" for w in widths)
         print(f"  Spearman {ref:13s} by smooth (HR px, * = default): {line}")
     line = ", ".join(f"{w:g}: {calibration(local_rms(error[None], w, False)[0], error):.3f}"
@@ -204,7 +205,7 @@ def main_standin(out_dir: str, kind: str, batch_size: int) -> None:
     print(f"  ceiling, the error itself smoothed: {line}")
     if scalar:
         share, residual = grey_level_share(sr[..., 0], signed[..., 0])
-        u = local_rms(raw["redegraded"][1], SMOOTH, False)[0]
+        u = local_rms(raw["redegraded"][1], default, False)[0]
         print(f"  share of the error variance that is a function of the SR grey level: "
               f"{share:.3f}; Spearman of the default map against the error left after the "
               f"best monotone grey-level mapping: {calibration(u, residual):.3f} (against the "

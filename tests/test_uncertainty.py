@@ -11,8 +11,8 @@ from spinsr_tf.cli import main
 from spinsr_tf.data.degradation import gaussian_downsample
 from spinsr_tf.data.interpolation import upsample
 from spinsr_tf.evaluation.calibration import calibration, pixel_error
-from spinsr_tf.inference.uncertainty import (back_transform, group_ops, hr_op, symmetry_spread,
-                                             uncertainty_figure)
+from spinsr_tf.inference.uncertainty import (SMOOTH, back_transform, group_ops, hr_op,
+                                             local_rms, symmetry_spread, uncertainty_figure)
 from spinsr_tf.nn.symmetry import LatticeOp, apply
 
 F = 4
@@ -154,7 +154,7 @@ def test_uncertainty_is_the_rms_distance_to_the_reference(lr3, lr1):
         np.testing.assert_allclose(dist, want, atol=1e-5)
         departure = np.sum((m - ref) ** 2, axis=-1)
         np.testing.assert_allclose(dist ** 2, u ** 2 + departure, atol=1e-5)
-        smoothed = symmetry_spread(skewed, lr, reference="mean")[1]
+        smoothed = symmetry_spread(skewed, lr, reference="mean", smooth=SMOOTH)[1]
         assert smoothed.std() < u.std() and abs(np.mean(smoothed ** 2) - np.mean(u ** 2)) < 1e-3
 
 
@@ -319,6 +319,11 @@ def test_redegraded_uncertainty_is_spread_plus_the_error_on_the_result_degraded_
     want = np.sqrt(spread.astype(np.float64) ** 2 + bias2)
     np.testing.assert_allclose(u, want, rtol=1e-4, atol=1e-6)
     assert np.abs(u - spread).max() > 0.1 * u.max()               # the bias term counts
+    # by default spins are smoothed over SMOOTH pixels, a scalar image's map is per pixel
+    default = symmetry_spread(model, lr)[1]
+    smoothed = local_rms(u, SMOOTH, padding == "periodic")
+    np.testing.assert_allclose(default, u if channels == 1 else smoothed, rtol=1e-4, atol=1e-6)
+    assert np.abs(smoothed - u).max() > 0.1 * u.max()             # the two defaults differ
     # a second model of another sigma: the models disagree on the degradation, said in one line
     blurrier = build_sr_model(F, channels, padding=padding, sigma=2.0, pixel=pixel)
     with pytest.raises(UserError, match="disagree on degradation"):

@@ -61,8 +61,10 @@ REFERENCES = ("redegraded", "interpolation", "mean")
 SR_MAPS = ("mean", "plain")
 #: Boundary conditions of the maps (the network's padding).
 PADDINGS = ("periodic", "reflect")
-#: Default width (HR pixels) of the window of the local RMS spread (``smooth``).
-SMOOTH = 2.0
+#: Default width (HR pixels) of the window of the local RMS spread (``smooth``) for spins, and
+#: for scalar images (none: the error |e| of one component is zero along every line where the
+#: signed error e changes sign, so the error itself ranks worse once smoothed; docs/uncertainty.md).
+SMOOTH, SMOOTH_SCALAR = 2.0, 0.0
 
 
 def hr_op(op: LatticeOp, scale: int, pixel: str = "sample") -> LatticeOp:
@@ -330,7 +332,8 @@ def symmetry_spread(model, lr, group="lattice", hamiltonian=None, padding: str |
         Width (HR pixels) of the Gaussian window over which the squared distance is averaged
         (:func:`local_rms`): a few members give a noisy estimate per pixel, and the error it
         predicts belongs to a region (a wall, a vortex core) more than to a site. None:
-        :data:`SMOOTH` (measured in ``docs/uncertainty.md``); 0: per pixel.
+        :data:`SMOOTH` for spins, :data:`SMOOTH_SCALAR` (per pixel) for C = 1 (measured in
+        ``docs/uncertainty.md``); 0: per pixel.
     batch_size : int
         Maps per forward pass.
     progress : callable or None
@@ -391,7 +394,7 @@ def symmetry_spread(model, lr, group="lattice", hamiltonian=None, padding: str |
 
     moments, plain, scale = _pool(members, x, ops, pixel, periodic, progress,
                                   f"{len(ops)} symmetry element(s) of {group!r} ({padding})")
-    smooth = SMOOTH if smooth is None else smooth
+    smooth = (SMOOTH if c == 3 else SMOOTH_SCALAR) if smooth is None else smooth
     mean = _unit(moments.mean()) if normalize else moments.mean()
     if reference == "redegraded":
         # the same members on the result degraded again: an image whose truth is known (the
@@ -445,6 +448,6 @@ def uncertainty_figure(uncertainty, path, title: str | None = None, max_maps: in
     return save_figure(fig, path)
 
 
-__all__ = ["PADDINGS", "PIXELS", "REFERENCES", "SMOOTH", "SR_MAPS", "back_transform",
-           "group_ops", "hr_op", "interpolation", "local_rms", "symmetry_spread",
+__all__ = ["PADDINGS", "PIXELS", "REFERENCES", "SMOOTH", "SMOOTH_SCALAR", "SR_MAPS",
+           "back_transform", "group_ops", "hr_op", "interpolation", "local_rms", "symmetry_spread",
            "uncertainty_figure"]

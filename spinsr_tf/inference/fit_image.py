@@ -71,9 +71,9 @@ _RESUMABLE = ("epochs", "progress", "jit_compile", "tile", "image")
 #: training takes about STEP_BUDGET optimizer steps at most (its time grows with the patches,
 #: its quality stops growing; measured in docs/results.md, Fig. 7).
 MAX_EPOCHS, STEP_BUDGET = 40, 720
-#: Default patch spacing, in patch sides: a quarter patch. On the 512² Fig. 7 stand-ins a
-#: quarter beats a half by 0.8 dB (Kerr) and 1.3 dB (SPLEEM) at the same default length rule
-#: (docs/results.md): more distinct patches, not more steps, is what helps.
+#: Default patch spacing, in patch sides: a quarter patch. On the 512² Fig. 7 stand-ins, under
+#: the default length rule, a quarter beats a half by 0.8 dB (Kerr) and 1.3 dB (SPLEEM); an
+#: eighth takes twice the time for +0.16 / −1.5 dB (docs/results.md, "Patch spacing").
 STRIDE_SHARE = 4
 
 
@@ -178,8 +178,8 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
     out_dir : str or PathLike
         The run folder (see the module docstring); must be new or empty unless resuming.
     stride : int, optional
-        Distance between patches, LR pixels; default ``patch // STRIDE_SHARE`` (4 for
-        the ×8 patch of 16). The last row and column
+        Distance between patches, LR pixels; default ``patch // STRIDE_SHARE`` (4 for the
+        ×8 patch of 16). The last row and column
         of patches are shifted to end at the image border, so every pixel is covered.
     epochs : int, optional
         Training passes over the patches; default :func:`default_epochs` (40, fewer for a

@@ -16,13 +16,15 @@ invariant under the T_g of :mod:`spinsr_tf.nn.symmetry`):
   members' mean is the error this network makes on an image whose texture is this one's.
 
 The uncertainty (``reference="redegraded"``, the default for spinsr models) is
-``sqrt(spread² + |m' − m|²)``, averaged over a small window. Two older references remain: the
+``sqrt(spread² + |m' − m|²)``, averaged over a small window (spins; scalar images: per
+pixel). Two older references remain: the
 departure from the aligned interpolation of the LR map (``"interpolation"``: spread² +
 ``|m − interpolation|²``, what plain callables get) and the spread alone (``"mean"``). Measured
 (``docs/uncertainty.md``, Spearman rank correlation with the actual per-pixel error): held-out
 Type I maps ×4 with noise 0, 0.1, 0.2: 0.54 / 0.38 / 0.47 (interpolation 0.49 / 0.38 / 0.41);
-the microscope stand-ins (borders, unknown optics, noise, ×8): SPLEEM 0.60 (interpolation 0.15),
-Kerr 0.25 (interpolation 0.00). :mod:`spinsr_tf.evaluation.calibration` measures it.
+the microscope stand-ins (borders, unknown optics, noise, ×8; fit-image's defaults): SPLEEM
+0.65–0.70 (interpolation 0.08–0.24), Kerr 0.25–0.32 (interpolation < 0; below the 0.4 target,
+``docs/uncertainty.md`` says why). :mod:`spinsr_tf.evaluation.calibration` measures it.
 
 Which elements. The point operations (quarter turns, mirrors or flip-overs the Hamiltonian
 keeps, the global flip S → −S) act exactly on any LR map, borders included. Translations by whole

@@ -24,8 +24,8 @@ by smoothing width against the error of the returned map (scalar images: after t
 grey-level fit the scores use); as a ceiling, the error itself smoothed (how well *any* map that
 smooth can rank it); and, for scalar images, the share of the error variance that is a function
 of the SR grey level alone (a distorted wall profile, which no map built from the network's own
-behaviour can see) and the Spearman against the error left after the best monotone grey-level
-mapping.
+behaviour can see) and the Spearman against the error left after the best grey-level mapping
+(the truth's mean per grey-level bin; it says whether that mapping is monotone).
 
 Usage::
 
@@ -151,17 +151,23 @@ def main(data: str, model_paths: list, group: str, shifts: int, max_samples: int
               f"{np.abs(u2 - u).max():.2e}")
 
 
-def grey_level_share(sr: np.ndarray, error: np.ndarray, bins: int = 40):
-    """Scalar images: how much of the signed error ``e = a·sr + b − Sz`` is a function of the SR
-    grey level alone. Returns ``(share, residual)``: the fraction of ``mean e²`` that the mean
-    of ``e`` in ``bins`` grey-level bins explains, and ``|e − that mean|``, the error left after
-    the best monotone-in-bins grey-level mapping."""
-    edges = np.linspace(sr.min(), sr.max(), bins + 1)
-    idx = np.clip(np.digitize(sr, edges) - 1, 0, bins - 1)
+def grey_level_share(fitted: np.ndarray, truth: np.ndarray, bins: int = 40):
+    """Scalar images: how much of the signed error ``e = fitted − truth`` (``fitted`` the SR
+    after the affine grey-level fit) is a function of the grey level alone. Returns ``(share,
+    residual, monotone)``: the fraction of ``mean e²`` that the mean of ``e`` in ``bins``
+    grey-level bins explains; ``|e − that mean|``, the error left after the best grey-level
+    mapping (any function of the bin: the truth's mean in it); and whether that mapping
+    increases from bin to bin, so that it is a monotone one."""
+    error = fitted - truth
+    edges = np.linspace(fitted.min(), fitted.max(), bins + 1)
+    idx = np.clip(np.digitize(fitted, edges) - 1, 0, bins - 1)
     counts = np.bincount(idx.ravel(), minlength=bins)
     means = np.bincount(idx.ravel(), error.ravel(), minlength=bins) / np.maximum(counts, 1)
+    mapping = np.bincount(idx.ravel(), truth.ravel(), minlength=bins)[counts > 0] \
+        / counts[counts > 0]
     residual = error - means[idx]
-    return 1.0 - float(np.mean(residual ** 2) / np.mean(error ** 2)), np.abs(residual)
+    return (1.0 - float(np.mean(residual ** 2) / np.mean(error ** 2)), np.abs(residual),
+            bool(np.all(np.diff(mapping) > 0)))
 
 
 def main_standin(out_dir: str, kind: str, batch_size: int) -> None:
@@ -204,12 +210,14 @@ def main_standin(out_dir: str, kind: str, batch_size: int) -> None:
                      for w in widths[1:])
     print(f"  ceiling, the error itself smoothed: {line}")
     if scalar:
-        share, residual = grey_level_share(sr[..., 0], signed[..., 0])
+        share, residual, monotone = grey_level_share(signed[..., 0] + shown[..., 0],
+                                                     shown[..., 0])
         u = local_rms(raw["redegraded"][1], default, False)[0]
         print(f"  share of the error variance that is a function of the SR grey level: "
               f"{share:.3f}; Spearman of the default map against the error left after the "
-              f"best monotone grey-level mapping: {calibration(u, residual):.3f} (against the "
-              f"affine-fit error: {calibration(u, error):.3f})")
+              f"best grey-level mapping ({'monotone' if monotone else 'NOT monotone'}): "
+              f"{calibration(u, residual):.3f} (against the affine-fit error: "
+              f"{calibration(u, error):.3f})")
 
 
 if __name__ == "__main__":

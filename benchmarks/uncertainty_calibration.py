@@ -20,8 +20,9 @@ With ``--noise S`` the LR maps get Gaussian noise of std S per component (seeded
 
 With ``--standin OUT --kind kerr|spleem`` it measures instead a finished Fig. 7 stand-in
 (:func:`spinsr_tf.experiments.microscope.run_experiment` wrote ``OUT``): the three references
-by smoothing width against the error of the returned map (scalar images: after the affine
-grey-level fit the scores use); as a ceiling, the error itself smoothed (how well *any* map that
+by smoothing width against the error of the map as returned (scalar images: in the Sz units of
+the image's own percentile mapping, and again after the affine grey-level fit to the truth that
+the scores use); as a ceiling, the error itself smoothed (how well *any* map that
 smooth can rank it); and, for scalar images, the share of the error variance that is a function
 of the SR grey level alone (a distorted wall profile, which no map built from the network's own
 behaviour can see) and the Spearman against the error left after the best grey-level mapping
@@ -193,32 +194,37 @@ def main_standin(out_dir: str, kind: str, batch_size: int) -> None:
                                                                    "mean")}
     seconds = time.perf_counter() - t0
     sr = raw["redegraded"][0][0].astype(np.float64)
-    signed = sr - shown
-    if scalar:   # the scores' affine grey-level fit
-        a, b = np.polyfit(sr.ravel(), shown.ravel(), 1)
-        signed = a * sr + b - shown
-    error = np.sqrt(np.sum(signed ** 2, axis=-1))
-    print(f"{kind} stand-in {out}: LR {lr.shape[1]}x{lr.shape[2]}x{lr.shape[3]}, SR "
-          f"{sr.shape[0]}x{sr.shape[1]}, RMS error {np.sqrt(np.mean(error ** 2)):.4f}"
-          f"{' after the affine fit' if scalar else ''}; 3 maps in {seconds:.0f} s")
-    widths = (0, 1, 2, 3, 4)
-    for ref, (_, u) in raw.items():
-        line = ", ".join(f"{w:g}{'*' if w == default else ''}: "
-                         f"{calibration(local_rms(u, w, False)[0], error):.3f}" for w in widths)
-        print(f"  Spearman {ref:13s} by smooth (HR px, * = default): {line}")
-    line = ", ".join(f"{w:g}: {calibration(local_rms(error[None], w, False)[0], error):.3f}"
-                     for w in widths[1:])
-    print(f"  ceiling, the error itself smoothed: {line}")
+    # the error of the map as returned (scalar images: Sz by the image's own percentile mapping)
+    # and, for scalar images, after the scores' affine grey-level fit to the truth
+    errors = {"as returned": sr - shown}
     if scalar:
+        a, b = np.polyfit(sr.ravel(), shown.ravel(), 1)
+        errors["after the affine fit"] = a * sr + b - shown
+    print(f"{kind} stand-in {out}: LR {lr.shape[1]}x{lr.shape[2]}x{lr.shape[3]}, SR "
+          f"{sr.shape[0]}x{sr.shape[1]}; 3 maps in {seconds:.0f} s")
+    widths = (0, 1, 2, 3, 4)
+    for what, signed in errors.items():
+        error = np.sqrt(np.sum(signed ** 2, axis=-1))
+        print(f" against the error {what} (RMS {np.sqrt(np.mean(error ** 2)):.4f}):")
+        for ref, (_, u) in raw.items():
+            line = ", ".join(f"{w:g}{'*' if w == default else ''}: "
+                             f"{calibration(local_rms(u, w, False)[0], error):.3f}"
+                             for w in widths)
+            print(f"  Spearman {ref:13s} by smooth (HR px, * = default): {line}")
+        line = ", ".join(f"{w:g}: {calibration(local_rms(error[None], w, False)[0], error):.3f}"
+                         for w in widths[1:])
+        print(f"  ceiling, the error itself smoothed: {line}")
+    if scalar:
+        signed = errors["after the affine fit"]
+        error = np.abs(signed[..., 0])
         share, residual, monotone = grey_level_share(signed[..., 0] + shown[..., 0],
                                                      shown[..., 0])
         u = local_rms(raw["redegraded"][1], default, False)[0]
-        print(f"  share of the error variance that is a function of the SR grey level: "
-              f"{share:.3f}; Spearman of the default map against the error left after the "
-              f"best grey-level mapping ({'monotone' if monotone else 'NOT monotone'}): "
+        print(f"  share of the affine-fit error variance that is a function of the SR grey "
+              f"level: {share:.3f}; Spearman of the default map against the error left after "
+              f"the best grey-level mapping ({'monotone' if monotone else 'NOT monotone'}): "
               f"{calibration(u, residual):.3f} (against the affine-fit error: "
               f"{calibration(u, error):.3f})")
-
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -2,6 +2,7 @@
 project's degradation, SPLEEM noise, stand-in files reused, refusals."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,3 +137,25 @@ def test_scores_table_rows():
     table = microscope.scores_table([res]).splitlines()
     assert table[2] == "| kerr | sr | 20.00 | 0.5000 | – | 0.0400 | 1.00e-03 |"
     assert table[3] == "| kerr | bicubic_norm | 18.50 | 0.4500 | – | 0.0566 | – |"
+
+
+def test_kerr_calibration_scores_the_map_as_returned(tmp_path):
+    """The recorded Spearman ranks the error of the returned Sz map; the affine-fit one (the
+    truth's grey-level fit, which no user has) is recorded beside it, and they differ."""
+    from spinsr_tf.evaluation.calibration import calibration, pixel_error
+
+    res = microscope.run_experiment("kerr", tmp_path, preset="smoke", progress=False)
+    run = Path(res["files"]["run_dir"])
+    meta = json.loads((tmp_path / "kerr.json").read_text())
+    truth = microscope.truth_window(np.load(res["files"]["truth"]), meta)[..., 2:3]
+    sr, u = np.load(run / "sr_values.npy"), np.load(run / "uncertainty.npy")
+    a, b = res["scores"]["sr"]["affine"]
+    assert res["uncertainty_calibration"] == pytest.approx(
+        calibration(u, pixel_error(sr[None], truth[None])[0]), abs=1e-12)
+    assert res["uncertainty_calibration_affine"] == pytest.approx(
+        calibration(u, pixel_error((a * sr + b)[None], truth[None])[0]), abs=1e-12)
+    assert abs(res["uncertainty_calibration"] - res["uncertainty_calibration_affine"]) > 1e-3
+    line = microscope.scores_table([res]).splitlines()[-1]
+    assert line == (f"kerr: uncertainty vs actual error, Spearman "
+                    f"{res['uncertainty_calibration']:.2f} (after the affine fit to the truth: "
+                    f"{res['uncertainty_calibration_affine']:.2f})")

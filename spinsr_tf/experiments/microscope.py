@@ -342,7 +342,10 @@ def run_experiment(kind: str, out_dir, preset: str = "smoke", seed: int = 0,
     "bicubic_norm"}`` → ``{"mse", "psnr", "corr"}`` against the truth on the HR grid, Sz only
     for Kerr, after an affine grey-level fit, with ``pearson``), ``degradation`` (what the fit
     estimated), ``uncertainty_calibration`` (Spearman rank correlation between the uncertainty
-    map and the actual per-pixel error), ``lr_mse`` (re-degraded result vs the LR image),
+    map and the actual per-pixel error of the map as returned: for Kerr, in the Sz units the
+    image's own percentile mapping gives), ``uncertainty_calibration_affine`` (Kerr: the same
+    against the error after the scores' affine fit to the truth, a map no user sees; None for
+    SPLEEM), ``lr_mse`` (re-degraded result vs the LR image),
     ``files``, ``seconds``
     (stand-in and fit, wall time). The same dict is written to ``{kind}_scores.json`` and the
     figure LR | bicubic_norm | SR | truth (top-left crop of at most 256 HR pixels) to
@@ -383,16 +386,23 @@ def run_experiment(kind: str, out_dir, preset: str = "smoke", seed: int = 0,
         out / f"{kind}_figure.png",
         title=f"{kind}: x{cfg['factor']}, top-left {hr}x{hr} of {truth.shape[0]}x"
               f"{truth.shape[1]} HR sites")
-    calibration = None
+    calibration = calibration_affine = None
     if fit.get("uncertainty") is not None:
         from spinsr_tf.evaluation.calibration import calibration as rank_correlation
         from spinsr_tf.evaluation.calibration import pixel_error
 
-        a, b = scores["sr"].get("affine", (1.0, 0.0))
-        error = pixel_error((a * sr + b)[None], shown[None])[0]
-        calibration = rank_correlation(np.load(fit["uncertainty"]), error)
+        uncertainty = np.load(fit["uncertainty"])
+        # the error of the map as returned; a scalar map's values are Sz by the image's own
+        # percentile mapping (fit-image's mapping.json), the truth's affine fit is not used
+        calibration = rank_correlation(uncertainty, pixel_error(sr[None], shown[None])[0])
+        if "affine" in scores["sr"]:
+            a, b = scores["sr"]["affine"]
+            calibration_affine = rank_correlation(
+                uncertainty, pixel_error((a * sr + b)[None], shown[None])[0])
     result = {"kind": kind, "preset": {"name": preset, **cfg}, "scores": scores,
-              "uncertainty_calibration": calibration, "degradation": fit["degradation"],
+              "uncertainty_calibration": calibration,
+              "uncertainty_calibration_affine": calibration_affine,
+              "degradation": fit["degradation"],
               "lr_mse": fit["lr_mse"], "n_patches": fit["n_patches"],
               "files": {"image": str(made["image"]), "truth": str(made["truth"]),
                         "run_dir": str(run_dir), "figure": str(figure),
@@ -423,5 +433,8 @@ def scores_table(results) -> str:
     for res in results:
         cal = res.get("uncertainty_calibration")
         if cal is not None:
-            lines.append(f"\n{res['kind']}: uncertainty vs actual error, Spearman {cal:.2f}")
+            fitted = res.get("uncertainty_calibration_affine")
+            also = "" if fitted is None else f" (after the affine fit to the truth: {fitted:.2f})"
+            lines.append(f"\n{res['kind']}: uncertainty vs actual error, Spearman {cal:.2f}"
+                         f"{also}")
     return "\n".join(lines) + "\n"

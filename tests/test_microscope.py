@@ -159,3 +159,18 @@ def test_kerr_calibration_scores_the_map_as_returned(tmp_path):
     assert line == (f"kerr: uncertainty vs actual error, Spearman "
                     f"{res['uncertainty_calibration']:.2f} (after the affine fit to the truth: "
                     f"{res['uncertainty_calibration_affine']:.2f})")
+
+
+def test_standin_instrument_replaces_optics_and_refuses_unknown_ones(tmp_path):
+    made = standin("kerr", size=32, factor=4, seed=0, out_dir=tmp_path, progress=False,
+                   instrument={"psf_sigma": 5.0, "bits": 16})
+    assert made["meta"]["params"]["optics"] == {**microscope.INSTRUMENTS["kerr"],
+                                                "psf_sigma": 5.0, "bits": 16}
+    image = np.asarray(Image.open(made["image"]))
+    truth = np.load(made["truth"])
+    ref, _ = kerr_image(truth, factor=4, seed=0, padding="periodic",
+                        **{**microscope.INSTRUMENTS["kerr"], "psf_sigma": 5.0, "bits": 16})
+    np.testing.assert_array_equal(image, ref)
+    assert ref.dtype == np.uint16
+    with pytest.raises(UserError, match=r"unknown optics \['psf'\]"):
+        standin("kerr", size=32, factor=4, out_dir=tmp_path, instrument={"psf": 2.0})

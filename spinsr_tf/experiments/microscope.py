@@ -45,6 +45,9 @@ INSTRUMENTS = {
     "kerr": {"psf_sigma": 3.0, "pixel": "integrate", "crop": 2, "black_level": 0.1},
     "spleem": {"psf_sigma": 1.5, "pixel": "integrate", "crop": 2},
 }
+#: The optics ``instrument`` may replace (``bits`` too for Kerr: 8- or 16-bit).
+INSTRUMENT_KEYS = {"kerr": ("psf_sigma", "pixel", "crop", "black_level", "bits"),
+                   "spleem": ("psf_sigma", "pixel", "crop")}
 #: Stand-in sizes and fit settings of the notebook's presets (truth side, factor, LR patch,
 #: stride, epochs — None: fit-image's default, 40 or about 720 steps — batch, XLA).
 PRESETS = {
@@ -238,7 +241,8 @@ def standin(kind: str = "kerr", size: int = 1024, factor: int = 8, seed: int = 0
     ``{kind}.json``, is reused, so the truth is annealed once):
 
     - ``{kind}_truth_L{size}_s{seed}.npy``: truth ``(size, size, 3)`` float32;
-    - ``kerr.png`` (uint8) or ``spleem.npy`` (float32 ``(size/f, size/f, 3)``): the image;
+    - ``kerr.png`` (uint8; uint16 with ``bits`` 16) or ``spleem.npy`` (float32
+      ``(size/f, size/f, 3)``): the image;
     - ``{kind}.json``: every parameter and, for Kerr, the DN → Sz mapping.
 
     Returns
@@ -253,6 +257,10 @@ def standin(kind: str = "kerr", size: int = 1024, factor: int = 8, seed: int = 0
     check_degradation_args(factor, kernel_size, sigma, "reflect")
     if size % factor:
         raise UserError(f"size {size} must be divisible by factor {factor}")
+    unknown = set(instrument or {}) - set(INSTRUMENT_KEYS[kind])
+    if unknown:
+        raise UserError(f"unknown optics {sorted(unknown)} for {kind!r}; known: "
+                        f"{sorted(INSTRUMENT_KEYS[kind])}")
     seed = _check_seed(seed)
     out = Path(out_dir)
     if not out.is_dir():
@@ -317,7 +325,8 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 
 
 def run_experiment(kind: str, out_dir, preset: str = "smoke", seed: int = 0,
-                   progress: bool = True, **overrides) -> dict:
+                   progress: bool = True, instrument: dict | None = None,
+                   **overrides) -> dict:
     """Fig. 7 on a stand-in: make the image, fit the network on its patches, score against truth.
 
     Parameters
@@ -331,6 +340,10 @@ def run_experiment(kind: str, out_dir, preset: str = "smoke", seed: int = 0,
     seed : int
         Seeds the lattice, the noise and the training.
     progress : bool
+    instrument : dict or None
+        Replaces entries of the stand-in's optics (:data:`INSTRUMENTS`, e.g. ``{"psf_sigma":
+        5}``); the fit is not told them. Another instrument needs another ``out_dir`` (a fit
+        does not resume on another image).
 
     The fit is ``fit-image`` with its defaults: optics estimated from the image, the noise-aware
     data term, the equivariance term. Scalar (Kerr) results are scored after an affine fit of
@@ -338,7 +351,8 @@ def run_experiment(kind: str, out_dir, preset: str = "smoke", seed: int = 0,
 
     Returns
     -------
-    dict: ``kind``, ``preset`` (settings used), ``scores`` (``{"sr", "bicubic",
+    dict: ``kind``, ``preset`` (settings used), ``optics`` (the stand-in's true optics),
+    ``scores`` (``{"sr", "bicubic",
     "bicubic_norm"}`` → ``{"mse", "psnr", "corr"}`` against the truth on the HR grid, Sz only
     for Kerr, after an affine grey-level fit, with ``pearson``), ``degradation`` (what the fit
     estimated), ``uncertainty_calibration`` (Spearman rank correlation between the uncertainty
@@ -364,7 +378,8 @@ def run_experiment(kind: str, out_dir, preset: str = "smoke", seed: int = 0,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    made = standin(kind, cfg["size"], cfg["factor"], seed, out, progress=progress)
+    made = standin(kind, cfg["size"], cfg["factor"], seed, out, progress=progress,
+                   instrument=instrument)
     run_dir = out / f"{kind}_fit"
     fit = fit_image(made["image"], scale=cfg["factor"], patch=cfg["patch"], out_dir=run_dir,
                     stride=cfg["stride"], epochs=cfg["epochs"], batch_size=cfg["batch_size"],
@@ -399,7 +414,8 @@ def run_experiment(kind: str, out_dir, preset: str = "smoke", seed: int = 0,
             a, b = scores["sr"]["affine"]
             calibration_affine = rank_correlation(
                 uncertainty, pixel_error((a * sr + b)[None], shown[None])[0])
-    result = {"kind": kind, "preset": {"name": preset, **cfg}, "scores": scores,
+    result = {"kind": kind, "preset": {"name": preset, **cfg},
+              "optics": made["meta"]["params"]["optics"], "scores": scores,
               "uncertainty_calibration": calibration,
               "uncertainty_calibration_affine": calibration_affine,
               "degradation": fit["degradation"],

@@ -226,6 +226,7 @@ def main_standin(out_dir: str, kind: str, batch_size: int) -> None:
               f"{calibration(u, residual):.3f} (against the affine-fit error: "
               f"{calibration(u, error):.3f})")
 
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="HDF5 file with HR maps ('spins')")

@@ -435,7 +435,9 @@ def scores_table(results) -> str:
 
     Columns: PSNR (dB), Corr and MSE against the truth (network units; Kerr scores Sz only, so
     its Corr is bounded by the mean Sz² of the truth, not by 1), and the LR misfit (re-degraded
-    result vs the LR image) where the method has one.
+    result vs the LR image) where the method has one. Below it, one line per stand-in with the
+    uncertainty's Spearman against the error of the map as returned (Kerr: and, in brackets,
+    after the affine fit to the truth).
     """
     lines = ["| image | method | PSNR (dB) | Corr | Pearson r | MSE | LR misfit |",
              "|---|---|---|---|---|---|---|"]

@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from spinsr_tf.data.degradation import gaussian_downsample  # noqa: E402
+from spinsr_tf.data.degradation import Degradation, gaussian_downsample  # noqa: E402
 from spinsr_tf.physics import TypeI, TypeII, anneal, local_field  # noqa: E402
-from spinsr_tf.inference.refine import _Degradation, refine  # noqa: E402
+from spinsr_tf.inference.refine import refine  # noqa: E402
 
 TARGET_S = 2.0
 
@@ -45,8 +45,9 @@ def main(steps: int) -> None:
         eight = best_of(lambda: refine(lr, ham, 0.01, 8, steps=steps), rounds=1) / 8
         m = hr[:1].astype(np.float64)
         field = best_of(lambda: [local_field(m, ham) for _ in range(20)]) / 20
-        deg = _Degradation((128, 128), 8, 23, 1.0)
-        degrade = best_of(lambda: [deg.adjoint(deg(m)) for _ in range(20)]) / 20
+        deg = Degradation(8)
+        degrade = best_of(lambda: [deg.adjoint(deg.apply(m, dtype=np.float64))
+                                   for _ in range(20)]) / 20
         kind = type(ham).__name__
         print(f"  {kind:6s} batch 1: {one:6.2f} s/map ({one / steps * 1e3:5.2f} ms/step) | "
               f"batch 8: {eight:5.2f} s/map | target {TARGET_S:.0f} s: ratio {one / TARGET_S:4.2f} "

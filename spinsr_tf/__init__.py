@@ -17,7 +17,7 @@ import importlib
 import sys
 
 from spinsr_tf._version import __version__
-from spinsr_tf.base.imports import after_import, initializing
+from spinsr_tf.base.imports import after_import, initializing, quiet_tensorflow
 
 # public name -> module that defines it (imported on first use)
 _LAZY = {
@@ -57,3 +57,5 @@ def _register_keras_objects() -> None:
 
 
 after_import("keras", _register_keras_objects)
+# TensorFlow's C++ notices and retracing warnings, unless TF_CPP_MIN_LOG_LEVEL is set by the user
+quiet_tensorflow()

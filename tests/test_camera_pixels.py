@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.data.degradation import (degradation_taps, gaussian_downsample,
+from spinsr_tf.data.degradation import (Degradation, degradation_taps, gaussian_downsample,
                                         kernel_size_for)
 from spinsr_tf.data.interpolation import upsample
 from spinsr_tf.nn.layers import AlignedUpsample, GaussianDownsample
@@ -134,3 +134,45 @@ def test_training_takes_the_pixel_model_from_the_data(tmp_path):
     with pytest.raises(UserError, match="pixel"):
         run_training(str(path), tmp_path / "other", scale=4, epochs=1, batch_size=2,
                      val_fraction=0.0, pixel="sample", jit_compile=False)
+
+
+@pytest.mark.parametrize("deg", [Degradation(4), Degradation(8, 2.5, 17, "integrate", "reflect")],
+                         ids=str)
+def test_layer_is_built_from_a_degradation_and_gives_it_back(deg):
+    layer = GaussianDownsample.from_degradation(deg, name="lr")
+    assert layer.degradation == deg and layer.name == "lr"
+    again = GaussianDownsample.from_config(layer.get_config())
+    assert again.degradation == deg
+    x = np.random.default_rng(4).normal(size=(2, 16, 24, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(layer(x)), deg.apply(x), atol=1e-6)
+    with pytest.raises(UserError, match="Degradation"):
+        GaussianDownsample.from_degradation(4)
+
+
+def test_upscale_refines_a_camera_pixel_model_with_camera_pixels(tmp_path, monkeypatch, capsys):
+    """``upscale --refine physics --physics-weight auto`` hands the model's own degradation,
+    camera pixels included, to the λ rule and to the refinement (both point-sampled before)."""
+    from spinsr_tf.cli import main
+    from spinsr_tf.inference import refine, weight_rule
+
+    model = build_sr_model(4, 3, "periodic", pixel="integrate")
+    model.save(tmp_path / "m.keras")
+    np.save(tmp_path / "in.npy", np.tile(np.float32([0, 0, 1]), (1, 8, 8, 1)))
+    seen = {}
+
+    def rule(lr, hamiltonian, degradation, **kwargs):
+        seen["rule"] = degradation
+        return 0.01
+
+    def refined(lr, hamiltonian, weight, degradation, start=None, **kwargs):
+        seen["refine"] = degradation
+        return start
+
+    monkeypatch.setattr(weight_rule, "choose_weight", rule)
+    monkeypatch.setattr(refine, "refine", refined)
+    code = main(["upscale", str(tmp_path / "in.npy"), "--model", str(tmp_path / "m.keras"),
+                 "--out", str(tmp_path / "out.npy"), "--refine", "physics", "--physics",
+                 "typeI", "--physics-weight", "auto", "--steps", "5"])
+    assert code == 0, capsys.readouterr().err
+    assert seen == {"rule": Degradation(4, pixel="integrate"),
+                    "refine": Degradation(4, pixel="integrate")}

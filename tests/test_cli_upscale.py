@@ -129,3 +129,47 @@ def test_real_process_prints_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
     assert not (tmp_path / "y.npy").exists()
+
+
+@pytest.mark.parametrize("shape,channels,out_shape", [((8, 6, 3), 3, (32, 24, 3)),
+                                                      ((8, 6), 1, (32, 24)),
+                                                      ((1, 8, 6, 3), 3, (1, 32, 24, 3))])
+def test_a_single_map_keeps_its_layout(models, tmp_path, capsys, shape, channels, out_shape):
+    """``(h, w, 3)`` in, ``(H, W, 3)`` out (not a stack of one); ``(h, w)`` grey likewise."""
+    path, sr = models[channels]
+    x = np.random.default_rng(2).uniform(-1, 1, size=shape).astype(np.float32)
+    np.save(tmp_path / "in.npy", x)
+    code, cap = _run(capsys, tmp_path / "in.npy", "--model", path, "--out", tmp_path / "o.npy")
+    assert code == 0, cap.err
+    got = np.load(tmp_path / "o.npy")
+    want = sr(x.reshape(1, 8, 6, channels), training=False).numpy()
+    assert got.shape == out_shape
+    np.testing.assert_allclose(got.reshape(want.shape), want, atol=1e-5)
+
+
+def test_ovf_output(models, tmp_path, capsys):
+    """Maps without a mesh go to OVF with the cell size unknown (0), one layer per map."""
+    from spinsr_tf.data.ovf import read_ovf
+
+    path, sr = models[3]
+    x = np.random.default_rng(3).normal(size=(2, 8, 6, 3)).astype(np.float32)
+    np.save(tmp_path / "in.npy", x)
+    code, cap = _run(capsys, tmp_path / "in.npy", "--model", path, "--out", tmp_path / "o.ovf")
+    assert code == 0, cap.err
+    got, meta = read_ovf(tmp_path / "o.ovf", layer="all", normalize=False)
+    np.testing.assert_allclose(got, sr(x, training=False).numpy(), atol=1e-5)
+    assert meta["nodes"] == (24, 32, 2) and meta["cellsize"] == (0.0, 0.0, 0.0)
+    assert "cell size unknown" in meta["desc"]
+
+
+def test_ovf_output_refused_before_the_model(models, tmp_path, capsys, monkeypatch):
+    import spinsr_tf.nn.network as network
+
+    monkeypatch.setattr(network, "load_sr_model",
+                        lambda *a, **k: pytest.fail("the model was loaded"))
+    np.save(tmp_path / "grey.npy", np.zeros((8, 6), np.float32))
+    code, cap = _run(capsys, tmp_path / "grey.npy", "--model", models[1][0],
+                     "--out", tmp_path / "o.ovf")
+    assert code == 2 and "an OVF file holds 3-component vectors" in cap.err
+    assert cap.err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grey.npy"]

@@ -79,6 +79,19 @@ def test_local_cluster_equals_single_process(tmp_path, reference):
     _assert_same_file(out, reference)
 
 
+def test_mixture_on_a_local_cluster_equals_single_process(tmp_path):
+    from spinsr_tf.data.generate import read_map_params
+    from spinsr_tf.data.mixture import Mixture
+
+    run = dict(RUN, hamiltonian=Mixture.parse("universal"), schedule={"sweeps": 30})
+    ref = generate_dataset(tmp_path / "ref.h5", progress=False, **run)
+    with pytest.raises(KeyboardInterrupt):   # half of it here, the rest on Dask
+        generate_dataset(tmp_path / "d.h5", progress=_StopAfter(2 * BLOCK), **run)
+    out = generate_dataset(tmp_path / "d.h5", progress=False, scheduler="local:2", **run)
+    _assert_same_file(out, _contents(ref))
+    np.testing.assert_array_equal(read_map_params(out), read_map_params(ref))
+
+
 def test_tcp_scheduler_with_two_numba_threads_per_task(tmp_path, reference, cluster):
     import numba
 

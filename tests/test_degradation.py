@@ -1,13 +1,21 @@
 """NumPy Gaussian downsizing: brute-force sliding window, sampling offset, boundaries, errors."""
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 
 from spinsr_tf.data.degradation import (
+    FIELDS,
+    Degradation,
+    as_degradation,
+    check_degradation_args,
     downsample_matrix,
     gaussian_downsample,
     gaussian_kernel,
     gaussian_kernel_1d,
+    kernel_size_for,
     padded_indices,
 )
 from spinsr_tf.base.errors import UserError
@@ -144,3 +152,148 @@ def test_bad_input_arrays_raise_user_error():
         x[0, 1, 2, 0] = bad
         with pytest.raises(UserError, match="NaN or Inf"):
             gaussian_downsample(x, 2)
+
+
+# -- the Degradation value object -------------------------------------------------------------
+
+SETTINGS = [Degradation(4), Degradation(2, 2.5, 11, "integrate", "reflect"),
+            Degradation(8, 5.0, pixel="integrate"), Degradation(1, 0.7, 3)]
+
+
+def test_defaults_are_the_papers_and_the_window_follows_sigma():
+    d = Degradation(4)
+    assert (d.factor, d.sigma, d.kernel_size, d.pixel, d.padding) == (4, 1.0, 23, "sample",
+                                                                       "periodic")
+    assert Degradation(4, sigma=5.0).kernel_size == 41 == kernel_size_for(5.0)
+    assert Degradation(4, sigma=5.0, kernel_size=7).kernel_size == 7
+    f = Degradation(np.int64(4), np.float32(1.0))
+    assert type(f.factor) is int and type(f.sigma) is float and f == d and hash(f) == hash(d)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.factor = 2
+    assert d.replace(pixel="integrate") == Degradation(4, pixel="integrate")
+
+
+@pytest.mark.parametrize("kwargs,word", [
+    ({"factor": 0}, "factor"), ({"factor": 2.0}, "factor"), ({"factor": True}, "factor"),
+    ({"factor": 2, "kernel_size": 4}, "kernel_size"), ({"factor": 2, "sigma": 0.0}, "sigma"),
+    ({"factor": 2, "sigma": float("inf")}, "sigma"),
+    ({"factor": 2, "padding": "zeros"}, "padding"),
+    ({"factor": 2, "pixel": "box"}, "pixel"),
+])
+def test_invalid_settings_are_one_user_error(kwargs, word):
+    with pytest.raises(UserError, match=word):
+        Degradation(**kwargs)
+    with pytest.raises(UserError, match=word):
+        check_degradation_args(**kwargs)
+
+
+@pytest.mark.parametrize("deg", SETTINGS, ids=str)
+def test_apply_is_the_separable_operator_of_its_matrices(deg):
+    x = np.random.default_rng(0).normal(size=(3, 16, 24, 2))
+    dh, dw = deg.matrices(16, 24)
+    np.testing.assert_array_equal(dh, downsample_matrix(16, deg.factor, deg.kernel_size,
+                                                        deg.sigma, deg.padding, deg.pixel))
+    expected = np.einsum("ah,nhwc,bw->nabc", dh, x, dw)
+    np.testing.assert_allclose(deg.apply(x, dtype=np.float64), expected, rtol=1e-12, atol=1e-14)
+    out = deg.apply(x)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, gaussian_downsample(x, deg.factor, deg.kernel_size,
+                                                           deg.sigma, deg.padding,
+                                                           pixel=deg.pixel))
+    np.testing.assert_array_equal(deg(x), out)
+
+
+@pytest.mark.parametrize("deg", SETTINGS, ids=str)
+def test_adjoint_is_the_transpose(deg):
+    """``<D x, r> = <x, Dᵀ r>`` for random maps: what the refinement's gradient relies on."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 16, 24, 3))
+    r = rng.normal(size=(2, 16 // deg.factor, 24 // deg.factor, 3))
+    back = deg.adjoint(r)
+    assert back.shape == x.shape and back.dtype == np.float64
+    assert np.vdot(deg.apply(x, dtype=np.float64), r) == pytest.approx(np.vdot(x, back),
+                                                                      rel=1e-12)
+
+
+@pytest.mark.parametrize("deg", SETTINGS, ids=str)
+def test_upsample_places_samples_for_its_own_geometry(deg):
+    from spinsr_tf.data.interpolation import upsample
+
+    lr = np.random.default_rng(2).normal(size=(2, 5, 6, 3))
+    for method in ("bicubic", "bilinear"):
+        np.testing.assert_array_equal(
+            deg.upsample(lr, method, normalize=True),
+            upsample(lr, deg.factor, method, normalize=True, padding=deg.padding,
+                     pixel=deg.pixel))
+
+
+@pytest.mark.parametrize("deg", SETTINGS, ids=str)
+def test_json_round_trip(deg):
+    record = json.loads(json.dumps(deg.to_dict()))
+    assert set(record) == set(FIELDS)
+    assert Degradation.from_dict(record) == deg
+
+
+def test_from_dict_refuses_unknown_and_missing_settings():
+    with pytest.raises(UserError, match="unknown degradation setting.*kernel"):
+        Degradation.from_dict({"factor": 4, "kernel": 23})
+    with pytest.raises(UserError, match="factor"):
+        Degradation.from_dict({"sigma": 1.0})
+    with pytest.raises(UserError, match="mapping"):
+        Degradation.from_dict([4])
+
+
+@pytest.mark.parametrize("deg", SETTINGS, ids=str)
+def test_hdf5_attribute_round_trip(deg, tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "lr.h5", "w") as f:
+        f.attrs.update(deg.to_attrs())
+        f.attrs["hamiltonian.type"] = "I"  # other attributes are left alone
+    with h5py.File(tmp_path / "lr.h5", "r") as f:
+        assert Degradation.from_attrs(f.attrs) == deg
+        assert Degradation.from_attrs(f.attrs, factor=deg.factor) == deg
+        with pytest.raises(UserError, match="factor"):
+            Degradation.from_attrs(f.attrs, factor=deg.factor * 2)
+
+
+def test_reads_the_files_downsample_writes_and_older_files(tmp_path):
+    import h5py
+
+    from spinsr_tf.cli.downsample import downsample_file
+
+    hr = np.random.default_rng(3).normal(size=(2, 16, 16, 3)).astype(np.float32)
+    with h5py.File(tmp_path / "hr.h5", "w") as f:
+        f["spins"] = hr
+    out, _ = downsample_file(tmp_path / "hr.h5", tmp_path / "lr.h5", 4, 9, 1.5, "reflect",
+                             "integrate")
+    with h5py.File(out, "r") as f:
+        deg = Degradation.from_attrs(f.attrs)
+        assert deg == Degradation(4, 1.5, 9, "integrate", "reflect")
+        np.testing.assert_array_equal(f["lr"][...], deg.apply(hr))
+    # a file from before pixel models (and windows) were recorded: the then-only settings
+    old = {"factor": np.int64(8), "sigma": np.float64(3.0), "padding": b"periodic"}
+    assert Degradation.from_attrs(old) == Degradation(8, 3.0, 23, "sample", "periodic")
+    assert Degradation.from_attrs({}, factor=2) == Degradation(2, kernel_size=23)
+    with pytest.raises(UserError, match="factor"):
+        Degradation.from_attrs({"sigma": 1.0})
+    with pytest.raises(UserError, match="sigma"):
+        Degradation.from_attrs({"factor": 2, "sigma": -1.0})
+
+
+def test_as_degradation():
+    deg = Degradation(4, pixel="integrate")
+    assert as_degradation(deg) is deg
+    assert as_degradation(8) == Degradation(8)
+    for bad in (8.0, "8", None, True):
+        with pytest.raises(UserError, match="degradation"):
+            as_degradation(bad)
+
+
+def test_from_attrs_refuses_a_non_integer_factor_or_window():
+    with pytest.raises(UserError, match="factor"):
+        Degradation.from_attrs({"factor": 4.5})
+    with pytest.raises(UserError, match="kernel_size"):
+        Degradation.from_attrs({"factor": 4, "kernel_size": b"23"})
+    assert Degradation.from_attrs({"factor": 4.0, "kernel_size": np.float64(9.0)}) == \
+        Degradation(4, kernel_size=9)

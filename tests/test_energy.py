@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.physics import TypeI, TypeII, energy, local_field, max_torque
+from spinsr_tf.physics import InField, TypeI, TypeII, energy, local_field, max_torque, with_field
 from spinsr_tf.physics.dipolar import LATTICE_SUM
 from references import pair_tensor
 
@@ -18,9 +18,14 @@ def _random(shape, seed, unit=True):
 
 
 def brute_energy(s, ham):
-    """Double loops straight from the Hamiltonians (pairs counted once)."""
+    """Double loops straight from the Hamiltonians (pairs counted once); a Zeeman field as
+    -Σ_i h·S_i over the sites."""
     h, w, _ = s.shape
     e = 0.0
+    if isinstance(ham, InField):
+        for i, j in itertools.product(range(h), range(w)):
+            e -= np.asarray(ham.field) @ s[i, j]
+        ham = ham.base
     for i, j in itertools.product(range(h), range(w)):
         for r_hat, (i1, j1) in ((X, (i, (j + 1) % w)), (Y, ((i + 1) % h, j))):
             e -= ham.J * s[i, j] @ s[i1, j1]
@@ -40,14 +45,18 @@ def brute_energy(s, ham):
 HAMS = [TypeI(), TypeI(J=0.7, dmi=0.45, dmi_kind="bulk"), TypeII(dipolar_images="minimum"),
         TypeII(J=0.5, dipolar=0.2, anisotropy=0.3, dipolar_form="printed",
                dipolar_images="minimum"), TypeII(),
-        TypeII(J=0.5, dipolar=0.2, anisotropy=0.3, dipolar_form="printed")]
+        TypeII(J=0.5, dipolar=0.2, anisotropy=0.3, dipolar_form="printed"),
+        with_field(TypeI(), 0.05), with_field(TypeI(dmi_kind="bulk"), (0.3, -0.2, 0.1)),
+        with_field(TypeII(dipolar=0.2, dipolar_images="minimum"), (0.0, 0.4, -0.25)),
+        with_field(TypeII(), 0.02)]
 
 
 @pytest.mark.parametrize("ham", HAMS)
 @pytest.mark.parametrize("shape", [(4, 4), (6, 6), (5, 4)])
 def test_energy_matches_double_loop(ham, shape):
     s = _random(shape, seed=shape[0] * 7 + shape[1])
-    exact = not isinstance(ham, TypeII) or ham.dipolar_images == "minimum"
+    base = ham.base if isinstance(ham, InField) else ham
+    exact = not isinstance(base, TypeII) or base.dipolar_images == "minimum"
     # the brute-force image sum is accurate to ~2e-5 per tensor element
     tol = 1e-12 if exact else ham.dipolar * (shape[0] * shape[1]) ** 2 * 2e-5
     assert energy(s, ham) == pytest.approx(brute_energy(s, ham), rel=1e-12, abs=tol)

@@ -136,6 +136,31 @@ def test_mapping_round_trip_8bit_and_constant():
     assert not value_mapping(v, unit_vectors=True)["unit_vectors"]  # scalars: ignored
 
 
+def test_result_grey_levels_are_unclipped_unless_asked(tmp_path):
+    """The default mapping spans min..max (nothing the input holds is beyond the network's
+    ±1), and results go back through the inverted mapping without clipping; ``clip`` maps the
+    1st–99th percentiles and cuts the result there."""
+    v = np.random.default_rng(4).normal(size=(40, 40, 1))
+    v[5, 5] = 9.0  # a bright bubble, above the 99th percentile
+    info = {"format": "npy", "dtype": "float32", "intensity": False, "ovf": None, "ndim": 2,
+            "pixel": None}
+    m = value_mapping(v)
+    assert m["percentile"] == 0 and to_network(v, m).max() == pytest.approx(1.0)
+    x = to_network(v, m)
+    got = np.load(write_like_input(tmp_path / "a", x, info, m, 1))
+    assert got.shape == (40, 40)  # a 2D image stays 2D
+    np.testing.assert_allclose(got, v[..., 0], rtol=1e-6, atol=1e-6)
+    c = value_mapping(v, percentile=1.0)
+    lo, hi = np.percentile(v, [1, 99])
+    beyond = to_network(v, c)
+    assert beyond.max() > 1.5  # the bubble sits beyond the network's range
+    kept = np.load(write_like_input(tmp_path / "b", beyond, info, c, 1))
+    np.testing.assert_allclose(kept.max(), 9.0, rtol=1e-6)  # unclipped: the inverse mapping
+    cut = np.load(write_like_input(tmp_path / "c", beyond, info, c, 1, clip=True))
+    assert cut.max() == pytest.approx(hi, rel=1e-6) and cut.min() == pytest.approx(lo, rel=1e-6)
+    np.testing.assert_allclose(cut, np.clip(v[..., 0], lo, hi), rtol=1e-6, atol=1e-6)
+
+
 # --- end to end ------------------------------------------------------------------------------
 
 def test_png_8bit_run_and_resume(tmp_path):
@@ -322,6 +347,10 @@ def _bad_inputs(tmp_path):
     np.save(d / "stack.npy", np.zeros((2, 16, 16, 1), np.float32))
     np.save(d / "two.npy", np.zeros((16, 16, 2), np.float32))
     (d / "bad.ovf").write_text("# OOMMF: irregular mesh v1.0\n")
+    write_ovf(d / "neg.ovf", np.ones((16, 16, 3)))
+    text = (d / "neg.ovf").read_bytes().replace(b"# ystepsize: 1e-09", b"# ystepsize: -1e-09")
+    (d / "neg.ovf").write_bytes(text)
+    write_ovf(d / "vec.ovf", np.ones((16, 16, 3)))
     np.save(d / "ok.npy", np.zeros((16, 16), np.float32))
 
 
@@ -340,6 +369,8 @@ def _bad_inputs(tmp_path):
     (["ok.npy", "--sigma", "0"], "sigma must be a finite number > 0"),
     (["ok.npy", "--learning-rate", "-1"], "learning_rate must be a finite number > 0"),
     (["ok.npy", "--layer", "1"], "layer applies to OVF files only"),
+    (["neg.ovf"], "the steps >= 0 (0: unknown)"),
+    (["vec.ovf", "--clip"], "clip applies to scalar (one-channel) images"),
 ])
 def test_cli_refusals(tmp_path, capsys, main, argv, message):
     _bad_inputs(tmp_path)
@@ -350,6 +381,27 @@ def test_cli_refusals(tmp_path, capsys, main, argv, message):
     assert code == 2 and message in err and err.count("\n") == 1, err
     assert err.startswith("spinsr-tf fit-image: error: ")
     assert not run.exists()
+
+
+def test_cli_unwritable_run_folder_fails_first(tmp_path, capsys, main, monkeypatch):
+    """A run folder that cannot be made is found before the optics estimates and training,
+    through the command line and through the function."""
+    import spinsr_tf.nn.training as training
+
+    def never(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(training, "train", never)
+    np.save(tmp_path / "ok.npy", np.random.default_rng(0).normal(size=(16, 16)))
+    (tmp_path / "file").write_text("not a folder")
+    code = main(["fit-image", str(tmp_path / "ok.npy"), "--scale", "2", "--patch", "8",
+                 "--out", str(tmp_path / "file" / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "file" in err and err.count("\n") == 1, err
+    with pytest.raises(UserError, match="cannot be made: .* is not a folder"):
+        fit_image(tmp_path / "ok.npy", scale=2, patch=8, out_dir=tmp_path / "file" / "run",
+                  **FAST)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "ok.npy"]
 
 
 def test_cli_non_empty_out_dir(tmp_path, capsys, main):

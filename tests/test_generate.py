@@ -179,3 +179,73 @@ def test_minimum_image_dataset_stays_readable_and_is_refused_for_the_converged_s
     with pytest.raises(UserError, match="hamiltonian.dipolar_images") as info:
         generate_dataset(path, TypeII(), n=2, size=8, seed=1, schedule=sched, progress=False)
     assert "\n" not in str(info.value)
+
+
+def test_cli_field_is_recorded_and_read_back(tmp_path, capsys):
+    from spinsr_tf.physics import hamiltonian_from_attrs, with_field
+
+    out = tmp_path / "f.h5"
+    assert main(["generate", "--type", "I", "--n", "2", "--size", "16", "--sweeps", "60",
+                 "--field", "0.06", "--quiet", "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        assert f.attrs["hamiltonian.field_z"] == 0.06 and f.attrs["hamiltonian.type"] == "I"
+        attrs = {k[len("hamiltonian."):]: v for k, v in f.attrs.items()
+                 if k.startswith("hamiltonian.")}
+    assert hamiltonian_from_attrs(attrs) == with_field(TypeI(), 0.06)
+    assert read_spins(out)[..., 2].mean() > 0.3          # magnetised along the field
+    # without --field nothing about a field is written: files as before
+    plain = tmp_path / "p.h5"
+    assert main(["generate", "--type", "II", "--n", "1", "--size", "8", "--sweeps", "20",
+                 "--quiet", "--out", str(plain)]) == 0
+    with h5py.File(plain) as f:
+        assert not any("field" in k for k in f.attrs)
+    assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["nan", "abc", "inf", ""])
+def test_cli_bad_field_is_one_line_exit_2_nothing_written(tmp_path, capsys, value):
+    out = tmp_path / "x.h5"
+    code = main(["generate", "--type", "I", "--n", "1", "--size", "8", "--field", value,
+                 "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--field" in err and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_warns_in_one_line_about_a_saturating_field(tmp_path, capsys):
+    out = tmp_path / "s.h5"
+    assert main(["generate", "--type", "I", "--n", "1", "--size", "8", "--sweeps", "20",
+                 "--field", "-0.2", "--quiet", "--out", str(out)]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(err) == 1 and "saturation" in err[0]
+
+
+def test_mixture_resume_after_interruption_equals_uninterrupted_run(tmp_path):
+    from spinsr_tf.data.generate import read_map_params
+    from spinsr_tf.data.mixture import Mixture
+
+    mix = Mixture.parse("universal")
+
+    def gen(path, progress=False):
+        return generate_dataset(path, mix, n=5, size=8, seed=3, schedule={"sweeps": 40},
+                                block=2, progress=progress)
+
+    reference = gen(tmp_path / "ref.h5")
+    calls = []
+
+    def interrupt_after_two_blocks(done, n):
+        calls.append(done)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "b.h5"
+    with pytest.raises(KeyboardInterrupt):
+        gen(path, progress=interrupt_after_two_blocks)
+    assert not path.exists() and len(list((tmp_path / "b.h5.partial").glob("block_*.npy"))) == 2
+    seen = []
+    gen(path, progress=lambda done, n: seen.append(done))
+    assert seen == [5]
+    np.testing.assert_array_equal(read_spins(path), read_spins(reference))
+    np.testing.assert_array_equal(read_map_params(path), read_map_params(reference))
+    types = {t.decode() for t in read_map_params(path)["type"]}
+    assert types == {"I", "II"}       # both models and their schedules in one file

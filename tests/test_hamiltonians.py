@@ -83,3 +83,62 @@ def test_type_ii_attrs_written_before_the_image_sum_read_as_minimum_image():
     assert hamiltonian_from_attrs(old).dipolar_images == "minimum"
     assert TypeII().dipolar_images == "converged"
     assert hamiltonian_from_attrs(TypeII().to_attrs()) == TypeII()
+
+
+# --- the interface ------------------------------------------------------------------------------
+
+
+def test_registry_by_name_and_file_code():
+    from spinsr_tf.physics import REGISTRY, hamiltonian_by_name
+
+    assert REGISTRY == {"typeI": TypeI, "typeII": TypeII}
+    assert hamiltonian_by_name("typeI", dmi=0.2) == TypeI(dmi=0.2)
+    assert hamiltonian_by_name("II", anisotropy=0.1) == TypeII(anisotropy=0.1)
+    assert hamiltonian_from_attrs({"type": "typeI", "dmi": 0.1}) == TypeI(dmi=0.1)
+    assert [cls().kind for cls in REGISTRY.values()] == ["typeI", "typeII"]
+    for call, word in [(lambda: hamiltonian_by_name("typeIII"), "typeI"),
+                       (lambda: hamiltonian_by_name("typeI", anisotropy=0.1), "anisotropy"),
+                       (lambda: TypeII().replace(dmi=0.3), "no parameter 'dmi'")]:
+        with pytest.raises(UserError, match=word) as info:
+            call()
+        assert "\n" not in str(info.value)
+    assert TypeI().replace(dmi=0.1, dmi_kind="bulk") == TypeI(dmi=0.1, dmi_kind="bulk")
+
+
+def test_terms_are_the_parameters():
+    t = TypeI(J=0.5, dmi=0.2, dmi_kind="bulk").terms()
+    assert (t.J, t.anisotropy, t.field, t.dipolar) == (0.5, 0.0, (0.0, 0.0, 0.0), 0.0)
+    np.testing.assert_array_equal(np.concatenate(t.dmi_vectors()),
+                                  np.concatenate(TypeI(dmi=0.2, dmi_kind="bulk").dmi_vectors()))
+    t = TypeII(dipolar_form="printed", dipolar_images="minimum").terms()
+    assert (t.anisotropy, t.dipolar, t.dipolar_factor, t.dipolar_images, t.has_dmi) == (
+        0.215, 0.03, 1.0, "minimum", False)
+    assert hash(t) == hash(TypeII(dipolar_form="printed", dipolar_images="minimum").terms())
+
+
+MIRROR = (np.diag([-1.0, 1.0, 1.0]), np.diag([-1.0, 1.0]))          # x → −x, Sx → −Sx
+FLIPOVER = (np.diag([-1.0, 1.0, -1.0]), np.diag([-1.0, 1.0]))       # and Sz → −Sz
+TURN = (np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]]), np.array([[0.0, -1], [1, 0]]))
+SPINS_ONLY_TURN = (TURN[0], np.eye(2))
+FLIP = (-np.eye(3), np.eye(2))
+
+
+@pytest.mark.parametrize("ham, kept", [
+    (TypeI(), {"mirror", "turn", "flip"}),
+    (TypeI(dmi_kind="bulk"), {"flipover", "turn", "flip"}),
+    (TypeI(dmi=0.0), {"mirror", "flipover", "turn", "flip", "spins_only_turn"}),
+    (TypeII(), {"mirror", "flipover", "turn", "flip"}),
+    (TypeII(dipolar=0.0), {"mirror", "flipover", "turn", "flip", "spins_only_turn"}),
+])
+def test_each_hamiltonian_says_which_operations_keep_it(ham, kept):
+    """The table of the nn.symmetry docstring, answered from the terms (energy invariance of
+    the same operations is tested in tests/test_symmetry.py)."""
+    ops = {"mirror": MIRROR, "flipover": FLIPOVER, "turn": TURN, "flip": FLIP,
+           "spins_only_turn": SPINS_ONLY_TURN}
+    assert {name for name, (P, A) in ops.items() if ham.keeps(P, A)} == kept
+    assert ham.flip_symmetric
+
+
+def test_default_schedule_overrides_come_from_the_hamiltonian():
+    assert TypeI().schedule_defaults() == {}
+    assert TypeII().schedule_defaults()["relax_sweeps"] == 200

@@ -195,3 +195,83 @@ def test_write_replaces_existing_file_atomically(tmp_path):
     write_image(tmp_path / "a.npy", np.ones((3, 3)))
     np.testing.assert_array_equal(read_image(tmp_path / "a.npy"), np.ones((1, 3, 3, 1)))
     assert [p.name for p in tmp_path.iterdir()] == ["a.npy"]
+
+
+# --- layout and metadata ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["a.npy", "a.h5"])
+@pytest.mark.parametrize("shape", [(6, 5), (6, 5, 3), (1, 6, 5, 3), (2, 6, 5, 1)])
+def test_layout_is_kept(tmp_path, name, shape):
+    """A single map is written back as it was stored; ImageInfo.ndim says which."""
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    write_image(tmp_path / name, x)
+    stored = np.load(tmp_path / name) if name.endswith(".npy") else \
+        h5py.File(tmp_path / name)["sr"][()]
+    assert stored.shape == shape
+    y, info = read_image(tmp_path / name, return_info=True)
+    assert y.ndim == 4 and info.ndim == len(shape)
+    np.testing.assert_array_equal(y.reshape(shape), x)
+
+
+@pytest.mark.parametrize("imagej", [False, True])
+def test_tiff_pixel_size_read_and_scaled(tmp_path, imagej):
+    from spinsr_tf.data.io import scaled_pixel
+
+    img = np.random.default_rng(1).integers(0, 65535, size=(6, 8), dtype=np.uint16)
+    extra = {"imagej": True, "metadata": {"unit": "um"}} if imagej else \
+        {"resolutionunit": "CENTIMETER"}
+    tifffile.imwrite(tmp_path / "a.tif", img, resolution=(2.5, 4.0), **extra)
+    x, info = read_image(tmp_path / "a.tif", return_info=True)
+    assert info.ndim == 2
+    assert info.meta["resolution"] == pytest.approx((2.5, 4.0))
+    assert info.meta["imagej_unit"] == ("um" if imagej else None)
+    assert info.meta["resolutionunit"] == (1 if imagej else 3)
+    pixel = scaled_pixel(info.meta, 4)
+    write_image(tmp_path / "b.tif", np.kron(x[0, :, :, 0], np.ones((4, 4))), dtype="uint16",
+                pixel=pixel)
+    with tifffile.TiffFile(tmp_path / "b.tif") as tif:
+        page = tif.pages[0]
+        assert page.shape == (24, 32) and page.dtype == np.uint16
+        assert page.get_resolution() == pytest.approx((10.0, 16.0))  # pixels 4x smaller
+        assert int(page.resolutionunit) == info.meta["resolutionunit"]
+        if imagej:
+            assert tif.imagej_metadata["unit"] == "um"
+    assert read_image(tmp_path / "b.tif", return_info=True)[1].meta == {
+        **info.meta, "resolution": pytest.approx((10.0, 16.0))}
+    tifffile.imwrite(tmp_path / "plain.tif", img)
+    assert read_image(tmp_path / "plain.tif", return_info=True)[1].meta is None
+
+
+def test_ovf_through_write_image(tmp_path):
+    from spinsr_tf.data.ovf import read_ovf
+
+    x = np.random.default_rng(2).normal(size=(2, 4, 6, 3))
+    header = {"binary": 8, "cellsize": (2e-9, 3e-9, 0.0), "origin": (-1e-8, 0.0, 5e-9),
+              "meshunit": "nm", "title": "H", "valueunit": ("A/m", "A/m", "A/m")}
+    write_image(tmp_path / "a.ovf", x, ovf=header)
+    y, meta = read_ovf(tmp_path / "a.ovf", layer="all", normalize=False)
+    np.testing.assert_array_equal(y, x)  # Binary 8: float64 unchanged
+    assert meta["meshunit"] == "nm" and meta["title"] == "H"
+    assert meta["valueunits"] == "A/m A/m A/m"
+    np.testing.assert_allclose(meta["cellsize"], (2e-9, 3e-9, 0.0), rtol=1e-15)
+    np.testing.assert_allclose(meta["origin"], (-1e-8, 0.0, 5e-9), rtol=1e-15)
+    assert "# xstepsize: 2.0\n" in (tmp_path / "a.ovf").read_bytes().decode("latin-1")
+    z, info = read_image(tmp_path / "a.ovf", return_info=True)
+    assert z.shape == (2, 4, 6, 3) and info.format == "ovf" and info.ndim == 4
+    assert info.meta["nodes"] == (6, 4, 2)
+
+
+@pytest.mark.parametrize("shape,kwargs,message", [
+    ((4, 6, 1), {}, "an OVF file holds 3-component vectors"),
+    ((4, 6, 3), {"ovf": {"cellsize": (1e-9, -1e-9, 1e-9)}}, "cellsize must be three numbers"),
+    ((4, 6, 3), {"ovf": {"title": "a ## b"}}, "title must be one line without '##'"),
+    ((4, 6, 3), {"dtype": "uint8"}, "an OVF file holds float values"),
+])
+def test_ovf_output_refusals(tmp_path, shape, kwargs, message):
+    from spinsr_tf.data.io import check_writable
+
+    with pytest.raises(UserError, match=message):
+        check_writable(tmp_path / "a.ovf", shape, kwargs.get("dtype"), ovf=kwargs.get("ovf"))
+    with pytest.raises(UserError, match=message):
+        write_image(tmp_path / "a.ovf", np.zeros(shape), **kwargs)
+    assert list(tmp_path.iterdir()) == []

@@ -4,12 +4,13 @@ import keras
 import numpy as np
 import pytest
 
-from spinsr_tf.physics import TypeI, TypeII, dipolar_kernel, energy, local_field
+from spinsr_tf.physics import TypeI, TypeII, dipolar_kernel, energy, local_field, with_field
 from spinsr_tf.physics.keras_energy import dipolar_spectrum, energy_per_spin, exchange_only
 
 HAMILTONIANS = [TypeI(), TypeI(dmi=-0.5, dmi_kind="bulk"), TypeII(),
                 TypeII(dipolar=0.1, anisotropy=0.05, dipolar_form="printed"), exchange_only(),
-                TypeII(dipolar=0.1, dipolar_images="minimum")]
+                TypeII(dipolar=0.1, dipolar_images="minimum"), with_field(TypeI(), 0.05),
+                with_field(TypeII(dipolar=0.1), (0.2, -0.1, 0.3))]
 
 
 @pytest.mark.parametrize("shape", [(3, 8, 8), (2, 9, 6), (1, 16, 12)])

@@ -31,6 +31,7 @@ import threading
 import time
 
 import keras
+import numpy as np
 import pytest
 
 from spinsr_tf.base.errors import UserError
@@ -101,8 +102,9 @@ def _tf_config(ports, index):
                        "task": {"type": "worker", "index": index}})
 
 
-def _start_workers(data, out, root, epochs):
-    """Two worker processes of one cluster; returns them (Popen) and their audit logs."""
+def _start_workers(data, out, root, epochs, extra=()):
+    """Two worker processes of one cluster (``extra``: more arguments of ``train``); returns them
+    (Popen) and their audit logs."""
     ports = _free_ports(2)
     workers, logs = [], []
     for index in range(2):
@@ -117,7 +119,7 @@ def _start_workers(data, out, root, epochs):
         workers.append(subprocess.Popen(
             [sys.executable, "-c", _WORKER, str(out), str(logs[index]), "train",
              "--data", str(data), "--out", str(out), "--epochs", str(epochs),
-             "--strategy", "multiworker", *ARGS],
+             "--strategy", "multiworker", *ARGS, *extra],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     return workers, logs
 
@@ -370,3 +372,28 @@ def test_multiworker_needs_the_tensorflow_backend(monkeypatch):
                                         "implemented"):
         with distribute.strategy_scope("multiworker"):
             pass
+
+
+@pytest.mark.slow  # ~40 s: two worker processes
+def test_two_workers_train_on_sizes_that_do_not_split_evenly(data, tmp_path):
+    """14 maps: 13 for training (a last batch of 1 of the global 4) and 1 for validation, which
+    two workers cannot share evenly; the batches are padded (``training._even``), so no
+    collective meets tensors of different shapes and both workers finish the run."""
+    workers, _ = _start_workers(data, tmp_path / "run", tmp_path, epochs=2,
+                                extra=("--max-samples", "14"))
+    for rc, _, err in _finish(workers):
+        assert rc == 0, err[-3000:]
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["run"]["n_train"], config["run"]["n_val"]) == (13, 1)
+    history = read_history(tmp_path / "run")
+    assert history["epoch"] == [0, 1] and len(history["val_sr_mse"]) == 2
+    assert (tmp_path / "run" / "model.keras").is_file()
+
+
+def test_uneven_batches_are_padded_with_their_own_samples():
+    from spinsr_tf.nn.training import _even
+
+    idx = np.array([7, 3, 5])
+    assert _even(idx, 1) is idx and _even(idx, 3) is idx
+    np.testing.assert_array_equal(_even(idx, 2), [7, 3, 5, 7])
+    np.testing.assert_array_equal(_even(idx[:1], 4), [7, 7, 7, 7])

@@ -74,7 +74,7 @@ def _binary_file(version, size, values, nodes=(3, 2, 1), check=None):
 def test_mumax_text_reference(tmp_path):
     (tmp_path / "m.ovf").write_text(MUMAX_TEXT)
     m, meta = read_ovf(tmp_path / "m.ovf", normalize=False)
-    assert m.shape == (2, 3, 3) and m.dtype == np.float32
+    assert m.shape == (2, 3, 3) and m.dtype == np.float64  # Text holds float64 digits
     np.testing.assert_array_equal(m, _expected())
     assert meta["version"] == 2 and meta["format"] == "text" and meta["title"] == "m"
     assert meta["nodes"] == (3, 2, 1) and meta["holes"] == 0
@@ -464,3 +464,99 @@ def test_pyovf_round_trips(tmp_path):
     np.testing.assert_array_equal(back.data, values)
     assert (back.xstepsize, back.ystepsize, back.zstepsize) == (2e-9, 3e-9, 4e-9)
     assert back.Title == "m"
+
+
+# --- metadata kept ---------------------------------------------------------------------------
+
+def test_tcl_words():
+    from spinsr_tf.data.ovf import tcl_words
+
+    assert tcl_words("1 1 1") == ["1", "1", "1"]
+    assert tcl_words("{Total field_x} {Total field_y} m_z") == ["Total field_x",
+                                                               "Total field_y", "m_z"]
+    assert tcl_words('{} "A / m" {a {b} c}') == ["", "A / m", "a {b} c"]
+    assert tcl_words("   ") == []
+
+
+def test_origin_mesh_unit_labels_and_multiplier_round_trip(tmp_path):
+    x = np.random.default_rng(7).normal(size=(2, 3, 4, 3)) * 8e5
+    kwargs = dict(cellsize=(2e-9, 3e-9, 0.0), origin=(-5e-8, 1e-9, -8e-9), meshunit="nm",
+                  title="Oxs_MinDriver::Magnetization", valueunit=("A/m", "A/m", "A/m"),
+                  valuelabels=("Magnetization_x", "Magnetization_y", "Magnetization_z"))
+    for version, binary, multiplier in ((2, 8, 1.0), (1, 8, 4.0), (2, None, 1.0)):
+        path = write_ovf(tmp_path / f"{version}{binary}.ovf", x, binary=binary, version=version,
+                         valuemultiplier=multiplier, **kwargs)
+        got, meta = read_ovf(path, layer="all", normalize=False)
+        np.testing.assert_allclose(got, x, rtol=1e-15)
+        np.testing.assert_allclose(meta["cellsize"], kwargs["cellsize"], rtol=1e-15)
+        np.testing.assert_allclose(meta["origin"], kwargs["origin"], rtol=1e-15)
+        assert meta["meshunit"] == "nm" and meta["title"] == kwargs["title"]
+        assert meta["valuemultiplier"] == multiplier and meta["version"] == version
+        text = path.read_bytes().decode("latin-1")
+        assert "# xmin: -50.0\n" in text and "# xbase: -49.0\n" in text  # nm, no float noise
+        assert "# zstepsize: 0.0\n" in text
+        if version == 2:
+            assert meta["valueunits"] == "A/m A/m A/m"
+            assert meta["valuelabels"] == "Magnetization_x Magnetization_y Magnetization_z"
+        else:
+            assert meta["valueunits"] == "A/m" and "# valuemultiplier: 4.0\n" in text
+            stored = np.frombuffer(text[text.index("Binary 8\n") + 9:].encode("latin-1"),
+                                   ">f8", count=4)
+            np.testing.assert_allclose(stored[1:], x.reshape(-1)[:3] / 4, rtol=1e-15)
+
+
+def test_ovf_header_on_a_finer_mesh(tmp_path):
+    """One layer k of a stack: z origin at zmin + k dz, the x/y steps divided, the rest kept."""
+    from spinsr_tf.data.ovf import ovf_header
+
+    x = np.random.default_rng(8).normal(size=(3, 2, 5, 3))
+    src = write_ovf(tmp_path / "s.ovf", x, binary=None, cellsize=(4e-9, 5e-9, 2e-9),
+                    origin=(1e-9, -2e-9, 3e-9), title="m", valueunit=("1", "1", "1"))
+    _, meta = read_ovf(src, layer=2, normalize=False)
+    head = ovf_header(meta, 4, desc=["x4"])
+    assert head["cellsize"] == (1e-9, 1.25e-9, 2e-9)
+    assert head["origin"] == pytest.approx((1e-9, -2e-9, 3e-9 + 2 * 2e-9))
+    assert head["binary"] == 8 and head["version"] == 2 and head["valueunit"] == ("1", "1", "1")
+    assert head["desc"][-1] == "x4"
+    out = write_ovf(tmp_path / "o.ovf", np.zeros((8, 20, 3)), **head)
+    _, back = read_ovf(out, normalize=False)
+    assert back["nodes"] == (20, 8, 1) and back["valueunits"] == "1 1 1"
+    np.testing.assert_allclose(back["origin"], head["origin"], rtol=1e-15)
+    text = out.read_bytes().decode("latin-1")
+    key = lambda k: float(text.split(f"# {k}: ")[1].split("\n")[0])  # noqa: E731
+    assert key("xbase") == pytest.approx(1.5e-9, rel=1e-15)  # xmin + (dx / 4) / 2
+    assert key("xmax") == pytest.approx(21e-9, rel=1e-15)  # the region kept
+
+
+def test_binary8_stays_float64(tmp_path):
+    x = np.array([[[1 + 1e-12, 2.0, 3.0]]])
+    m, meta = read_ovf(write_ovf(tmp_path / "a.ovf", x, binary=8), normalize=False)
+    assert m.dtype == np.float64 and m[0, 0, 0] == 1 + 1e-12
+    assert read_ovf(write_ovf(tmp_path / "b.ovf", x, binary=4), normalize=False)[0].dtype \
+        == np.float32
+
+
+@pytest.mark.parametrize("edit,message", [
+    (("# xstepsize: 5e-09", "# xstepsize: -5e-09"), "the steps >= 0"),
+    (("# xmin: 0", "# xmin: inf"), "must be finite"),
+])
+def test_mesh_the_writer_cannot_represent_is_refused_on_reading(tmp_path, edit, message):
+    (tmp_path / "bad.ovf").write_text(MUMAX_TEXT.replace(*edit))
+    with pytest.raises(UserError, match=message):
+        read_ovf(tmp_path / "bad.ovf")
+
+
+def test_zero_step_reads_and_writes_as_unknown(tmp_path):
+    (tmp_path / "z.ovf").write_text(MUMAX_TEXT.replace("# xstepsize: 5e-09", "# xstepsize: 0"))
+    _, meta = read_ovf(tmp_path / "z.ovf")
+    assert meta["cellsize"] == (0.0, 5e-9, 3e-9)
+    out = write_ovf(tmp_path / "o.ovf", np.ones((2, 3, 3)), cellsize=meta["cellsize"])
+    assert read_ovf(out)[1]["cellsize"] == (0.0, 5e-9, 3e-9)
+
+
+def test_origin_from_the_cell_centre_alone(tmp_path):
+    """A header without ``xmin`` but with ``xbase`` (the first cell's centre) places the mesh."""
+    text = MUMAX_TEXT.replace("# xmin: 0\n", "").replace("# xbase: 2.5e-09", "# xbase: 1.5e-08")
+    (tmp_path / "b.ovf").write_text(text)
+    np.testing.assert_allclose(read_ovf(tmp_path / "b.ovf")[1]["origin"], (1.25e-08, 0, 0),
+                               rtol=1e-15)

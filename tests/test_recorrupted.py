@@ -50,3 +50,23 @@ def test_config_round_trip_and_bad_values():
     for bad in ({"noise_std": -1}, {"alpha": 0}, {"noise_slope": float("nan")}):
         with pytest.raises(UserError):
             Recorrupted(**bad)
+
+
+def test_noise_aware_swaps_the_lr_term_for_the_noise_model():
+    """The term fit-image trains with follows the noise model: the recipe's LR term becomes
+    recorrupted pairs of that model (its std and slope), and stays for the model "none"."""
+    from spinsr_tf.data.noise import NoiseModel
+    from spinsr_tf.nn.config import RECIPES
+    from spinsr_tf.nn.losses import LRConsistency
+    from spinsr_tf.nn.losses.recorrupted import noise_aware
+
+    losses = tuple(RECIPES["equivariant"]["losses"])
+    assert any(isinstance(t, LRConsistency) for t in losses)
+    assert noise_aware(losses, NoiseModel()) == losses
+    for model in (NoiseModel("gaussian", 0.05), NoiseModel("poisson", 0.05, 0.01)):
+        swapped = noise_aware(losses, model)
+        r2r = [t for t in swapped if isinstance(t, Recorrupted)]
+        assert len(swapped) == len(losses) and len(r2r) == 1
+        assert not any(isinstance(t, LRConsistency) for t in swapped)
+        assert r2r[0].noise == model and r2r[0] == Recorrupted.from_noise(model)
+        assert (r2r[0].noise_std, r2r[0].noise_slope) == (model.std, model.slope)

@@ -106,6 +106,38 @@ def test_json_is_strict_and_table_lists_every_method(tmp_path):
     np.testing.assert_array_equal(hr, hr_copy)  # inputs untouched
 
 
+def test_table_puts_the_key_rows_first_defines_the_spread_and_keeps_every_number():
+    from spinsr_tf.evaluation.baselines import ALIGNED_BASELINES
+    from spinsr_tf.evaluation.scoring import key_rows
+
+    result = evaluate(smooth_spins(n=3), factor=4)
+    methods = result["methods"]
+    rng = np.random.default_rng(0)
+    for name in ("sr", "sr_norm", "sr_equivariant", "oracle"):
+        methods[name] = {"mse": float(rng.uniform(1e-5, 1e-3)), "mse_std": 3e-5,
+                         "psnr": 40.0, "psnr_std": 1.0, "corr": 0.9999, "corr_std": 1e-5}
+    best = max(ALIGNED_BASELINES, key=lambda n: methods[n]["psnr"])   # brute force
+    assert key_rows(result) == ["sr", "sr_equivariant", best, "oracle"]
+    table = format_table(result)
+    lines = table.splitlines()
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| method")]
+    # the key rows, then the full table in the result's order
+    assert [r.split(" | ")[0][2:] for r in rows] == key_rows(result) + list(methods)
+    assert "± = standard deviation over the 3 test images" in lines[-1]
+    for row in rows:   # every number is the result's, at the printed precision
+        name, mse, psnr, corr = (cell.strip() for cell in row.strip("|").split("|"))
+        m = methods[name]
+        for cell, mean, std in ((mse, m["mse"], m["mse_std"]), (psnr, m["psnr"], m["psnr_std"]),
+                                (corr, m["corr"], m["corr_std"])):
+            shown_mean, shown_std = (float(v) for v in cell.split(" ± "))
+            assert shown_mean == pytest.approx(mean, rel=6e-3, abs=6e-5)
+            assert shown_std == pytest.approx(std, rel=6e-3, abs=6e-5)
+        assert "e-" in mse   # small MSEs keep their digits: 2.1e-04, not 0.0002
+    # no network and no oracle: no key rows, the full table alone
+    del methods["sr"], methods["sr_norm"], methods["sr_equivariant"], methods["oracle"]
+    assert key_rows(result) == [] and format_table(result).count("| method |") == 1
+
+
 def _write_spins(path, spins):
     with h5py.File(path, "w") as f:
         f["spins"] = spins

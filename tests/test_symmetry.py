@@ -15,6 +15,7 @@ from spinsr_tf.nn.symmetry import (GROUPS, LatticeOp, RandomLatticeSymmetry, all
                                    apply, group_for, transform)
 from spinsr_tf.physics.energy import energy
 from spinsr_tf.physics.hamiltonians import TypeI, TypeII
+from spinsr_tf.physics.zeeman import with_field
 
 HAMILTONIANS = {
     "interfacial": TypeI(dmi_kind="interfacial"),
@@ -22,7 +23,15 @@ HAMILTONIANS = {
     "exchange": TypeI(dmi=0.0),
     "dipolar-standard": TypeII(),
     "dipolar-printed": TypeII(dipolar_form="printed"),
+    "interfacial-field": with_field(TypeI(), 0.3),
+    "bulk-field": with_field(TypeI(dmi_kind="bulk"), -0.3),
+    "dipolar-field": with_field(TypeII(), 0.3),
+    "dipolar-inplane-field": with_field(TypeII(dipolar=0.1), (0.3, 0.0, 0.0)),
 }
+#: Where the group is exactly the invariant point operations. In a field some products stay
+#: outside the group's factor form (e.g. flip∘zflip, a 180° spin turn about ẑ, keeps Type II in
+#: hz): the group is then a subgroup of the symmetries, never larger.
+EXACT = [k for k in HAMILTONIANS if "field" not in k] + ["interfacial-field"]
 SHIFTS = [(0, 0), (3, 5), (1, 7), (6, 2)]
 ALL_POINT_OPS = [LatticeOp((0, 0), k, m, z, f)
                  for k, m, z, f in itertools.product(range(4), *[(False, True)] * 3)]
@@ -56,13 +65,15 @@ def test_every_group_element_keeps_the_energy(kind, shape):
     group = group_for("lattice", ham)
     s = unit_spins(shape)
     elements = group.elements(*shape, shifts=SHIFTS)
-    expected = len(SHIFTS) * (4 if shape[0] == shape[1] else 2) * len(group.reflections) * 2
+    turns = (4 if shape[0] == shape[1] else 2) if group.rotations else 1
+    expected = len(SHIFTS) * turns * len(group.reflections) * (2 if group.flip else 1)
     assert len(elements) == expected
+    assert group.flip == ("field" not in kind) and group.rotations == ("inplane" not in kind)
     for op in elements:
         assert rel_change(s, apply(s, op), ham) < 1e-10, op
 
 
-@pytest.mark.parametrize("kind", list(HAMILTONIANS))
+@pytest.mark.parametrize("kind", EXACT)
 def test_group_is_exactly_the_invariant_point_operations(kind):
     """Of all 32 candidate point operations, the invariant ones are those the group holds: the
     group is neither too large (a wrong element) nor too small (a missed symmetry)."""
@@ -93,6 +104,43 @@ def test_controls_that_are_not_symmetries_change_the_energy():
         assert rel_change(s, turned, ham) < 1e-10
         assert rel_change(s, positions_only, ham) > 1e-3
         assert rel_change(s, wrong_way, ham) > 1e-3
+
+
+@pytest.mark.parametrize("kind", [k for k in HAMILTONIANS if "field" in k])
+def test_a_field_breaks_the_flip_and_reversing_the_field_restores_it(kind):
+    ham = HAMILTONIANS[kind]
+    s = unit_spins((8, 8), seed=3)
+    flip = LatticeOp(flip=True)
+    assert not ham.flip_symmetric and not group_for("lattice", ham).flip
+    assert not group_for("lattice", ham.to_attrs()).flip           # as a layer stores it
+    assert rel_change(s, apply(s, flip), ham) > 1e-3
+    reversed_field = with_field(ham.base, [-h for h in ham.field])
+    assert abs(energy(apply(s, flip), reversed_field)[0] - energy(s, ham)[0]) < 1e-10
+    assert rel_change(s, apply(s, flip), ham.base) < 1e-10          # the flip without a field
+    with pytest.raises(UserError, match="flip"):
+        group_for("translations+flip", ham)
+    # a scalar Sz image: its sign is no longer free in hz (an in-plane field keeps zflip)
+    scalar = group_for("lattice", ham, channels=1)
+    if ham.field[2]:
+        assert not scalar.flip and all(not z for _, z in scalar.reflections)
+        with pytest.raises(UserError, match="zflip"):
+            group_for("zflip", ham, channels=1)
+    else:
+        assert scalar.flip and group_for("zflip", ham).reflections == ((False, False),
+                                                                      (False, True))
+
+
+def test_field_along_z_keeps_turns_and_the_interfacial_mirror_an_inplane_field_does_not():
+    neel = group_for("lattice", HAMILTONIANS["interfacial-field"])
+    assert neel.rotations and neel.reflections == ((False, False), (True, False))
+    assert group_for("lattice", HAMILTONIANS["bulk-field"]).reflections == ((False, False),)
+    inplane = group_for("lattice", HAMILTONIANS["dipolar-inplane-field"])
+    assert not inplane.rotations and inplane.reflections == ((False, False), (False, True))
+    s = unit_spins((8, 8), seed=4)
+    assert rel_change(s, apply(s, LatticeOp(quarter_turns=1)),
+                      HAMILTONIANS["dipolar-inplane-field"]) > 1e-3
+    with pytest.raises(UserError, match="rotations"):
+        group_for("rotations", HAMILTONIANS["dipolar-inplane-field"])
 
 
 def test_quarter_turn_moves_x_bonds_to_y_bonds_with_the_spins():

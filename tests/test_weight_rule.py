@@ -43,3 +43,42 @@ def test_choose_weight_backs_off_for_a_wrong_hamiltonian(textures):
     for wrong in (TypeI(dmi=0.45), TypeI(dmi_kind="bulk")):
         weight, details = choose_weight(lr, wrong, 8, steps=100, return_details=True)
         assert weight <= 1e-3 and details["lr_mse"][-1] > details["tolerance"]
+
+
+def test_camera_pixel_lr_maps_are_judged_with_camera_pixels(textures):
+    """Relaxed textures seen through camera pixels: with their own operator the right prior is
+    kept at the largest λ; judged with point samples (what the rule used for every model
+    before) the truth seems to misfit and λ collapses."""
+    from spinsr_tf.data.degradation import Degradation
+
+    camera = Degradation(8, pixel="integrate")
+    lr = camera.apply(textures)
+    right, details = choose_weight(lr, TypeI(), camera, steps=100, return_details=True)
+    assert right == 1.0 and max(details["lr_mse"]) <= details["tolerance"]
+    assert choose_weight(lr, TypeI(), Degradation(8), steps=100) <= 1e-3
+
+
+def test_training_weight_rule_uses_the_runs_pixel_model(textures, tmp_path, monkeypatch):
+    """``with_chosen_weights`` hands the run's whole degradation (here camera pixels set in the
+    configuration, HR maps degraded on the fly) to the rule."""
+    from conftest import write_type_i_file
+    from spinsr_tf.data.degradation import Degradation
+    from spinsr_tf.inference import weight_rule
+    from spinsr_tf.nn.config import recipe
+    from spinsr_tf.nn.losses import LRConsistency, PhysicsPrior
+
+    seen = {}
+
+    def spy(lr, hamiltonian, degradation, **kwargs):
+        seen["degradation"], seen["lr"] = degradation, lr
+        return 0.5, {"tolerance": 1.0}
+
+    monkeypatch.setattr(weight_rule, "choose_weight", spy)
+    path = write_type_i_file(tmp_path / "hr.h5", textures)
+    config = recipe("residual_unit", path, 8, pixel="integrate", val_fraction=0.0,
+                    losses=(LRConsistency(), PhysicsPrior(prior="typeI")))
+    chosen = weight_rule.with_chosen_weights(config, progress=False)
+    assert chosen.term(PhysicsPrior).weight == 0.5
+    assert seen["degradation"] == Degradation(8, pixel="integrate")
+    hr = np.concatenate([textures, np.roll(textures, 5, axis=2)]).astype(np.float32)
+    np.testing.assert_array_equal(seen["lr"], seen["degradation"].apply(hr))

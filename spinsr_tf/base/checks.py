@@ -22,14 +22,21 @@ def check_int(name: str, value, minimum: int | None = None) -> int:
     return int(value)
 
 
-def check_real(name: str, value, minimum: float | None = None, strict: bool = False) -> float:
-    """A finite real number (not a bool), ``>= minimum`` (``> minimum`` with ``strict``)."""
+def check_real(name: str, value, minimum: float | None = None, strict: bool = False,
+               below: float | None = None) -> float:
+    """A finite real number (not a bool), ``>= minimum`` (``> minimum`` with ``strict``) and
+    ``< below``."""
     bad = (isinstance(value, bool) or not isinstance(value, numbers.Real)
            or not math.isfinite(value))
     if not bad and minimum is not None:
         bad = value <= minimum if strict else value < minimum
+    if not bad and below is not None:
+        bad = value >= below
     if bad:
         bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum:g}"
+        if below is not None:
+            bound = (f" < {below:g}" if minimum is None else
+                     f" in {'(' if strict else '['}{minimum:g}, {below:g})")
         raise UserError(f"{name} must be a finite number{bound}, got {value!r}")
     return float(value)
 

@@ -4,14 +4,19 @@
 target's suffix, since h5py, PIL, Keras and matplotlib choose the format by it); the target is
 replaced by it in one ``os.replace`` when the block finishes, and the temporary file is removed
 if it does not. A reader sees the old file or the new one, never a truncated one.
+
+:func:`output_lock` keeps two commands off one output: a second command on a run folder or file
+that another command is writing is refused before it touches anything.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
+import socket
 import tempfile
 import uuid
 from pathlib import Path
@@ -33,9 +38,33 @@ def atomic_path(path: str | os.PathLike):
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:   # name the target, not the hidden temporary, in the one-line error
+        if exc.errno is None and _SHORT_WRITE.search(str(exc)):
+            code = _short_write_errno(tmp)
+            raise OSError(code, os.strerror(code), str(path)) from None
+        if exc.errno is not None and (exc.filename is None or str(exc.filename) == str(tmp)):
+            exc.filename = str(path)
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+#: NumPy's words for a write the file system cut short (``tofile``: no errno).
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
+
+
+def _short_write_errno(tmp: Path) -> int:
+    """Why a write was cut short: EFBIG when the file reached this process's size limit
+    (``ulimit -f``), else ENOSPC (a full disk)."""
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    try:
+        size = tmp.stat().st_size
+    except OSError:
+        return errno.ENOSPC
+    return errno.EFBIG if limit != resource.RLIM_INFINITY and size >= limit else errno.ENOSPC
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
@@ -43,6 +72,14 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def write_json_atomic(path: str | os.PathLike, value, sort_keys: bool = True) -> Path:
+    """``value`` as indented JSON (one space, keys sorted unless told not to, a final newline:
+    the layout of every record the package writes), through a temporary name."""
+    import json
+
+    return write_text_atomic(path, json.dumps(value, indent=1, sort_keys=sort_keys) + "\n")
 
 
 def save_npy_atomic(path: str | os.PathLike, array) -> Path:
@@ -253,3 +290,101 @@ def check_output_folder(path: str | os.PathLike, marks, what: str) -> Path:
         raise UserError(f"output folder {str(path)!r} holds other files, not {what}; choose "
                         "an empty or new folder")
     return path
+
+
+def lock_name(path: str | os.PathLike, level: int = 0) -> Path:
+    """The lock file of output ``path``: ``.NAME.lock`` beside it; at ``level`` k > 0, in its
+    k-th folder up, for an output whose folders do not exist yet (``.A%B%NAME.lock``)."""
+    path = Path(os.path.abspath(path))
+    if not path.name:
+        return path / ".spinsr-tf.lock"
+    parts = path.parts[len(path.parts) - 1 - level:]
+    return path.parents[level] / ("." + "%".join(parts) + ".lock")
+
+
+def _lock_levels(path: Path) -> int:
+    """How many folders up of ``path`` the nearest existing one is, less one (0: its folder)."""
+    path = Path(os.path.abspath(path))
+    for level, folder in enumerate(path.parents):
+        if folder.is_dir():
+            return level
+    return len(path.parents) - 1
+
+
+def _lock_holder(fd: int) -> str:
+    """``"process PID on HOST"`` as the holder of a lock file wrote it, or a general phrase."""
+    try:
+        text = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
+    except OSError:
+        text = []
+    if len(text) >= 2 and text[0].isdigit():
+        return f"process {text[0]} on {text[1]}"
+    return "another process"
+
+
+def _refuse_if_held(lock: Path, path, label: str, create: bool):
+    """Open ``lock`` and take it (``create``) or probe it; the descriptor (None for a probe or a
+    filesystem without locks), or a :class:`UserError` naming the holder."""
+    import fcntl
+
+    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+    while True:
+        try:
+            fd = os.open(lock, flags, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT and not create:
+                return None
+            what = ("is a symbolic link" if exc.errno == errno.ELOOP
+                    else f"cannot be opened ({exc.strerror or exc})")
+            raise UserError(f"the lock file {str(lock)!r} of {label} {str(path)!r} {what}; "
+                            "remove it or choose another output") from None
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if create else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            raise UserError(f"{label} {str(path)!r} is in use by {holder}; wait until it "
+                            "finishes or choose another output") from None
+        except OSError:             # a filesystem without locks: go on unlocked, as before
+            os.close(fd)
+            return None
+        if not create:
+            os.close(fd)
+            return None
+        try:                        # a holder releasing just now removed the name we opened
+            if os.path.samestat(os.fstat(fd), os.lstat(lock)):
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def output_lock(path: str | os.PathLike, label: str = "--out"):
+    """``with output_lock(out):`` hold ``out`` (a run folder or file) for this process alone.
+
+    A second holder, in this process or another, is refused with a one-line
+    :class:`UserError` naming the holder (pid and host), having created nothing. The lock is an
+    advisory ``fcntl.flock`` on a file beside the output (:func:`lock_name`), which the kernel
+    releases when its process ends however it ends: the lock of a killed command is stale by
+    construction and the next command takes it over. The file is removed on release. An output
+    whose folder does not exist yet is locked in its nearest existing folder up, and every
+    command also probes the names further up, so one that comes after the folders were made
+    still meets the lock of the command that made them.
+    """
+    path = Path(os.path.abspath(path))
+    level = _lock_levels(path)
+    lock = lock_name(path, level)
+    fd = _refuse_if_held(lock, path, label, create=True)
+    try:
+        for up in range(level + 1, len(path.parents)):
+            _refuse_if_held(lock_name(path, up), path, label, create=False)
+        if fd is not None:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        yield lock
+    finally:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+            os.close(fd)

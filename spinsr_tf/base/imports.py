@@ -6,6 +6,11 @@ imported once Keras is (:func:`after_import`), without paying for Keras itself. 
 C++ libraries print their start-up lines to file descriptor 2 while they load, whatever
 ``TF_CPP_MIN_LOG_LEVEL`` says; the command line hides them (:func:`stderr_captured_during_import`)
 so that a user mistake stays one line, and shows them if the import fails.
+
+TensorFlow's log (:func:`quiet_tensorflow`): ``import spinsr_tf`` hides its C++ lines, its
+start-up lines and its Python logger's warnings, unless the user chose a level by setting
+``TF_CPP_MIN_LOG_LEVEL``; ``spinsr-tf --verbose`` shows them (:func:`show_tensorflow_log`). What
+fails reaches Python as an exception anyway.
 """
 
 from __future__ import annotations
@@ -126,3 +131,59 @@ def stderr_captured_during_import(name: str):
     finally:
         if hook is not None:
             hook.remove()
+
+
+#: ``TF_CPP_MIN_LOG_LEVEL`` of :func:`quiet_tensorflow`: no info, warning or error line (oneDNN's
+#: notices, one of them logged as an error, are what a user otherwise sees).
+QUIET_LEVEL = "3"
+
+# what quiet_tensorflow changed, so that show_tensorflow_log can undo exactly that
+_quieted: dict = {}
+
+
+def _tensorflow_logger_errors_only() -> None:
+    """TensorFlow's Python logger (``tf.function`` retracing notes and the like): errors only."""
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def _quiet_import():
+    with stderr_captured():
+        yield
+    _tensorflow_logger_errors_only()   # again: TensorFlow sets INFO in an interactive session
+
+
+def quiet_tensorflow() -> bool:
+    """Hide TensorFlow's log unless the user set ``TF_CPP_MIN_LOG_LEVEL``; return whether it did.
+
+    Sets the level to :data:`QUIET_LEVEL`, hides the lines its C++ libraries print while they
+    load (shown if the import fails) and limits its Python logger to errors. Idempotent; undone
+    by :func:`show_tensorflow_log`.
+    """
+    import logging
+
+    if _quieted:
+        return True
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return False
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = QUIET_LEVEL
+    _quieted["logger_level"] = logging.getLogger("tensorflow").level
+    _quieted["hook"] = around_import("tensorflow", _quiet_import)
+    _tensorflow_logger_errors_only()
+    return True
+
+
+def show_tensorflow_log() -> None:
+    """Undo :func:`quiet_tensorflow` (``--verbose``): TensorFlow logs as it would by itself."""
+    import logging
+
+    if not _quieted:
+        return
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == QUIET_LEVEL:
+        del os.environ["TF_CPP_MIN_LOG_LEVEL"]
+    if _quieted["hook"] is not None:
+        _quieted["hook"].remove()
+    logging.getLogger("tensorflow").setLevel(_quieted["logger_level"])
+    _quieted.clear()

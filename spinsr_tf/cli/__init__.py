@@ -14,14 +14,26 @@ output that is an input are refused here (the command checks the rest in its own
 
 User mistakes raise :class:`spinsr_tf.base.errors.UserError`; here they become one line on
 stderr and exit status 2, with TensorFlow's start-up lines hidden. Warnings are one line each.
-``--quiet`` leaves stdout empty. Ctrl-C exits with 130, with a hint to run the command again
-for the commands that continue where they stopped (``set_defaults(resume_hint=...)``).
+This is also the one boundary of failed reads and writes: an ``OSError`` (a full disk, a
+file-size limit, a failing device) or a ``MemoryError`` is one line too, exit status 1 where the
+system is at fault (:data:`SYSTEM_ERRORS`), 2 where the user's file is; the readers turn errors
+that carry no errno (a damaged HDF5 chunk, a decompression bomb) into ``UserError`` first.
+``--quiet`` leaves stdout empty; ``--verbose`` adds TensorFlow's own log.
+
+The long commands, those that continue where they stopped (``set_defaults(resume_hint=...)``),
+hold a lock on each output they build (:data:`LOCKED`, or ``set_defaults(locks=...)``;
+:func:`spinsr_tf.base.files.output_lock`): a second command on the same output is refused in one
+line, exit 2, before it touches anything. Every command runs under one SIGINT/SIGTERM handler
+(:mod:`spinsr_tf.base.interrupts`): training stops at the next batch or epoch end, the rest at
+once; the command prints one line (with a hint to run it again where that continues it) and
+exits with 130 (SIGINT) or 143 (SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib
 import os
 import sys
@@ -50,12 +62,17 @@ INPUTS = ("input", "image", "data", "hr", "model")
 #: Flags that name what a command writes, where its parser does not say (``outputs``).
 OUTPUTS = ("out", "json", "table")
 
+#: Flags that name what a resumable command builds and locks, where its parser does not say
+#: (``locks``).
+LOCKED = ("out",)
+
 #: The interrupt hint of commands that continue an interrupted run when run again.
 RESUME_HINT = "run the same command again to continue"
 
 EPILOG = ("Commands that build a data set or a run (generate, train, quickstart, reproduce, "
           "physics-sr, make-pretrained) continue where an interrupted call stopped when the same "
-          "command is run again; other parameters are refused. No command replaces an existing "
+          "command is run again; other parameters are refused, and so is a second command on an "
+          "output another one is building. No command replaces an existing "
           "file it did not create, or one of its inputs, unless given --force (never an input).")
 
 
@@ -115,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").add_parser(subparsers)
+    for sub in dict.fromkeys(subparsers.choices.values()):   # aliases: once
+        sub.add_argument("--verbose", action="store_true",
+                         help="also show TensorFlow's own log (C++ notices, retracing warnings)")
     return parser
 
 
@@ -164,6 +184,53 @@ def check_paths(args: argparse.Namespace) -> None:
                                      os.path.splitext(os.path.basename(target))[0])
 
 
+def _lock_outputs(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+    """Hold the lock of every output a resumable command builds, for the whole command."""
+    from spinsr_tf.base.files import output_lock
+
+    if not hasattr(args, "resume_hint"):
+        return
+    for label, path in _paths(args, "locks", LOCKED):
+        stack.enter_context(output_lock(path, label))
+
+
+#: errno values that are the system's fault, not the user's (exit status 1, not 2), with the
+#: words of the one-line error.
+SYSTEM_ERRORS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file size limit exceeded (ulimit -f)",
+    errno.EIO: "input/output error",
+    errno.ENOMEM: "out of memory",
+    errno.EROFS: "read-only file system",
+    errno.EMFILE: "too many open files",
+    errno.ENFILE: "too many open files",
+}
+
+
+def describe_os_error(exc: OSError) -> tuple[str, int]:
+    """One line and an exit status for a read or write that failed: 1 where the system is at
+    fault (a full disk, a size limit, a failing device), 2 where the user's file is (missing,
+    unreadable, damaged)."""
+    where = exc.filename
+    if exc.errno in SYSTEM_ERRORS:
+        text, status = SYSTEM_ERRORS[exc.errno], 1
+    else:
+        text = exc.strerror or (str(exc.args[0]) if exc.args else "") or type(exc).__name__
+        text, status = (text.strip().splitlines() or [type(exc).__name__])[0], 2
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) and where:
+        return f"{text} writing {str(where)!r}", status
+    return f"{text}{f': {str(where)!r}' if where else ''}", status
+
+
+def system_fault_in_words(exc: BaseException) -> int | None:
+    """The errno of a full disk, a size limit or a failing device that a library reports in
+    words only (TensorFlow's ``OutOfRangeError: ...; File too large [Op:SaveV2]``), or None."""
+    text = str(exc)
+    return next((code for code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO)
+                 if os.strerror(code) in text), None)
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
     text = " ".join(str(message).split())
     print(f"spinsr-tf: warning: {text}", file=sys.stderr if file is None else file)
@@ -175,29 +242,57 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    # TensorFlow's C++ log: warnings off; with --quiet its errors too (a fallback notice of
-    # oneDNN is one); what fails reaches Python as an exception anyway
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if getattr(args, "quiet", False) else "2")
-    from spinsr_tf.base.imports import stderr_captured_during_import
+    # TensorFlow's log (C++ notices, a oneDNN one at error level, retracing warnings): off
+    # unless --verbose or TF_CPP_MIN_LOG_LEVEL set; what fails reaches Python as an exception
+    from spinsr_tf.base.imports import (quiet_tensorflow, show_tensorflow_log,
+                                        stderr_captured_during_import)
+
+    verbose = getattr(args, "verbose", False)
+    if verbose:
+        show_tensorflow_log()
+    else:
+        quiet_tensorflow()
+    from spinsr_tf.base import interrupts
 
     try:
         with contextlib.ExitStack() as stack:
+            stack.enter_context(interrupts.handled())
             stack.enter_context(warnings.catch_warnings())
             warnings.showwarning = _one_line_warning
-            stack.enter_context(stderr_captured_during_import("tensorflow"))
+            if not verbose:
+                stack.enter_context(stderr_captured_during_import("tensorflow"))
             if getattr(args, "quiet", False):
                 devnull = stack.enter_context(open(os.devnull, "w"))
                 stack.enter_context(contextlib.redirect_stdout(devnull))
+            _lock_outputs(args, stack)
             check_paths(args)
             return int(args.func(args) or 0)
     except UserError as exc:
         print(f"spinsr-tf {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         hint = getattr(args, "resume_hint", None)
-        print(f"spinsr-tf {args.command}: interrupted" + (f"; {hint}" if hint else ""),
+        status = getattr(exc, "exit_status", 130)
+        what = "interrupted" if status == 130 else f"stopped by {exc}"
+        print(f"spinsr-tf {args.command}: {what}" + (f"; {hint}" if hint else ""),
               file=sys.stderr)
-        return 130
+        return status
+    except MemoryError:
+        print(f"spinsr-tf {args.command}: error: out of memory (the data is too large for this "
+              "machine; use fewer or smaller maps)", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        line, status = describe_os_error(exc)
+        print(f"spinsr-tf {args.command}: error: {line}", file=sys.stderr)
+        return status
+    except Exception as exc:    # a library's own error type for a failed write (TensorFlow)
+        code = system_fault_in_words(exc)
+        if code is None:
+            raise
+        out = getattr(args, "out", None)
+        line, status = describe_os_error(OSError(code, os.strerror(code), out))
+        print(f"spinsr-tf {args.command}: error: {line}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -44,55 +44,53 @@ def downsample_file(source, out, factor: int, kernel_size: int = 23, sigma: floa
                     padding: str = "periodic", pixel: str = "sample"):
     """Degrade dataset ``spins`` of ``source`` into dataset ``lr`` of a new file ``out``.
 
-    The output is written under a temporary name and renamed, so ``out`` is either complete or
-    untouched. Returns the output path and the LR shape.
+    The input is validated as ``train`` validates it (4D floats, N >= 1, finite values) and the
+    memory and disk the work needs are checked before it starts. The output is built in memory
+    (or, when large, on disk after a space check) and renamed into place, so ``out`` is either
+    complete or untouched. Returns the output path and the LR shape.
     """
     import h5py
-    import numpy as np
 
-    from spinsr_tf.data.degradation import check_degradation_args, gaussian_downsample
     from spinsr_tf.base.errors import UserError
-    from spinsr_tf.base.files import atomic_path, check_input_file, check_output_file
+    from spinsr_tf.base.files import check_input_file, check_output_file
+    from spinsr_tf.data.degradation import check_degradation_args, gaussian_downsample
+    from spinsr_tf.data.io import array_bytes, check_declared, damaged_file_errors, h5_output
+    from spinsr_tf.data.stream import MapFile
 
     check_degradation_args(factor, kernel_size, sigma, padding, pixel)
     source = check_input_file(source, "input file")
     out = check_output_file(out, "output", force=True, inputs={"file": source})
+    spins = MapFile.open(source, "spins")    # the validation train applies: 4D, N >= 1, floats
+    with h5py.File(source, "r") as f_in:
+        attrs, dtype = dict(f_in.attrs), f_in["spins"].dtype
+    n, h, w, c = spins.shape
+    if h % factor or w % factor:
+        raise UserError(f"lattice size {h}x{w} of {str(source)!r} is not divisible by "
+                        f"--factor {factor}")
+    shape = (n, h // factor, w // factor, c)
+    chunk = max(1, _CHUNK_VALUES // max(1, h * w * c))
+    # before any work: a chunk of HR maps (read, float64 filtering) in memory; h5_output checks
+    # the disk for the LR file
+    check_declared(source, (min(n, chunk), h, w, c), dtype, copies=3)
     try:
-        f_in = h5py.File(source, "r")
-    except OSError as exc:
-        raise UserError(f"cannot read HDF5 file {str(source)!r}: {exc}") from None
-    with f_in:
-        if "spins" not in f_in or not isinstance(f_in["spins"], h5py.Dataset):
-            raise UserError(f"{str(source)!r} has no dataset 'spins' "
-                            f"(found: {sorted(f_in.keys())})")
-        spins = f_in["spins"]
-        if spins.ndim != 4:
-            raise UserError(f"dataset 'spins' in {str(source)!r} has shape {spins.shape}, "
-                            "expected (N, L, L, C)")
-        n, h, w, c = spins.shape
-        if h % factor or w % factor:
-            raise UserError(f"lattice size {h}x{w} of {str(source)!r} is not divisible by "
-                            f"--factor {factor}")
-        shape = (n, h // factor, w // factor, c)
-        chunk = max(1, _CHUNK_VALUES // max(1, h * w * c))
-        with atomic_path(out) as tmp:
-            with h5py.File(tmp, "w") as f_out:
-                for key, value in f_in.attrs.items():
-                    f_out.attrs[key] = value
-                f_out.attrs.update({"factor": int(factor), "kernel_size": int(kernel_size),
-                                    "sigma": float(sigma), "padding": padding,
-                                    "pixel": pixel, "source": str(source)})
-                lr = f_out.create_dataset(LR, shape=shape, dtype="float32",
-                                          chunks=(1, *shape[1:]) if n else None,
-                                          compression="gzip", compression_opts=4, shuffle=True)
-                for start in range(0, n, chunk):
-                    block = np.asarray(spins[start:start + chunk])
-                    try:
-                        lr[start:start + len(block)] = gaussian_downsample(
-                            block, factor, kernel_size, sigma, padding, pixel=pixel)
-                    except UserError as exc:
-                        raise UserError(f"'spins' samples {start}..{start + len(block) - 1} of "
-                                        f"{str(source)!r}: {exc}") from None
+        with h5_output(out, array_bytes(shape)) as f_out, damaged_file_errors(source):
+            for key, value in attrs.items():
+                f_out.attrs[key] = value
+            f_out.attrs.update({"factor": int(factor), "kernel_size": int(kernel_size),
+                                "sigma": float(sigma), "padding": padding,
+                                "pixel": pixel, "source": str(source)})
+            lr = f_out.create_dataset(LR, shape=shape, dtype="float32", chunks=(1, *shape[1:]),
+                                      compression="gzip", compression_opts=4, shuffle=True)
+            for start in range(0, n, chunk):
+                block = spins.read(range(start, min(n, start + chunk)))
+                try:
+                    lr[start:start + len(block)] = gaussian_downsample(
+                        block, factor, kernel_size, sigma, padding, pixel=pixel)
+                except UserError as exc:
+                    raise UserError(f"'spins' samples {start}..{start + len(block) - 1} of "
+                                    f"{str(source)!r}: {exc}") from None
+    finally:
+        spins.close()
     return out, shape
 
 

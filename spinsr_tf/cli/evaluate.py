@@ -73,6 +73,10 @@ def _check_lattice_size(name: str, model_path: str, test_size) -> None:
         return
     run = record.get("run") if isinstance(record, dict) else None
     trained = run.get("hr_size") if isinstance(run, dict) else None   # what train records
+    if trained is not None and (not isinstance(trained, list) or len(trained) != 2
+                                or not all(isinstance(v, int) for v in trained)):
+        raise UserError(f"{str(config)!r} is damaged: run.hr_size must be two integers, got "
+                        f"{trained!r}")
     if trained is not None and tuple(trained) != tuple(test_size):
         raise UserError(f"model {name!r} was trained on {trained[0]}x{trained[1]} lattices but the "
                         f"test set has {test_size[0]}x{test_size[1]}; pass --any-size to score it "
@@ -80,19 +84,27 @@ def _check_lattice_size(name: str, model_path: str, test_size) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spinsr_tf.data.generate import read_spins
     from spinsr_tf.base.errors import UserError
-    from spinsr_tf.evaluation.scoring import evaluate, format_table, write_json
     from spinsr_tf.base.files import write_text_atomic
+    from spinsr_tf.data.io import check_declared
+    from spinsr_tf.data.stream import MapFile
+    from spinsr_tf.evaluation.scoring import evaluate, format_table, write_json
     from spinsr_tf.nn.network import load_sr_model
 
+    if args.max_images is not None and args.max_images <= 0:
+        raise UserError(f"--max-images must be positive, got {args.max_images}")
+    # the test set as train validates its data (4D floats, N >= 1, finite), its declared size
+    # checked before a byte is read: the HR maps, their LR maps and SR results of each model
+    # and baseline at once take about 4 copies
+    spins = MapFile.open(args.data, "spins")
+    n = spins.shape[0] if args.max_images is None else min(spins.shape[0], args.max_images)
+    check_declared(args.data, (n, *spins.shape[1:]), "float32", copies=2 + len(args.model))
+    try:
+        hr = spins.read(range(n))
+    finally:
+        spins.close()
     paths = _named_models(args.model)
     models = {name: load_sr_model(path) for name, path in paths.items()}
-    hr = read_spins(args.data)
-    if args.max_images is not None:
-        if args.max_images <= 0:
-            raise UserError(f"--max-images must be positive, got {args.max_images}")
-        hr = hr[: args.max_images]
     if args.scale is not None:
         from spinsr_tf.evaluation.scoring import degradation_of
 

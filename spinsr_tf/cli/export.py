@@ -47,7 +47,14 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from spinsr_tf.base.errors import UserError
+    from spinsr_tf.nn.training import read_run_config
+
+    # the run's config.json beside the model (the package's model card reads it): a damaged one
+    # is refused in one line before anything is written
+    read_run_config(Path(args.model).parent)
 
     if args.format == "savedmodel":
         given = [f for f in _PACKAGE_FLAGS if getattr(args, f) not in (None, [])]

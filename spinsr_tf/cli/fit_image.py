@@ -18,7 +18,9 @@ def add_parser(subparsers) -> None:
         "super-resolve the whole image tile by tile. The optics (PSF width, camera pixels, "
         "noise) are estimated from the image unless given; with noise, the data term uses "
         "recorrupted pairs so the network does not reproduce it. Writes RUN_DIR/sr.EXT and "
-        "RUN_DIR/bicubic.EXT in the input's format and bit depth, RUN_DIR/degradation.json, "
+        "RUN_DIR/bicubic.EXT in the input's format, bit depth, layout and metadata (an OVF "
+        "file's mesh, origin, units and title, a TIFF's pixel size, on the finer grid; grey "
+        "levels unclipped unless --clip), RUN_DIR/degradation.json, "
         "RUN_DIR/uncertainty.npy (+ .png), RUN_DIR/preview.png and RUN_DIR/mapping.json. "
         "The same command again continues an interrupted run; other settings are refused.",
     )
@@ -60,6 +62,11 @@ def add_parser(subparsers) -> None:
                    help="vector images: normalise every LR vector to unit length before "
                    "training (advisable for noisy component images)")
     p.add_argument("--layer", type=int, default=None, help="OVF input: z layer to use")
+    p.add_argument("--clip", action="store_true",
+                   help="grey-level images: map the 1st-99th percentile range (not min..max) "
+                   "onto the network's range and clip the result to it: a few outliers (hot "
+                   "pixels, a label) then do not compress the contrast, but the brightest and "
+                   "darkest features are cut (default: unclipped)")
     p.add_argument("--tile", type=int, default=128,
                    help="tile side in LR pixels for the whole-image inference (default 128)")
     p.add_argument("--no-jit", action="store_true", help="train without XLA compilation")
@@ -80,19 +87,24 @@ def _sigma(text: str):
         raise UserError(f"sigma must be 'auto' or a finite number > 0, got {text!r}") from None
 
 
+def config(args: argparse.Namespace):
+    """The :class:`~spinsr_tf.inference.fit_image.FitConfig` of the command line (checked)."""
+    from spinsr_tf.inference.fit_image import FitConfig
+
+    return FitConfig(args.image, out_dir=args.out, scale=args.scale, patch=args.patch,
+                     stride=args.stride, epochs=args.epochs, batch_size=args.batch_size,
+                     learning_rate=args.learning_rate, seed=args.seed, network=args.network,
+                     sigma=_sigma(args.sigma), kernel_size=args.kernel_size, pixel=args.pixel,
+                     noise=args.noise, uncertainty=not args.no_uncertainty,
+                     unit_vectors=args.unit_vectors, layer=args.layer, clip=args.clip,
+                     tile=args.tile, jit_compile=not args.no_jit, resume=True,
+                     progress=not args.quiet)
+
+
 def run(args: argparse.Namespace) -> int:
     from spinsr_tf.inference.fit_image import fit_image
 
-    result = fit_image(args.image, scale=args.scale, patch=args.patch, out_dir=args.out,
-                       stride=args.stride, epochs=args.epochs, batch_size=args.batch_size,
-                       learning_rate=args.learning_rate, seed=args.seed,
-                       sigma=_sigma(args.sigma),
-                       kernel_size=args.kernel_size, resume=True,
-                       progress=not args.quiet, unit_vectors=args.unit_vectors,
-                       layer=args.layer, tile=args.tile,
-                       jit_compile=not args.no_jit, network=args.network,
-                       pixel=args.pixel, noise=args.noise,
-                       uncertainty=not args.no_uncertainty)
+    result = fit_image(config(args))
     if not args.quiet:
         print(f"wrote {result['sr']} and {result['bicubic']}")
     return 0

@@ -11,9 +11,11 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "quickstart",
         help="small end-to-end run: data, training, evaluation, figure",
-        description="Anneal a small Type I data set, train the x4 network on its LR maps only, "
-        "score it against interpolation and write table.md, results.json and figure.png. "
-        "Re-running reuses finished steps.",
+        description="Anneal a small Type I data set, train two x4 networks on its LR maps only "
+        "(the paper's sr and the default recipe sr_equivariant), score them against "
+        "interpolation and write table.md, results.json and figure.png (error maps, PSNR per "
+        "panel). Re-running reuses finished steps and says so. Progress bars on a terminal; "
+        "a few lines per step when the output goes to a file.",
     )
     p.add_argument("--out", default="quickstart", help="output folder (default ./quickstart)")
     p.add_argument("--n-train", type=int, default=48, help="training lattices (default 48)")

@@ -87,6 +87,20 @@ def loss_terms(args, base_terms) -> tuple:
     return tuple(terms)
 
 
+def degradations_from_args(args):
+    """The :class:`~spinsr_tf.data.degradation_generator.DegradationGenerator` of ``--blind``
+    / ``--degradations SPEC``, or None."""
+    from spinsr_tf.base.errors import UserError
+    from spinsr_tf.data.degradation_generator import DegradationGenerator
+
+    spec, blind = getattr(args, "degradations", None), getattr(args, "blind", False)
+    if spec is not None and blind:
+        raise UserError("give --blind or --degradations SPEC, not both")
+    if spec is not None:
+        return DegradationGenerator.parse(spec)
+    return DegradationGenerator.parse("blind") if blind else None
+
+
 def config_from_args(args):
     """The :class:`~spinsr_tf.nn.config.TrainConfig` of ``spinsr-tf train``'s flags."""
     from spinsr_tf.nn.config import RECIPES, recipe
@@ -101,6 +115,7 @@ def config_from_args(args):
         fields["residual"] = args.residual
     if args.learning_rate is not None:
         fields["learning_rate"] = args.learning_rate
+    fields["degradations"] = degradations_from_args(args)
     return recipe(args.network, args.data, args.scale, hr_data=args.hr,
                   max_samples=args.max_samples, val_fraction=args.val_fraction,
                   kernel_size=args.kernel_size, sigma=args.sigma, padding=args.padding,

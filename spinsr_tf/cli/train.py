@@ -55,6 +55,14 @@ def add_parser(subparsers) -> None:
     d.add_argument("--pixel", choices=["sample", "integrate"], default=None,
                    help="LR pixels: point samples (the paper's) or camera pixels averaging "
                    "their block (default: the LR file's, else sample)")
+    d.add_argument("--blind", action="store_true",
+                   help="draw the degradation per batch (sigma 0.5-3 HR px, sample or "
+                   "integrate pixels, noise std 0-0.05) and make the LR maps from the HR maps "
+                   "('spins') with it: one network for the imaging models users have; the "
+                   "flags above then set only the nominal degradation of val_sr_mse")
+    d.add_argument("--degradations", default=None, metavar="SPEC",
+                   help="--blind with other ranges, e.g. 'sigma=0.5:3,pixel=sample:1+"
+                   "integrate:1,noise=0:0.05' (keys left out take --blind's)")
     v = p.add_argument_group("network variant (default: the recipe's)")
     v.add_argument("--output", choices=["linear", "unit"], default=None,
                    help="SR output: linear convolution or projected onto unit vectors")
@@ -76,7 +84,19 @@ def add_parser(subparsers) -> None:
                    help="plain graph mode instead of XLA (slower; starts a few seconds sooner)")
     p.add_argument("--no-xla", dest="no_jit", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--quiet", action="store_true", help="print nothing but errors and warnings")
-    p.set_defaults(func=run, inputs=("data", "hr"), outputs=("out",), resume_hint=RESUME_HINT)
+    p.set_defaults(func=run, inputs=("data", "hr"), outputs=("out",), resume_hint=RESUME_HINT,
+                   locks=_locks)
+
+
+def _locks(args: argparse.Namespace) -> list:
+    """The run folder is locked by the one task that writes it: of a multi-worker cluster the
+    chief (the others run the same command on the same shared folder)."""
+    if args.strategy == "multiworker":
+        from spinsr_tf.nn.multiworker import read_cluster
+
+        if not read_cluster(os.environ).is_chief:
+            return []
+    return [("--out", args.out)]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,16 +13,21 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "upscale",
         help="super-resolve LR maps or images with a trained model",
-        description="Read INPUT (.npy, .h5/.hdf5, .tif/.tiff or .png), run the SR network and "
-        "write the SR maps to --out (format from its extension; HDF5 dataset 'sr'). 8/16-bit "
+        description="Read INPUT (.npy, .h5/.hdf5, .tif/.tiff, .png or OOMMF/mumax3 .ovf/.omf), "
+        "run the SR network and write the SR maps to --out (format from its extension; HDF5 "
+        "dataset 'sr'), in the input's layout (one map (H, W, C) stays one map). 8/16-bit "
         "images are mapped to [-1, 1] and written back in the same bit depth when --out is a "
-        "PNG or TIFF.",
+        "PNG or TIFF; a TIFF's pixel size is divided by the factor. OVF input: every layer is "
+        "a map, divided by its median vector length (Ms) for the network and multiplied back; "
+        "an .ovf --out keeps the file's mesh (cell size divided by the factor in x and y), "
+        "origin, units and title. Every check is made before the network runs.",
     )
     p.add_argument("input", metavar="INPUT", help="LR image or maps")
     p.add_argument("--model", required=True, type=model_argument,
                    help="trained model, e.g. RUN_DIR/model.keras, or pretrained:NAME for a "
                    "shipped one (docs/pretrained.md)")
-    p.add_argument("--out", required=True, help="output file (.npy, .h5, .tif or .png)")
+    p.add_argument("--out", required=True,
+                   help="output file (.npy, .h5, .tif, .png or .ovf for 3-component maps)")
     p.add_argument("--dataset", default=None,
                    help="HDF5 input: dataset to read (default: 'lr', 'spins' or 'sr')")
     p.add_argument("--batch-size", type=int, default=8, help="maps per forward pass (default 8)")
@@ -71,7 +76,6 @@ def refinement_plan(args, model, lr):
                                           for k, v in trained.hamiltonian.items()}
     name = args.physics or trained.prior
     ham = resolve_prior(name, attrs, overrides)
-    deg = model.get_layer(LR_OUTPUT)
     if args.physics_weight not in (None, "auto"):
         try:
             return ham, check_weight(float(args.physics_weight))
@@ -80,7 +84,7 @@ def refinement_plan(args, model, lr):
                             f"{args.physics_weight!r}") from None
     if args.physics_weight is None and trained is not None and args.physics is None:
         return ham, trained.weight
-    return ham, choose_weight(lr, ham, deg.factor, kernel_size=deg.kernel_size, sigma=deg.sigma)
+    return ham, choose_weight(lr, ham, model.get_layer(LR_OUTPUT).degradation)
 
 
 #: Smallest LR side the network accepts (its 1-pixel reflect padding needs two pixels).
@@ -149,11 +153,46 @@ def check_recorded_degradation(path, layer) -> None:
             continue
         recorded, own = attrs[key], getattr(layer, key)
         recorded = recorded.decode() if isinstance(recorded, bytes) else recorded
-        same = (np.isclose(float(recorded), float(own), rtol=1e-6) if key == "sigma"
+        if key == "sigma":
+            try:
+                recorded = float(recorded)
+            except (TypeError, ValueError):
+                raise UserError(f"input {str(path)!r} records sigma={recorded!r}, not a number: "
+                                "a damaged attribute") from None
+        same = (np.isclose(recorded, float(own), rtol=1e-6) if key == "sigma"
                 else str(recorded) == str(own))
         if not same:
             raise UserError(f"input {str(path)!r} was degraded with {key}={recorded}, the model "
                             f"inverts {key}={own}; use a model trained on the input's degradation")
+
+
+def output_layout(shape, info) -> tuple:
+    """The SR maps' ``(N, H, W, C)`` shape in the input's layout: one map read from an
+    ``(H, W)`` or ``(H, W, C)`` file is written back as one (:attr:`ImageInfo.ndim`)."""
+    n, h, w, c = shape
+    if n == 1 and info.ndim == 2 and c == 1:
+        return (h, w)
+    if n == 1 and info.ndim == 3:
+        return (h, w, c)
+    return tuple(shape)
+
+
+def output_metadata(out_format: str, info, scale: int, model_path) -> dict:
+    """``write_image`` metadata of the SR maps: an OVF header (the input file's on the finer
+    mesh, else an unknown mesh: steps 0) or a TIFF pixel size divided by ``scale``."""
+    from spinsr_tf.data.io import scaled_pixel
+
+    if out_format == "ovf":
+        from spinsr_tf.data.ovf import ovf_header
+
+        model = Path(model_path)
+        note = f"spinsr-tf upscale: x{scale} super-resolution by {model.parent.name}/{model.name}"
+        if info.format == "ovf":
+            return {"ovf": ovf_header(info.meta, scale, desc=[note])}
+        return {"ovf": {"cellsize": (0.0, 0.0, 0.0), "desc": [note, "cell size unknown"]}}
+    if out_format == "tiff" and info.format == "tiff":
+        return {"pixel": scaled_pixel(info.meta, scale)}
+    return {}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     from spinsr_tf.base.errors import UserError
 
     out = Path(args.out)
-    image_format(out)
+    out_format = image_format(out)
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be a positive integer, got {args.batch_size}")
     if out.exists() and Path(args.input).exists() and out.samefile(args.input):
@@ -173,6 +212,14 @@ def run(args: argparse.Namespace) -> int:
     if min(h, w) < MIN_SIZE:
         raise UserError(f"input {args.input!r} is {h}x{w}; the network needs at least "
                         f"{MIN_SIZE}x{MIN_SIZE} pixels")
+    # what the output can hold, before the model is loaded (the factor does not change it)
+    check_writable(out, output_layout((n, h, w, c), info), output_dtype(out_format, info),
+                   **output_metadata(out_format, info, 2, args.model))
+    magnitude = 1.0
+    if info.format == "ovf" and info.meta["magnitude"] > 0:
+        # stored values (e.g. A/m) -> ~unit vectors for the network, and back
+        magnitude = float(info.meta["magnitude"])
+        lr = (lr / magnitude).astype(np.float32)
 
     from spinsr_tf.nn.export import serving_model
     from spinsr_tf.nn.network import LR_OUTPUT, load_sr_model
@@ -185,8 +232,16 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"input {args.input!r} has {c} channel(s) but the model expects "
                         f"{channels}")
     scale = int(model.get_layer(LR_OUTPUT).factor)
-    fmt, dtype = check_writable(out, (n, h * scale, w * scale, c),
-                                output_dtype(image_format(out), info))
+    meta = output_metadata(out_format, info, scale, args.model)
+    layout = output_layout((n, h * scale, w * scale, c), info)
+    fmt, dtype = check_writable(out, layout, output_dtype(out_format, info), **meta)
+    # the SR maps (float32, with a float64 copy for stored units) in memory and on disk, before
+    # the network runs: a large input at x16 is 256 times larger out
+    from spinsr_tf.data.io import array_bytes, check_size
+
+    sr_bytes = array_bytes((n, h * scale, w * scale, c))
+    check_size(f"super-resolving {str(args.input)!r} ({n} map(s) of {h}x{w} at x{scale})",
+               memory=4 * sr_bytes, disk=sr_bytes, folder=out.parent)
     if args.uncertainty:
         upaths = uncertainty_paths(out)
         _check_uncertainty_paths(upaths, args)
@@ -212,15 +267,15 @@ def run(args: argparse.Namespace) -> int:
 
         from spinsr_tf.inference.refine import refine
 
-        deg = model.get_layer(LR_OUTPUT)
         t0 = time.perf_counter()
-        sr = refine(lr, hamiltonian, weight, scale, start=sr, steps=args.steps,
-                    kernel_size=deg.kernel_size, sigma=deg.sigma)
+        sr = refine(lr, hamiltonian, weight, model.get_layer(LR_OUTPUT).degradation, start=sr,
+                    steps=args.steps)
         print(f"refined {n} map(s) with lambda {weight:g}, {args.steps} steps "
               f"({time.perf_counter() - t0:.1f} s)")
-    write_image(out, sr, dtype=dtype, dataset="sr",
+    sr = np.asarray(sr, np.float64 if magnitude != 1.0 else np.float32) * magnitude
+    write_image(out, np.reshape(sr, layout), dtype=dtype, dataset="sr",
                 attrs={"scale": scale, "model": os.path.abspath(args.model),
-                       "input": os.path.abspath(args.input)})
+                       "input": os.path.abspath(args.input)}, **meta)
     print(f"wrote {out}: {n} SR map(s) of {h * scale}x{w * scale}x{c} (x{scale}, {dtype})")
     if args.uncertainty:
         from spinsr_tf.base.files import atomic_path

@@ -78,8 +78,14 @@ def anneal_block(folder: Path, hamiltonian, size: int, seed: int, schedule, star
 
     The one place a block is made, by the single-machine loop and by every Dask task alike
     (:mod:`spinsr_tf.data.dask_generate`), so both write the same bytes under the same name.
+    ``hamiltonian`` may be a :class:`~spinsr_tf.data.mixture.Mixture`, ``schedule`` then its
+    overrides (a dict).
     """
+    from spinsr_tf.data.mixture import Mixture
     from spinsr_tf.physics import anneal
 
-    spins = anneal(hamiltonian, size, seed, np.arange(start, stop), schedule=schedule)
+    if isinstance(hamiltonian, Mixture):   # each map its own Hamiltonian; schedule: overrides
+        spins = hamiltonian.anneal(size, seed, range(start, stop), schedule)
+    else:
+        spins = anneal(hamiltonian, size, seed, np.arange(start, stop), schedule=schedule)
     _save_block(folder, start, stop, spins)

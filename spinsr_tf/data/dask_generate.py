@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import numbers
 import os
 import re
 import threading
 from pathlib import Path
 
 from spinsr_tf._version import __version__
+from spinsr_tf.base.checks import check_int
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.data.blocks import PARAMS_FILE, anneal_block, block_name
 
@@ -165,9 +165,7 @@ def anneal_blocks(scheduler: str, folder, todo, hamiltonian, size: int, seed: in
     ``(start, stop)`` of each block whose file exists, in order of completion.
     """
     threads = 1 if threads is None else threads
-    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
-        raise UserError(f"workers (numba threads per dask task) must be an integer >= 1, "
-                        f"got {threads!r}")
+    check_int("workers (numba threads per dask task)", threads, 1)
     if not todo:
         return
     distributed = _distributed()

@@ -17,24 +17,26 @@ Pixel models (:data:`PIXEL_MODELS`):
 
 Interpolation baselines must place LR samples where the pixel model puts them
 (:func:`spinsr_tf.data.interpolation.upsample` with the same ``pixel``).
+
+:class:`Degradation` holds the five settings as one frozen, validated value: its NumPy operator
+(:meth:`Degradation.apply`, :meth:`~Degradation.matrices`, :meth:`~Degradation.adjoint`), the
+aligned interpolation for its geometry (:meth:`~Degradation.upsample`) and its JSON and
+HDF5-attribute records. Every function that needs the imaging model takes one; the Keras layer
+is built from it by :meth:`spinsr_tf.nn.layers.GaussianDownsample.from_degradation`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 
 import numpy as np
 
+from spinsr_tf.base.checks import check_int
 from spinsr_tf.base.errors import UserError
-
-#: Padding modes: ``"periodic"`` wraps around (simulated lattices with periodic boundaries);
-#: ``"reflect"`` mirrors without repeating the edge pixel (NumPy's and Keras' ``"reflect"``).
-PADDING_MODES = ("periodic", "reflect")
-
-#: How an LR pixel is made from the blurred HR map: a point sample at ``k·f`` or the average
-#: over its ``f × f`` block (a camera pixel), see the module docstring.
-PIXEL_MODELS = ("sample", "integrate")
+# the sampling geometry both operators share (re-exported: the names of this module's API)
+from spinsr_tf.data.interpolation import PADDING_MODES, PIXEL_MODELS, fold_index, upsample
 
 
 def _check_kernel_args(kernel_size, sigma) -> None:
@@ -47,8 +49,7 @@ def _check_kernel_args(kernel_size, sigma) -> None:
 
 
 def _check_factor(factor) -> None:
-    if not isinstance(factor, numbers.Integral) or isinstance(factor, bool) or factor < 1:
-        raise UserError(f"factor must be an integer >= 1, got {factor!r}")
+    check_int("factor", factor, 1)
 
 
 def _check_padding(padding) -> None:
@@ -63,15 +64,13 @@ def _check_pixel(pixel) -> None:
 
 def check_degradation_args(factor, kernel_size=23, sigma=1.0, padding="periodic",
                            pixel="sample") -> None:
-    """Raise :class:`UserError` naming the first bad degradation parameter.
+    """Raise :class:`UserError` naming the first bad degradation parameter (the checks of
+    :class:`Degradation`, for code that holds the settings apart).
 
     ``factor``: integer >= 1; ``kernel_size``: odd integer >= 1; ``sigma``: finite > 0;
     ``padding``: one of :data:`PADDING_MODES`; ``pixel``: one of :data:`PIXEL_MODELS`.
     """
-    _check_factor(factor)
-    _check_kernel_args(kernel_size, sigma)
-    _check_padding(padding)
-    _check_pixel(pixel)
+    Degradation(factor, sigma, kernel_size, pixel, padding)
 
 
 def kernel_size_for(sigma: float, minimum: int = 23) -> int:
@@ -138,21 +137,6 @@ def gaussian_kernel(size: int = 23, sigma: float = 1.0) -> np.ndarray:
     return np.outer(g, g)
 
 
-def fold_index(i, n, padding: str = "periodic", xp=np):
-    """Index into an axis of length ``n`` that the extended index ``i`` is an image of.
-
-    Periodic: ``i mod n``. Reflect: the mirror without repeating the edge sample, a triangle
-    wave of period ``2 (n - 1)`` (NumPy's ``"reflect"`` for any reach, also beyond the axis).
-    The one fold of the package: ``xp`` is ``numpy`` here and ``keras.ops`` in the layers, so
-    the NumPy reference and the network's layers cannot disagree on a boundary.
-    """
-    if padding == "periodic":
-        return xp.mod(i, n)
-    period = xp.maximum(2 * (n - 1), 1)
-    j = xp.mod(i, period)
-    return xp.minimum(j, period - j)
-
-
 def padded_indices(n: int, before: int, after: int, padding: str = "periodic") -> np.ndarray:
     """Source index of each position of an axis of length ``n`` padded by ``before``/``after``.
 
@@ -198,20 +182,205 @@ def downsample_matrix(n: int, factor: int, kernel_size: int = 23, sigma: float =
     return d
 
 
+#: The record of a :class:`Degradation`: ``to_dict`` keys, and the HDF5 attribute names that
+#: ``spinsr-tf downsample`` and ``fit-image`` write on LR files.
+FIELDS = ("factor", "kernel_size", "sigma", "padding", "pixel")
+#: The window assumed for a file that records no ``kernel_size`` (the training reader's default).
+LEGACY_KERNEL_SIZE = 23
+
+
+@dataclasses.dataclass(frozen=True)
+class Degradation:
+    """The imaging model HR map → LR map as one value: Gaussian PSF, pixel model, boundary.
+
+    Parameters
+    ----------
+    factor : int
+        Stride >= 1, HR pixels per LR pixel along each axis (the SR scale).
+    sigma : float
+        PSF standard deviation, HR pixels (the paper: 1).
+    kernel_size : int, optional
+        Odd window side, HR pixels; None takes :func:`kernel_size_for` ``(sigma)``, which is
+        the paper's 23 for σ <= 2.875.
+    pixel : {"sample", "integrate"}
+        Point samples at ``k·f`` (the paper's) or camera pixels averaging their ``f × f`` block.
+    padding : {"periodic", "reflect"}
+        Periodic lattices (simulations) or mirrored borders (images).
+
+    Invalid settings raise :class:`UserError` naming the first bad one. The object is frozen
+    and hashable, so it can key caches; ``dataclasses.asdict`` gives the five settings.
+    """
+
+    factor: int
+    sigma: float = 1.0
+    kernel_size: int | None = None
+    pixel: str = "sample"
+    padding: str = "periodic"
+
+    def __post_init__(self):
+        _check_factor(self.factor)
+        kernel_size = self.kernel_size
+        if kernel_size is None:
+            kernel_size = kernel_size_for(self.sigma)
+        _check_kernel_args(kernel_size, self.sigma)
+        _check_padding(self.padding)
+        _check_pixel(self.pixel)
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
+        set_("factor", int(self.factor))
+        set_("sigma", float(self.sigma))
+        set_("kernel_size", int(kernel_size))
+        set_("pixel", str(self.pixel))
+        set_("padding", str(self.padding))
+
+    def replace(self, **changes) -> "Degradation":
+        """A copy with some settings changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    # -- the operator ---------------------------------------------------------------------
+    def taps(self) -> np.ndarray:
+        """The 1D filter of one LR pixel along one axis (:func:`degradation_taps`)."""
+        return degradation_taps(self.factor, self.kernel_size, self.sigma, self.pixel)
+
+    def matrix(self, n: int) -> np.ndarray:
+        """``D`` of shape ``(n // factor, n)`` along one axis (:func:`downsample_matrix`)."""
+        return downsample_matrix(n, self.factor, self.kernel_size, self.sigma, self.padding,
+                                 self.pixel)
+
+    def matrices(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """The separable operators ``(D_H, D_W)`` of an ``h × w`` HR map: ``lr = D_H · x · D_Wᵀ``
+        per map and channel; float64, each row sums to 1."""
+        d_h = self.matrix(h)
+        return d_h, (d_h if w == h else self.matrix(w))
+
+    def apply(self, x, chunk: int = 256, dtype=np.float32) -> np.ndarray:
+        """Degrade HR maps ``(N, H, W, C)`` → ``(N, H/f, W/f, C)``.
+
+        Two matrix products with :meth:`matrices` in float64 (BLAS, stacked over maps and
+        channels: the cost is not a 23×23 sliding window), rounded to ``dtype`` (float32 for
+        data; float64 where an optimiser needs the exact operator, as in
+        :func:`spinsr_tf.inference.refine.refine`). ``chunk`` maps per step bound the float64
+        working memory. Each LR value is a dot product over the same HR pixels in the same
+        order whatever the batch, so a map's LR image does not depend on its batch; call it
+        once per batch rather than per map (every small BLAS call pays a fixed threading cost).
+
+        Raises :class:`UserError` for a wrong rank, a size not divisible by ``factor``, a
+        non-real dtype, NaN or Inf.
+        """
+        x = np.asarray(x)
+        if x.ndim != 4:
+            raise UserError(f"x must have shape (N, H, W, C), got shape {x.shape}")
+        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+            raise UserError(f"x must hold real numbers, got dtype {x.dtype}")
+        n, h, w, c = x.shape
+        f = self.factor
+        if h % f or w % f:
+            raise UserError(f"height {h} and width {w} must both be divisible by factor {f}")
+        if not np.all(np.isfinite(x)):
+            raise UserError("x contains NaN or Inf values")
+        dh, dw = self.matrices(h, w)
+        out = np.empty((n, h // f, w // f, c), dtype=dtype)
+        for start in range(0, n, max(int(chunk), 1)):
+            block = np.moveaxis(np.asarray(x[start:start + chunk], dtype=np.float64), -1, 1)
+            out[start:start + chunk] = np.moveaxis(dh @ block @ dw.T, 1, -1)
+        return out
+
+    def __call__(self, x) -> np.ndarray:
+        """:meth:`apply` with its defaults (float32 LR maps)."""
+        return self.apply(x)
+
+    def adjoint(self, r) -> np.ndarray:
+        """The transpose of :meth:`apply`: LR residuals ``(N, h, w, C)`` → HR ``(N, h·f, w·f, C)``,
+        ``D_Hᵀ · r · D_W`` per map and channel, float64 (the gradient of ``½‖D x − y‖²`` is
+        ``adjoint(apply(x) − y)``)."""
+        r = np.asarray(r, dtype=np.float64)
+        if r.ndim != 4:
+            raise UserError(f"r must have shape (N, h, w, C), got shape {r.shape}")
+        dh, dw = self.matrices(r.shape[1] * self.factor, r.shape[2] * self.factor)
+        return np.moveaxis(dh.T @ np.moveaxis(r, -1, 1) @ dw, 1, -1)
+
+    def upsample(self, lr, method: str = "bicubic", convention: str = "aligned",
+                 normalize: bool = False, sigma_up: float | None = None) -> np.ndarray:
+        """Interpolate LR maps back to the HR grid where this degradation put the LR samples
+        (:func:`spinsr_tf.data.interpolation.upsample` with this factor, padding and pixel
+        model); ``(N, h, w, C)`` → ``(N, h·f, w·f, C)`` float32."""
+        return upsample(lr, self.factor, method, convention, normalize, self.padding,
+                        sigma_up, self.pixel)
+
+    # -- records --------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """The five settings as JSON-able Python values (keys :data:`FIELDS`)."""
+        return {k: getattr(self, k) for k in FIELDS}
+
+    @classmethod
+    def from_dict(cls, record) -> "Degradation":
+        """Inverse of :meth:`to_dict`; unknown keys and a missing ``factor`` are refused with a
+        :class:`UserError` (a misspelt setting must not fall back to its default)."""
+        if not isinstance(record, dict):
+            raise UserError(f"a degradation record must be a mapping, got {type(record).__name__}")
+        unknown = sorted(set(record) - set(FIELDS))
+        if unknown:
+            raise UserError(f"unknown degradation setting(s): {', '.join(map(str, unknown))} "
+                            f"(known: {', '.join(FIELDS)})")
+        if "factor" not in record:
+            raise UserError("a degradation record needs 'factor'")
+        return cls(**record)
+
+    def to_attrs(self) -> dict:
+        """HDF5 attributes of an LR file (the names ``spinsr-tf downsample`` writes)."""
+        return self.to_dict()
+
+    @classmethod
+    def from_attrs(cls, attrs, factor: int | None = None) -> "Degradation":
+        """The degradation an HDF5 file's attributes record; other attributes are ignored.
+
+        Reads the attribute names of :data:`FIELDS` (bytes or NumPy scalars as h5py returns
+        them). A setting an older file does not record takes the default the training reader
+        has always assumed: ``kernel_size`` 23 (whatever σ), ``sigma`` 1, ``padding`` periodic,
+        ``pixel`` sample. ``factor`` fills in for a file that records none and must agree with
+        one that does.
+        """
+        def value(key):
+            v = attrs[key]
+            v = v.decode("utf-8") if isinstance(v, bytes) else v
+            v = v.item() if isinstance(v, np.generic) else v
+            if key in ("factor", "kernel_size") and isinstance(v, float) and v.is_integer():
+                v = int(v)  # an integer stored as a float
+            return v
+
+        found = {k: value(k) for k in FIELDS if k in attrs}
+        if factor is not None:
+            _check_factor(factor)
+            found.setdefault("factor", int(factor))
+        if "factor" not in found:
+            raise UserError("the attributes record no degradation factor")
+        found.setdefault("kernel_size", LEGACY_KERNEL_SIZE)
+        recorded = cls(**found)
+        if factor is not None and recorded.factor != factor:
+            raise UserError(f"factor {factor} does not match the recorded factor "
+                            f"{recorded.factor}")
+        return recorded
+
+
+def as_degradation(value, name: str = "degradation") -> Degradation:
+    """``value`` as a :class:`Degradation`: itself, or an integer factor with the paper's
+    settings (σ = 1, 23 taps, point samples, periodic)."""
+    if isinstance(value, Degradation):
+        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return Degradation(int(value))
+    raise UserError(f"{name} must be a Degradation or an integer factor, got {value!r}")
+
 def gaussian_downsample(x, factor: int, kernel_size: int = 23, sigma: float = 1.0,
                         padding: str = "periodic", chunk: int = 256,
                         pixel: str = "sample") -> np.ndarray:
-    """Degrade HR maps by Gaussian filter downsizing.
+    """Degrade HR maps by Gaussian filter downsizing: ``Degradation(...).apply(x)``.
 
     ``out[n, a, b, c] = Σ_{u,v} K[u, v] · x[n, s(a·f + u − k//2), s(b·f + v − k//2), c]``
     with ``k = kernel_size``, ``K = gaussian_kernel(k, sigma)``, ``f = factor`` and ``s`` the
-    boundary map (``i mod H`` for periodic, mirror for reflect). LR pixel ``a`` is thus centred on HR pixel
-    ``a·f`` exactly (no half-block shift). With ``pixel="integrate"`` each LR pixel is instead
-    the mean of that over its ``f × f`` block (a camera pixel, centred on ``a·f + (f − 1)/2``).
-
-    Computed as two matrix products with the separable 1D operators of
-    :func:`downsample_matrix` (``D_H · x · D_Wᵀ`` per map and channel), in float64 then
-    rounded to float32: the cost is BLAS matrix products, not a 23×23 sliding window.
+    boundary map (``i mod H`` for periodic, mirror for reflect). LR pixel ``a`` is thus centred
+    on HR pixel ``a·f`` exactly (no half-block shift). With ``pixel="integrate"`` each LR pixel
+    is instead the mean of that over its ``f × f`` block (a camera pixel, centred on
+    ``a·f + (f − 1)/2``).
 
     Parameters
     ----------
@@ -220,7 +389,8 @@ def gaussian_downsample(x, factor: int, kernel_size: int = 23, sigma: float = 1.
     factor : int
         Downsampling factor (stride) >= 1.
     kernel_size : int
-        Odd Gaussian window side, HR pixels.
+        Odd Gaussian window side, HR pixels (23 here, whatever ``sigma``; the object's default
+        is :func:`kernel_size_for`).
     sigma : float
         Gaussian standard deviation, HR pixels.
     padding : {"periodic", "reflect"}
@@ -239,22 +409,4 @@ def gaussian_downsample(x, factor: int, kernel_size: int = 23, sigma: float = 1.
     UserError
         Wrong rank, sizes not divisible by ``factor``, bad parameters, NaN or Inf in ``x``.
     """
-    check_degradation_args(factor, kernel_size, sigma, padding, pixel)
-    x = np.asarray(x)
-    if x.ndim != 4:
-        raise UserError(f"x must have shape (N, H, W, C), got shape {x.shape}")
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise UserError(f"x must hold real numbers, got dtype {x.dtype}")
-    n, h, w, c = x.shape
-    if h % factor or w % factor:
-        raise UserError(f"height {h} and width {w} must both be divisible by factor {factor}")
-    if not np.all(np.isfinite(x)):
-        raise UserError("x contains NaN or Inf values")
-    dh = downsample_matrix(h, factor, kernel_size, sigma, padding, pixel)
-    dw = dh if w == h else downsample_matrix(w, factor, kernel_size, sigma, padding, pixel)
-    out = np.empty((n, h // factor, w // factor, c), dtype=np.float32)
-    for start in range(0, n, max(int(chunk), 1)):
-        block = np.asarray(x[start:start + chunk], dtype=np.float64)
-        rows = np.einsum("ah,nhwc->nawc", dh, block, optimize=True)
-        out[start:start + chunk] = np.einsum("bw,nawc->nabc", dw, rows, optimize=True)
-    return out
+    return Degradation(factor, sigma, kernel_size, pixel, padding).apply(x, chunk=chunk)

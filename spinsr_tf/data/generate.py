@@ -10,11 +10,14 @@ damaged on disk is annealed again, with a one-line warning, never assembled.
 
 Each sample depends only on ``(seed, index)`` (see :func:`spinsr_tf.physics.anneal`) and block
 boundaries are fixed by the block size, so the file is the same, bit for bit, however often the run
-was interrupted and whatever the number of workers.
+was interrupted and whatever the number of workers. A mixture (:mod:`.mixture`) draws each map's
+Hamiltonian from ``(seed, index)`` too, and records it per map (dataset ``params``,
+:func:`read_map_params`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -31,9 +34,13 @@ from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import (atomic_path, check_writable_folder, remove_stale_temporaries,
                                   write_text_atomic)
 from spinsr_tf.data.blocks import PARAMS_FILE, anneal_block, read_block
+from spinsr_tf.data.io import H5_OVERHEAD, check_size, h5_output
+from spinsr_tf.data.mixture import MAP_DTYPE, Mixture, map_record, record_hamiltonian
 
 #: Name of the HR dataset in every spins file.
 SPINS = "spins"
+#: Name of the per-map parameter records of a mixed file (:data:`.mixture.MAP_DTYPE`).
+MAP_PARAMS = "params"
 _FORMAT = "spinsr_tf.spins/1"
 
 
@@ -42,7 +49,12 @@ def _partial_dir(path: Path) -> Path:
 
 
 def _params(hamiltonian, schedule, n: int, size: int, seed: int) -> dict:
-    """Everything that determines the file's contents (compared before resuming)."""
+    """Everything that determines the file's contents (compared before resuming). A mixture
+    records its distributions and the schedule overrides every map shares."""
+    if isinstance(hamiltonian, Mixture):
+        return {"format": _FORMAT, "n": int(n), "size": int(size), "seed": int(seed),
+                "mixture": hamiltonian.to_dict(), "schedule": dict(schedule),
+                "spinsr_tf_version": __version__}
     return {
         "format": _FORMAT,
         "n": int(n),
@@ -59,8 +71,9 @@ def _flat_attrs(params: dict) -> dict:
     attrs = {"params_json": json.dumps(params, sort_keys=True)}
     for key, value in params.items():
         if isinstance(value, dict):
-            for sub, subvalue in value.items():
-                attrs[f"{key}.{sub}"] = subvalue
+            for sub, subvalue in value.items():   # a mixture's distributions: JSON text
+                attrs[f"{key}.{sub}"] = (json.dumps(subvalue, sort_keys=True)
+                                         if isinstance(subvalue, (dict, list)) else subvalue)
         else:
             attrs[key] = value
     return attrs
@@ -104,6 +117,51 @@ def read_spins(path: str | os.PathLike, dataset: str = SPINS, indices=None) -> n
     return np.asarray(out, dtype=np.float32)
 
 
+def read_map_params(path: str | os.PathLike) -> np.ndarray:
+    """What each map of a spins file is: ``(N,)`` records of :data:`.mixture.MAP_DTYPE`
+    (model, couplings in J, field in J, boundary, helix period in sites, schedule).
+
+    A mixed file holds them (dataset ``params``); a single-Hamiltonian file gets its one
+    Hamiltonian and schedule repeated, so callers read both kinds alike. The Hamiltonian of a
+    record: :func:`.mixture.record_hamiltonian`.
+    """
+    from spinsr_tf.physics import Schedule, hamiltonian_from_attrs
+
+    params = dataset_attrs(path)
+    if "mixture" in params:
+        with h5py.File(path, "r") as f:
+            if MAP_PARAMS not in f:
+                raise UserError(f"{str(path)!r} is a mixture without its {MAP_PARAMS!r} dataset")
+            return np.asarray(f[MAP_PARAMS][()], dtype=MAP_DTYPE)
+    ham = hamiltonian_from_attrs(params["hamiltonian"])
+    record = map_record(ham, Schedule.from_attrs(params["schedule"]))
+    return np.repeat(record, int(params["n"]))
+
+
+def map_hamiltonians(path: str | os.PathLike) -> list:
+    """The Hamiltonian of every map of a spins file (:func:`read_map_params`)."""
+    return [record_hamiltonian(r) for r in read_map_params(path)]
+
+
+def _mixture_schedule(mixture: Mixture, schedule) -> dict:
+    """Schedule overrides shared by every map of a mixture (None: none), checked against each
+    model's defaults so that a bad value is refused before anything is written."""
+    from spinsr_tf.physics import Schedule, TypeI, TypeII
+
+    if schedule is None:
+        return {}
+    if not isinstance(schedule, dict):
+        raise UserError("a mixture takes schedule overrides as a dict (e.g. {'sweeps': 100}): "
+                        "each map is annealed with its own model's schedule")
+    names = {f.name for f in dataclasses.fields(Schedule)}
+    unknown = sorted(set(schedule) - names)
+    if unknown:
+        raise UserError(f"schedule has no parameter {unknown[0]!r}")
+    for ham in (TypeI(), TypeII()):
+        mixture.schedule(ham, schedule)
+    return {k: schedule[k] for k in sorted(schedule)}
+
+
 def _check_args(n: int, size: int, seed: int, block: int) -> None:
     if not isinstance(n, (int, np.integer)) or n <= 0:
         raise UserError(f"n must be a positive integer, got {n!r}")
@@ -120,6 +178,26 @@ def _check_args(n: int, size: int, seed: int, block: int) -> None:
 #: process holds before it starts; measured at L = 512 and 1024 (maximum resident set size).
 _BYTES_PER_SITE = {"sample": 260, "sample_dipolar": 430, "dipolar": 1000}
 _BASE_BYTES = 300 << 20
+
+
+#: Largest magnitude of a Hamiltonian parameter that annealing takes: it works in float32 (at
+#: most 3.4e38), where local fields sum many parameter-sized terms (J = 1e38 gave NaN maps).
+MAX_PARAMETER = 1e20
+
+
+def _check_magnitudes(hamiltonian) -> None:
+    """Refuse, before anything is written, parameters whose energies float32 cannot hold."""
+    import dataclasses
+
+    if not dataclasses.is_dataclass(hamiltonian):
+        return
+    for f in dataclasses.fields(hamiltonian):
+        value = getattr(hamiltonian, f.name)
+        for v in value if isinstance(value, tuple) else (value,):
+            if (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+                    and not abs(v) <= MAX_PARAMETER):
+                raise UserError(f"{f.name}={value!r} is beyond what annealing (in float32) can "
+                                f"represent; use |{f.name}| <= {MAX_PARAMETER:g}")
 
 
 def _bytes(n: float) -> str:
@@ -180,6 +258,8 @@ def _check_resources(path: Path, hamiltonian, n: int, size: int, block: int, sch
         raise UserError(f"{n} lattice(s) of {size}x{size} need about {_bytes(need)} of disk "
                         f"space in {str(parent)!r} (the blocks and the file), {_bytes(free)} is "
                         "free; choose a smaller n or size")
+    # the file itself against the file-size limit (ulimit -f), before the annealing
+    check_size(f"writing {str(path)!r}", disk=int(n) * sample + H5_OVERHEAD, folder=parent)
 
 
 def _check_workers(workers, scheduler) -> None:
@@ -231,12 +311,20 @@ def _assemble(path: Path, folder: Path, params: dict, blocks: list[tuple[int, in
     from spinsr_tf.physics.hamiltonians import hamiltonian_from_attrs
 
     n, size = params["n"], params["size"]
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
+    mixed = isinstance(hamiltonian, Mixture)
+    # built in memory (or on disk after a space check) and written with plain I/O: HDF5 that
+    # meets a full disk crashes the process (data.io.h5_output)
+    with h5_output(path, n * size * size * 3 * 4) as h5:
+        with h5 as f:
             data = f.create_dataset(SPINS, shape=(n, size, size, 3), dtype="float32",
                                     chunks=(1, size, size, 3), compression="gzip",
                                     compression_opts=4, shuffle=True)
-            ham = hamiltonian_from_attrs(params["hamiltonian"])
+            if mixed:
+                records = hamiltonian.records(params["seed"], range(n), schedule)
+                f.create_dataset(MAP_PARAMS, data=records)
+                hams = [record_hamiltonian(r) for r in records]
+            else:
+                ham = hamiltonian_from_attrs(params["hamiltonian"])
             torque_max, torque_median = [], []
             for start, stop in blocks:
                 spins = read_block(folder, start, stop, size)
@@ -244,9 +332,11 @@ def _assemble(path: Path, folder: Path, params: dict, blocks: list[tuple[int, in
                     anneal_block(folder, hamiltonian, size, params["seed"], schedule, start, stop)
                     spins = read_block(folder, start, stop, size)
                 data[start:stop] = spins
-                stats = torque_statistics(spins, ham)
-                torque_max.append(stats["max"])
-                torque_median.append(stats["median"])
+                for k in range(start, stop) if mixed else [None]:
+                    one = spins if k is None else spins[k - start:k - start + 1]
+                    stats = torque_statistics(one, ham if k is None else hams[k])
+                    torque_max.append(stats["max"])
+                    torque_median.append(stats["median"])
             for key, value in _flat_attrs(params).items():
                 f.attrs[key] = value
             # what the relaxation left (not parameters: Type II's arrested walls show here)
@@ -275,11 +365,14 @@ def generate_dataset(
     ----------
     path : output ``.h5`` file. If it exists with the same parameters the call returns at once;
         with other parameters it is refused. An interrupted earlier call is resumed.
-    hamiltonian : :class:`spinsr_tf.physics.TypeI` or :class:`~spinsr_tf.physics.TypeII`.
+    hamiltonian : a :class:`spinsr_tf.physics.Hamiltonian` (``TypeI``, ``TypeII``, either in a
+        field: :func:`spinsr_tf.physics.with_field`), or a :class:`.mixture.Mixture` (each
+        map's Hamiltonian drawn from ``(seed, index)``, recorded per map in dataset ``params``).
     n, size, seed : number of samples, lattice side (even, >= 8), global seed (sample ``k`` is
         reproducible from ``(seed, k)`` alone).
     schedule : :class:`spinsr_tf.physics.Schedule` (annealing schedule and relaxation); default
-        :func:`spinsr_tf.physics.default_schedule` of the Hamiltonian.
+        :func:`spinsr_tf.physics.default_schedule` of the Hamiltonian. For a mixture, a dict of
+        overrides of every map's own default schedule (e.g. ``{"sweeps": 100}``), or None.
     workers : numba threads (default: all cores).
     block : samples annealed per call and saved per sidecar file (the most an interruption loses).
     progress : show a progress bar (samples done, rate), or a callable ``(done, n)``.
@@ -293,17 +386,26 @@ def generate_dataset(
     -------
     Path of the finished file: dataset ``spins``, shape ``(n, size, size, 3)``, float32 unit
     vectors, one sample per HDF5 chunk, gzip-compressed; attributes record the Hamiltonian
-    (``hamiltonian.*``), the schedule (``schedule.*``), ``seed``, ``n``, ``size`` and
+    (``hamiltonian.*``: its ``to_attrs()``, with ``hamiltonian.field_x/_y/_z`` in J for a
+    nonzero field and ``hamiltonian.boundary`` for an open film; files without them have
+    neither), the schedule (``schedule.*``), ``seed``, ``n``, ``size`` and
     ``spinsr_tf_version`` (and all of them as JSON in ``params_json``), and the torque the
     relaxation left, in J: ``relaxed.max_torque_median`` and ``relaxed.max_torque_max`` (over
     samples of each sample's largest |S × h|), ``relaxed.site_torque_median`` (median over
-    samples of each sample's median).
+    samples of each sample's median). A mixed file has ``mixture.*`` (each parameter's
+    distribution as JSON) and ``schedule.*`` (the overrides) instead of ``hamiltonian.*`` and
+    ``schedule.*``, and the dataset ``params``: one :data:`.mixture.MAP_DTYPE` record per map
+    (:func:`read_map_params`).
     """
     from spinsr_tf.physics import default_schedule  # numba compile cost only when generating
 
     path = Path(path)
-    schedule = default_schedule(hamiltonian) if schedule is None else schedule
+    if isinstance(hamiltonian, Mixture):
+        schedule = _mixture_schedule(hamiltonian, schedule)
+    else:
+        schedule = default_schedule(hamiltonian) if schedule is None else schedule
     _check_args(n, size, seed, block)
+    _check_magnitudes(hamiltonian)
     _check_writable(path)
     if scheduler is not None:
         from spinsr_tf.data.dask_generate import check_scheduler
@@ -312,6 +414,8 @@ def generate_dataset(
     _check_workers(workers, scheduler)
     params = _params(hamiltonian, schedule, n, size, seed)
     folder = _partial_dir(path)
+    if folder.is_symlink():     # its blocks would land in the folder it points to
+        raise UserError(f"{str(folder)!r} is a symbolic link; remove it to start over")
 
     if path.exists():
         try:
@@ -389,6 +493,19 @@ def _progress_bar(progress, n: int, done: int, label: str):
         return lambda step, now: step is not None and progress(now, n)
     if not progress:
         return lambda step, now: None
+    import sys
+
+    from spinsr_tf.base.console import bars_fit
+
+    if not bars_fit(sys.stderr):   # a log file: one line at the end, not a redrawn bar
+        start = time.monotonic()
+
+        def line(step, now):
+            if step is None:
+                print(f"{label}: {now}/{n} samples ({time.monotonic() - start:.0f} s)",
+                      file=sys.stderr, flush=True)
+
+        return line
     from tqdm.auto import tqdm
 
     bar = tqdm(total=n, initial=done, unit="sample", desc=label, dynamic_ncols=True)

@@ -26,6 +26,10 @@ Paddings (boundary conditions): ``"periodic"`` wraps around (simulated lattices;
 ``"grid-wrap"``); ``"reflect"`` mirrors about the edge samples without repeating them (NumPy's and
 Keras' ``"reflect"``, ``scipy.ndimage`` mode ``"mirror"``), for real images with borders.
 
+The geometry shared with the degradation lives here, below it (the degradation's
+:meth:`~spinsr_tf.data.degradation.Degradation.upsample` calls this module):
+:data:`PADDING_MODES`, :data:`PIXEL_MODELS` and :func:`fold_index`, the one boundary fold.
+
 Methods:
 
 - ``"gaussian"``: normalized Gaussian convolution of the LR samples placed on the HR grid,
@@ -46,10 +50,33 @@ from scipy import ndimage
 
 from spinsr_tf.base.checks import check_choice, check_maps
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.data.degradation import PADDING_MODES, PIXEL_MODELS, fold_index
 
-__all__ = ["METHODS", "CONVENTIONS", "PADDINGS", "unit_normalize", "upsample",
-           "upsample_matrix"]
+__all__ = ["METHODS", "CONVENTIONS", "PADDINGS", "PADDING_MODES", "PIXEL_MODELS", "fold_index",
+           "unit_normalize", "upsample", "upsample_matrix"]
+
+#: Padding modes: ``"periodic"`` wraps around (simulated lattices with periodic boundaries);
+#: ``"reflect"`` mirrors without repeating the edge pixel (NumPy's and Keras' ``"reflect"``).
+PADDING_MODES = ("periodic", "reflect")
+
+#: How an LR pixel is made from the blurred HR map: a point sample at ``k·f`` or the average
+#: over its ``f × f`` block (a camera pixel), see :mod:`spinsr_tf.data.degradation`.
+PIXEL_MODELS = ("sample", "integrate")
+
+
+def fold_index(i, n, padding: str = "periodic", xp=np):
+    """Index into an axis of length ``n`` that the extended index ``i`` is an image of.
+
+    Periodic: ``i mod n``. Reflect: the mirror without repeating the edge sample, a triangle
+    wave of period ``2 (n - 1)`` (NumPy's ``"reflect"`` for any reach, also beyond the axis).
+    The one fold of the package: ``xp`` is ``numpy`` here and ``keras.ops`` in the layers, so
+    the NumPy reference and the network's layers cannot disagree on a boundary.
+    """
+    if padding == "periodic":
+        return xp.mod(i, n)
+    period = xp.maximum(2 * (n - 1), 1)
+    j = xp.mod(i, period)
+    return xp.minimum(j, period - j)
+
 
 METHODS = ("gaussian", "bilinear", "bicubic")
 CONVENTIONS = ("aligned", "resize")

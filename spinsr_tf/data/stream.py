@@ -35,12 +35,15 @@ import numpy as np
 
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import atomic_path
-from spinsr_tf.data.degradation import check_degradation_args, gaussian_downsample
+from spinsr_tf.data.degradation import FIELDS, Degradation
+from spinsr_tf.data.io import damaged_file_errors, h5_output
+from spinsr_tf.data.degradation_generator import DegradationGenerator, DrawnDegradation, batch_rng
 
 #: Dataset names: LR maps (the training input) and HR maps (degraded on the fly).
 LR, HR = "lr", "spins"
-#: Attributes of an LR file that record the degradation that produced it.
-DEGRADATION_ATTRS = ("factor", "kernel_size", "sigma", "padding", "pixel")
+#: Attributes of an LR file that record the degradation that produced it
+#: (:meth:`spinsr_tf.data.degradation.Degradation.to_attrs`).
+DEGRADATION_ATTRS = FIELDS
 #: Default bound on the bytes of maps :meth:`TrainingData.prepare` holds in memory.
 CACHE_BYTES = 2 * 1024 ** 3
 #: The LR cache file a run folder gets when the LR maps do not fit under the bound.
@@ -59,32 +62,6 @@ def _jsonable(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-@dataclass(frozen=True)
-class Degradation:
-    """The Gaussian filter downsizing as a value (factor, window, width, boundary, pixels)."""
-
-    factor: int
-    kernel_size: int = 23
-    sigma: float = 1.0
-    padding: str = "periodic"
-    pixel: str = "sample"
-
-    def __post_init__(self):
-        check_degradation_args(self.factor, self.kernel_size, self.sigma, self.padding,
-                               self.pixel)
-
-    def __call__(self, hr: np.ndarray) -> np.ndarray:
-        """Degrade ``(B, H, W, C)`` HR maps → ``(B, H/f, W/f, C)`` float32, in one call.
-
-        One call per batch, not per map: OpenBLAS spreads small matrix products over threads
-        at a cost of ~8 ms per 128² map on 2 cores, ten times the work itself. Each LR value is
-        still a dot product over the same HR pixels in the same order (the batch only adds
-        independent columns to the matrix product), so it does not depend on the batch.
-        """
-        return gaussian_downsample(hr, self.factor, self.kernel_size, self.sigma, self.padding,
-                                   pixel=self.pixel)
 
 
 @dataclass
@@ -144,9 +121,10 @@ class MapFile:
         ends = np.append(starts[1:], len(unique))
         data = self._data()
         rows = np.empty((len(unique), *self.shape[1:]), dtype=data.dtype)
-        for a, b in zip(starts, ends):
-            data.read_direct(rows, np.s_[int(unique[a]):int(unique[a]) + int(b - a)],
-                             np.s_[int(a):int(b)])
+        with damaged_file_errors(self.path):   # a corrupt chunk: one line naming the file
+            for a, b in zip(starts, ends):
+                data.read_direct(rows, np.s_[int(unique[a]):int(unique[a]) + int(b - a)],
+                                 np.s_[int(a):int(b)])
         rows = rows.astype(np.float32, copy=False)
         finite = np.isfinite(rows).reshape(len(unique), -1).all(axis=1)
         if not finite.all():
@@ -232,6 +210,27 @@ class TrainingData:
         if self.lr_file is not None:
             return self.lr_file.read(indices)
         return self.degradation(self.hr_file.read(indices))
+
+    def drawn_lr(self, indices, generator: DegradationGenerator, seed: int, epoch: int,
+                 step: int, stream: int = 0) -> tuple[np.ndarray, np.ndarray, DrawnDegradation]:
+        """One blind-training batch: LR maps made from the HR maps of ``indices`` with a
+        degradation (and noise) drawn from ``generator``, a pure function of
+        ``(seed, stream, epoch, step)`` and the data.
+
+        Returns ``(lr (B, h, w, C) float32, taps (B, T) float32, draw)``: ``taps`` is the drawn
+        filter (:meth:`DegradationGenerator.padded_taps`) once per sample, what
+        :class:`spinsr_tf.nn.layers.TapsDownsample` re-applies. The boundary condition is this
+        data's (:attr:`degradation`). ``UserError`` without HR maps.
+        """
+        if self.hr_file is None:
+            raise UserError("drawn degradations need HR maps (dataset 'spins'): the data file "
+                            "holds LR maps only")
+        rng = batch_rng(seed, epoch, step, stream)
+        draw = generator.draw(rng, self.degradation.factor, self.degradation.padding)
+        lr = generator.degrade(self.hr(indices), draw, rng)
+        taps = np.broadcast_to(generator.padded_taps(draw.degradation).astype(np.float32),
+                               (len(lr), generator.taps_length(draw.degradation.factor)))
+        return lr, np.ascontiguousarray(taps), draw
 
     def hr(self, indices) -> np.ndarray:
         """HR maps ``(B, H, W, C)`` float32; never used as an unsupervised target."""
@@ -325,15 +324,15 @@ class TrainingData:
                         return MapFile.open(path, LR)
             except (OSError, KeyError):
                 pass  # damaged or foreign: rebuild it
-        try:
-            with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-                data = f.create_dataset(LR, shape=(self.n, *self.lr_shape), dtype="float32",
-                                        chunks=(1, *self.lr_shape))
-                for start, block in self._lr_slabs():
-                    data[start:start + len(block)] = block
-                f.attrs["key"] = key
-        except OSError as exc:
-            raise UserError(f"cannot write the LR cache {str(path)!r}: {exc}") from None
+        # the space is checked before the first map (h5_output): a file declaring terabytes
+        # is refused here, not after hours of writing
+        nbytes = self.n * int(np.prod(self.lr_shape)) * np.dtype(np.float32).itemsize
+        with h5_output(path, nbytes) as f:
+            data = f.create_dataset(LR, shape=(self.n, *self.lr_shape), dtype="float32",
+                                    chunks=(1, *self.lr_shape))
+            for start, block in self._lr_slabs():
+                data[start:start + len(block)] = block
+            f.attrs["key"] = key
         self._cache_path = path
         return MapFile.open(path, LR)
 
@@ -414,6 +413,14 @@ def open_training_data(path, scale: int, kernel_size: int | None = None,
     params = {"kernel_size": 23, "sigma": 1.0, "padding": "periodic", "pixel": "sample"}
     if lr_file is not None:
         stored = lr_file.attrs
+        for key in ("factor", *params):   # a damaged attribute: one line, not a ValueError
+            kind = int if key == "factor" else type(params[key])
+            try:
+                if key in stored:
+                    kind(stored[key])
+            except (TypeError, ValueError):
+                raise UserError(f"the LR maps in {str(path)!r} record {key}={stored[key]!r}, "
+                                f"not a valid {key}: a damaged attribute") from None
         if "factor" in stored and int(stored["factor"]) != scale:
             raise UserError(f"scale {scale} does not match the factor {stored['factor']} of the "
                             f"LR maps in {str(path)!r}")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from spinsr_tf.evaluation.baselines import BASELINES, unit_normalize
-from spinsr_tf.data.degradation import gaussian_downsample
+from spinsr_tf.data.degradation import Degradation, as_degradation
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import write_text_atomic
 from spinsr_tf.evaluation.metrics import corr, mse, psnr, summarize
@@ -26,14 +26,12 @@ _METRICS = (("mse", mse), ("psnr", psnr), ("corr", corr))
 
 def degradation_of(model) -> dict:
     """The degradation a SR model re-applies: ``{"factor", "kernel_size", "sigma", "padding",
-    "pixel"}``."""
+    "pixel"}`` (:meth:`~spinsr_tf.data.degradation.Degradation.to_dict` of its ``lr`` layer)."""
     try:
         layer = model.get_layer("lr")
     except ValueError:
         raise UserError("model has no 'lr' layer: not a spinsr model") from None
-    return {"factor": int(layer.factor), "kernel_size": int(layer.kernel_size),
-            "sigma": float(layer.sigma), "padding": str(layer.padding),
-            "pixel": str(getattr(layer, "pixel", "sample"))}
+    return layer.degradation.to_dict()
 
 
 def score_method(pred: np.ndarray, truth: np.ndarray) -> dict:
@@ -54,16 +52,26 @@ def _outputs_unit_vectors(model) -> bool:
 
 
 def predict_sr(model, lr: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    """SR maps of an LR batch through the model's ``sr`` layer."""
+    """SR maps of an LR batch through the model's ``sr`` layer.
+
+    Called directly, batch by batch (inference mode), not through ``Model.predict``: each call
+    builds a new sub-model, whose ``predict`` would trace a new ``tf.function`` (TensorFlow
+    then warns of retracing after a few models); the values are the same.
+    """
+    import keras
+
     from spinsr_tf.nn.network import sr_submodel
 
-    return np.asarray(sr_submodel(model).predict(lr, batch_size=batch_size, verbose=0),
-                      dtype=np.float32)
+    sub = sr_submodel(model)
+    lr = np.asarray(lr, dtype=np.float32)
+    return np.concatenate([np.asarray(keras.ops.convert_to_numpy(
+        sub(lr[i:i + batch_size], training=False)), dtype=np.float32)
+        for i in range(0, len(lr), batch_size)])
 
 
-def evaluate(hr: np.ndarray, models: dict | None = None, *, factor: int | None = None,
-             kernel_size: int = 23, sigma: float = 1.0, padding: str = "periodic",
-             pixel: str = "sample", baselines=BASELINES, normalized_sr: bool = True, batch_size: int = 16,
+def evaluate(hr: np.ndarray, models: dict | None = None, *,
+             degradation: Degradation | int | None = None, factor: int | None = None,
+             baselines=BASELINES, normalized_sr: bool = True, batch_size: int = 16,
              progress: bool = False) -> dict:
     """Score baselines and networks on a test set of HR maps.
 
@@ -71,8 +79,11 @@ def evaluate(hr: np.ndarray, models: dict | None = None, *, factor: int | None =
     ----------
     hr : ``(N, L, L, C)`` ground truth.
     models : ``{name: keras.Model}`` SR models (names ``sr``, ``sr_*``); they must all share one
-        degradation, which then overrides ``factor``/``kernel_size``/``sigma``/``padding``/
-        ``pixel`` (the baselines place LR pixels where that pixel model puts them).
+        degradation, which then overrides ``degradation``/``factor`` (the baselines place LR
+        pixels where that pixel model puts them).
+    degradation : :class:`~spinsr_tf.data.degradation.Degradation` of the test LR maps when no
+        model is given; ``factor`` alone stands for ``Degradation(factor)`` (the paper's σ = 1,
+        23 taps, point samples, periodic).
     normalized_sr : also report each network's output normalized to unit vectors (``NAME_norm``),
         for networks whose output is not unit vectors already.
     progress : a progress bar on stderr, one step per baseline and network (a network over
@@ -96,17 +107,20 @@ def evaluate(hr: np.ndarray, models: dict | None = None, *, factor: int | None =
             channels = models[name].input_shape[-1]
             if channels != hr.shape[-1]:
                 raise UserError(f"model {name!r} takes {channels} channels, test maps have {hr.shape[-1]}")
-        factor, kernel_size, sigma, padding, pixel = (
-            first["factor"], first["kernel_size"], first["sigma"], first["padding"],
-            first["pixel"])
-    if factor is None:
+        deg = Degradation.from_dict(first)
+    elif degradation is not None and factor is not None:
+        raise UserError("give degradation or factor, not both")
+    elif degradation is not None:
+        deg = as_degradation(degradation)
+    elif factor is not None:
+        deg = as_degradation(factor, "factor")
+    else:
         raise UserError("factor is required when no model is given")
+    factor, padding, pixel = deg.factor, deg.padding, deg.pixel
     if hr.shape[1] % factor or hr.shape[2] % factor:
         raise UserError(f"test maps of size {hr.shape[1]}x{hr.shape[2]} are not divisible by the "
                         f"model's scale {factor}")
-    lr = gaussian_downsample(hr, factor, kernel_size=kernel_size, sigma=sigma, padding=padding,
-                             pixel=pixel)
-    padding = "periodic" if padding == "periodic" else "reflect"
+    lr = deg.apply(hr)
 
     methods = {}
     bar = _progress(progress, len(baselines) + len(models))
@@ -121,14 +135,21 @@ def evaluate(hr: np.ndarray, models: dict | None = None, *, factor: int | None =
             methods[f"{name}_norm"] = score_method(unit_normalize(sr), hr)
     bar(None)
     return {"scale": int(factor), "n_images": int(len(hr)),
-            "degradation": {"factor": int(factor), "kernel_size": int(kernel_size),
-                            "sigma": float(sigma), "padding": padding, "pixel": pixel},
+            "degradation": deg.to_dict(),
             "methods": methods}
 
 
 def _progress(progress: bool, total: int):
-    """``step(name)`` before each method, ``step(None)`` at the end: a tqdm bar, or nothing."""
+    """``step(name)`` before each method, ``step(None)`` at the end: a tqdm bar on a terminal,
+    one line in a log file, or nothing."""
     if not progress:
+        return lambda name: None
+    import sys
+
+    from spinsr_tf.base.console import bars_fit
+
+    if not bars_fit(sys.stderr):   # a log file: one line, not a redrawn bar
+        print(f"scoring {total} methods", file=sys.stderr, flush=True)
         return lambda name: None
     from tqdm.auto import tqdm
 
@@ -165,18 +186,52 @@ def write_json(result: dict, path: str | os.PathLike) -> Path:
     return write_text_atomic(path, json.dumps(clean(result), indent=1))
 
 
+def key_rows(result: dict) -> list[str]:
+    """The rows a reader compares first: the networks (``sr``, ``sr_*``; their ``_norm``
+    variants only where the network's own output is not among them), the best aligned baseline
+    by mean PSNR (:data:`~spinsr_tf.evaluation.baselines.ALIGNED_BASELINES`), then the
+    supervised oracle(s) (an upper bound, not part of the method). Empty without a network or
+    an oracle."""
+    from spinsr_tf.evaluation.baselines import ALIGNED_BASELINES
+
+    methods = result["methods"]
+    nets = [n for n in methods if n.startswith("sr")
+            and not (n.endswith("_norm") and n[:-len("_norm")] in methods)]
+    oracles = [n for n in methods if n.startswith("oracle") and not n.endswith("_norm")]
+    if not nets and not oracles:
+        return []
+    aligned = [n for n in ALIGNED_BASELINES if n in methods
+               and math.isfinite(methods[n]["psnr"])]
+    best = [max(aligned, key=lambda n: methods[n]["psnr"])] if aligned else []
+    return nets + best + oracles
+
+
+def _row(name: str, m: dict) -> str:
+    return (f"| {name} | {m['mse']:.2e} ± {m['mse_std']:.2e} | "
+            f"{m['psnr']:.2f} ± {m['psnr_std']:.2f} | {m['corr']:.4f} ± {m['corr_std']:.4f} |")
+
+
 def format_table(result: dict, title: str | None = None) -> str:
-    """Markdown table: one row per method, mean ± std of MSE, PSNR (dB) and Corr."""
+    """Markdown: the rows of :func:`key_rows` first, then every method, each with mean ± std
+    over the test images of MSE (scientific notation: small values keep their digits), PSNR
+    (dB) and Corr, and a line saying what ± is."""
+    head = ["| method | MSE | PSNR (dB) | Corr |", "|---|---|---|---|"]
     lines = []
     if title:
         lines += [f"### {title}", ""]
     lines += [f"×{result['scale']}, {result['n_images']} test images, "
               f"σ = {result['degradation']['sigma']:g} HR px. Aligned = LR pixel k at HR k·f; "
-              "resize = block-centre convention; _norm = unit vectors.", "",
-              "| method | MSE | PSNR (dB) | Corr |", "|---|---|---|---|"]
-    for name, m in result["methods"].items():
-        lines.append(f"| {name} | {m['mse']:.4f} ± {m['mse_std']:.4f} | "
-                     f"{m['psnr']:.2f} ± {m['psnr_std']:.2f} | {m['corr']:.4f} ± {m['corr_std']:.4f} |")
+              "resize = block-centre convention; _norm = unit vectors.", ""]
+    key = key_rows(result)
+    if key:
+        lines += ["Networks, best aligned baseline (by PSNR)"
+                  + (", supervised oracle (upper bound)" if any(n.startswith("oracle")
+                                                                for n in key) else "") + ":",
+                  "", *head, *(_row(n, result["methods"][n]) for n in key), "",
+                  "All methods:", ""]
+    lines += [*head, *(_row(name, m) for name, m in result["methods"].items())]
+    lines += ["", f"± = standard deviation over the {result['n_images']} test images (of the "
+              "per-image values; not the error of the mean)."]
     return "\n".join(lines) + "\n"
 
 

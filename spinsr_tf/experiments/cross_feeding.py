@@ -54,7 +54,7 @@ def cross_scores(models: dict, hr: dict, baselines=CROSS_BASELINES) -> dict:
         If the two networks degrade differently (they would not see the same LR maps).
     """
     from spinsr_tf.evaluation.baselines import BASELINES
-    from spinsr_tf.data.degradation import gaussian_downsample
+    from spinsr_tf.data.degradation import Degradation
     from spinsr_tf.evaluation.scoring import degradation_of, predict_sr, score_method
 
     deg = {k: degradation_of(m) for k, m in models.items()}
@@ -62,8 +62,8 @@ def cross_scores(models: dict, hr: dict, baselines=CROSS_BASELINES) -> dict:
         raise UserError(f"Net I and Net II must share one degradation to be cross-fed; "
                         f"Net I has {deg['I']}, Net II has {deg['II']}")
     d = deg["I"]
-    f = d["factor"]
-    padding = "periodic" if d["padding"] == "periodic" else "reflect"
+    imaging = Degradation.from_dict(d)
+    f = imaging.factor
     lr = {}
     for kind, maps in hr.items():
         maps = np.asarray(maps, dtype=np.float32)
@@ -74,13 +74,13 @@ def cross_scores(models: dict, hr: dict, baselines=CROSS_BASELINES) -> dict:
             if model.input_shape[-1] != maps.shape[-1]:
                 raise UserError(f"Net {net} takes {model.input_shape[-1]} channels, Type {kind} "
                                 f"maps have {maps.shape[-1]}")
-        lr[kind] = gaussian_downsample(maps, f, kernel_size=d["kernel_size"], sigma=d["sigma"],
-                                       padding=d["padding"])
+        lr[kind] = imaging.apply(maps)
     cases = {}
     for label, (net, data) in CASES.items():
         sr = predict_sr(models[net], lr[data])
         cases[label] = {"net": net, "data": data, **score_method(sr, hr[data])}
-    base = {kind: {name: score_method(BASELINES[name](lr[kind], f, padding=padding), hr[kind])
+    base = {kind: {name: score_method(BASELINES[name](lr[kind], f, padding=imaging.padding,
+                                                      pixel=imaging.pixel), hr[kind])
                    for name in baselines} for kind in hr}
     return {"scale": int(f), "degradation": d,
             "n_images": {k: int(len(v)) for k, v in hr.items()}, "cases": cases,

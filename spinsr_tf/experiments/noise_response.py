@@ -26,15 +26,14 @@ draw, so peak Corr against α is smooth even on a few test images.
 from __future__ import annotations
 
 import dataclasses
-import numbers
 import os
 from pathlib import Path
 
 import numpy as np
 
-from spinsr_tf.data.interpolation import unit_normalize, upsample
-from spinsr_tf.data.degradation import gaussian_downsample
-from spinsr_tf.base.checks import check_maps, check_real
+from spinsr_tf.data.interpolation import unit_normalize
+from spinsr_tf.data.degradation import Degradation
+from spinsr_tf.base.checks import check_int, check_maps, check_real
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.evaluation.metrics import corr, mse
 
@@ -67,8 +66,7 @@ def default_alphas(kind: str, n: int = 8, smallest: float = 0.1) -> np.ndarray:
     """
     if kind not in ALPHA_MAX:
         raise UserError(f"kind must be 'I' or 'II', got {kind!r}")
-    if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
-        raise UserError(f"n must be an integer >= 1, got {n!r}")
+    check_int("n", n, 1)
     return np.concatenate([[0.0], np.geomspace(smallest, ALPHA_MAX[kind], int(n))])
 
 
@@ -168,12 +166,8 @@ def recursive_feed(model, lr, iterations: int = 100, hr=None, batch_size: int = 
         over images and ``"corr_per_image"``, ``"mse_per_image"`` (N, K), all float64.
     """
     x = _check_maps(lr, "lr")
-    if not isinstance(iterations, numbers.Integral) or isinstance(iterations, bool) \
-            or iterations < 1:
-        raise UserError(f"iterations must be an integer >= 1, got {iterations!r}")
-    if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) \
-            or batch_size < 1:
-        raise UserError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    check_int("iterations", iterations, 1)
+    check_int("batch_size", batch_size, 1)
     snapshots = sorted({int(k) for k in snapshots})
     if any(k < 1 or k > iterations for k in snapshots):
         raise UserError(f"snapshots must lie in 1..{iterations}, got {snapshots}")
@@ -213,13 +207,10 @@ def recursive_feed(model, lr, iterations: int = 100, hr=None, batch_size: int = 
     return out
 
 
-def _noisy_input(model, hr, alpha, seed, noise_on, degradation):
-    f = degradation["factor"]
-    kw = dict(kernel_size=degradation["kernel_size"], sigma=degradation["sigma"],
-              padding=degradation["padding"])
+def _noisy_input(hr, alpha, seed, noise_on, degradation: Degradation):
     if noise_on == "hr":
-        return gaussian_downsample(add_noise(hr, alpha, seed), f, **kw)
-    return add_noise(gaussian_downsample(hr, f, **kw), alpha, seed)
+        return degradation.apply(add_noise(hr, alpha, seed))
+    return add_noise(degradation.apply(hr), alpha, seed)
 
 
 def noise_sweep(model, hr, alphas=None, iterations: int = 100, seed=0, noise_on: str = "lr",
@@ -273,15 +264,15 @@ def noise_sweep(model, hr, alphas=None, iterations: int = 100, seed=0, noise_on:
                         f"model's scale {f}")
     if snapshots is None:
         snapshots = sorted({1, min(10, iterations), iterations})
-    padding = "periodic" if deg["padding"] == "periodic" else "reflect"
+    imaging = Degradation.from_dict(deg)
     result = {"alphas": alphas, "iterations": int(iterations), "noise_on": noise_on,
               "seed": seed, "n_images": int(len(hr)), "degradation": deg,
               "corr": [], "mse": [], "corr_per_image": [], "peak_corr": [],
               "peak_iteration": [], "input_corr": {"bicubic": [], "bicubic_norm": []},
               "snapshots": {}}
     for i, alpha in enumerate(alphas):
-        lr = _noisy_input(model, hr, alpha, seed, noise_on, deg)
-        up = upsample(lr, f, "bicubic", padding=padding)
+        lr = _noisy_input(hr, alpha, seed, noise_on, imaging)
+        up = imaging.upsample(lr, "bicubic")
         result["input_corr"]["bicubic"].append(float(corr(up, hr).mean()))
         result["input_corr"]["bicubic_norm"].append(float(corr(unit_normalize(up), hr).mean()))
         run = recursive_feed(model, lr, iterations=iterations, hr=hr, batch_size=batch_size,

@@ -51,19 +51,37 @@ def _train_physics(setting_dir: Path, train_file: Path, scale: int, kind: str, p
     return run_dir
 
 
-def _refined(lr, hamiltonian, weight, scale, start, steps, degradation):
+def _sizes(preset, steps: int) -> dict:
+    """What a setting's results depend on beyond the data and the networks (which their own
+    resumes check): the preset's sizes and the refinement steps."""
+    return {**dataclasses.asdict(preset), "steps": steps}
+
+
+def _check_unchanged(result_file: Path, result: dict, sizes: dict) -> None:
+    """Refuse to continue a folder made with other parameters (as ``generate``, ``train`` and
+    ``reproduce`` do): its finished results would be replaced, or mixed with new ones."""
+    from spinsr_tf.base.checks import describe_mismatch
+
+    stored = result.get("preset_sizes")
+    if stored != sizes:
+        diff = (describe_mismatch(stored, sizes) if isinstance(stored, dict)
+                else f"preset_sizes={stored!r}")
+        raise UserError(f"{str(result_file)!r} was made with other parameters: {diff}; run with "
+                        "the same parameters to continue, or choose another --out")
+
+
+def _refined(lr, hamiltonian, weight, start, steps, degradation):
     from spinsr_tf.inference.refine import refine
 
     t0 = time.perf_counter()
-    sr = refine(lr, hamiltonian, weight, scale, start=start, steps=steps,
-                kernel_size=degradation["kernel_size"], sigma=degradation["sigma"])
+    sr = refine(lr, hamiltonian, weight, degradation, start=start, steps=steps)
     return sr, (time.perf_counter() - t0) / len(lr)
 
 
 def physics_setting(setting_dir: Path, train_file: Path, test_file: Path, kind: str, scale: int,
                     preset, seed: int = 0, steps: int = 300, progress: bool = False) -> dict:
     """Train (or reuse) ``sr_physics`` for one setting and score every method; cached."""
-    from spinsr_tf.data.degradation import gaussian_downsample
+    from spinsr_tf.data.degradation import Degradation
     from spinsr_tf.data.generate import read_spins
     from spinsr_tf.evaluation.scoring import evaluate, predict_sr, score_method, write_json
     from spinsr_tf.experiments.reproduce import read_result
@@ -71,9 +89,10 @@ def physics_setting(setting_dir: Path, train_file: Path, test_file: Path, kind: 
     from spinsr_tf.physics.hamiltonians import hamiltonian_from_attrs
 
     result_file = setting_dir / "physics_results.json"
-    sizes = {**dataclasses.asdict(preset), "steps": steps}
+    sizes = _sizes(preset, steps)
     result = read_result(result_file)
-    if result is not None and result.get("preset_sizes") == sizes:
+    if result is not None:
+        _check_unchanged(result_file, result, sizes)
         return result
     setting_dir.mkdir(parents=True, exist_ok=True)
     say = print if progress else (lambda *a, **k: None)
@@ -91,13 +110,13 @@ def physics_setting(setting_dir: Path, train_file: Path, test_file: Path, kind: 
             models[name] = load_sr_model(path)
     hr = read_spins(test_file)
     result = evaluate(hr, models)
-    deg = result["degradation"]
-    lr = gaussian_downsample(hr, scale, kernel_size=deg["kernel_size"], sigma=deg["sigma"])
+    deg = Degradation.from_dict(result["degradation"])
+    lr = deg.apply(hr)
     say(f"  Type {kind}, x{scale}: refining {len(hr)} maps twice ({steps} steps)", flush=True)
     start = predict_sr(models["sr_physics"], lr)
     timing = {}
     for name, init in (("sr_refined", start), ("refine_bicubic", None)):
-        sr, seconds = _refined(lr, ham, weight, scale, init, steps, deg)
+        sr, seconds = _refined(lr, ham, weight, init, steps, deg)
         result["methods"][name] = score_method(sr, hr)
         timing[name] = seconds
     result.update(preset_sizes=sizes, physics_weight=weight,
@@ -115,7 +134,7 @@ def robustness(kind: str, scale: int, test_file: Path, steps: int = 300,
     :func:`~spinsr_tf.inference.weight_rule.choose_weight` picks for it from the LR maps (what a user with that
     Hamiltonian would get): PSNR/Corr per case, and the aligned-bicubic baseline."""
     from spinsr_tf.evaluation.baselines import BASELINES
-    from spinsr_tf.data.degradation import gaussian_downsample
+    from spinsr_tf.data.degradation import Degradation
     from spinsr_tf.data.generate import read_spins
     from spinsr_tf.evaluation.scoring import score_method
     from spinsr_tf.physics import TypeI, TypeII
@@ -124,7 +143,8 @@ def robustness(kind: str, scale: int, test_file: Path, steps: int = 300,
     from spinsr_tf.inference.refine import refine
 
     hr = read_spins(test_file)[:max_maps]
-    lr = gaussian_downsample(hr, scale)
+    deg = Degradation(scale)  # the paper's: σ = 1, 23 taps, point samples, periodic
+    lr = deg.apply(hr)
     base = TypeI() if kind == "I" else TypeII()
     key, factors = ROBUSTNESS[kind]
     rows = {"bicubic_norm": score_method(BASELINES["bicubic_norm"](lr, scale), hr)}
@@ -132,8 +152,8 @@ def robustness(kind: str, scale: int, test_file: Path, steps: int = 300,
              for f in (1.0,) + tuple(factors)] + [("exchange only", exchange_only())]
     weights = {}
     for name, ham in cases:
-        weights[name] = choose_weight(lr, ham, scale)
-        sr = refine(lr, ham, weights[name], scale, steps=steps)
+        weights[name] = choose_weight(lr, ham, deg)
+        sr = refine(lr, ham, weights[name], deg, steps=steps)
         rows[f"refine_bicubic {name}, λ={weights[name]:g}"] = score_method(sr, hr)
     return {"kind": kind, "scale": scale, "weights": weights, "n_images": len(hr),
             "degradation": {"factor": scale, "kernel_size": 23, "sigma": 1.0,
@@ -175,6 +195,14 @@ def physics_experiment(out_dir, preset="smoke", types=("I", "II"), seed: int = 0
         if kind not in PHYSICS_SCALES:
             raise UserError(f"type must be 'I' or 'II', got {kind!r}")
     out = check_output_folder(out_dir, REPRODUCTION_MARKS, "a reproduction")
+    from spinsr_tf.experiments.reproduce import read_result
+
+    for kind in types:   # finished settings of another --steps or preset: refused before work
+        for scale in PHYSICS_SCALES[kind]:
+            result_file = out / f"type_{kind}" / f"x{scale}" / "physics_results.json"
+            result = read_result(result_file) if result_file.is_file() else None
+            if result is not None:
+                _check_unchanged(result_file, result, _sizes(p, steps))
     out.mkdir(parents=True, exist_ok=True)
     settings, robust = {}, {}
     for kind in types:

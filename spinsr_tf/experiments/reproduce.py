@@ -151,16 +151,16 @@ def format_verdict(result: dict) -> str:
 def comparison_figure(models: dict, hr, degradation: dict, path: Path, title: str = "") -> Path:
     """Figs. 2–3 style panel of one test image: LR | aligned interpolation | networks | truth."""
     from spinsr_tf.evaluation.baselines import BASELINES
-    from spinsr_tf.data.degradation import gaussian_downsample
+    from spinsr_tf.data.degradation import Degradation
     from spinsr_tf.evaluation.scoring import predict_sr
     from spinsr_tf.data.render import comparison_panel
 
-    f = degradation["factor"]
-    lr = gaussian_downsample(hr, f, kernel_size=degradation["kernel_size"],
-                             sigma=degradation["sigma"], padding=degradation["padding"])
+    imaging = Degradation.from_dict(degradation)
+    f = imaging.factor
+    lr = imaging.apply(hr)
     columns = {"LR": lr[0]}
     for name in ("gaussian", "bilinear", "bicubic", "bicubic_norm"):
-        columns[name] = BASELINES[name](lr, f)[0]
+        columns[name] = BASELINES[name](lr, f, padding=imaging.padding, pixel=imaging.pixel)[0]
     for name, model in models.items():
         columns[name] = predict_sr(model, lr)[0]
     columns["ground truth"] = hr[0]

@@ -6,7 +6,9 @@ split into overlapping P×P patches it is a training set for the unsupervised ne
 only compares the re-degraded SR patch with the LR patch). The trained, fully convolutional
 network is then run over the *whole* image, tile by tile.
 
-A run lives in one folder::
+The run is a pipeline of named steps (:data:`STEPS`: read → estimate optics → configure →
+train → super-resolve → uncertainty → write) over one frozen, checked :class:`FitConfig`;
+each step reads and fills a :class:`FitRun`. A run lives in one folder::
 
     RUN_DIR/fit.json           the arguments and the image's identity (resume checks them)
     RUN_DIR/mapping.json       image values → network values, and back
@@ -21,7 +23,7 @@ A run lives in one folder::
                                point symmetries (transform, super-resolve, transform back)
                                and the error of the same on the result degraded again
     RUN_DIR/uncertainty.png    the same as a picture
-    RUN_DIR/preview.png        LR | bicubic | SR side by side
+    RUN_DIR/preview.png        input | bicubic | result | uncertainty, with what was estimated
 
 Optics. A microscope does not say how wide its point-spread function is, and camera pixels
 integrate over their area. By default the pixel model is ``"integrate"`` and the PSF width and
@@ -32,9 +34,11 @@ estimator is unsure of is reported in one line and recorded, and a default is us
 The paper's assumptions are ``sigma=1, pixel="sample", noise="none"``.
 
 Mapping. Image values go to the network's units and back through
-:mod:`spinsr_tf.inference.image_io` (scalar images onto [-1, 1] by percentiles, vector images
-by their median length); OVF cells of zero magnitude (holes, outside the magnet) enter as zero
-vectors, which the unit-vector SR output cannot reproduce, so mask them in the result if they
+:mod:`spinsr_tf.inference.image_io` (scalar images onto [-1, 1] by their min .. max, so the
+result is not capped, or with ``clip`` by the 1st–99th percentiles and clipped there; vector
+images by their median length); the results keep the input's layout and metadata (an OVF
+mesh, origin, units and title, a TIFF's pixel size) on the finer grid. OVF cells of zero
+magnitude (holes, outside the magnet) enter as zero vectors, which the unit-vector SR output cannot reproduce, so mask them in the result if they
 matter. Patches and inference tiles: :mod:`spinsr_tf.inference.tiling`.
 
 Paddings (boundary conditions): real images are not periodic, so the network, its degradation and the bicubic
@@ -43,21 +47,26 @@ baseline use mirror (``"reflect"``) padding.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
-import numbers
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from spinsr_tf.data.degradation import check_degradation_args, gaussian_downsample
-from spinsr_tf.base.checks import check_bool, check_int
+from spinsr_tf.base.checks import (check_bool, check_choice, check_int, check_real,
+                                   describe_mismatch)
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.base.files import atomic_path, save_npy_atomic, write_text_atomic
-from spinsr_tf.inference.image_io import read_input, to_network, value_mapping, write_like_input
+from spinsr_tf.base.files import atomic_path, save_npy_atomic, write_json_atomic
+from spinsr_tf.data.degradation import Degradation, check_degradation_args
+from spinsr_tf.data.noise import NoiseModel
+from spinsr_tf.inference.image_io import (CLIP_PERCENTILE, PERCENTILE, check_like_input,
+                                          read_input, to_network, value_mapping,
+                                          write_like_input)
 from spinsr_tf.inference.optics import choose_optics
 from spinsr_tf.inference.tiling import MIN_PATCH, extract_patches, patch_starts, super_resolve
 
@@ -119,7 +128,25 @@ def _check_out_dir(run_dir: Path, resume: bool) -> None:
                         "fit-image run; choose an empty or new folder")
 
 
-def _prepare(run_dir: Path, config: dict, resume: bool) -> None:
+def _check_out_parent(run_dir: Path) -> None:
+    """The run folder can be made and written: its nearest existing ancestor is a writable
+    folder (probed), so no run ends unable to store what it computed."""
+    from spinsr_tf.base.files import check_writable_folder
+
+    folder = run_dir.absolute()
+    if folder.exists() and not folder.is_dir():
+        return  # _check_out_dir says so
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UserError(f"out_dir {str(run_dir)!r} cannot be made: {str(folder)!r} is not a "
+                        "folder")
+    check_writable_folder(folder, "out_dir's folder")
+
+
+def _prepare(run_dir: Path, record: dict, resume: bool) -> None:
+    """Check that a run folder may hold a run of ``record`` (a resumed one: the same settings
+    but :data:`_RESUMABLE`), then make it and write ``fit.json``."""
     path = run_dir / FIT
     _check_out_dir(run_dir, resume)
     if path.exists():
@@ -127,60 +154,83 @@ def _prepare(run_dir: Path, config: dict, resume: bool) -> None:
             stored = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot read {str(path)!r}: {exc}") from None
-        diff = sorted(k for k in set(stored) | set(config)
-                      if k not in _RESUMABLE and stored.get(k) != config.get(k))
+        diff = describe_mismatch(stored, record, ignore=_RESUMABLE)
         if diff:
-            shown = ", ".join(f"{k}={stored.get(k)!r} (now {config.get(k)!r})" for k in diff[:3])
-            raise UserError(f"cannot resume {str(run_dir)!r}: {shown}")
+            raise UserError(f"cannot resume {str(run_dir)!r}: {diff}")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create out_dir {str(run_dir)!r}: {exc}") from None
-    write_text_atomic(path, json.dumps(config, indent=1, sort_keys=True) + "\n")
+    write_json_atomic(path, record)
 
 
 def _preview(run_dir: Path, lr: np.ndarray, bicubic: np.ndarray, sr: np.ndarray, scale: int,
+             spread: np.ndarray | None = None, caption: str | None = None,
              limit: int = 64) -> Path:
+    """``preview.png``: input | bicubic | result | uncertainty (if computed) of the centre
+    ``limit``² LR pixels, with colour bars, and ``caption`` (what was estimated) under it."""
     from spinsr_tf.data.render import comparison_panel
 
     h, w = lr.shape[:2]
     r0, c0 = max(0, (h - limit) // 2), max(0, (w - limit) // 2)
     r1, c1 = min(h, r0 + limit), min(w, c0 + limit)
     crop = lambda a, f: a[r0 * f:r1 * f, c0 * f:c1 * f]  # noqa: E731
-    note = "" if (r1 - r0, c1 - c0) == (h, w) else f" (centre {r1 - r0}x{c1 - c0} LR pixels)"
-    return comparison_panel({"LR": crop(lr, 1), "bicubic": crop(bicubic, scale),
-                             f"SR x{scale}": crop(sr, scale)}, run_dir / "preview.png",
-                            title=f"fit-image{note}")
+    note = "" if (r1 - r0, c1 - c0) == (h, w) else f", centre {r1 - r0}x{c1 - c0} LR pixels"
+    extra = None if spread is None else ("uncertainty", crop(spread, scale), "uncertainty")
+    return comparison_panel({"input (LR)": crop(lr, 1), "bicubic": crop(bicubic, scale),
+                             f"result (SR x{scale})": crop(sr, scale)},
+                            run_dir / "preview.png", title=f"fit-image x{scale}{note}",
+                            extra=extra, caption=caption)
+
+
+def _optics_caption(optics: dict, uncertainty: bool) -> str:
+    """What the run estimated and assumed, for the preview's caption (network units)."""
+    def how(key):
+        entry = optics["how"].get(key, {})
+        method = str(entry.get("method", "")).split(" (")[0]
+        if method.startswith("default") or entry.get("confident", True):
+            return method
+        return f"{method} unsure: default used"
+
+    noise = ("none" if optics["noise_kind"] == "none" else
+             f"{optics['noise_kind']}, std {optics['noise_std']:.3g}"
+             + (f" + {optics['noise_slope']:.3g}*x in variance" if optics["noise_slope"] else "")
+             + f" ({how('noise')})")
+    text = (f"PSF σ = {optics['sigma']:.3g} HR px ({how('sigma')}); pixel model "
+            f"{optics['pixel']}; noise {noise}. Values in network units.")
+    if uncertainty:
+        text += ("\nResult: mean over the lattice's point symmetries; uncertainty: their "
+                 "spread + the error of the result degraded again (colour scale: 1st-99th "
+                 "percentile).")
+    return text
 
 
 def _identity(image: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(image, dtype=np.float32).tobytes()).hexdigest()
 
 
-def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_run",
-              stride: int | None = None, epochs: int | None = None, batch_size: int = 16,
-              learning_rate: float = 1e-3, seed: int = 0, sigma="auto",
-              kernel_size: int | None = None, resume: bool = False, progress: bool = True,
-              percentile: float = 1.0, unit_vectors: bool = False, layer: int | None = None,
-              tile: int = 128, jit_compile: bool = True, network: str = None,
-              pixel: str = "integrate", noise="auto", uncertainty: bool = True) -> dict:
-    """Train the SR network on the patches of one image and super-resolve the whole image.
+# --- the settings ----------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class FitConfig:
+    """Every setting of one fit-image run, checked when made (a :class:`UserError` names the
+    first bad one, before anything is read or written).
 
     Parameters
     ----------
-    image_path : str or PathLike
+    image : str or PathLike
         ``.png``, ``.tif``/``.tiff``, ``.npy``, ``.h5``/``.hdf5`` or ``.ovf``: one image,
         grey levels (C = 1) or spin components (C = 3), see :func:`read_input`.
+    out_dir : str or PathLike
+        The run folder (see the module docstring); must be new or empty unless resuming.
     scale : int
         SR factor, a power of two (the paper: 8).
     patch : int
         Patch side in LR pixels (>= :data:`MIN_PATCH`; the paper's ×8 networks see 16).
-    out_dir : str or PathLike
-        The run folder (see the module docstring); must be new or empty unless resuming.
     stride : int, optional
         Distance between patches, LR pixels; default ``patch // STRIDE_SHARE`` (4 for the
-        ×8 patch of 16). The last row and column
-        of patches are shifted to end at the image border, so every pixel is covered.
+        ×8 patch of 16). The last row and column of patches are shifted to end at the image
+        border, so every pixel is covered.
     epochs : int, optional
         Training passes over the patches; default :func:`default_epochs` (40, fewer for a
         large image: about :data:`STEP_BUDGET` steps).
@@ -196,21 +246,23 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
     pixel : {"integrate", "sample"}
         Camera pixels that average their f×f block (default), or point samples (the paper's).
     noise : "auto", "none", "gaussian", "poisson" or a number
-        The noise model of the data term; "auto" estimates it (Poisson–Gaussian for integer
-        images, Gaussian otherwise); a number is a Gaussian standard deviation in image
-        units; "none" uses the plain LR term (fits the noise).
+        The noise model of the data term (:meth:`spinsr_tf.data.noise.NoiseModel.estimate`);
+        "auto" estimates it (Poisson–Gaussian for integer images, Gaussian otherwise); a
+        number is a Gaussian standard deviation in image units; "none" uses the plain LR term
+        (fits the noise).
     uncertainty : bool
         Super-resolve the image once per point symmetry: the result is the members' mean and
         ``uncertainty.npy`` / ``.png`` their spread and their error on the result degraded
         again (:func:`~spinsr_tf.inference.uncertainty.symmetry_spread`; False: one tiled pass
         of the network).
-    resume : bool
-        Continue a run in ``out_dir`` (patches reused, training resumed); the settings other
-        than ``epochs`` and ``tile`` must match.
-    progress : bool
-        Print what happens and show Keras' progress bar.
-    percentile : float
-        Scalar images: range used by the value mapping (:func:`value_mapping`).
+    percentile : float, optional
+        Scalar images: range used by the value mapping (:func:`value_mapping`); default
+        :data:`~spinsr_tf.inference.image_io.PERCENTILE` (0: min .. max, the result is not
+        capped), with ``clip`` :data:`~spinsr_tf.inference.image_io.CLIP_PERCENTILE` (1).
+    clip : bool
+        Scalar images: clip the results to the mapping's percentile range (the brightest and
+        darkest features are cut; fewer grey levels go to a few outliers). Default False: the
+        result's grey levels are the network's values through the inverted mapping.
     unit_vectors : bool
         Vector images: normalise every LR vector to unit length before training
         (:func:`value_mapping`); advisable for noisy component images.
@@ -220,6 +272,290 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
         Core tile side (LR pixels) of the whole-image inference (:func:`super_resolve`).
     jit_compile : bool
         XLA for the training step.
+    resume : bool
+        Continue a run in ``out_dir`` (patches reused, training resumed); the settings other
+        than :data:`_RESUMABLE` must match.
+    progress : bool
+        Print what happens and show Keras' progress bar.
+    """
+
+    image: Path
+    out_dir: Path = Path("fit_image_run")
+    scale: int = 8
+    patch: int = 16
+    stride: int | None = None
+    epochs: int | None = None
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    seed: int = 0
+    network: str | None = None
+    sigma: float | str = "auto"
+    kernel_size: int | None = None
+    pixel: str = "integrate"
+    noise: str | float = "auto"
+    uncertainty: bool = True
+    percentile: float | None = None
+    clip: bool = False
+    unit_vectors: bool = False
+    layer: int | None = None
+    tile: int = 128
+    jit_compile: bool = True
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self):
+        from spinsr_tf.nn.config import RECIPES
+        from spinsr_tf.nn.network import decoder_filters
+
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
+        decoder_filters(self.scale)
+        check_degradation_args(self.scale, 23 if self.kernel_size is None else self.kernel_size,
+                               1.0 if self.sigma == "auto" else self.sigma, "reflect",
+                               self.pixel)
+        check_bool("uncertainty", self.uncertainty)
+        check_bool("clip", self.clip)
+        if self.percentile is None:
+            set_("percentile", CLIP_PERCENTILE if self.clip else PERCENTILE)
+        patch = check_int("patch", self.patch, MIN_PATCH)
+        stride = (max(1, patch // STRIDE_SHARE) if self.stride is None
+                  else check_int("stride", self.stride, 1))
+        if stride > patch:
+            raise UserError(f"stride {stride} is larger than patch {patch}: pixels would be "
+                            "skipped")
+        set_("patch", patch)
+        set_("stride", stride)
+        if self.epochs is not None:
+            set_("epochs", check_int("epochs", self.epochs, 1))
+        for name, low in (("batch_size", 1), ("tile", 1), ("seed", 0)):
+            set_(name, check_int(name, getattr(self, name), low))
+        set_("network", FIT_RECIPE if self.network is None else self.network)
+        check_choice("network", self.network, [n for n in RECIPES if n != "oracle"])
+        check_real("learning_rate", self.learning_rate, 0, strict=True)
+        set_("image", Path(self.image))
+        set_("out_dir", Path(self.out_dir))
+
+    def record(self, run: "FitRun") -> dict:
+        """``fit.json``: the settings as the run resolved them and the image's identity (a
+        resumed run must match it but for :data:`_RESUMABLE`)."""
+        h, w, c = run.lr.shape
+        d = run.degradation
+        return {"image": os.path.abspath(self.image), "image_sha256": _identity(run.raw),
+                "image_shape": [h, w, c], "scale": d.factor, "patch": self.patch,
+                "stride": self.stride, "epochs": run.epochs, "batch_size": self.batch_size,
+                "learning_rate": float(self.learning_rate), "seed": self.seed,
+                "sigma": d.sigma, "kernel_size": d.kernel_size, "pixel": d.pixel,
+                "noise": run.noise.kind, "noise_std": run.noise.std,
+                "noise_slope": run.noise.slope, "uncertainty": bool(self.uncertainty),
+                "percentile": float(self.percentile), "clip": bool(self.clip),
+                "unit_vectors": bool(self.unit_vectors), "layer": self.layer,
+                "tile": self.tile, "jit_compile": bool(self.jit_compile),
+                "network": self.network}
+
+
+@dataclasses.dataclass
+class FitRun:
+    """What the steps of one run hand on: each step fills its part (network units)."""
+
+    config: FitConfig
+    raw: np.ndarray | None = None          # the image as read, (H, W, C)
+    info: dict | None = None               # its format and metadata (read_input)
+    mapping: dict | None = None            # image values -> network values
+    lr: np.ndarray | None = None           # (H, W, C) float32, network units
+    epochs: int | None = None
+    optics: dict | None = None             # degradation.json
+    degradation: Degradation | None = None
+    noise: NoiseModel | None = None
+    n_patches: int = 0
+    history: dict | None = None
+    model: object = None
+    sr: np.ndarray | None = None
+    spread: np.ndarray | None = None       # (1, H·f, W·f) uncertainty, or None
+    bicubic: np.ndarray | None = None
+    uncertainty: Path | None = None
+    result: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.config.out_dir
+
+    def say(self, text: str) -> None:
+        if self.config.progress:
+            print(text)
+
+
+# --- the steps -------------------------------------------------------------------------------
+
+def read(config: FitConfig, run: FitRun) -> None:
+    """Read the image, check it and what the run will write, map it to network units; refuse
+    a run folder the run may not use (all before any work)."""
+    _check_out_parent(config.out_dir)
+    raw, info = read_input(config.image, layer=config.layer)
+    h, w, c = raw.shape
+    if min(h, w) < config.patch:
+        raise UserError(f"image {str(config.image)!r} is {h}x{w} pixels, smaller than one "
+                        f"patch ({config.patch}x{config.patch}); use a smaller patch")
+    if config.clip and c != 1:
+        raise UserError("clip applies to scalar (one-channel) images, not to spin components")
+    # what the end of the run writes, checked before any work (format, metadata, layout)
+    for name in ("sr", "bicubic"):
+        check_like_input(config.out_dir / name, (h * config.scale, w * config.scale, c), info,
+                         config.scale)
+    run.mapping = {**value_mapping(raw, config.percentile, config.unit_vectors),
+                   "format": info["format"], "dtype": info["dtype"], "channels": c,
+                   "note": "network value x = (v - offset) / scale; v = x * scale + offset, "
+                           "v being the image values (integer intensities after "
+                           "from_intensity)"}
+    run.raw, run.info, run.lr = raw, info, to_network(raw, run.mapping)
+    run.epochs = (default_epochs((h, w), config.patch, config.stride, config.batch_size)
+                  if config.epochs is None else config.epochs)
+    _check_out_dir(config.out_dir, config.resume)
+
+
+def estimate_optics(config: FitConfig, run: FitRun) -> None:
+    """PSF width, pixel model and noise model: given, else estimated from the image, else
+    defaults (:func:`~spinsr_tf.inference.optics.choose_optics`)."""
+    dtype = np.dtype(run.info["dtype"])
+    counts = bool(np.issubdtype(dtype, np.integer))
+    # image units per network unit: grey levels for integer images (read_input maps their
+    # full range onto [-1, 1]), the values themselves otherwise
+    per_unit = (run.mapping["scale"] * (np.iinfo(dtype).max - np.iinfo(dtype).min) / 2.0
+                if counts else run.mapping["scale"])
+    optics = choose_optics(run.lr, config.scale, config.sigma, config.pixel, config.noise,
+                           image_scale=per_unit, counts=counts,
+                           image_min=None if counts else float(np.min(run.raw)))
+    if config.kernel_size is not None:
+        optics["kernel_size"] = int(config.kernel_size)
+    run.optics, run.noise = optics, NoiseModel.from_dict(optics)
+    run.degradation = Degradation(config.scale, optics["sigma"], optics["kernel_size"],
+                                  config.pixel, "reflect")
+
+
+def configure(config: FitConfig, run: FitRun) -> None:
+    """The run folder: ``fit.json`` (a resumed run is checked against it), ``mapping.json``,
+    ``degradation.json``, what was assumed said once, and the patches (reused if there)."""
+    run_dir = config.out_dir
+    _prepare(run_dir, config.record(run), config.resume)
+    write_json_atomic(run_dir / MAPPING, run.mapping)
+    write_json_atomic(run_dir / DEGRADATION, run.optics)
+    for line in run.optics["warnings"]:
+        print(f"fit-image: {line}", file=sys.stderr)
+    run.say(_optics_line(run.optics))
+    patches_path = run_dir / PATCHES
+    if patches_path.exists():
+        import h5py
+
+        with h5py.File(patches_path, "r") as f:
+            run.n_patches = int(f["lr"].shape[0])
+        run.say(f"fit-image: reusing {run.n_patches} patches in {patches_path}")
+        return
+    patches, corners = extract_patches(run.lr, config.patch, config.stride)
+    run.n_patches = len(patches)
+    _write_patches(patches_path, patches, corners,
+                   {**run.degradation.to_attrs(), "patch": config.patch,
+                    "stride": config.stride, "source": os.path.abspath(config.image)})
+    h, w, c = run.lr.shape
+    run.say(f"fit-image: {run.n_patches} patches of {config.patch}x{config.patch} (stride "
+            f"{config.stride}) from a {h}x{w}x{c} image -> {patches_path}")
+
+
+def train(config: FitConfig, run: FitRun) -> None:
+    """Train (or resume training) the recipe's network on the patches, its data term aware of
+    the noise model (:func:`~spinsr_tf.nn.losses.recorrupted.noise_aware`)."""
+    from spinsr_tf.nn.config import RECIPES, recipe
+    from spinsr_tf.nn.losses.recorrupted import noise_aware
+    from spinsr_tf.nn.network import load_sr_model
+    from spinsr_tf.nn.training import CONFIG, MODEL
+    from spinsr_tf.nn.training import train as train_network
+
+    d = run.degradation
+    train_dir = config.out_dir / TRAIN
+    train_config = recipe(config.network, config.out_dir / PATCHES, d.factor,
+                          epochs=run.epochs, batch_size=config.batch_size,
+                          learning_rate=config.learning_rate,
+                          val_fraction=_val_fraction(run.n_patches), seed=config.seed,
+                          kernel_size=d.kernel_size, sigma=d.sigma, padding=d.padding,
+                          pixel=d.pixel, jit_compile=config.jit_compile,
+                          losses=noise_aware(RECIPES[config.network]["losses"], run.noise))
+    run.history = train_network(train_config, train_dir, resume=(train_dir / CONFIG).exists(),
+                                progress=config.progress)
+    run.model = load_sr_model(train_dir / MODEL, compile=False)
+
+
+def super_resolve_image(config: FitConfig, run: FitRun) -> None:
+    """The SR image and its bicubic baseline. With ``uncertainty`` the image is super-resolved
+    once per point symmetry: the result is the members' mean (it scores higher against ground
+    truth than one pass: docs/uncertainty.md), their spread and their error on the result
+    degraded again the map of where to trust it (kept for :func:`uncertainty`)."""
+    epochs_done = len(run.history.get('epoch', []))
+    if config.uncertainty:
+        from spinsr_tf.inference.uncertainty import symmetry_spread
+
+        run.say(f"fit-image: trained {epochs_done} epoch(s); super-resolving the image once per "
+                "point symmetry (result: their mean), then the result degraded again "
+                "(uncertainty: spread + error on it)")
+        members_mean, run.spread = symmetry_spread(
+            run.model, run.lr[None], padding="reflect", pixel=config.pixel, sr="mean",
+            batch_size=1)
+        run.sr = members_mean[0]
+    else:
+        run.say(f"fit-image: trained {epochs_done} epoch(s); super-resolving the whole image "
+                f"in tiles of {config.tile} LR pixels")
+        run.sr = super_resolve(run.model, run.lr, tile=config.tile)
+    run.bicubic = run.degradation.upsample(run.lr[None], "bicubic", "aligned")[0]
+
+
+def uncertainty(config: FitConfig, run: FitRun) -> None:
+    """``uncertainty.npy`` and ``uncertainty.png`` (when computed)."""
+    if run.spread is None:
+        return
+    from spinsr_tf.inference.uncertainty import uncertainty_figure
+
+    run.uncertainty = config.out_dir / UNCERTAINTY
+    save_npy_atomic(run.uncertainty, run.spread[0].astype(np.float32))
+    uncertainty_figure(run.spread[:1], config.out_dir / "uncertainty.png",
+                       title="uncertainty, network units\n(symmetry spread + error "
+                             "on the result degraded again)")
+
+
+def write(config: FitConfig, run: FitRun) -> None:
+    """The values (network units), the results in the input's format, the preview, and the
+    LR misfit of the result and the baseline, compared with the noise variance."""
+    run_dir, scale, lr = config.out_dir, config.scale, run.lr
+    outputs = {}
+    for name, values in (("lr", lr), ("sr", run.sr), ("bicubic", run.bicubic)):
+        save_npy_atomic(run_dir / f"{name}_values.npy", values)
+        if name != "lr":
+            outputs[name] = write_like_input(run_dir / name, values, run.info, run.mapping,
+                                             scale, clip=config.clip)
+    spread = None if run.spread is None else run.spread[0]
+    preview = _preview(run_dir, lr, run.bicubic, run.sr, scale, spread=spread,
+                       caption=_optics_caption(run.optics, spread is not None))
+    lr_mse = {name: float(np.square(run.degradation.apply(values[None])[0] - lr)
+                          .sum(axis=-1).mean())
+              for name, values in (("sr", run.sr), ("bicubic", run.bicubic))}
+    noise_variance = run.noise.mean_variance(lr)
+    h, w, c = lr.shape
+    run.say(f"fit-image: wrote {outputs['sr']} ({h * scale}x{w * scale}x{c}), "
+            f"{outputs['bicubic']}, {preview}" + (f", {run_dir / 'uncertainty.png'}"
+                                                  if run.uncertainty is not None else ""))
+    run.say(_misfit_line(lr_mse, noise_variance, run.optics, c))
+    run.result = {"run_dir": run_dir, "sr": outputs["sr"], "bicubic": outputs["bicubic"],
+                  "preview": preview, "mapping": run.mapping, "n_patches": run.n_patches,
+                  "lr_shape": (h, w, c), "sr_shape": tuple(run.sr.shape),
+                  "history": run.history, "lr_mse": lr_mse, "noise_variance": noise_variance,
+                  "degradation": run.optics, "uncertainty": run.uncertainty}
+
+
+#: The steps of a run, in order; each takes ``(config, run)``.
+STEPS: tuple[Callable[[FitConfig, FitRun], None], ...] = (
+    read, estimate_optics, configure, train, super_resolve_image, uncertainty, write)
+
+
+def fit_image(image, **settings) -> dict:
+    """Train the SR network on the patches of one image and super-resolve the whole image.
+
+    ``image`` is a :class:`FitConfig`, or the image path with ``settings`` the other fields
+    of one (the same names and defaults). Runs :data:`STEPS` in order.
 
     Returns
     -------
@@ -227,175 +563,60 @@ def fit_image(image_path, scale: int = 8, patch: int = 16, out_dir="fit_image_ru
     ``n_patches``, ``lr_shape`` / ``sr_shape`` ``(H, W, C)``, ``history`` (per epoch),
     ``lr_mse`` (``{"sr", "bicubic"}``: mean squared difference between the re-degraded result
     and the LR image, network units, mean over pixels of the sum over components),
+    ``noise_variance`` (what a result that does not fit the noise misfits by),
     ``degradation`` (what ``degradation.json`` holds), ``uncertainty`` (its path or None).
 
     Raises
     ------
     UserError
         Unreadable or unsuitable image (too small for one patch, NaN, colour, transparent),
-        bad arguments, a non-empty ``out_dir`` without ``resume``. Nothing is written in
-        ``out_dir`` before the image and the arguments have been checked.
+        bad settings, a non-empty ``out_dir`` without ``resume``. Nothing is written in
+        ``out_dir`` before the image and the settings have been checked.
     """
-    from spinsr_tf.nn.network import decoder_filters
+    if isinstance(image, FitConfig):
+        config = dataclasses.replace(image, **settings) if settings else image
+    else:
+        config = FitConfig(image, **settings)
+    run = FitRun(config)
+    for step in STEPS:
+        step(config, run)
+    return run.result
 
-    decoder_filters(scale)
-    check_degradation_args(scale, 23 if kernel_size is None else kernel_size,
-                           1.0 if sigma == "auto" else sigma, "reflect", pixel)
-    check_bool("uncertainty", uncertainty)
-    patch = check_int("patch", patch, MIN_PATCH)
-    stride = max(1, patch // STRIDE_SHARE) if stride is None else check_int("stride", stride, 1)
-    if stride > patch:
-        raise UserError(f"stride {stride} is larger than patch {patch}: pixels would be skipped")
-    if epochs is not None:
-        epochs = check_int("epochs", epochs, 1)
-    batch_size = check_int("batch_size", batch_size, 1)
-    tile = check_int("tile", tile, 1)
-    seed = check_int("seed", seed, 0)
-    from spinsr_tf.nn.config import RECIPES
 
-    network = FIT_RECIPE if network is None else network
-    if network not in RECIPES or network == "oracle":
-        raise UserError(f"network must be one of {', '.join(n for n in RECIPES if n != 'oracle')}"
-                        f", got {network!r}")
-    if (isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real)
-            or not math.isfinite(learning_rate) or learning_rate <= 0):
-        raise UserError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
-    image_path = Path(image_path)
-    raw, info = read_input(image_path, layer=layer)
-    h, w, c = raw.shape
-    if min(h, w) < patch:
-        raise UserError(f"image {str(image_path)!r} is {h}x{w} pixels, smaller than one "
-                        f"patch ({patch}x{patch}); use a smaller patch")
-    mapping = {**value_mapping(raw, percentile, unit_vectors), "format": info["format"],
-               "dtype": info["dtype"], "channels": c,
-               "note": "network value x = (v - offset) / scale; v = x * scale + offset, "
-                       "v being the image values (integer intensities after from_intensity)"}
-    lr = to_network(raw, mapping)
-    if epochs is None:
-        epochs = default_epochs((h, w), patch, stride, batch_size)
-    run_dir = Path(out_dir)
-    _check_out_dir(run_dir, resume)
-    counts = bool(np.issubdtype(np.dtype(info["dtype"]), np.integer))
-    # image units per network unit: grey levels for integer images (read_input maps their
-    # full range onto [-1, 1]), the values themselves otherwise
-    per_unit = mapping["scale"] * (np.iinfo(np.dtype(info["dtype"])).max
-                                   - np.iinfo(np.dtype(info["dtype"])).min) / 2.0 \
-        if counts else mapping["scale"]
-    optics = choose_optics(lr, scale, sigma, pixel, noise, image_scale=per_unit,
-                           counts=counts, image_min=None if counts else float(np.min(raw)))
-    if kernel_size is not None:
-        optics["kernel_size"] = int(kernel_size)
-    sigma, kernel_size = optics["sigma"], optics["kernel_size"]
-    config = {"image": os.path.abspath(image_path), "image_sha256": _identity(raw),
-              "image_shape": [h, w, c], "scale": int(scale), "patch": patch, "stride": stride,
-              "epochs": epochs, "batch_size": batch_size, "learning_rate": float(learning_rate),
-              "seed": seed, "sigma": float(sigma), "kernel_size": int(kernel_size),
-              "pixel": pixel, "noise": optics["noise_kind"],
-              "noise_std": optics["noise_std"], "noise_slope": optics["noise_slope"],
-              "uncertainty": bool(uncertainty),
-              "percentile": float(percentile), "unit_vectors": bool(unit_vectors),
-              "layer": layer, "tile": tile,
-              "jit_compile": bool(jit_compile), "network": network}
-    _prepare(run_dir, config, resume)
-    say = print if progress else (lambda *a, **k: None)
-    write_text_atomic(run_dir / MAPPING, json.dumps(mapping, indent=1, sort_keys=True) + "\n")
-    write_text_atomic(run_dir / DEGRADATION, json.dumps(optics, indent=1, sort_keys=True) + "\n")
-    for line in optics["warnings"]:
-        print(f"fit-image: {line}", file=sys.stderr)
+def _optics_line(optics: dict) -> str:
+    """The one line that says which optics the run assumes (network units)."""
     sigma_how = optics["how"]["sigma"]
     sigma_source = sigma_how["method"]
-    if not sigma_how.get("confident", True) and not sigma_source.startswith("default"):
-        sigma_source = "default, estimate not used"
-    say(f"fit-image: optics: sigma {sigma:.3g} HR px ({sigma_source}), "
-        f"pixel {pixel}, noise {optics['noise_kind']}"
-        + (f" std {optics['noise_std']:.3g}" if optics["noise_kind"] != "none" else "")
-        + (f" + {optics['noise_slope']:.3g}*x" if optics["noise_slope"] else "")
-        + " (network units"
-        + (f"; {optics['how']['noise']['method'].split(' (')[0]}"
-           if optics["noise_kind"] != "none" else "") + ")")
+    if not sigma_how.get("confident", True):   # the warning above says why: said once
+        sigma_source = "assumed"
+    noisy = optics["noise_kind"] != "none"
+    return (f"fit-image: optics: sigma {optics['sigma']:.3g} HR px ({sigma_source}), "
+            f"pixel {optics['pixel']}, noise {optics['noise_kind']}"
+            + (f" std {optics['noise_std']:.3g}" if noisy else "")
+            + (f" + {optics['noise_slope']:.3g}*x" if optics["noise_slope"] else "")
+            + " (network units"
+            + (f"; {optics['how']['noise']['method'].split(' (')[0]}" if noisy else "") + ")")
 
-    patches_path = run_dir / PATCHES
-    if patches_path.exists():
-        import h5py
 
-        with h5py.File(patches_path, "r") as f:
-            n_patches = int(f["lr"].shape[0])
-        say(f"fit-image: reusing {n_patches} patches in {patches_path}")
-    else:
-        patches, corners = extract_patches(lr, patch, stride)
-        n_patches = len(patches)
-        _write_patches(patches_path, patches, corners,
-                       {"factor": int(scale), "kernel_size": int(kernel_size),
-                        "sigma": float(sigma), "padding": "reflect", "pixel": pixel,
-                        "patch": patch,
-                        "stride": stride, "source": os.path.abspath(image_path)})
-        say(f"fit-image: {n_patches} patches of {patch}x{patch} (stride {stride}) from a "
-            f"{h}x{w}x{c} image -> {patches_path}")
+def _noise_variance(lr: np.ndarray, optics: dict) -> float:
+    """The LR misfit of a result that explains the image but not its noise: the variance of
+    the noise model a ``degradation.json`` record ``optics`` holds
+    (:meth:`~spinsr_tf.data.noise.NoiseModel.mean_variance`). 0 without a noise model."""
+    return NoiseModel.from_dict(optics).mean_variance(lr)
 
-    from spinsr_tf.nn.config import RECIPES, recipe
-    from spinsr_tf.nn.losses import LRConsistency, Recorrupted
-    from spinsr_tf.nn.training import CONFIG, MODEL, train
 
-    losses = RECIPES[network]["losses"]
-    if optics["noise_kind"] != "none":
-        losses = tuple(Recorrupted(noise_std=optics["noise_std"],
-                                   noise_slope=optics["noise_slope"])
-                       if isinstance(t, LRConsistency) else t for t in losses)
-    train_dir = run_dir / TRAIN
-    train_config = recipe(network, patches_path, scale, epochs=epochs, batch_size=batch_size,
-                          learning_rate=learning_rate,
-                          val_fraction=_val_fraction(n_patches), seed=seed,
-                          kernel_size=kernel_size, sigma=sigma, padding="reflect",
-                          pixel=pixel, jit_compile=jit_compile, losses=losses)
-    history = train(train_config, train_dir, resume=(train_dir / CONFIG).exists(),
-                    progress=progress)
-    from spinsr_tf.data.interpolation import upsample
-    from spinsr_tf.nn.network import load_sr_model
-
-    model = load_sr_model(train_dir / MODEL, compile=False)
-    epochs_done = len(history.get('epoch', []))
-    spread = None
-    if uncertainty:
-        from spinsr_tf.inference.uncertainty import symmetry_spread
-
-        # the members T_g⁻¹ f(T_g y) give both: their mean is the result (it scores higher
-        # against ground truth than f(y) alone: docs/uncertainty.md), their spread and their
-        # error on the result degraded again the map of where to trust it
-        say(f"fit-image: trained {epochs_done} epoch(s); super-resolving the image once per "
-            "point symmetry (result: their mean), then the result degraded again "
-            "(uncertainty: spread + error on it)")
-        members_mean, spread = symmetry_spread(model, lr[None], padding="reflect", pixel=pixel,
-                                               sr="mean", batch_size=1)
-        sr = members_mean[0]
-    else:
-        say(f"fit-image: trained {epochs_done} epoch(s); super-resolving the whole image in "
-            f"tiles of {tile} LR pixels")
-        sr = super_resolve(model, lr, tile=tile)
-    bicubic = upsample(lr[None], scale, "bicubic", "aligned", padding="reflect", pixel=pixel)[0]
-    outputs = {}
-    for name, values in (("lr", lr), ("sr", sr), ("bicubic", bicubic)):
-        save_npy_atomic(run_dir / f"{name}_values.npy", values)
-        if name != "lr":
-            outputs[name] = write_like_input(run_dir / name, values, info, mapping, scale)
-    preview = _preview(run_dir, lr, bicubic, sr, scale)
-    uncertainty_path = None
-    if spread is not None:
-        from spinsr_tf.inference.uncertainty import uncertainty_figure
-
-        uncertainty_path = run_dir / UNCERTAINTY
-        save_npy_atomic(uncertainty_path, spread[0].astype(np.float32))
-        uncertainty_figure(spread[:1], run_dir / "uncertainty.png",
-                           title="uncertainty (symmetry spread + error on the result degraded "
-                                 "again, network units)")
-    lr_mse = {}
-    for name, values in (("sr", sr), ("bicubic", bicubic)):
-        back = gaussian_downsample(values[None], scale, kernel_size, sigma, "reflect",
-                                   pixel=pixel)[0]
-        lr_mse[name] = float(np.square(back - lr).sum(axis=-1).mean())
-    say(f"fit-image: wrote {outputs['sr']} ({h * scale}x{w * scale}x{c}), "
-        f"{outputs['bicubic']}, {preview}; LR misfit sr {lr_mse['sr']:.3g}, "
-        f"bicubic {lr_mse['bicubic']:.3g}")
-    return {"run_dir": run_dir, "sr": outputs["sr"], "bicubic": outputs["bicubic"],
-            "preview": preview, "mapping": mapping, "n_patches": n_patches,
-            "lr_shape": (h, w, c), "sr_shape": tuple(sr.shape), "history": history,
-            "lr_mse": lr_mse, "degradation": optics, "uncertainty": uncertainty_path}
+def _misfit_line(lr_mse: dict, noise_variance: float, optics: dict, channels: int) -> str:
+    """The misfit and what it is compared with: with a noise model the network is trained not
+    to reproduce the noise, so a good result misfits by about the noise variance, not 0."""
+    what = ("LR misfit (the result degraded again against the input: squared difference"
+            + (f" summed over the {channels} components" if channels > 1 else "")
+            + ", mean per LR pixel, network units)")
+    values = f"sr {lr_mse['sr']:.3g}, bicubic {lr_mse['bicubic']:.3g}"
+    if optics["noise_kind"] == "none":
+        return (f"fit-image: {what}: {values}; no noise model, so a result that fits the image "
+                "misfits by about 0")
+    std = f"std {optics['noise_std']:.3g}" + (
+        f" + {optics['noise_slope']:.3g}*x in variance" if optics["noise_slope"] else "")
+    return (f"fit-image: {what}: {values}; the estimated noise variance is "
+            f"{noise_variance:.3g} ({optics['noise_kind']}, {std}): a result that fits the "
+            "image but not its noise misfits by about that much")

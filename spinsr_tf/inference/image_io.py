@@ -3,24 +3,33 @@
 Scalar images (C = 1) are mapped affinely onto [-1, 1]: ``x = (v − offset) / scale`` with
 ``offset, scale`` the centre and half-width of the ``percentile .. 100 − percentile`` range of
 the values ``v`` (integer images: after :func:`~spinsr_tf.data.io.from_intensity`), so a camera
-image with arbitrary offset and contrast meets the network's ±1 domains; the tails beyond the
-percentiles are kept, not clipped. Vector images (C = 3) are divided by the median vector length
+image with arbitrary offset and contrast meets the network's ±1 domains. fit-image's default
+percentile is 0 (min .. max): its scalar output lies in (−1, 1) (``tanh``), so any narrower range
+would cap the result at the percentiles (the brightest features losing counts); with
+``clip=True`` the 1st–99th percentile range is used and the result clipped to it, which keeps a
+few outliers (hot pixels, a burnt-in label) from compressing the contrast but cuts the
+brightest features. Vector images (C = 3) are divided by the median vector length
 (``offset = 0``), so spins stay spins and magnetisation in A/m becomes ~unit vectors. A constant
 image has no range: its scale is set to 1 (``mapping["constant"]``), it maps to 0 and comes back
-unchanged. Results go back with ``v = x · scale + offset``, in the input's format and encoding.
+unchanged. Results go back with ``v = x · scale + offset``, in the input's format and encoding,
+with the input's metadata on the finer grid: an OVF mesh, origin, units and title
+(:func:`~spinsr_tf.data.ovf.ovf_header`), a TIFF's pixel size divided by the factor.
 """
 
 from __future__ import annotations
 
-import numbers
 from pathlib import Path
 
 import numpy as np
 
+from spinsr_tf.base.checks import check_real
 from spinsr_tf.base.errors import UserError
 
 #: Input format → output extension of the results.
 _OUT_EXT = {"npy": ".npy", "h5": ".h5", "tiff": ".tif", "png": ".png", "ovf": ".ovf"}
+#: fit-image's default percentile of the scalar mapping (min .. max: nothing capped), and the
+#: one of ``clip=True``.
+PERCENTILE, CLIP_PERCENTILE = 0.0, 1.0
 
 
 def _png_alpha(path: Path) -> None:
@@ -32,8 +41,8 @@ def _png_alpha(path: Path) -> None:
             if "A" not in im.getbands():
                 return
             lo, hi = im.getchannel("A").getextrema()
-    except (UnidentifiedImageError, OSError, ValueError):
-        return  # read_image reports unreadable files
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):
+        return  # read_image reports unreadable files (and decompression bombs)
     if lo < 255:
         raise UserError(f"PNG file {str(path)!r} has transparent pixels (alpha {lo}..{hi}); "
                         "fit-image needs an opaque image (flatten or crop it first)")
@@ -51,33 +60,37 @@ def read_input(path, layer: int | None = None) -> tuple[np.ndarray, dict]:
 
     Returns
     -------
-    image : ndarray, shape (H, W, C), float32
+    image : ndarray, shape (H, W, C), float32, or float64 for an OVF file's Binary 8 or Text
+        values (their precision kept until the network)
     info : dict
         ``format``, ``dtype`` (stored dtype), ``intensity`` (bool), ``ovf`` (OVF metadata or
-        None).
+        None), ``ndim`` (the stored rank, 2, 3 or 4: the layout results are written in; 2
+        for grey stored as equal RGB channels),
+        ``pixel`` (a TIFF's pixel size, :attr:`~spinsr_tf.data.io.ImageInfo.meta`, or None).
     """
-    from spinsr_tf.data.io import read_image
+    from spinsr_tf.data.io import OVF_SUFFIXES, read_image
 
     path = Path(path)
     suffix = path.suffix.lower()
-    if layer is not None and suffix not in (".ovf", ".omf"):
+    if layer is not None and suffix not in OVF_SUFFIXES:
         raise UserError(f"layer applies to OVF files only, not {str(path)!r}")
-    if suffix in (".ovf", ".omf"):
+    if suffix in OVF_SUFFIXES:
         from spinsr_tf.data.ovf import read_ovf
 
         field, meta = read_ovf(path, layer=layer, normalize=False)
         meta = {k: list(v) if isinstance(v, tuple) else v for k, v in meta.items()}
-        return field, {"format": "ovf", "dtype": "float32", "intensity": False, "ovf": meta}
+        return field, {"format": "ovf", "dtype": "float32", "intensity": False, "ovf": meta,
+                       "ndim": 3, "pixel": None}
     if suffix == ".png" and path.is_file():
         _png_alpha(path)
     x, info = read_image(path, return_info=True)
     if x.shape[0] != 1:
         raise UserError(f"{str(path)!r} holds {x.shape[0]} images; fit-image takes one image "
                         "(split the stack first)")
-    x = x[0]
+    x, ndim = x[0], info.ndim
     if info.is_intensity and x.shape[-1] == 3:
         if np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(x[..., 0], x[..., 2]):
-            x = x[..., :1]
+            x, ndim = x[..., :1], 2
         else:
             raise UserError(f"{str(path)!r} is a colour image; fit-image reads grey-level "
                             "intensity images (one channel) or spin components stored as "
@@ -85,11 +98,12 @@ def read_input(path, layer: int | None = None) -> tuple[np.ndarray, dict]:
     if x.shape[-1] not in (1, 3):
         raise UserError(f"{str(path)!r} has {x.shape[-1]} channels; expected 1 (scalar "
                         "contrast) or 3 (spin components)")
+    pixel = info.meta if info.format == "tiff" else None
     return x, {"format": info.format, "dtype": info.dtype, "intensity": info.is_intensity,
-               "ovf": None}
+               "ovf": None, "ndim": ndim, "pixel": pixel}
 
 
-def value_mapping(image, percentile: float = 1.0, unit_vectors: bool = False) -> dict:
+def value_mapping(image, percentile: float = PERCENTILE, unit_vectors: bool = False) -> dict:
     """The affine map ``x = (v − offset) / scale`` of an image onto network values.
 
     Parameters
@@ -97,7 +111,8 @@ def value_mapping(image, percentile: float = 1.0, unit_vectors: bool = False) ->
     image : array_like, shape (H, W, C), C = 1 or 3
     percentile : float in [0, 50)
         C = 1: ``offset, scale`` are the centre and half-width of the ``percentile ..
-        100 − percentile`` range (0: min..max). Ignored for C = 3 (median vector length).
+        100 − percentile`` range (0, the default: min..max, nothing beyond ±1). Ignored for
+        C = 3 (median vector length).
     unit_vectors : bool
         C = 3 only: :func:`to_network` then also scales every LR vector to unit length (zero
         vectors stay zero), as the paper did with its SPLEEM data. With noisy components the
@@ -112,9 +127,7 @@ def value_mapping(image, percentile: float = 1.0, unit_vectors: bool = False) ->
     set to 1).
     """
     v = np.asarray(image, dtype=np.float64)
-    if (isinstance(percentile, bool) or not isinstance(percentile, numbers.Real)
-            or not 0 <= percentile < 50):
-        raise UserError(f"percentile must be a number in [0, 50), got {percentile!r}")
+    check_real("percentile", percentile, 0, below=50)
     if v.shape[-1] == 1:
         lo, hi = np.percentile(v, [percentile, 100.0 - percentile])
         offset, scale, kind = 0.5 * (lo + hi), 0.5 * (hi - lo), "percentile"
@@ -138,13 +151,62 @@ def to_network(values, mapping: dict) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def from_network(x, mapping: dict) -> np.ndarray:
-    """``x · scale + offset`` as float32: the inverse of :func:`to_network`."""
-    return (np.asarray(x, np.float64) * mapping["scale"] + mapping["offset"]).astype(np.float32)
+def from_network(x, mapping: dict, clip: bool = False) -> np.ndarray:
+    """``x · scale + offset`` as float32: the inverse of :func:`to_network`, unclipped; with
+    ``clip`` (scalar images) ``x`` is first clipped to [−1, 1], the mapping's percentile range."""
+    x = np.asarray(x, np.float64)
+    if clip and mapping.get("kind") == "percentile":
+        x = np.clip(x, -1.0, 1.0)
+    return (x * mapping["scale"] + mapping["offset"]).astype(np.float32)
 
 
-def write_like_input(stem, x, info: dict, mapping: dict, scale: int) -> Path:
-    """Write network values in the input's units, format and encoding; return the path.
+def _output(stem, shape, info: dict, scale: int) -> tuple[Path, dict]:
+    """The path and :func:`~spinsr_tf.data.io.write_image` arguments of a result of ``shape``
+    (H·f, W·f, C) written like the input: format, bit depth, layout and metadata."""
+    path = Path(f"{stem}{_OUT_EXT[info['format']]}")
+    if info["format"] == "ovf":
+        from spinsr_tf.data.ovf import ovf_header
+
+        header = ovf_header(info["ovf"], scale,
+                            desc=[f"spinsr-tf fit-image: x{scale} super-resolution"])
+        return path, {"dtype": "float32", "ovf": header}
+    dtype = info["dtype"] if info["format"] in ("png", "tiff") else "float32"
+    if info["format"] == "png" and dtype not in ("uint8", "uint16"):
+        dtype = "uint8"
+    from spinsr_tf.data.io import scaled_pixel
+
+    pixel = scaled_pixel(info.get("pixel"), scale) if info["format"] == "tiff" else None
+    return path, {"dtype": dtype, "pixel": pixel}
+
+
+def _layout_shape(shape, info: dict) -> tuple:
+    """``(H, W, C)`` in the input's rank: ``(H, W)`` for a 2D grey image, ``(1, H, W, C)``
+    for a stack of one."""
+    shape, ndim = tuple(shape), info.get("ndim", 3)
+    if ndim == 2 and shape[-1] == 1:
+        return shape[:-1]
+    return (1, *shape) if ndim == 4 else shape
+
+
+def _layout(values, info: dict):
+    return np.reshape(values, _layout_shape(np.shape(values), info))
+
+
+def check_like_input(stem, shape, info: dict, scale: int) -> Path:
+    """Check, before any work, that :func:`write_like_input` can write a result of ``shape``
+    ``(H·f, W·f, C)``: the format can hold it and the input's metadata can be written on the
+    finer grid (e.g. an OVF mesh). The folder is not looked at (the run creates it)."""
+    from spinsr_tf.data.io import check_writable
+
+    path, kwargs = _output(stem, shape, info, scale)
+    check_writable(path, _layout_shape(shape, info), kwargs["dtype"], ovf=kwargs.get("ovf"),
+                   pixel=kwargs.get("pixel"), folder=False)
+    return path
+
+
+def write_like_input(stem, x, info: dict, mapping: dict, scale: int,
+                     clip: bool = False) -> Path:
+    """Write network values in the input's units, format, encoding and layout; return the path.
 
     Parameters
     ----------
@@ -152,30 +214,25 @@ def write_like_input(stem, x, info: dict, mapping: dict, scale: int) -> Path:
         Output path without extension; the extension follows the input format (``.png``,
         ``.tif``, ``.npy``, ``.h5``, ``.ovf``).
     x : ndarray, shape (H, W, C)
-        Network values; mapped back with :func:`from_network`.
+        Network values; mapped back with :func:`from_network` (unclipped unless ``clip``).
     info : dict
         From :func:`read_input`: PNG/TIFF integer images are written in their bit depth
-        (``to_intensity``), float images as float32, OVF as OVF 2.0 Binary 4 with the cell
-        size divided by ``scale`` in x and y.
+        (``to_intensity``), float images as float32, a 2D image as 2D; TIFF with its pixel size
+        divided by ``scale``; OVF in the file's version with its metadata on the finer mesh
+        (:func:`~spinsr_tf.data.ovf.ovf_header`: cell size divided by ``scale`` in x and y,
+        origin, units, title kept).
     mapping : dict
         From :func:`value_mapping`.
     scale : int
-        The SR factor (OVF cell size).
+        The SR factor.
+    clip : bool
+        Scalar images: clip to the mapping's percentile range (:func:`from_network`).
     """
     from spinsr_tf.data.io import write_image
 
-    path = Path(f"{stem}{_OUT_EXT[info['format']]}")
-    values = from_network(x, mapping)
-    if info["format"] == "ovf":
-        from spinsr_tf.data.ovf import write_ovf
-
-        meta = info["ovf"]
-        dx, dy, dz = meta["cellsize"]
-        unit = (meta["valueunits"] or "1").split()[0]
-        return write_ovf(path, values, binary=4, cellsize=(dx / scale, dy / scale, dz),
-                         title=meta["title"] or "m", valueunit=unit,
-                         desc=[f"spinsr-tf fit-image: x{scale} super-resolution"])
-    dtype = info["dtype"] if info["format"] in ("png", "tiff") else "float32"
-    if info["format"] == "png" and dtype not in ("uint8", "uint16"):
-        dtype = "uint8"
-    return write_image(path, values, dtype=dtype)
+    path, kwargs = _output(stem, np.shape(x), info, scale)
+    if info["format"] == "ovf":  # float64 to the file: Binary 8 keeps it
+        values = np.asarray(x, np.float64) * mapping["scale"] + mapping["offset"]
+    else:
+        values = from_network(x, mapping, clip=clip)
+    return write_image(path, _layout(values, info), **kwargs)

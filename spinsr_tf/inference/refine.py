@@ -5,15 +5,20 @@ An LR map says little about the HR map between its samples; a magnet says a lot:
 
     L(m) = MSE(degrade(m), LR) + λ · E_H(m) / N,         |m_i| = 1 at every site,
 
-where ``degrade`` is the fixed Gaussian filter downsizing of the network, ``E_H`` the energy of
+where ``degrade`` is the network's own degradation (a
+:class:`~spinsr_tf.data.degradation.Degradation`: PSF, window and pixel model, so a camera-pixel
+model is refined against camera pixels), ``E_H`` the energy of
 :func:`spinsr_tf.physics.energy` and N the number of HR sites. The unit-length constraint is kept
 by descending on the sphere: the gradient is projected onto the tangent plane of every spin, a step
 of Adam is taken and the spins are normalised again. Gradients are exact and analytic
 (``∂E/∂m = -h_eff``, :func:`spinsr_tf.physics.local_field`; the data term's is ``2/M Dᵀ(Dm - LR)``
-with the separable degradation matrices), in float64 NumPy: no graph to build, any map size, and
-the same objective as the physics prior of training (:mod:`spinsr_tf.inference.weight_rule`).
+with :meth:`~spinsr_tf.data.degradation.Degradation.apply` and its
+:meth:`~spinsr_tf.data.degradation.Degradation.adjoint`), in float64 NumPy: no graph to build,
+any map size, and the same objective as the physics prior of training
+(:mod:`spinsr_tf.inference.weight_rule`).
 
-The start is the network's SR map or, by default, aligned bicubic interpolation + normalisation.
+The start is the network's SR map or, by default, aligned bicubic interpolation (placed for the
+degradation's pixel model) + normalisation.
 The maps are periodic (simulations): the energy has no open padding.
 """
 
@@ -25,8 +30,8 @@ import numbers
 
 import numpy as np
 
-from spinsr_tf.data.interpolation import unit_normalize, upsample
-from spinsr_tf.data.degradation import check_degradation_args, downsample_matrix
+from spinsr_tf.data.interpolation import unit_normalize
+from spinsr_tf.data.degradation import Degradation, as_degradation
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.physics.energy import energy, local_field
 from spinsr_tf.physics.hamiltonians import check_hamiltonian
@@ -38,26 +43,6 @@ class Objective:
 
     data: np.ndarray      # MSE(degrade(m), LR) over the LR pixels and channels
     energy: np.ndarray    # E_H(m) / N, units of J
-
-
-class _Degradation:
-    """``lr = D_H · m · D_Wᵀ`` per map and channel, and its adjoint."""
-
-    def __init__(self, shape: tuple[int, int], factor: int, kernel_size: int, sigma: float):
-        h, w = shape
-        self.dh = downsample_matrix(h, factor, kernel_size, sigma, "periodic")
-        self.dw = self.dh if w == h else downsample_matrix(w, factor, kernel_size, sigma,
-                                                           "periodic")
-
-    def __call__(self, m: np.ndarray) -> np.ndarray:
-        """``(B, H, W, C)`` → ``(B, h, w, C)``."""
-        chw = np.moveaxis(m, -1, 1)
-        return np.moveaxis(self.dh @ chw @ self.dw.T, 1, -1)
-
-    def adjoint(self, r: np.ndarray) -> np.ndarray:
-        """``(B, h, w, C)`` → ``(B, H, W, C)``: ``D_Hᵀ · r · D_W``."""
-        chw = np.moveaxis(r, -1, 1)
-        return np.moveaxis(self.dh.T @ chw @ self.dw, 1, -1)
 
 
 def _check_positive(name, value, integer=False):
@@ -79,25 +64,32 @@ def _check_lr(lr) -> np.ndarray:
     return x
 
 
-def objective(sr, lr, hamiltonian, weight: float, factor: int, kernel_size: int = 23,
-              sigma: float = 1.0) -> Objective:
+def _periodic(degradation) -> Degradation:
+    deg = as_degradation(degradation)
+    if deg.padding != "periodic":
+        raise UserError("refinement needs periodic maps (the energy has no open boundary), got "
+                        f"a degradation with {deg.padding} padding")
+    return deg
+
+
+def objective(sr, lr, hamiltonian, weight: float, degradation) -> Objective:
     """The two terms of ``L`` for SR maps ``(B, H, W, 3)`` against LR maps ``(B, h, w, 3)``
-    (the total is ``data + weight · energy``)."""
+    (the total is ``data + weight · energy``); ``degradation`` as in :func:`refine`."""
+    deg = _periodic(degradation)
+    factor = deg.factor
     lr = _check_lr(lr)
     m = np.asarray(sr, dtype=np.float64)
     if m.ndim == 3:
         m = m[None]
     if m.shape[0] != lr.shape[0] or m.shape[1:3] != (lr.shape[1] * factor, lr.shape[2] * factor):
         raise UserError(f"sr of shape {m.shape} does not match lr {lr.shape} at factor {factor}")
-    deg = _Degradation(m.shape[1:3], factor, kernel_size, sigma)
-    data = np.mean((deg(m) - lr) ** 2, axis=(1, 2, 3))
+    data = np.mean((deg.apply(m, dtype=np.float64) - lr) ** 2, axis=(1, 2, 3))
     n = m.shape[1] * m.shape[2]
     return Objective(data=data, energy=np.atleast_1d(energy(m, check_hamiltonian(hamiltonian))) / n)
 
 
-def refine(lr, hamiltonian, weight: float, factor: int, start=None, steps: int = 300,
-           step_size: float = 0.02, kernel_size: int = 23, sigma: float = 1.0, mask=None,
-           return_history: bool = False):
+def refine(lr, hamiltonian, weight: float, degradation, start=None, steps: int = 300,
+           step_size: float = 0.02, mask=None, return_history: bool = False):
     """Minimise ``MSE(degrade(m), LR) + weight · E_H(m)/N`` over unit-vector maps ``m``.
 
     Parameters
@@ -107,11 +99,13 @@ def refine(lr, hamiltonian, weight: float, factor: int, start=None, steps: int =
         :func:`~spinsr_tf.physics.keras_energy.exchange_only` when only exchange is known.
     weight : λ >= 0, the weight of the energy per spin (units: LR MSE per J). 0 fits the LR data
         alone. :func:`spinsr_tf.inference.weight_rule.choose_weight` picks it from the LR maps.
-    factor : the SR factor (the degradation's stride).
+    degradation : the :class:`~spinsr_tf.data.degradation.Degradation` that made ``lr`` (a
+        model's is ``model.get_layer("lr").degradation``), periodic; an integer is that factor
+        with the paper's settings (σ = 1, 23 taps, point samples).
     start : ``(N, h·f, w·f, 3)`` initial SR maps (e.g. a network's output); default aligned
-        bicubic interpolation. Normalised to unit vectors first.
+        bicubic interpolation placed for the degradation's pixel model. Normalised to unit
+        vectors first.
     steps, step_size : iterations of Adam and its step (radians, roughly, per spin and step).
-    kernel_size, sigma : the Gaussian degradation (HR pixels), as in training.
     mask : optional ``(N, h, w)`` 0/1 weights of the LR pixels in the data term (the others are
         left to the prior; :func:`spinsr_tf.inference.weight_rule.choose_weight` holds pixels out this way).
     return_history : also return the per-step loss terms.
@@ -124,14 +118,15 @@ def refine(lr, hamiltonian, weight: float, factor: int, start=None, steps: int =
     single = np.ndim(lr) == 3
     x = _check_lr(lr)
     ham = check_hamiltonian(hamiltonian)
-    check_degradation_args(factor, kernel_size, sigma, "periodic")
+    deg = _periodic(degradation)
+    factor = deg.factor
     weight = float(_check_positive("weight", weight))
     steps = int(_check_positive("steps", steps, integer=True))
     step_size = float(_check_positive("step_size", step_size))
     b, h, w, _ = x.shape
     shape = (b, h * factor, w * factor, 3)
     if start is None:
-        m = upsample(x, factor, "bicubic", "aligned", padding="periodic").astype(np.float64)
+        m = deg.upsample(x, "bicubic", "aligned").astype(np.float64)
     else:
         m = np.asarray(start, dtype=np.float64)
         if m.shape != shape and not (b == 1 and m.shape == shape[1:]):
@@ -140,7 +135,6 @@ def refine(lr, hamiltonian, weight: float, factor: int, start=None, steps: int =
         if not np.isfinite(m).all():
             raise UserError("start contains NaN or infinite values")
     m = unit_normalize(m)
-    deg = _Degradation(shape[1:3], factor, kernel_size, sigma)
     if mask is None:
         keep = np.ones((b, h, w, 1))
     else:
@@ -154,7 +148,7 @@ def refine(lr, hamiltonian, weight: float, factor: int, start=None, steps: int =
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     history = {"data": [], "energy": []}
     for t in range(1, steps + 2):
-        residual = (deg(m) - x) * keep
+        residual = (deg.apply(m, dtype=np.float64) - x) * keep
         field = local_field(m, ham)
         if return_history:
             history["data"].append(np.sum(residual ** 2, axis=(1, 2, 3)) / n_lr[:, 0, 0, 0])

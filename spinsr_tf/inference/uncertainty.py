@@ -52,6 +52,7 @@ import numpy as np
 
 from spinsr_tf.base.checks import check_bool, check_choice, check_int, check_maps, check_real
 from spinsr_tf.base.errors import UserError
+from spinsr_tf.data.degradation import Degradation
 from spinsr_tf.nn.symmetry import LatticeOp, apply, group_for
 
 #: Where LR pixel ``k`` sits on the HR grid: at ``k·f`` ("sample", SPEC §3) or at the centre of
@@ -146,11 +147,9 @@ class _Member:
     """An LR → SR map as the spread needs it: a batched NumPy function and its geometry."""
 
     predict: Callable
-    padding: str | None
-    scale: int | None
-    pixel: str | None
-    #: the fixed degradation's window and width (spinsr models only): the "redegraded" reference
-    degradation: tuple | None = None
+    #: the model's fixed degradation (spinsr models only): its geometry (factor, padding, pixel
+    #: model) and the operator of the "redegraded" reference
+    degradation: Degradation | None = None
 
 
 def _member(model, batch_size: int) -> _Member:
@@ -161,14 +160,11 @@ def _member(model, batch_size: int) -> _Member:
     if isinstance(model, keras.Model) and {LR_OUTPUT, SR_OUTPUT} <= {l.name for l in model.layers}:
         from spinsr_tf.nn.export import serving_model
 
-        deg = model.get_layer(LR_OUTPUT)
         sr = serving_model(model)
         return _Member(lambda x: np.asarray(sr.predict(x, batch_size=batch_size, verbose=0)),
-                       deg.padding, int(deg.factor), getattr(deg, "pixel", "sample"),
-                       (int(deg.kernel_size), float(deg.sigma)))
+                       model.get_layer(LR_OUTPUT).degradation)
     if isinstance(model, keras.Model):
-        return _Member(lambda x: np.asarray(model.predict(x, batch_size=batch_size, verbose=0)),
-                       None, None, None)
+        return _Member(lambda x: np.asarray(model.predict(x, batch_size=batch_size, verbose=0)))
     if not callable(model):
         raise UserError(f"model must be a spinsr keras.Model or a callable LR -> SR, "
                         f"got {type(model).__name__}")
@@ -177,7 +173,7 @@ def _member(model, batch_size: int) -> _Member:
         return np.concatenate([np.asarray(model(x[i:i + batch_size]), dtype=np.float32)
                                for i in range(0, len(x), batch_size)])
 
-    return _Member(predict, None, None, None)
+    return _Member(predict)
 
 
 def _agree(name: str, given, found: list, default):
@@ -248,16 +244,15 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return np.where(norm > 0, x / np.where(norm > 0, norm, 1.0), x)
 
 
-def interpolation(lr, scale: int, padding: str = "periodic", pixel: str = "sample") -> np.ndarray:
+def interpolation(lr, degradation: Degradation) -> np.ndarray:
     """The reference of the departure, the strongest interpolation baseline: bicubic that puts
-    each LR pixel where the degradation took it from (:func:`spinsr_tf.data.interpolation.
-    upsample`, "aligned" for point samples, the block centre for camera pixels), then unit
-    vectors (C = 3) or values clipped to [−1, 1] (C = 1)."""
-    from spinsr_tf.data.interpolation import upsample
-
-    check_choice("pixel", pixel, PIXELS)
-    convention = "aligned" if pixel == "sample" else "resize"
-    return upsample(lr, scale, "bicubic", convention=convention, padding=padding, normalize=True)
+    each LR pixel where ``degradation`` took it from
+    (:meth:`~spinsr_tf.data.degradation.Degradation.upsample`: ``k·f`` for point samples, the
+    block centre for camera pixels), then unit vectors (C = 3) or values clipped to [−1, 1]
+    (C = 1). Only the geometry (factor, padding, pixel model) matters, not the PSF."""
+    if not isinstance(degradation, Degradation):
+        raise UserError(f"degradation must be a Degradation, got {degradation!r}")
+    return degradation.upsample(lr, "bicubic", normalize=True)
 
 
 def _pool(members, x, ops, pixel, periodic, progress, what):
@@ -273,8 +268,9 @@ def _pool(members, x, ops, pixel, periodic, progress, what):
                 if out.shape != (n, h * scale, w * scale, c) or scale < 1:
                     raise UserError(f"model maps LR {x.shape} to {out.shape}, not to SR maps "
                                     f"(N, h·f, w·f, C)")
-                if member.scale is not None and member.scale != scale:
-                    raise UserError(f"model output is x{scale}, its degradation x{member.scale}")
+                own = member.degradation
+                if own is not None and own.factor != scale:
+                    raise UserError(f"model output is x{scale}, its degradation x{own.factor}")
             elif out.shape != (n, h * scale, w * scale, c):
                 raise UserError(f"the models disagree on the SR shape: {out.shape} vs "
                                 f"{(n, h * scale, w * scale, c)}")
@@ -389,9 +385,11 @@ def symmetry_spread(model, lr, group="lattice", hamiltonian=None, padding: str |
         if any(d is None for d in degradations):
             raise UserError("reference='redegraded' needs spinsr models (it degrades the result "
                             "with their degradation layer); use 'interpolation' or 'mean'")
-        kernel_size, sigma = _agree("degradation (kernel_size, sigma)", None, degradations, None)
-    padding = _agree("padding", padding, [m.padding for m in members], "periodic")
-    pixel = _agree("pixel", pixel, [m.pixel for m in members], "sample")
+        _agree("degradation (kernel_size, sigma)", None,
+               [(d.kernel_size, d.sigma) for d in degradations], None)
+    own = [d for d in degradations if d is not None]
+    padding = _agree("padding", padding, [d.padding for d in own], "periodic")
+    pixel = _agree("pixel", pixel, [d.pixel for d in own], "sample")
     periodic = padding == "periodic"
     ops = group_ops(group, hamiltonian, c, (h, w), periodic, shifts)
 
@@ -403,10 +401,8 @@ def symmetry_spread(model, lr, group="lattice", hamiltonian=None, padding: str |
         # the same members on the result degraded again: an image whose truth is known (the
         # result itself), so their distance to it is the error this network makes on such an
         # image, where the texture is like this one
-        from spinsr_tf.data.degradation import gaussian_downsample
-
-        again = gaussian_downsample(mean.astype(np.float32), scale, kernel_size, sigma,
-                                    padding, pixel=pixel)
+        # every model agrees on it, and on padding and pixel with the arguments (above)
+        again = degradations[0].apply(mean.astype(np.float32))
         second = _pool(members, again, ops, pixel, periodic, progress,
                        "the result degraded again")[0].mean()
         second = _unit(second) if normalize else second
@@ -415,7 +411,8 @@ def symmetry_spread(model, lr, group="lattice", hamiltonian=None, padding: str |
         spread = local_rms(np.sqrt(squared), smooth, periodic)
     else:
         target = (None if reference == "mean"
-                  else interpolation(x, scale, padding, pixel).astype(np.float64))
+                  else interpolation(x, Degradation(scale, padding=padding, pixel=pixel))
+                  .astype(np.float64))
         spread = local_rms(moments.distance(target), smooth, periodic)
     out = mean if sr == "mean" else plain
     return out.astype(np.float32), spread.astype(np.float32)
@@ -423,8 +420,9 @@ def symmetry_spread(model, lr, group="lattice", hamiltonian=None, padding: str |
 
 def uncertainty_figure(uncertainty, path, title: str | None = None, max_maps: int = 8):
     """Save a picture of ``(N, H, W)`` uncertainty maps (the first ``max_maps``) on one viridis
-    scale from their minimum to their maximum, with a colour bar, so maps and pixels compare at
-    a glance. Returns the path."""
+    scale, with a colour bar, so maps and pixels compare at a glance. The scale spans the 1st to
+    99th percentile (the bar's arrows: beyond it): a few bright pixels at an open boundary
+    would otherwise leave the rest of the map dark. Returns the path."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -439,13 +437,16 @@ def uncertainty_figure(uncertainty, path, title: str | None = None, max_maps: in
         raise UserError(f"uncertainty must have shape (N, H, W), got {np.shape(uncertainty)}")
     u = u[:check_int("max_maps", max_maps, 1)]
     finite = u[np.isfinite(u)]
-    low, top = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    fig, axes = plt.subplots(1, len(u), figsize=(2.6 * len(u) + 0.6, 2.6), squeeze=False)
+    low, top = ((float(np.percentile(finite, 1)), float(np.percentile(finite, 99)))
+                if finite.size else (0.0, 1.0))
+    aspect = u.shape[2] / u.shape[1]
+    fig, axes = plt.subplots(1, len(u), figsize=(2.8 * aspect * len(u) + 1.0, 3.0),
+                             squeeze=False)
     for ax, img in zip(axes[0], u):
         im = ax.imshow(img, cmap="viridis", vmin=low, vmax=top if top > low else low + 1.0,
                        interpolation="nearest")
         ax.set_xticks([]), ax.set_yticks([])
-    fig.colorbar(im, ax=list(axes[0]), shrink=0.85, label="uncertainty")
+    fig.colorbar(im, ax=list(axes[0]), shrink=0.85, label="uncertainty", extend="both")
     if title:
         fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)

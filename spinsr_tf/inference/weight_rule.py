@@ -45,9 +45,9 @@ def noise_variance(lr) -> float:
     return float((np.median(np.abs(d)) / 0.6745) ** 2)
 
 
-def choose_weight(lr, hamiltonian, factor: int, grid=WEIGHT_GRID, max_maps: int = 4,
-                  steps: int = 200, kernel_size: int = 23, sigma: float = 1.0,
-                  noise: float | str | None = None, return_details: bool = False):
+def choose_weight(lr, hamiltonian, degradation, grid=WEIGHT_GRID, max_maps: int = 4,
+                  steps: int = 200, noise: float | str | None = None,
+                  return_details: bool = False):
     """Largest λ of ``grid`` whose refined maps reproduce their LR inputs as well as the data allow.
 
     Morozov's discrepancy principle, from LR data only: for each λ (ascending) the first
@@ -62,17 +62,21 @@ def choose_weight(lr, hamiltonian, factor: int, grid=WEIGHT_GRID, max_maps: int 
     costs orders of magnitude more, and the rule then backs off to a small λ. ``noise`` is the
     noise variance of the LR maps when it is known (a microscope's noise model), ``"estimate"``
     for :func:`noise_variance` (an upper estimate: texture on the pixel scale counts as noise),
-    None (default) for noise-free data.
+    None (default) for noise-free data. ``degradation`` is the
+    :class:`~spinsr_tf.data.degradation.Degradation` that made ``lr`` (its pixel model
+    included; an integer is that factor with the paper's settings), used by both the refinement
+    and the misfit.
 
     Returns
     -------
     float (and, with ``return_details``, ``{"tolerance", "reference_misfit", "weights",
     "lr_mse"}``).
     """
-    from spinsr_tf.data.degradation import gaussian_downsample
+    from spinsr_tf.data.degradation import as_degradation
     from spinsr_tf.inference.refine import refine
 
     ham = check_hamiltonian(hamiltonian)
+    deg = as_degradation(degradation)
     x = np.asarray(lr, dtype=np.float64)[:max(int(max_maps), 1)]
     grid = sorted(check_weight(w) for w in grid)
     if not grid:
@@ -83,8 +87,8 @@ def choose_weight(lr, hamiltonian, factor: int, grid=WEIGHT_GRID, max_maps: int 
         noise = check_weight(noise)
 
     def misfit(weight):
-        sr = refine(x, ham, weight, factor, steps=steps, kernel_size=kernel_size, sigma=sigma)
-        return float(np.mean((gaussian_downsample(sr, factor, kernel_size, sigma) - x) ** 2))
+        sr = refine(x, ham, weight, deg, steps=steps)
+        return float(np.mean((deg.apply(sr) - x) ** 2))
 
     errors = [misfit(grid[0])]
     tolerance = max(noise or 0.0, MISFIT_FACTOR * errors[0], MISFIT_FLOOR)
@@ -133,21 +137,19 @@ def with_chosen_weights(config, out_dir=None, resume: bool = False, progress: bo
     else:
         source = open_training_data(config.data, config.scale, config.kernel_size, config.sigma,
                                     config.padding, hr_path=config.hr_data,
-                                    max_samples=config.max_samples)
+                                    max_samples=config.max_samples, pixel=config.pixel)
         try:
             term = term.resolved(source.attrs)
             term.check(source.lr_shape[-1], source.degradation.padding, source.lr_shape[:2])
             train_idx, _ = split_indices(source.n, config.val_fraction)
-            deg = source.degradation
             if progress:
                 print("choosing the physics weight from the LR maps (discrepancy principle)",
                       flush=True)
             from spinsr_tf.physics.hamiltonians import hamiltonian_from_attrs
 
             weight, rule = choose_weight(source.lr(train_idx[:4]),
-                                         hamiltonian_from_attrs(term.hamiltonian), deg.factor,
-                                         kernel_size=deg.kernel_size, sigma=deg.sigma,
-                                         return_details=True)
+                                         hamiltonian_from_attrs(term.hamiltonian),
+                                         source.degradation, return_details=True)
         finally:
             source.close()
         if progress:

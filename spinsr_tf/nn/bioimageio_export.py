@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 import string
 import tempfile
 import zipfile
@@ -41,6 +40,7 @@ import keras
 import numpy as np
 
 from spinsr_tf._version import __version__
+from spinsr_tf.base.checks import check_real
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import atomic_path, check_replaceable, check_writable_folder
 from spinsr_tf.nn.export import check_not_input, load_model, serving_model, write_saved_model
@@ -137,10 +137,7 @@ def _check_percentile(percentile, channels: int):
     if channels != 1:
         raise UserError("percentile applies to scalar (one-channel) models; spin components are "
                         "not mapped by percentiles")
-    if (isinstance(percentile, bool) or not isinstance(percentile, numbers.Real)
-            or not 0 <= percentile < 50):
-        raise UserError(f"percentile must be a number in [0, 50), got {percentile!r}")
-    return float(percentile)
+    return check_real("percentile", percentile, 0, below=50)
 
 
 def _check_out(out: Path, force: bool, inputs) -> None:

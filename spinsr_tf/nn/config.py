@@ -14,6 +14,7 @@ import os
 
 from spinsr_tf.base.checks import check_bool, check_int, check_real
 from spinsr_tf.base.errors import UserError
+from spinsr_tf.data.degradation_generator import DegradationGenerator, as_generator
 from spinsr_tf.nn.losses import Equivariance, LossTerm, LRConsistency, Supervised, term_from_config
 from spinsr_tf.nn.network import OUTPUTS, decoder_filters
 
@@ -45,7 +46,12 @@ class TrainConfig:
         The last ``floor(N · val_fraction)`` samples (at least one if > 0) are held out.
     kernel_size, sigma, padding, pixel : optional
         The fixed degradation (odd window and width in HR pixels, boundary condition, pixel
-        model ``"sample"`` or ``"integrate"``).
+        model ``"sample"`` or ``"integrate"``). With ``degradations`` it is the nominal one:
+        the saved network's ``lr`` layer and the LR maps of ``val_sr_mse``.
+    degradations : DegradationGenerator, optional
+        Blind training (:mod:`spinsr_tf.data.degradation_generator`): every batch draws its
+        own degradation (σ, pixel model, noise) from these ranges, makes its LR input from the
+        HR maps with it, and the loss terms re-degrade with that same draw. Needs HR maps.
     output : {"linear", "unit"}
         SR output: the paper's linear convolution, or projected onto unit vectors.
     residual : bool
@@ -70,6 +76,7 @@ class TrainConfig:
     sigma: float | None = None
     padding: str | None = None
     pixel: str | None = None
+    degradations: DegradationGenerator | None = None
     output: str = "linear"
     residual: bool = False
     losses: tuple = (LRConsistency(),)
@@ -107,6 +114,12 @@ class TrainConfig:
             raise UserError(f"loss term {needy[0]!r} needs output='unit' (unit spins), got "
                             f"{self.output!r}")
         set_("losses", losses)
+        set_("degradations", as_generator(self.degradations))
+        if self.degradations is not None:
+            fixed = [t.name for t in losses if t.kind == "recorrupted"]
+            if fixed:
+                raise UserError(f"loss term {fixed[0]!r} cannot train across drawn "
+                                "degradations (it re-degrades with the network's fixed one)")
 
     @property
     def supervised(self) -> bool:
@@ -123,17 +136,37 @@ class TrainConfig:
     def to_json(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["losses"] = [t.to_config() for t in self.losses]
+        out["degradations"] = (None if self.degradations is None
+                               else self.degradations.to_dict())
         return out
 
     @classmethod
     def from_json(cls, obj: dict) -> "TrainConfig":
+        """Inverse of :meth:`to_json`; a damaged record (hand-edited, truncated: not a dict,
+        ``losses`` not a list of terms, a required key missing) is a one-line ``UserError``."""
+        if not isinstance(obj, dict):
+            raise UserError(f"a configuration must be a JSON object, got {type(obj).__name__}")
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(obj) - fields)
         if unknown:
             raise UserError(f"unknown configuration key(s): {', '.join(unknown)}")
+        missing = sorted(f.name for f in dataclasses.fields(cls) if f.name not in obj
+                         and f.default is dataclasses.MISSING
+                         and f.default_factory is dataclasses.MISSING)
+        if missing:
+            raise UserError(f"configuration key(s) missing: {', '.join(missing)}")
         obj = dict(obj)
-        obj["losses"] = tuple(term_from_config(t) for t in obj.get("losses", ()))
-        return cls(**obj)
+        losses = obj.get("losses", ())
+        if not isinstance(losses, (list, tuple)) or not all(isinstance(t, dict) for t in losses):
+            raise UserError(f"configuration key 'losses' must be a list of loss terms "
+                            f"({{\"term\": NAME, ...}}), got {losses!r}"[:200])
+        obj["losses"] = tuple(term_from_config(t) for t in losses)
+        try:
+            return cls(**obj)
+        except (TypeError, ValueError, AttributeError) as exc:   # a value of the wrong kind
+            if isinstance(exc, UserError):
+                raise
+            raise UserError(f"damaged configuration: {exc}") from None
 
 
 #: Named networks: the fields of :class:`TrainConfig` each sets. ``paper`` is the paper's recipe

@@ -24,8 +24,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from spinsr_tf.data.degradation import (PADDING_MODES, PIXEL_MODELS, check_degradation_args,
-                                        degradation_taps, fold_index)
+from spinsr_tf.data.degradation import PADDING_MODES, PIXEL_MODELS, Degradation, fold_index
 from spinsr_tf.base.errors import UserError
 
 _DATA_FORMATS = ("channels_last", "channels_first")
@@ -93,16 +92,6 @@ def _constant(layer, n: int, build):
     if n not in cache:
         cache[n] = build()
     return ops.convert_to_tensor(cache[n], dtype=layer.compute_dtype)
-
-
-def _numpy_downsample(n: int, factor: int, half: int, taps, padding: str) -> np.ndarray:
-    """NumPy twin of :meth:`GaussianDownsample._operator` (same taps, same fold)."""
-    src = fold_index(np.arange(n + 2 * half + factor) - half, n, padding)
-    rows = np.arange(n // factor)
-    d = np.zeros((n // factor, n))
-    for u, tap in enumerate(taps):
-        np.add.at(d, (rows, src[rows * factor + u]), float(tap))
-    return d
 
 
 def _numpy_upsample(n: int, factor: int, taps, reach: int, padding: str) -> np.ndarray:
@@ -239,6 +228,11 @@ class GaussianDownsample(keras.layers.Layer):
     convolution on CPU; its cost grows as ``(H·W/f)·(H + W/f)`` per map and channel, so for
     very large maps a convolution would win. Gradients flow to the input (the SR map) only.
 
+    :meth:`from_degradation` builds it from a
+    :class:`~spinsr_tf.data.degradation.Degradation`, whose NumPy operator
+    (:meth:`~spinsr_tf.data.degradation.Degradation.matrix`) gives the matrices of a static
+    size, and :attr:`degradation` gives that object back.
+
     Parameters
     ----------
     factor : int
@@ -261,15 +255,29 @@ class GaussianDownsample(keras.layers.Layer):
     def __init__(self, factor, kernel_size=23, sigma=1.0, padding="periodic", data_format=None,
                  pixel="sample", **kwargs):
         super().__init__(**kwargs)
-        check_degradation_args(factor, kernel_size, sigma, padding, pixel)
-        self.factor = int(factor)
-        self.kernel_size = int(kernel_size)
-        self.sigma = float(sigma)
-        self.padding = padding
-        self.pixel = pixel
+        self._degradation = Degradation(factor, sigma, kernel_size, pixel, padding)
+        self.factor = self._degradation.factor
+        self.kernel_size = self._degradation.kernel_size
+        self.sigma = self._degradation.sigma
+        self.padding = self._degradation.padding
+        self.pixel = self._degradation.pixel
         self.data_format = _standardize_data_format(data_format)
-        self._taps = degradation_taps(self.factor, self.kernel_size, self.sigma, pixel)
+        self._taps = self._degradation.taps()
         self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    @classmethod
+    def from_degradation(cls, degradation: Degradation, **kwargs) -> "GaussianDownsample":
+        """The layer of a :class:`~spinsr_tf.data.degradation.Degradation` (``kwargs``: the
+        layer's own arguments, e.g. ``name``, ``data_format``)."""
+        if not isinstance(degradation, Degradation):
+            raise UserError(f"degradation must be a Degradation, got {degradation!r}")
+        d = degradation
+        return cls(d.factor, d.kernel_size, d.sigma, d.padding, pixel=d.pixel, **kwargs)
+
+    @property
+    def degradation(self) -> Degradation:
+        """The imaging model this layer applies (what refinement and scoring must use too)."""
+        return self._degradation
 
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)
@@ -291,8 +299,7 @@ class GaussianDownsample(keras.layers.Layer):
         """
         half = self.kernel_size // 2
         if isinstance(n, int):
-            return _constant(self, n, lambda: _numpy_downsample(n, self.factor, half, self._taps,
-                                                                self.padding))
+            return _constant(self, n, lambda: self._degradation.matrix(n))
         rows = ops.arange(n // self.factor, dtype="int32") * self.factor
         src = _source_indices(n, half, half + self.factor, self.padding)
         d = 0.0
@@ -314,6 +321,90 @@ class GaussianDownsample(keras.layers.Layer):
             "pixel": self.pixel,
             "data_format": self.data_format,
         }
+        return {**super().get_config(), **config}
+
+
+@keras.saving.register_keras_serializable(package="spinsr_tf")
+class TapsDownsample(keras.layers.Layer):
+    """A degradation whose filter is data: ``layer(x, taps)`` with one separable filter per
+    sample, for training across drawn degradations (blind SR,
+    :mod:`spinsr_tf.data.degradation_generator`).
+
+    ``out[n, a, b, c] = Σ_{u,v} t[n, u] t[n, v] · x[n, s(a·f + u − k//2), s(b·f + v − k//2), c]``
+    with ``t`` the taps input ``(batch, taps_length)``, ``f = factor``, ``k = kernel_size`` and
+    ``s`` the padding map. Every pixel model of
+    :class:`~spinsr_tf.data.degradation.Degradation` with this ``factor``, ``kernel_size`` and
+    ``padding`` is such a filter (``DegradationGenerator.padded_taps``: the point-sample
+    Gaussian padded with ``f − 1`` zeros, the camera pixel's Gaussian-times-box filter), so for
+    taps of a degradation the layer equals its :meth:`~spinsr_tf.data.degradation.Degradation.apply`
+    (1e-6 in float32). No weights; gradients flow to ``x`` (and to the taps, which are inputs).
+
+    Per sample it builds ``D[a, i] = Σ_u t[u] P[a, u, i]`` from the fixed one-hot gather
+    ``P`` (``(n/f) × T × n``, a constant for a static size) and applies ``D_H · x · D_Wᵀ``.
+
+    Parameters
+    ----------
+    factor : int
+        Stride >= 1 (the SR scale).
+    kernel_size : int
+        Odd Gaussian window of the drawn degradations, HR pixels; ``taps_length`` is
+        ``kernel_size + factor − 1``.
+    padding : {"periodic", "reflect"}
+        Boundary condition.
+    data_format : {"channels_last", "channels_first"} or None
+
+    Input: ``x`` ``(batch, H, W, C)`` (H, W may be None), ``taps`` ``(batch, taps_length)``.
+    Output: ``(batch, H/f, W/f, C)``.
+    """
+
+    def __init__(self, factor, kernel_size=23, padding="periodic", data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        # the checks of a Degradation (its sigma plays no part here)
+        deg = Degradation(factor, 1.0, kernel_size, "sample", padding)
+        self.factor, self.kernel_size, self.padding = deg.factor, deg.kernel_size, deg.padding
+        self.data_format = _standardize_data_format(data_format)
+        self.taps_length = self.kernel_size + self.factor - 1
+
+    def _gather(self, n):
+        """``P`` of shape ``(n // f, T, n)``: ``P[a, u, i] = 1`` where padded HR position
+        ``a·f + u`` copies HR pixel ``i``."""
+        f, half, t = self.factor, self.kernel_size // 2, self.taps_length
+        if isinstance(n, int):
+            def build():
+                if n % f:
+                    raise UserError(f"input size {n} is not divisible by factor {f}")
+                src = fold_index(np.arange(-half, n + half + f), n, self.padding)
+                pos = np.arange(n // f)[:, None] * f + np.arange(t)[None, :]
+                p = np.zeros((n // f, t, n))
+                p[np.arange(n // f)[:, None], np.arange(t)[None, :], src[pos]] = 1.0
+                return p
+            return _constant(self, n, build)
+        src = _source_indices(n, half, half + f, self.padding)
+        pos = (ops.arange(n // f, dtype="int32")[:, None] * f
+               + ops.arange(t, dtype="int32")[None, :])
+        return ops.one_hot(ops.take(src, pos), n, dtype=self.compute_dtype)
+
+    def compute_output_shape(self, x_shape, taps_shape=None):
+        shape = list(x_shape)
+        for axis in _spatial_axes(self.data_format):
+            if shape[axis] is not None:
+                shape[axis] //= self.factor
+        return tuple(shape)
+
+    def call(self, x, taps):
+        taps = ops.cast(taps, self.compute_dtype)
+        h_axis, w_axis = _spatial_axes(self.data_format)
+        d_h = ops.einsum("bu,aui->bai", taps, self._gather(_dim(x, h_axis)))
+        d_w = ops.einsum("bu,aui->bai", taps, self._gather(_dim(x, w_axis)))
+        if self.data_format == "channels_first":
+            x = ops.einsum("bHh,bchw->bcHw", d_h, x)
+            return ops.einsum("bWw,bcHw->bcHW", d_w, x)
+        x = ops.einsum("bHh,bhwc->bHwc", d_h, x)
+        return ops.einsum("bWw,bHwc->bHWc", d_w, x)
+
+    def get_config(self):
+        config = {"factor": self.factor, "kernel_size": self.kernel_size,
+                  "padding": self.padding, "data_format": self.data_format}
         return {**super().get_config(), **config}
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import keras
 
-from spinsr_tf.data.degradation import check_degradation_args
+from spinsr_tf.data.degradation import Degradation
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.pretrained import resolve_model
 from spinsr_tf.nn.layers import AlignedUpsample, GaussianDownsample, UnitVectors, padding_layer
@@ -123,7 +123,7 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
     _check_scale(scale)
     if not isinstance(channels, numbers.Integral) or isinstance(channels, bool) or channels < 1:
         raise UserError(f"channels must be an integer >= 1, got {channels!r}")
-    check_degradation_args(scale, kernel_size, sigma, padding, pixel)
+    degradation = Degradation(scale, sigma, kernel_size, pixel, padding)
     if input_size is not None and (not isinstance(input_size, numbers.Integral)
                                    or isinstance(input_size, bool) or input_size < 1):
         raise UserError(f"input_size must be a positive integer or None, got {input_size!r}")
@@ -157,8 +157,7 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
             sr = keras.layers.Add(name=SR_OUTPUT if output == "linear" else "sr_sum")([skip, sr])
         if output == "unit":
             sr = UnitVectors(name=SR_OUTPUT)(sr)
-    lr = GaussianDownsample(scale, kernel_size, sigma, padding, pixel=pixel,
-                            name=LR_OUTPUT)(sr)
+    lr = GaussianDownsample.from_degradation(degradation, name=LR_OUTPUT)(sr)
     variant = ("_residual" if residual else "") + ("_unit" if output == "unit" else "")
     return keras.Model(inputs, {LR_OUTPUT: lr, SR_OUTPUT: sr}, name=f"spinsr_x{scale}{variant}")
 

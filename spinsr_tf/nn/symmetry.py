@@ -27,7 +27,9 @@ P. Exchange (Si·Sj) survives any orthogonal P. The DMI term of bond r̂ is Dij�
   about the in-plane ŷ axis that turns the film upside down. det P = 1, P r̂ = M r̂: bulk DMI
   survives, interfacial (which needs ẑ ↦ ẑ) does not.
 - zflip: Sz → −Sz at fixed positions (= mirror ∘ flip-over): only where there is no DMI.
-- flip: S → −S (P = −1, det = −1, −P = 1): every term here is quadratic in S; always a symmetry.
+- flip: S → −S (P = −1, det = −1, −P = 1): every term but the Zeeman field −h·S is quadratic in
+  S, so it is a symmetry unless there is a field (which also breaks zflip and the flip-over for
+  h ∥ ẑ). The Hamiltonian answers each case itself (``Hamiltonian.keeps(P, A)``).
 
 The anisotropy −K Sz² survives every P above; the dipolar term [Si·Sj − c(Si·r̂)(Sj·r̂)]/r³
 survives any P whose in-plane block equals the position map A (up to a common sign), which all of
@@ -46,8 +48,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from spinsr_tf.base.checks import check_int
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.physics.hamiltonians import TypeI, TypeII, hamiltonian_from_attrs
+from spinsr_tf.physics.hamiltonians import check_hamiltonian, hamiltonian_from_attrs
 
 #: The building blocks of a group, joined with "+" in a group name.
 COMPONENTS = ("translations", "rotations", "mirrors", "flipovers", "zflip", "flip")
@@ -64,12 +67,6 @@ _ALL_PAIRS = ((False, False), (True, False), (True, True), (False, True))
 # cos and sin of k quarter turns, k = 0..3.
 _COS = (1, 0, -1, 0)
 _SIN = (0, 1, 0, -1)
-
-
-def _int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise UserError(f"{name} must be an integer, got {value!r}")
-    return int(value)
 
 
 def _bool(name: str, value) -> bool:
@@ -107,8 +104,8 @@ class LatticeOp:
         shift = self.shift
         if not isinstance(shift, (tuple, list, np.ndarray)) or len(shift) != 2:
             raise UserError(f"shift must be a pair (dy, dx) of integers, got {shift!r}")
-        object.__setattr__(self, "shift", (_int("shift dy", shift[0]), _int("shift dx", shift[1])))
-        k = _int("quarter_turns", self.quarter_turns)
+        object.__setattr__(self, "shift", (check_int("shift dy", shift[0]), check_int("shift dx", shift[1])))
+        k = check_int("quarter_turns", self.quarter_turns)
         if not 0 <= k <= 3:
             raise UserError(f"quarter_turns must be in 0..3, got {k!r}")
         object.__setattr__(self, "quarter_turns", k)
@@ -149,31 +146,60 @@ class LatticeOp:
 
 
 def _hamiltonian(hamiltonian):
-    if hamiltonian is None or isinstance(hamiltonian, (TypeI, TypeII)):
-        return hamiltonian
+    if hamiltonian is None:
+        return None
     if isinstance(hamiltonian, Mapping):
         return hamiltonian_from_attrs(hamiltonian)
-    raise UserError(f"hamiltonian must be a TypeI, TypeII, their attributes or None, "
-                    f"got {hamiltonian!r}")
+    return check_hamiltonian(hamiltonian)
+
+
+def _matrices(quarter_turns: int, mirror: bool, zflip: bool, flip: bool):
+    """The element's spin matrix P (3×3) and position matrix A (2×2, x then y)."""
+    c, s = _COS[quarter_turns], _SIN[quarter_turns]
+    mu, zeta, sign = (-1 if mirror else 1), (-1 if zflip else 1), (-1 if flip else 1)
+    P = sign * np.array([[c * mu, -s, 0], [s * mu, c, 0], [0, 0, zeta]], dtype=np.float64)
+    A = np.array([[c * mu, -s], [s * mu, c]], dtype=np.float64)
+    return P, A
+
+
+def _keeps(ham, channels: int, quarter_turns: int, mirror: bool, zflip: bool, flip: bool) -> bool:
+    """Whether the element keeps the energy (the Hamiltonian answers, from its terms). A scalar
+    Sz image sees only the sign of Sz: an element is kept if one with that sign is."""
+    if ham is None:
+        return channels == 1 or (mirror, zflip) in ((False, False), (True, False))
+    if channels == 3:
+        return ham.keeps(*_matrices(quarter_turns, mirror, zflip, flip))
+    return any(ham.keeps(*_matrices(quarter_turns, mirror, z, f))
+               for z in (False, True) for f in (False, True) if (z != f) == (zflip != flip))
 
 
 def allowed_reflections(hamiltonian=None, channels: int = 3) -> tuple:
     """The (mirror, zflip) pairs that keep the energy, as a subgroup of Z2 × Z2.
 
-    None (Hamiltonian unknown) assumes what every Hamiltonian here except bulk DMI keeps.
+    None (Hamiltonian unknown) assumes what every Hamiltonian here except bulk DMI and a field
+    keeps.
     """
     ham = _hamiltonian(hamiltonian)
-    if channels == 1 or isinstance(ham, TypeII) or (isinstance(ham, TypeI) and ham.dmi == 0.0):
-        return _ALL_PAIRS
-    if isinstance(ham, TypeI) and ham.dmi_kind == "bulk":
-        return ((False, False), (True, True))
-    return ((False, False), (True, False))
+    return tuple(p for p in _ALL_PAIRS if _keeps(ham, channels, 0, *p, False))
+
+
+def _flip_allowed(ham, channels: int) -> bool:
+    """S → −S (Sz → −Sz for a scalar image): broken by a Zeeman field."""
+    return _keeps(ham, channels, 0, False, False, True)
+
+
+def _translations_allowed(ham, channels: int) -> bool:
+    """Periodic shifts: not on an open film."""
+    return ham is None or ham.translation_symmetric
+
+
+def _rotations_allowed(ham, channels: int) -> bool:
+    """Quarter turns (and so half turns): broken by an in-plane field."""
+    return _keeps(ham, channels, 1, False, False, False)
 
 
 def _describe(hamiltonian) -> str:
-    if isinstance(hamiltonian, TypeI):
-        return f"Type I with {hamiltonian.dmi_kind} DMI"
-    return "this Hamiltonian"
+    return "this Hamiltonian" if hamiltonian is None else hamiltonian.describe()
 
 
 def _closure(pairs) -> tuple:
@@ -232,12 +258,16 @@ def group_for(group: Union[str, SymmetryGroup] = "lattice", hamiltonian=None,
     ----------
     group : str or SymmetryGroup
         A name of :data:`GROUPS` or a "+"-join of :data:`COMPONENTS`. "lattice" takes every
-        reflection the Hamiltonian keeps; a named component it breaks (e.g. "mirrors" with bulk
-        DMI) is a UserError, since training on it would teach the wrong chirality.
-    hamiltonian : TypeI, TypeII, their ``to_attrs()`` dict, or None
-        None: assume the symmetries of every Hamiltonian here except bulk DMI.
+        reflection the Hamiltonian keeps, and the rotations and the flip where it keeps them (a
+        field breaks the flip); a named component it breaks (e.g. "mirrors" with bulk DMI,
+        "flip" in a field) is a UserError, since training on it would teach the wrong chirality
+        or magnetisation.
+    hamiltonian : a Hamiltonian (TypeI, TypeII, either in a field), its ``to_attrs()`` dict,
+        or None
+        None: assume the symmetries of every Hamiltonian here except bulk DMI and a field.
     channels : 1 or 3
-        A scalar Sz image (1) keeps mirrors under any Hamiltonian.
+        A scalar Sz image (1) keeps mirrors under any Hamiltonian; its sign only without a
+        field.
     """
     if isinstance(channels, bool) or channels not in (1, 3):
         raise UserError(f"channels must be 1 or 3, got {channels!r}")
@@ -252,15 +282,24 @@ def group_for(group: Union[str, SymmetryGroup] = "lattice", hamiltonian=None,
     if group == "identity":
         parts = []
     elif group == "lattice":
-        parts = ["translations", "rotations", "flip"]
+        parts = [p for p, ok in (("translations", _translations_allowed),
+                                 ("rotations", _rotations_allowed), ("flip", _flip_allowed))
+                 if ok(ham, channels)]
     else:
         parts = group.split("+")
         unknown = [p for p in parts if p not in COMPONENTS]
         if unknown or len(set(parts)) != len(parts):
             raise UserError(f"symmetry group must be one of {', '.join(GROUPS)} or a '+'-join of "
                             f"{', '.join(COMPONENTS)}, got {group!r}")
+    for p, ok in (("flip", _flip_allowed), ("rotations", _rotations_allowed),
+                  ("translations", _translations_allowed)):
+        if p in parts and not ok(ham, channels):
+            raise UserError(f"symmetry group {group!r}: "
+                            f"{'the flip is' if p == 'flip' else p + ' are'} not a symmetry "
+                            f"of {_describe(ham)}")
     if group == "lattice":
-        pairs = (((False, False), (True, False)) if channels == 1 else allowed)
+        pairs = (tuple(p for p in ((False, False), (True, False)) if p in allowed)
+                 if channels == 1 else allowed)
     else:
         wanted = [_REFLECTION[p] for p in parts if p in _REFLECTION]
         for p in parts:
@@ -390,7 +429,7 @@ def _shift_range(shift_range, h, w):
         ry, rx = shift_range
     else:
         ry = rx = shift_range
-    ry, rx = _int("shift_range", ry), _int("shift_range", rx)
+    ry, rx = check_int("shift_range", ry), check_int("shift_range", rx)
     if ry < 1 or rx < 1:
         raise UserError(f"shift_range must be >= 1, got {shift_range!r}")
     return ry, rx
@@ -471,8 +510,33 @@ def op_from_params(params: Mapping, sample: Optional[int] = None) -> LatticeOp:
                      bool(p["mirror"]), bool(p["zflip"]), bool(p["flip"]))
 
 
+#: The key of a layer's random state among its saved variables (:class:`SavedSeeds`).
+SEED_STATE = "seed_state"
+
+
+class SavedSeeds:
+    """Mixin for a layer that draws from ``self._seeds`` (a ``keras.random.SeedGenerator``): the
+    generator's state is saved and loaded with the layer's variables.
+
+    Keras saves a layer's variables, not its seed generators, so a training graph loaded from a
+    checkpoint would draw epoch 1's random numbers again; with the state in the file a resumed
+    run draws exactly what an uninterrupted one does. A file saved without it (an older
+    checkpoint) loads with the generator at its seed's start, as it did then.
+    """
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[SEED_STATE] = self._seeds.state
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if SEED_STATE in keys:
+            self._seeds.state.assign(np.asarray(store[SEED_STATE]))
+        super().load_own_variables({k: store[k] for k in keys if k != SEED_STATE})
+
+
 @keras.saving.register_keras_serializable(package="spinsr_tf")
-class RandomLatticeSymmetry(keras.layers.Layer):
+class RandomLatticeSymmetry(SavedSeeds, keras.layers.Layer):
     """``T_g x`` for a fresh random symmetry ``g`` at every call, in training and inference.
 
     It belongs to a loss (equivariant imaging), not to data augmentation, so it never turns
@@ -482,7 +546,8 @@ class RandomLatticeSymmetry(keras.layers.Layer):
     ----------
     group : str
         See :func:`group_for`.
-    hamiltonian : TypeI, TypeII, their ``to_attrs()`` dict, or None
+    hamiltonian : a Hamiltonian (TypeI, TypeII, either in a field), its ``to_attrs()`` dict,
+        or None
         Interactions the group must respect.
     channels : 1, 3 or None
         None: taken from the input when the layer is built.
@@ -547,6 +612,6 @@ class RandomLatticeSymmetry(keras.layers.Layer):
                 "seed": self.seed}
 
 
-__all__ = ["COMPONENTS", "GROUPS", "LatticeOp", "RandomLatticeSymmetry", "SymmetryGroup",
-           "allowed_reflections", "apply", "group_for", "op_from_params", "random_params",
-           "random_transform", "transform"]
+__all__ = ["COMPONENTS", "GROUPS", "LatticeOp", "RandomLatticeSymmetry", "SEED_STATE", "SavedSeeds",
+           "SymmetryGroup", "allowed_reflections", "apply", "group_for", "op_from_params",
+           "random_params", "random_transform", "transform"]

@@ -14,8 +14,11 @@ has them, are degraded into the LR inputs and otherwise feed only the monitored 
 only the supervised oracle's term (not part of the method) trains on them.
 
 Batches are a pure function of ``(seed, epoch, step)`` and the checkpoint holds the optimizer
-state, whose step count *is* the number of finished epochs (one file, so it cannot disagree with
-itself), so a run interrupted and resumed ends with the same weights as one that ran through.
+state, whose step count *is* the number of finished epochs, and the state of every random draw of
+the loss terms (:class:`~spinsr_tf.nn.symmetry.SavedSeeds`), in one file, so it cannot disagree
+with itself: a run interrupted and resumed ends with the same weights, bit for bit, as one that
+ran through. Under the command line's signal handler (:mod:`spinsr_tf.base.interrupts`) a run
+stops between batches or after an epoch's checkpoint, never inside a step or a save.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import json
 import math
 import shutil
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -36,6 +40,8 @@ import numpy as np
 
 from spinsr_tf._version import __version__
 from spinsr_tf.base.checks import describe_mismatch
+from spinsr_tf.base.console import bars_fit
+from spinsr_tf.base import interrupts
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import (atomic_path, remove_stale_temporaries,
                                   unchanged_unless_committed, write_text_atomic)
@@ -43,7 +49,7 @@ from spinsr_tf.data.stream import BatchPlan, TrainingData, open_training_data, s
 from spinsr_tf.nn import multiworker
 from spinsr_tf.nn import strategy as distribute
 from spinsr_tf.nn.config import RESUMABLE, TrainConfig
-from spinsr_tf.nn.layers import GaussianDownsample
+from spinsr_tf.nn.layers import GaussianDownsample, TapsDownsample
 from spinsr_tf.nn.losses import Graph, PhysicsPrior
 from spinsr_tf.nn.network import LR_OUTPUT, SR_OUTPUT, build_sr_model, sr_submodel
 
@@ -57,15 +63,18 @@ class _Batches(keras.utils.PyDataset):
     Item ``i`` is batch ``i mod steps`` of epoch ``first_epoch + i div steps``: the content of
     every batch is fixed in advance, whatever Keras prefetches and whenever it asks. Targets are
     keyed by output name, one per loss term (with a bare array the JAX trainer fails to match
-    it to the outputs once a smaller last batch makes it retrace).
+    it to the outputs once a smaller last batch makes it retrace). With ``multiple`` > 1 every
+    batch is padded to a multiple of it (:func:`_even`).
     """
 
     def __init__(self, data: TrainingData, plan: BatchPlan, first_epoch: int, epochs: int,
-                 terms):
+                 terms, multiple: int = 1, degradations=None, stream: int = 0):
         super().__init__(workers=1, use_multiprocessing=False)
         self.data, self.plan, self.terms = data, plan, tuple(terms)
+        self.multiple = int(multiple)
         self.first_epoch, self.epochs = first_epoch, epochs
         self.needs_hr = any(t.needs_hr for t in self.terms)
+        self.degradations, self.stream = degradations, int(stream)
 
     @property
     def num_batches(self) -> int:
@@ -76,10 +85,29 @@ class _Batches(keras.utils.PyDataset):
 
     def __getitem__(self, i: int):
         epoch, step = divmod(int(i), self.plan.steps_per_epoch)
-        idx = self.plan.batch(self.first_epoch + epoch, step)
-        lr = self.data.lr(idx)
+        idx = _even(self.plan.batch(self.first_epoch + epoch, step), self.multiple)
         hr = self.data.hr(idx) if self.needs_hr else None
+        if self.degradations is not None:   # blind: this batch's own degradation
+            lr, taps, _ = self.data.drawn_lr(idx, self.degradations, self.plan.seed,
+                                             self.first_epoch + epoch, step, self.stream)
+            return ({"lr_input": lr, "taps": taps},
+                    {t.name: t.target(lr, hr) for t in self.terms})
+        lr = self.data.lr(idx)
         return lr, {t.name: t.target(lr, hr) for t in self.terms}
+
+
+def _even(idx: np.ndarray, multiple: int) -> np.ndarray:
+    """``idx`` repeated cyclically up to a multiple of ``multiple`` samples.
+
+    The workers of a multi-worker strategy each take an equal share of a global batch, and a
+    batch that does not split evenly (the smaller last batch of an epoch, a single validation
+    map) hands them tensors of different shapes, which their collective operations cannot join.
+    Padding with the batch's own first samples keeps every sample and the order; only those
+    few count twice in that one step.
+    """
+    if multiple <= 1 or len(idx) % multiple == 0:
+        return idx
+    return np.resize(idx, -(-len(idx) // multiple) * multiple)
 
 
 class SRValidation(keras.callbacks.Callback):
@@ -106,7 +134,9 @@ class SRValidation(keras.callbacks.Callback):
         for start in range(0, len(self.indices), self.batch_size):
             idx = self.indices[start:start + self.batch_size]
             if self.replicas > 1:  # predict_on_batch would hand every replica the whole batch
-                sr = self._sr.predict(self.data.lr(idx), batch_size=len(idx), verbose=0)
+                padded = _even(idx, self.replicas)      # equal shares (the extra ones dropped)
+                sr = self._sr.predict(self.data.lr(padded), batch_size=len(padded),
+                                      verbose=0)[:len(idx)]
             else:
                 sr = self._sr.predict_on_batch(self.data.lr(idx))
             sr = np.asarray(sr, dtype=np.float64)
@@ -116,6 +146,50 @@ class SRValidation(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["val_sr_mse"] = self.sr_mse()
+
+
+class EpochLines(keras.callbacks.Callback):
+    """Progress for a log file: one short line at the first epoch, every ``every`` epochs and
+    the last (about ten per run), instead of Keras's progress bar, whose redraws and colour
+    codes fill a file. ``every`` defaults to a tenth of the epochs."""
+
+    def __init__(self, epochs: int, every: int | None = None, print_fn=print):
+        super().__init__()
+        self.epochs = int(epochs)
+        self.every = max(1, math.ceil(self.epochs / 10)) if every is None else int(every)
+        self.print_fn = print_fn
+        self._start, self._first = time.monotonic(), True
+
+    def on_train_begin(self, logs=None):
+        self._start, self._first = time.monotonic(), True
+
+    def on_epoch_end(self, epoch, logs=None):
+        done, first = epoch + 1, self._first
+        self._first = False
+        if not first and done % self.every and done != self.epochs:
+            return
+        values = ", ".join(f"{k} {v:.3g}" for k, v in (logs or {}).items()
+                           if k in ("loss", "val_loss", "val_sr_mse")
+                           and isinstance(v, (int, float)))
+        elapsed = time.monotonic() - self._start
+        self.print_fn(f"    epoch {done}/{self.epochs}: {values} ({elapsed:.0f} s)", flush=True)
+
+
+class _StopAtSignal(keras.callbacks.Callback):
+    """The safe points of a run for :mod:`spinsr_tf.base.interrupts`: after a training batch,
+    and after an epoch's checkpoint (so a signal during an epoch's last batch or its validation
+    still lets that epoch be saved). Put it last."""
+
+    def __init__(self, steps_per_epoch: int):
+        super().__init__()
+        self.steps_per_epoch = int(steps_per_epoch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 < self.steps_per_epoch:
+            interrupts.check()
+
+    def on_epoch_end(self, epoch, logs=None):
+        interrupts.check()
 
 
 class _Checkpoint(keras.callbacks.Callback):
@@ -225,20 +299,48 @@ def _plain(value):
         value.decode() if isinstance(value, bytes) else value)
 
 
+class _WithTaps:
+    """A :class:`~spinsr_tf.nn.layers.TapsDownsample` bound to the training graph's taps
+    input: called on a map like a fixed degradation layer, it applies each sample's drawn
+    filter (so the loss terms re-degrade with the batch's own degradation)."""
+
+    def __init__(self, layer: TapsDownsample, taps):
+        self.layer, self.taps = layer, taps
+
+    def __call__(self, x):
+        return self.layer(x, self.taps)
+
+
 def build_training_graph(network: keras.Model, config: TrainConfig) -> keras.Model:
     """The model ``fit`` trains: the SR network and one output per loss term, keyed by the
-    term's name. Compiled with Adam and each term's loss and weight."""
+    term's name. Compiled with Adam and each term's loss and weight.
+
+    With drawn degradations (``config.degradations``, blind training) the graph has a second
+    input ``"taps"`` ``(B, T)``, the batch's drawn filter per sample, and every re-degradation
+    of the terms (the LR output, the equivariance term's ``A``) is a
+    :class:`~spinsr_tf.nn.layers.TapsDownsample` of it. The SR network itself is the same
+    one-input network (its ``lr`` layer keeps the nominal degradation), so inference, export
+    and :func:`~spinsr_tf.nn.network.sr_submodel` never need the taps.
+    """
     channels = int(network.input.shape[-1])
     lr_input = keras.Input(network.input.shape[1:], name="lr_input")
     outputs = network(lr_input)
-    degrade = network.get_layer(LR_OUTPUT)
-    graph = Graph(lr_input=lr_input, network=network, sr=outputs[SR_OUTPUT],
-                  lr=outputs[LR_OUTPUT],
-                  degrade=GaussianDownsample.from_config({**degrade.get_config(),
-                                                          "name": "lr_again"}),
-                  scale=config.scale, channels=channels, padding=config.padding,
-                  seed=config.seed)
-    model = keras.Model(lr_input, {t.name: t.build(graph) for t in config.losses},
+    inputs, lr = lr_input, outputs[LR_OUTPUT]
+    if config.degradations is None:
+        degrade = network.get_layer(LR_OUTPUT)
+        degrade = GaussianDownsample.from_config({**degrade.get_config(), "name": "lr_again"})
+    else:
+        gen = config.degradations
+        taps = keras.Input((gen.taps_length(config.scale),), name="taps")
+        layer = TapsDownsample(config.scale, gen.kernel_size(), config.padding,
+                               name="lr_drawn")
+        inputs = {"lr_input": lr_input, "taps": taps}
+        lr = layer(outputs[SR_OUTPUT], taps)
+        degrade = _WithTaps(layer, taps)
+    graph = Graph(lr_input=lr_input, network=network, sr=outputs[SR_OUTPUT], lr=lr,
+                  degrade=degrade, scale=config.scale, channels=channels,
+                  padding=config.padding, seed=config.seed)
+    model = keras.Model(inputs, {t.name: t.build(graph) for t in config.losses},
                         name=f"train_{network.name}")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(config.learning_rate)),
                   loss={t.name: t.keras_loss() for t in config.losses},
@@ -267,7 +369,8 @@ def train(config: TrainConfig, out_dir, resume: bool = False, progress: bool = T
         Continue the run in ``out_dir`` from its last checkpoint; the configuration must equal
         the stored one except in :data:`~spinsr_tf.nn.config.RESUMABLE` fields.
     progress : bool
-        Keras progress bar (``False``: silent).
+        Keras's progress bar on a terminal, a line every tenth of the epochs otherwise
+        (:class:`EpochLines`); ``False``: silent.
     connect_timeout : float
         Seconds a task of ``strategy="multiworker"`` waits for the others of ``TF_CONFIG``.
 
@@ -293,6 +396,9 @@ def train(config: TrainConfig, out_dir, resume: bool = False, progress: bool = T
         config = resolve_config(config, source)
         for term in config.losses:
             term.check(source.lr_shape[-1], config.padding, source.lr_shape[:2])
+        if config.degradations is not None and not source.has_hr:
+            raise UserError(f"drawn degradations need HR maps (dataset 'spins'): "
+                            f"{str(config.data)!r} holds LR maps only")
         if config.supervised and not source.has_hr:
             raise UserError("the supervised oracle needs HR maps: the data file holds LR maps "
                             "only (give hr_data / --hr)")
@@ -373,7 +479,9 @@ def _train(config: TrainConfig, source: TrainingData, run_dir: Path, files: Path
     model.jit_compile = jit_compile
     if done < config.epochs:
         # Degrade once for the whole run: every epoch then indexes memory (or the run's cache).
-        source.prepare(hr_indices=(np.arange(source.n) if config.supervised
+        # drawn degradations make every batch's LR maps from its HR maps
+        source.prepare(hr_indices=(np.arange(source.n)
+                                   if config.supervised or config.degradations is not None
                                    else val_idx if source.has_hr else ()), cache_dir=files)
         callbacks = []
         if source.has_hr and len(val_idx):
@@ -384,14 +492,25 @@ def _train(config: TrainConfig, source: TrainingData, run_dir: Path, files: Path
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(files / LOGS),
                                                          write_graph=False))
         callbacks.append(_Checkpoint(files, on_saved=commit))
+        bars = progress and bars_fit()   # a file or a pipe gets EpochLines instead
+        if progress and not bars:
+            callbacks.append(EpochLines(config.epochs))
+        callbacks.append(_StopAtSignal(plan.steps_per_epoch))
+        # workers of a cluster need batches that split evenly among them
+        even = replicas if config.strategy == "multiworker" else 1
         val = None
         if len(val_idx):
-            val = _Batches(source, BatchPlan(val_idx, config.batch_size, shuffle=False), 0, 1,
-                           config.losses)
-        model.fit(_Batches(source, plan, done, config.epochs - done, config.losses),
-                  validation_data=val, epochs=config.epochs, initial_epoch=done,
-                  steps_per_epoch=plan.steps_per_epoch, shuffle=False, callbacks=callbacks,
-                  verbose=1 if progress else 0)
+            val = _Batches(source, BatchPlan(val_idx, config.batch_size, seed=config.seed,
+                                             shuffle=False), 0, 1,
+                           config.losses, multiple=even, degradations=config.degradations,
+                           stream=1)
+        # a signal stops the run at the next safe point (_StopAtSignal), never inside a step
+        with interrupts.deferred():
+            model.fit(_Batches(source, plan, done, config.epochs - done, config.losses, even,
+                               degradations=config.degradations),
+                      validation_data=val, epochs=config.epochs, initial_epoch=done,
+                      steps_per_epoch=plan.steps_per_epoch, shuffle=False, callbacks=callbacks,
+                      verbose=1 if bars else 0)
         source.remove_cache()
     # a finished run resumed keeps its model file untouched (decided on the shared run folder,
     # so that every worker of a cluster takes part in the collective save, or none)
@@ -415,8 +534,12 @@ def read_run_config(run_dir) -> TrainConfig | None:
     if not path.is_file():
         return None
     record = _read_json(path)
-    record.pop("run", None)
-    return TrainConfig.from_json(record)
+    if isinstance(record, dict):
+        record.pop("run", None)
+    try:
+        return TrainConfig.from_json(record)
+    except UserError as exc:   # hand-edited or damaged: say which file
+        raise UserError(f"{str(path)!r} is damaged: {exc}") from None
 
 
 def _read_json(path: Path) -> dict:
@@ -431,7 +554,7 @@ def _read_json(path: Path) -> dict:
 
 #: Configuration keys added after runs were made, with the value every earlier run had: a run
 #: stored without one of them is compared (and resumed) as the value it was trained with.
-_ADDED_KEYS = {"pixel": "sample"}
+_ADDED_KEYS = {"pixel": "sample", "degradations": None}
 
 
 def _comparable(record: dict) -> dict:

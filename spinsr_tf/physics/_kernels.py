@@ -121,7 +121,8 @@ def _mc_row(ox, oy, oz, hmx, hmy, hmz, nbx, nby, nbz, upx, upy, upz, dnx, dny, d
             st0, st1, st2, st3, p, beta, delta, J, dx0, dx1, dx2, dy0, dy1, dy2, K, acc):
     """Metropolis update of one sublattice row (see module docstring for the index scheme).
 
-    ``h m*`` is the extra field on this row's sites (dipolar; zeros for Type I), unpadded.
+    ``h m*`` is the extra field on this row's sites (dipolar and Zeeman; zeros without
+    either), unpadded.
     """
     one = np.uint64(1)
     pp = np.uint64(p)
@@ -207,46 +208,76 @@ def _refresh_ghosts(s, c):
 
 
 @nb.njit(**_OPTS)
-def mc_half_sweep(s, st, hm, c, beta, delta, J, dvec, K, acc):
+def _clear_ghosts(s):
+    """Zero the ghost columns: the missing neighbours beyond the left and right edges of an open
+    film (every neighbour term is linear in the neighbour's spin, so a zero is no bond)."""
+    m = s.shape[3] - 2
+    for c in range(2):
+        for k in range(3):
+            for i in range(s.shape[2]):
+                s[c, k, i, 0] = F0
+                s[c, k, i, m + 1] = F0
+
+
+@nb.njit(**_OPTS)
+def mc_half_sweep(s, st, hm, c, beta, delta, J, dvec, K, acc, open_=False):
     """Metropolis half-sweep of sublattice ``c`` (all its sites, row by row).
 
     Parameters
     ----------
     s : ``(2, 3, L, M + 2)`` float32 spins (updated in place, ghosts refreshed).
     st : ``(4, M)`` uint32 lane generators (advanced in place).
-    hm : ``(3, L, M)`` float32 extra field on sublattice c's sites (dipolar), zeros if none.
+    hm : ``(3, L, M)`` float32 extra field on sublattice c's sites (any term whose field does
+        not depend on the spin itself: dipolar, Zeeman), zeros if none.
     c : sublattice; beta : 1/T (float32); delta : cone width (float32).
     J, K : float32 couplings; dvec : ``(6,)`` float32 DMI vectors D_x then D_y.
     acc : ``(M,)`` int32 accepted-move counters (incremented).
+    open_ : open film: no neighbours beyond the first and last rows, and ghost columns kept
+        at zero (:func:`_clear_ghosts`) instead of refreshed.
     """
     L = s.shape[2]
     o = 1 - c
     d = dvec
+    zero = np.zeros(s.shape[3], dtype=np.float32)
     for i in range(L):
         iu = i - 1 if i > 0 else L - 1
         idn = i + 1 if i < L - 1 else 0
+        ux, uy, uz = s[o, 0, iu], s[o, 1, iu], s[o, 2, iu]
+        wx, wy, wz = s[o, 0, idn], s[o, 1, idn], s[o, 2, idn]
+        if open_ and i == 0:
+            ux, uy, uz = zero, zero, zero
+        if open_ and i == L - 1:
+            wx, wy, wz = zero, zero, zero
         _mc_row(s[c, 0, i], s[c, 1, i], s[c, 2, i], hm[0, i], hm[1, i], hm[2, i],
-                s[o, 0, i], s[o, 1, i], s[o, 2, i], s[o, 0, iu], s[o, 1, iu], s[o, 2, iu],
-                s[o, 0, idn], s[o, 1, idn], s[o, 2, idn], st[0], st[1], st[2], st[3],
+                s[o, 0, i], s[o, 1, i], s[o, 2, i], ux, uy, uz, wx, wy, wz,
+                st[0], st[1], st[2], st[3],
                 (i + c) & 1, beta, delta, J, d[0], d[1], d[2], d[3], d[4], d[5], K, acc)
-    _refresh_ghosts(s, c)
+    if not open_:
+        _refresh_ghosts(s, c)
 
 
 @nb.njit(**_OPTS)
-def relax_half_sweep(s, hm, c, J, dvec, K, omega, tmax):
+def relax_half_sweep(s, hm, c, J, dvec, K, omega, tmax, open_=False):
     """Zero-temperature half-sweep of sublattice ``c`` (see :func:`_relax_row`); arguments as
     :func:`mc_half_sweep`, ``omega`` float32, ``tmax`` ``(M,)`` float32 (max-updated in place)."""
     L = s.shape[2]
     o = 1 - c
     d = dvec
+    zero = np.zeros(s.shape[3], dtype=np.float32)
     for i in range(L):
         iu = i - 1 if i > 0 else L - 1
         idn = i + 1 if i < L - 1 else 0
+        ux, uy, uz = s[o, 0, iu], s[o, 1, iu], s[o, 2, iu]
+        wx, wy, wz = s[o, 0, idn], s[o, 1, idn], s[o, 2, idn]
+        if open_ and i == 0:
+            ux, uy, uz = zero, zero, zero
+        if open_ and i == L - 1:
+            wx, wy, wz = zero, zero, zero
         _relax_row(s[c, 0, i], s[c, 1, i], s[c, 2, i], hm[0, i], hm[1, i], hm[2, i],
-                   s[o, 0, i], s[o, 1, i], s[o, 2, i], s[o, 0, iu], s[o, 1, iu], s[o, 2, iu],
-                   s[o, 0, idn], s[o, 1, idn], s[o, 2, idn],
+                   s[o, 0, i], s[o, 1, i], s[o, 2, i], ux, uy, uz, wx, wy, wz,
                    (i + c) & 1, J, d[0], d[1], d[2], d[3], d[4], d[5], K, omega, tmax)
-    _refresh_ghosts(s, c)
+    if not open_:
+        _refresh_ghosts(s, c)
 
 
 @nb.njit(**_OPTS)
@@ -358,8 +389,12 @@ def adapt_delta(delta, accepted, attempts, target):
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")
-def anneal_local_sample(s, st, betas, J, dvec, K, delta0, target, relax_max, tol, omega):
+def anneal_local_sample(s, st, betas, J, dvec, K, field, delta0, target, relax_max, tol,
+                        omega, open_=False):
     """Whole anneal of one sample of a Hamiltonian without long-range terms (Type I).
+
+    ``field`` ``(3,)`` float32 is a uniform external field (Zeeman), added to every site's
+    local field (zeros: none; adding zeros changes no bit); ``open_`` anneals an open film.
 
     Random start, one Metropolis sweep per entry of ``betas`` (cone width adapted after a sweep
     only if the next temperature differs: at fixed temperature the proposal is fixed, as detailed
@@ -370,14 +405,18 @@ def anneal_local_sample(s, st, betas, J, dvec, K, delta0, target, relax_max, tol
     L = s.shape[2]
     M = s.shape[3] - 2
     hm = np.zeros((3, L, M), dtype=np.float32)
+    for k in range(3):
+        hm[k] = field[k]
     acc = np.zeros(M, dtype=np.int32)
     tmax = np.zeros(M, dtype=np.float32)
     random_state(s, st)
+    if open_:
+        _clear_ghosts(s)
     delta = delta0
     for n in range(betas.shape[0]):
         acc[:] = 0
         for c in range(2):
-            mc_half_sweep(s, st, hm, c, betas[n], np.float32(delta), J, dvec, K, acc)
+            mc_half_sweep(s, st, hm, c, betas[n], np.float32(delta), J, dvec, K, acc, open_)
         if n + 1 < betas.shape[0] and betas[n + 1] != betas[n]:  # adapt only while cooling
             delta = adapt_delta(delta, acc.sum(), 2.0 * L * M, target)
     tol2 = np.float32(tol * tol)
@@ -386,7 +425,7 @@ def anneal_local_sample(s, st, betas, J, dvec, K, delta0, target, relax_max, tol
     while sweeps < relax_max:
         tmax[:] = 0
         for c in range(2):
-            relax_half_sweep(s, hm, c, J, dvec, K, omega, tmax)
+            relax_half_sweep(s, hm, c, J, dvec, K, omega, tmax, open_)
         sweeps += 1
         torque2 = tmax.max()
         if torque2 < tol2:
@@ -395,8 +434,8 @@ def anneal_local_sample(s, st, betas, J, dvec, K, delta0, target, relax_max, tol
 
 
 @nb.njit(cache=True, parallel=True, error_model="numpy")
-def anneal_local_batch(states, lanes, betas, J, dvec, K, delta0, target, relax_max, tol, omega,
-                       sweeps_out, torque_out):
+def anneal_local_batch(states, lanes, betas, J, dvec, K, field, delta0, target, relax_max, tol,
+                       omega, open_, sweeps_out, torque_out):
     """:func:`anneal_local_sample` over a batch, in parallel (one sample per thread at a time).
 
     ``states`` ``(n, 2, 3, L, M + 2)`` float32 and ``lanes`` ``(n, 4, M)`` uint32 are updated in
@@ -404,8 +443,8 @@ def anneal_local_batch(states, lanes, betas, J, dvec, K, delta0, target, relax_m
     thread count or on the other samples.
     """
     for b in nb.prange(states.shape[0]):
-        n, t = anneal_local_sample(states[b], lanes[b], betas, J, dvec, K, delta0, target,
-                                   relax_max, tol, omega)
+        n, t = anneal_local_sample(states[b], lanes[b], betas, J, dvec, K, field, delta0,
+                                   target, relax_max, tol, omega, open_)
         sweeps_out[b] = n
         torque_out[b] = t
 

@@ -39,11 +39,13 @@ from typing import Union
 import numba
 import numpy as np
 
+from spinsr_tf.base.checks import check_int
 from spinsr_tf.base.errors import UserError
 from . import _kernels as kern
 from spinsr_tf.physics import minimize
 from spinsr_tf.physics.dipolar import dipolar_kernel, kernel_spectrum, sublattice_spectra
-from spinsr_tf.physics.hamiltonians import TypeI, TypeII, check_hamiltonian
+from spinsr_tf.physics.hamiltonians import (TYPE_II_RELAX_OMEGA, TYPE_II_RELAX_SWEEPS,  # noqa: F401
+                                            TYPE_II_SWEEPS, Terms, check_hamiltonian)
 from spinsr_tf.physics.rng import lane_states, sample_key
 
 COOLINGS = ("geometric", "linear")
@@ -60,12 +62,6 @@ def _number(name, value, lo=None, hi=None, lo_open=False, hi_open=False) -> floa
     if hi is not None and (value > hi or (hi_open and value == hi)):
         raise UserError(f"{name} must be {'<' if hi_open else '<='} {hi}, got {value!r}")
     return value
-
-
-def _integer(name, value, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
-        raise UserError(f"{name} must be an integer >= {lo}, got {value!r}")
-    return int(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,12 +109,12 @@ class Schedule:
             raise UserError(f"t_end must be <= t_start ({t_start}), got {t_end!r}")
         object.__setattr__(self, "t_start", t_start)
         object.__setattr__(self, "t_end", t_end)
-        object.__setattr__(self, "sweeps", _integer("sweeps", self.sweeps, 1))
+        object.__setattr__(self, "sweeps", check_int("sweeps", self.sweeps, 1))
         if self.cooling not in COOLINGS:
             raise UserError(f"cooling must be one of {', '.join(map(repr, COOLINGS))}, "
                             f"got {self.cooling!r}")
         object.__setattr__(self, "cooling", str(self.cooling))
-        object.__setattr__(self, "relax_sweeps", _integer("relax_sweeps", self.relax_sweeps, 0))
+        object.__setattr__(self, "relax_sweeps", check_int("relax_sweeps", self.relax_sweeps, 0))
         object.__setattr__(self, "torque_tol",
                            _number("torque_tol", self.torque_tol, lo=0.0, lo_open=True))
         object.__setattr__(self, "acceptance", _number("acceptance", self.acceptance, lo=0.0,
@@ -129,7 +125,7 @@ class Schedule:
             raise UserError(f"relax_method must be one of {', '.join(map(repr, RELAX_METHODS))}, "
                             f"got {self.relax_method!r}")
         object.__setattr__(self, "relax_method", str(self.relax_method))
-        memory = _integer("relax_memory", self.relax_memory, 1)
+        memory = check_int("relax_memory", self.relax_memory, 1)
         if memory > 50:
             raise UserError(f"relax_memory must be <= 50, got {memory}")
         object.__setattr__(self, "relax_memory", memory)
@@ -178,8 +174,9 @@ def _check_indices(indices) -> list[int]:
     return out
 
 
-def _anneal_dipolar_sample(s, st, betas, ham: TypeII, schedule: Schedule, J):
-    """Anneal one Type II sample: numba half-sweeps, dipolar field by FFT between them.
+def _anneal_dipolar_sample(s, st, betas, terms: Terms, schedule: Schedule):
+    """Anneal one sample with a dipolar term: numba half-sweeps, dipolar field by FFT between
+    them (the Zeeman field, if any, added to it).
 
     The field on sublattice t is the sum of two convolutions on the sublattices' own grids
     (:func:`~spinsr_tf.physics.dipolar.sublattice_spectra`), so a half-sweep transforms only the
@@ -193,14 +190,16 @@ def _anneal_dipolar_sample(s, st, betas, ham: TypeII, schedule: Schedule, J):
     M = L // 2
     # The self-image term W(0) (converged sums only) acts on S_i itself: as a field it would make
     # ΔE inexact, so it is left out of the sums and added as the equivalent anisotropy.
-    w0 = dipolar_kernel((L, L), ham.dipolar_factor, ham.dipolar_images)[:, 0, 0]
-    spectra = _scaled_spectra(L, ham)
+    w0 = dipolar_kernel((L, L), terms.dipolar_factor, terms.dipolar_images)[:, 0, 0]
+    spectra = _scaled_spectra(L, terms.dipolar, terms.dipolar_factor, terms.dipolar_images)
+    J = np.float32(terms.J)
+    dvec = np.asarray(terms.dmi, dtype=np.float32)
+    zeeman = np.asarray(terms.field, dtype=np.float32)[:, None, None] if terms.has_field else None
     sheared = np.empty((3, L, M), dtype=np.float32)
     transforms = [None, None]   # rfft2 of each sublattice's sheared spins, None when stale
     product = np.empty((3, L, M // 2 + 1), dtype=np.complex64)
     hm = np.empty((3, L, M), dtype=np.float32)
-    dvec = np.zeros(6, dtype=np.float32)
-    aniso = np.float32(ham.anisotropy - 0.5 * ham.dipolar * (w0[3] - w0[0]))
+    aniso = np.float32(terms.anisotropy - 0.5 * terms.dipolar * (w0[3] - w0[0]))
 
     def field(t):
         """The dipolar field on sublattice t's sites into ``hm``; sublattice t is updated next."""
@@ -212,6 +211,8 @@ def _anneal_dipolar_sample(s, st, betas, ham: TypeII, schedule: Schedule, J):
                                  spectra[t, 1 - t], product)
         kern.unshear_field(scipy.fft.irfft2(product, s=(L, M), workers=1, overwrite_x=True),
                            t, hm)
+        if zeeman is not None:
+            hm[...] += zeeman
         transforms[t] = None
 
     kern.random_state(s, st)
@@ -225,7 +226,7 @@ def _anneal_dipolar_sample(s, st, betas, ham: TypeII, schedule: Schedule, J):
         if n + 1 < len(betas) and betas[n + 1] != beta:  # adapt only while cooling
             delta = kern.adapt_delta(delta, int(acc.sum()), float(L * L), schedule.acceptance)
     if schedule.relax_method == "lbfgs":
-        return _lbfgs_sample(s, ham, schedule)
+        return _lbfgs_sample(s, terms, schedule)
     # Relaxation, with the same per-half-sweep refresh. (Refreshing once per sweep, so that the
     # second sublattice sees a field lagging by the first one's update, halves the FFTs but lets
     # the over-relaxed iteration oscillate when the dipolar term dominates, e.g. for K = 0.)
@@ -246,19 +247,13 @@ def _anneal_dipolar_sample(s, st, betas, ham: TypeII, schedule: Schedule, J):
 
 
 @functools.lru_cache(maxsize=8)
-def _scaled_spectra(L: int, ham: TypeII) -> np.ndarray:
+def _scaled_spectra(L: int, dipolar: float, factor: float, images: str) -> np.ndarray:
     """``-Ddip`` times the sublattice spectra, complex64 (one per lattice size and material)."""
-    spectra = -ham.dipolar * sublattice_spectra(L, ham.dipolar_factor, ham.dipolar_images)
+    spectra = -dipolar * sublattice_spectra(L, factor, images)
     return spectra.astype(np.complex64)
 
 
-def _local_terms(ham):
-    if isinstance(ham, TypeI):
-        return np.concatenate(ham.dmi_vectors()), 0.0
-    return np.zeros(6), ham.anisotropy
-
-
-def _lbfgs_sample(s, ham, schedule: Schedule):
+def _lbfgs_sample(s, t: Terms, schedule: Schedule):
     """L-BFGS relaxation of one sample in the sublattice layout ``s`` (float32, in place)."""
     L = s.shape[2]
     comp = np.empty((3, L, L), dtype=np.float32)
@@ -266,30 +261,31 @@ def _lbfgs_sample(s, ham, schedule: Schedule):
     x = comp.astype(np.float64)
     args = (schedule.torque_tol, schedule.relax_sweeps, schedule.relax_memory,
             schedule.relax_max_rotation)
-    if isinstance(ham, TypeII) and ham.dipolar:
-        spec = -ham.dipolar * kernel_spectrum((L, L), ham.dipolar_factor,
-                                              images=ham.dipolar_images)
-        it, t = minimize.lbfgs_dipolar(x, ham.J, ham.anisotropy, spec, *args)
+    field = np.asarray(t.field, dtype=np.float64)
+    if t.dipolar:
+        spec = -t.dipolar * kernel_spectrum((L, L), t.dipolar_factor, images=t.dipolar_images)
+        it, torque = minimize.lbfgs_dipolar(x, t.J, np.asarray(t.dmi, dtype=np.float64),
+                                            t.anisotropy, field, spec, *args)
     else:
-        dvec, aniso = _local_terms(ham)
-        it, t = minimize.lbfgs_local(x, float(ham.J), dvec, float(aniso), *args)
+        it, torque = minimize.lbfgs_local(x, float(t.J), np.asarray(t.dmi, dtype=np.float64),
+                                          float(t.anisotropy), field, *args, t.open)
     kern.pack_components(x.astype(np.float32), s)
-    return it, t
+    return it, torque
 
 
-def _anneal_local(states, lanes, betas, ham, schedule: Schedule, relax, torque):
-    """Nearest-neighbour Hamiltonians (Type I, Type II without dipolar term): one numba call,
-    samples in parallel over the numba threads (the L-BFGS relaxation, if chosen, one sample
-    per Python thread after it)."""
-    dvec, aniso = _local_terms(ham)
+def _anneal_local(states, lanes, betas, t: Terms, schedule: Schedule, relax, torque):
+    """Hamiltonians without a dipolar term (nearest-neighbour, on-site and Zeeman terms): one
+    numba call, samples in parallel over the numba threads (the L-BFGS relaxation, if chosen,
+    one sample per Python thread after it)."""
     lbfgs = schedule.relax_method == "lbfgs"
-    kern.anneal_local_batch(states, lanes, betas, np.float32(ham.J), dvec.astype(np.float32),
-                            np.float32(aniso), 1.0, schedule.acceptance,
+    kern.anneal_local_batch(states, lanes, betas, np.float32(t.J),
+                            np.asarray(t.dmi, dtype=np.float32), np.float32(t.anisotropy),
+                            np.asarray(t.field, dtype=np.float32), 1.0, schedule.acceptance,
                             0 if lbfgs else schedule.relax_sweeps, schedule.torque_tol,
-                            np.float32(schedule.relax_omega), relax, torque)
+                            np.float32(schedule.relax_omega), t.open, relax, torque)
     if lbfgs and schedule.relax_sweeps:
         def one(b):
-            relax[b], torque[b] = _lbfgs_sample(states[b], ham, schedule)
+            relax[b], torque[b] = _lbfgs_sample(states[b], t, schedule)
 
         _each(one, states.shape[0])
 
@@ -306,21 +302,13 @@ def _each(fn, n):
             list(pool.map(fn, range(n)))
 
 
-def _anneal_dipolar(states, lanes, betas, ham: TypeII, schedule: Schedule, relax, torque):
-    """Type II: one sample per Python thread (numba kernels and FFTs release the GIL), as many
-    threads as numba's thread count."""
+def _anneal_dipolar(states, lanes, betas, t: Terms, schedule: Schedule, relax, torque):
+    """A dipolar term (Type II): one sample per Python thread (numba kernels and FFTs release
+    the GIL), as many threads as numba's thread count."""
     def one(b):
-        relax[b], torque[b] = _anneal_dipolar_sample(states[b], lanes[b], betas, ham, schedule,
-                                                     np.float32(ham.J))
+        relax[b], torque[b] = _anneal_dipolar_sample(states[b], lanes[b], betas, t, schedule)
 
     _each(one, states.shape[0])
-
-
-#: Relaxation cap, over-relaxation factor and annealing sweeps of the Type II default schedule
-#: (see :func:`default_schedule`).
-TYPE_II_RELAX_SWEEPS = 200
-TYPE_II_RELAX_OMEGA = 1.9
-TYPE_II_SWEEPS = 400
 
 
 def default_schedule(hamiltonian) -> Schedule:
@@ -336,13 +324,10 @@ def default_schedule(hamiltonian) -> Schedule:
     torque 0.5 → 3e-3 J) but stop before curvature-driven coarsening erases the domains, giving
     the several domains and walls of the paper's Type II images. Those states are arrested, not
     stationary: the walls keep a torque of up to ~0.1 J, recorded in the data files'
-    ``relaxed.*`` attributes.
+    ``relaxed.*`` attributes. (Each Hamiltonian states its own overrides:
+    ``schedule_defaults()``; a Zeeman field keeps its model's.)
     """
-    ham = check_hamiltonian(hamiltonian)
-    if isinstance(ham, TypeII):
-        return Schedule(t_start=2.0, t_end=0.05, sweeps=TYPE_II_SWEEPS,
-                        relax_sweeps=TYPE_II_RELAX_SWEEPS, relax_omega=TYPE_II_RELAX_OMEGA)
-    return Schedule()
+    return Schedule(**check_hamiltonian(hamiltonian).schedule_defaults())
 
 
 def anneal(hamiltonian, size: int, seed: int, indices, schedule: Schedule | None = None,
@@ -351,7 +336,8 @@ def anneal(hamiltonian, size: int, seed: int, indices, schedule: Schedule | None
 
     Parameters
     ----------
-    hamiltonian : :class:`~spinsr_tf.physics.TypeI` or :class:`~spinsr_tf.physics.TypeII`.
+    hamiltonian : a :class:`~spinsr_tf.physics.hamiltonians.Hamiltonian` (``TypeI``,
+        ``TypeII``, either in a field: :func:`~spinsr_tf.physics.zeeman.with_field`).
     size : lattice side L (even, >= 4), periodic L×L lattice.
     seed : global seed, integer in [0, 2**64).
     indices : sample indices (non-negative integers). Sample k depends only on
@@ -383,10 +369,11 @@ def anneal(hamiltonian, size: int, seed: int, indices, schedule: Schedule | None
     betas = (1.0 / schedule.temperatures()).astype(np.float32)
     relax = np.zeros(n, dtype=np.int64)
     torque = np.zeros(n, dtype=np.float64)
-    if n and (isinstance(ham, TypeI) or ham.dipolar == 0):
-        _anneal_local(states, lanes, betas, ham, schedule, relax, torque)
+    terms = ham.terms()
+    if n and not terms.dipolar:
+        _anneal_local(states, lanes, betas, terms, schedule, relax, torque)
     elif n:
-        _anneal_dipolar(states, lanes, betas, ham, schedule, relax, torque)
+        _anneal_dipolar(states, lanes, betas, terms, schedule, relax, torque)
     out = np.empty((n, L, L, 3), dtype=np.float32)
     for b in range(n):
         kern.unpack(states[b], out[b])

@@ -2,9 +2,12 @@
 
 These float64 functions define the Hamiltonians of :mod:`~spinsr_tf.physics.hamiltonians`
 numerically; the annealing kernels are tested against them. Every function takes one
-configuration ``(H, W, 3)`` or a batch ``(N, H, W, 3)`` (periodic, any H, W >= 2; the spins need
-not be unit vectors, so that energy and field can be differentiated freely). Energies are in
-units of J with every pair counted once; the field is ``h_eff = -∂E/∂S`` (same units).
+configuration ``(H, W, 3)`` or a batch ``(N, H, W, 3)`` (periodic unless the Hamiltonian is on
+an open film; any H, W >= 2; the spins need not be unit vectors, so that energy and field can
+be differentiated freely). Energies are in
+units of J with every pair counted once; the field is ``h_eff = -∂E/∂S`` (same units). Both are
+evaluated from the Hamiltonian's :class:`~spinsr_tf.physics.hamiltonians.Terms`, so they hold
+for any Hamiltonian built from those terms.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import numpy as np
 
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.physics.dipolar import dipolar_field
-from spinsr_tf.physics.hamiltonians import TypeI, check_hamiltonian
+from spinsr_tf.physics.hamiltonians import check_hamiltonian
 
 
 def _as_spins(spins, name: str = "spins") -> np.ndarray:
@@ -29,9 +32,16 @@ def _as_spins(spins, name: str = "spins") -> np.ndarray:
     return s
 
 
-def _neighbour(s: np.ndarray, shift: int, axis: str) -> np.ndarray:
-    """Spins of the neighbour at +1 (shift=1) or -1 along x (columns) or y (rows)."""
-    return np.roll(s, -shift, axis=-2 if axis == "x" else -3)
+def _neighbour(s: np.ndarray, shift: int, axis: str, open_: bool = False) -> np.ndarray:
+    """Spins of the neighbour at +1 (shift=1) or -1 along x (columns) or y (rows); zeros where
+    an open film has no neighbour (its edges)."""
+    ax = -2 if axis == "x" else -3
+    out = np.roll(s, -shift, axis=ax)
+    if open_:
+        edge = [slice(None)] * s.ndim
+        edge[ax] = -1 if shift > 0 else 0
+        out[tuple(edge)] = 0.0
+    return out
 
 
 def _cross(a: np.ndarray, b) -> np.ndarray:
@@ -44,7 +54,8 @@ def energy(spins, hamiltonian):
     Parameters
     ----------
     spins : ``(H, W, 3)`` (or a batch ``(N, H, W, 3)``), periodic.
-    hamiltonian : :class:`~spinsr_tf.physics.TypeI` or :class:`~spinsr_tf.physics.TypeII`.
+    hamiltonian : a :class:`~spinsr_tf.physics.hamiltonians.Hamiltonian` (``TypeI``,
+        ``TypeII``, either in a field).
 
     Returns
     -------
@@ -52,17 +63,19 @@ def energy(spins, hamiltonian):
     energy per spin.
     """
     s = _as_spins(spins)
-    ham = check_hamiltonian(hamiltonian)
-    sx, sy = _neighbour(s, 1, "x"), _neighbour(s, 1, "y")
-    e = -ham.J * np.sum(s * (sx + sy), axis=-1)
-    if isinstance(ham, TypeI):
-        dx, dy = ham.dmi_vectors()
+    t = check_hamiltonian(hamiltonian).terms()
+    sx, sy = _neighbour(s, 1, "x", t.open), _neighbour(s, 1, "y", t.open)
+    e = -t.J * np.sum(s * (sx + sy), axis=-1)
+    if t.has_dmi:
+        dx, dy = t.dmi_vectors()
         e = e + _cross(s, sx) @ dx + _cross(s, sy) @ dy
-    else:
-        e = e - ham.anisotropy * s[..., 2] ** 2
-        if ham.dipolar:
-            h = dipolar_field(s, ham.dipolar, ham.dipolar_factor, ham.dipolar_images)
-            e = e - 0.5 * np.sum(s * h, axis=-1)
+    if t.anisotropy:
+        e = e - t.anisotropy * s[..., 2] ** 2
+    if t.has_field:
+        e = e - s @ t.field_vector()
+    if t.dipolar:
+        h = dipolar_field(s, t.dipolar, t.dipolar_factor, t.dipolar_images)
+        e = e - 0.5 * np.sum(s * h, axis=-1)
     total = e.sum(axis=(-2, -1))
     return float(total) if s.ndim == 3 else total
 
@@ -70,26 +83,28 @@ def energy(spins, hamiltonian):
 def local_field(spins, hamiltonian) -> np.ndarray:
     """Effective field ``h_i = -∂E/∂S_i`` at every site, units of J.
 
-    Type I: ``J Σ_nn S_j + D_x × (S_{i+x} - S_{i-x}) + D_y × (S_{i+y} - S_{i-y})``.
-    Type II: ``J Σ_nn S_j + 2K S_iz ẑ + h_dip`` (dipolar field by FFT, periodic images as
-    ``hamiltonian.dipolar_images`` says).
+    ``J Σ_nn S_j + D_x × (S_{i+x} - S_{i-x}) + D_y × (S_{i+y} - S_{i-y}) + 2K S_iz ẑ + h + h_dip``
+    (each term where the Hamiltonian has it; dipolar field by FFT, periodic images as its
+    ``dipolar_images`` says).
 
     Returns
     -------
     float64 array of the shape of ``spins``.
     """
     s = _as_spins(spins)
-    ham = check_hamiltonian(hamiltonian)
-    xp, xm = _neighbour(s, 1, "x"), _neighbour(s, -1, "x")
-    yp, ym = _neighbour(s, 1, "y"), _neighbour(s, -1, "y")
-    h = ham.J * (xp + xm + yp + ym)
-    if isinstance(ham, TypeI):
-        dx, dy = ham.dmi_vectors()
+    t = check_hamiltonian(hamiltonian).terms()
+    xp, xm = _neighbour(s, 1, "x", t.open), _neighbour(s, -1, "x", t.open)
+    yp, ym = _neighbour(s, 1, "y", t.open), _neighbour(s, -1, "y", t.open)
+    h = t.J * (xp + xm + yp + ym)
+    if t.has_dmi:
+        dx, dy = t.dmi_vectors()
         h += _cross(dx, xp - xm) + _cross(dy, yp - ym)
-    else:
-        h[..., 2] += 2.0 * ham.anisotropy * s[..., 2]
-        if ham.dipolar:
-            h += dipolar_field(s, ham.dipolar, ham.dipolar_factor, ham.dipolar_images)
+    if t.anisotropy:
+        h[..., 2] += 2.0 * t.anisotropy * s[..., 2]
+    if t.has_field:
+        h += t.field_vector()
+    if t.dipolar:
+        h += dipolar_field(s, t.dipolar, t.dipolar_factor, t.dipolar_images)
     return h
 
 

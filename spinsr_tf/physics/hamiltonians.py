@@ -25,13 +25,22 @@ nearly cancels K = 0.215, leaving the small effective anisotropy K_eff ≈ 0.01 
 domains separated by narrow walls. The dipolar sum runs over all periodic images
 (``dipolar_images="converged"``, default) or the minimum image only (``"minimum"``, the form of
 data made before the image sum existed); see :mod:`~spinsr_tf.physics.dipolar`.
+
+The interface (:class:`Hamiltonian`): each Hamiltonian states its :class:`Terms` (the
+coefficients that :mod:`~spinsr_tf.physics.energy`, :mod:`~spinsr_tf.physics.keras_energy`, the
+annealing kernels and the L-BFGS relaxation evaluate), which lattice operations with co-rotated
+spins keep its energy (:meth:`Hamiltonian.keeps`), its parameters (:meth:`Hamiltonian.to_attrs`
+and :func:`hamiltonian_from_attrs`, a flat dict round trip) and its name in :data:`REGISTRY`.
+Callers ask the object; none checks its class. A Zeeman field is added to any of them by
+:func:`spinsr_tf.physics.zeeman.with_field`.
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
-from typing import Mapping, Union
+from typing import Callable, ClassVar, Mapping, Union
 
 import numpy as np
 
@@ -40,6 +49,14 @@ from spinsr_tf.base.errors import UserError
 DMI_KINDS = ("interfacial", "bulk")
 DIPOLAR_FORMS = ("standard", "printed")
 DIPOLAR_IMAGES = ("converged", "minimum")
+#: Lattice boundaries: periodic (a torus) or open (a finite film, no bonds across its edges).
+BOUNDARIES = ("periodic", "open")
+
+#: Relaxation cap, over-relaxation factor and annealing sweeps of the Type II default schedule
+#: (see :func:`spinsr_tf.physics.annealing.default_schedule`).
+TYPE_II_RELAX_SWEEPS = 200
+TYPE_II_RELAX_OMEGA = 1.9
+TYPE_II_SWEEPS = 400
 
 
 def _finite(name: str, value) -> float:
@@ -57,8 +74,201 @@ def _choice(name: str, value, choices: tuple) -> str:
     return str(value)
 
 
+_ZERO3 = (0.0, 0.0, 0.0)
+
+
 @dataclasses.dataclass(frozen=True)
-class TypeI:
+class Terms:
+    """The coefficients of every term a Hamiltonian here can have, units of J::
+
+        H = -J Σ_<ij> Si·Sj + Σ_<ij> Dij·(Si × Sj) - K Σ_i Siz² - Σ_i h·Si
+            + Ddip Σ_{i<j} [Si·Sj - c (Si·r̂)(Sj·r̂)] / r³
+
+    This is what the evaluators take (NumPy energy and field, the Keras energy, the annealing
+    kernels, the L-BFGS relaxation), so a Hamiltonian built from these terms needs no change to
+    any of them. Tuples, so that the record is hashable (caches key on it).
+
+    Parameters
+    ----------
+    J : exchange.
+    dmi : ``(D_x, D_y)`` flattened, 6 numbers: the DMI vectors of the bonds i → i + x̂, i → i + ŷ.
+    anisotropy : K (K > 0 favours ±ẑ).
+    field : Zeeman field h = (hx, hy, hz); E_Z = -h·S per site, so a spin along h is favoured.
+    dipolar : Ddip >= 0; ``dipolar_factor`` the c above; ``dipolar_images`` the periodic image
+        sum (:mod:`~spinsr_tf.physics.dipolar`).
+    boundary : ``"periodic"`` or ``"open"``: an open film has no exchange or DMI bonds across its
+        edges (periodic dipolar sums only, so no dipolar term).
+    """
+
+    J: float = 1.0
+    dmi: tuple = (0.0,) * 6
+    anisotropy: float = 0.0
+    field: tuple = _ZERO3
+    dipolar: float = 0.0
+    dipolar_factor: float = 3.0
+    dipolar_images: str = "converged"
+    boundary: str = "periodic"
+
+    def __post_init__(self):
+        _choice("boundary", self.boundary, BOUNDARIES)
+        if self.boundary == "open" and self.dipolar:
+            raise UserError("open boundaries need a Hamiltonian without a dipolar term (the "
+                            "dipolar sums are periodic)")
+        object.__setattr__(self, "dmi", tuple(float(v) for v in self.dmi))
+        object.__setattr__(self, "field", tuple(float(v) for v in self.field))
+        if len(self.dmi) != 6 or len(self.field) != 3:
+            raise UserError(f"terms need 6 DMI and 3 field components, got {self.dmi!r}, "
+                            f"{self.field!r}")
+
+    def dmi_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(D_x, D_y)``, each shape (3,) float64."""
+        d = np.asarray(self.dmi, dtype=np.float64)
+        return d[:3], d[3:]
+
+    @property
+    def has_dmi(self) -> bool:
+        return any(self.dmi)
+
+    @property
+    def has_field(self) -> bool:
+        return any(self.field)
+
+    @property
+    def open(self) -> bool:
+        return self.boundary == "open"
+
+    def field_vector(self) -> np.ndarray:
+        """The Zeeman field h, shape (3,) float64, units of J."""
+        return np.asarray(self.field, dtype=np.float64)
+
+
+def _bond_dmi(terms: Terms, r: np.ndarray) -> np.ndarray:
+    """D of the bond along the in-plane unit lattice vector ``r`` (±x̂ or ±ŷ): D(−r̂) = −D(r̂)."""
+    dx, dy = terms.dmi_vectors()
+    return dx * r[0] + dy * r[1]
+
+
+def terms_keep(terms: Terms, spin_matrix, lattice_matrix) -> bool:
+    """Whether H is invariant when positions move by ``lattice_matrix`` A (2×2, x then y, an
+    element of the square's point group) and spins by ``spin_matrix`` P (3×3 orthogonal).
+
+    Term by term (docstring of :mod:`spinsr_tf.nn.symmetry` for the derivation): exchange always;
+    DMI iff ``D(A r̂) = det(P) P D(r̂)`` for r̂ = x̂, ŷ; anisotropy iff P ẑ = ±ẑ; dipolar iff P's
+    in-plane block is ±A and P ẑ = ±ẑ; Zeeman iff P h = h.
+    """
+    P = np.asarray(spin_matrix, dtype=np.float64)
+    A = np.asarray(lattice_matrix, dtype=np.float64)
+    close = lambda a, b: bool(np.allclose(a, b, rtol=0.0, atol=1e-12))  # noqa: E731
+    z_axis = close(P[2, :2], 0.0) and close(P[:2, 2], 0.0)
+    if terms.has_dmi:
+        det = np.linalg.det(P)
+        for r in np.eye(2):
+            if not close(_bond_dmi(terms, A @ r), det * P @ _bond_dmi(terms, r)):
+                return False
+    if terms.anisotropy and not z_axis:
+        return False
+    if terms.dipolar and not (z_axis and (close(P[:2, :2], A) or close(P[:2, :2], -A))):
+        return False
+    if terms.has_field and not close(P @ terms.field_vector(), terms.field_vector()):
+        return False
+    return True
+
+
+class Hamiltonian(abc.ABC):
+    """What every Hamiltonian says about itself; subclasses are frozen dataclasses.
+
+    ``name`` is its key in :data:`REGISTRY` (the physics-prior and CLI name), ``code`` the
+    ``type`` attribute it writes to files (``"I"``, ``"II"``).
+    """
+
+    name: ClassVar[str] = ""
+    code: ClassVar[str] = ""
+
+    @abc.abstractmethod
+    def terms(self) -> Terms:
+        """The coefficients of its terms (units of J): everything the evaluators need."""
+
+    @property
+    def kind(self) -> str:
+        """Registry name of the model (``"typeI"``, ``"typeII"``); a Zeeman field keeps it."""
+        return self.name
+
+    def describe(self) -> str:
+        """A few words for messages, e.g. ``"Type I with bulk DMI"``."""
+        return self.name
+
+    def parameter_names(self) -> tuple:
+        return tuple(f.name for f in dataclasses.fields(self))
+
+    def params(self) -> dict:
+        """Its constructor arguments (floats and strings)."""
+        return {name: getattr(self, name) for name in self.parameter_names()}
+
+    def to_attrs(self) -> dict[str, Union[str, float]]:
+        """Flat, HDF5-attribute and JSON friendly parameters, with ``"type"``; inverse:
+        :func:`hamiltonian_from_attrs`."""
+        return {"type": self.code, **self.params()}
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping) -> "Hamiltonian":
+        """Its own keys of ``attrs`` (others ignored), values as HDF5 returns them."""
+        kwargs = {}
+        for field in dataclasses.fields(cls):
+            if field.name in attrs:
+                value = attrs[field.name]
+                kwargs[field.name] = (_text(value) if isinstance(field.default, str)
+                                      else _scalar(value))
+        return cls(**kwargs)
+
+    def replace(self, **changes) -> "Hamiltonian":
+        """A copy with some parameters changed (validated; unknown names are a UserError)."""
+        names = self.parameter_names()
+        for key in changes:
+            if key not in names:
+                raise UserError(f"{self.describe()} has no parameter {key!r} "
+                                f"(parameters: {', '.join(sorted(names))})")
+        return dataclasses.replace(self, **changes)
+
+    def keeps(self, spin_matrix, lattice_matrix) -> bool:
+        """Whether the energy is invariant under the lattice operation A = ``lattice_matrix``
+        (2×2) with spins mixed by P = ``spin_matrix`` (3×3): :func:`terms_keep`."""
+        return terms_keep(self.terms(), spin_matrix, lattice_matrix)
+
+    @property
+    def translation_symmetric(self) -> bool:
+        """Whether lattice translations keep the energy (periodic boundaries; not an open film)."""
+        return not self.terms().open
+
+    @property
+    def flip_symmetric(self) -> bool:
+        """Whether the global flip S → −S keeps the energy (false in a field)."""
+        return self.keeps(-np.eye(3), np.eye(2))
+
+    def schedule_defaults(self) -> dict:
+        """Overrides of :class:`~spinsr_tf.physics.annealing.Schedule` defaults that give this
+        model's intended texture (see :func:`~spinsr_tf.physics.annealing.default_schedule`)."""
+        return {}
+
+
+#: Registered Hamiltonians by name; ``type`` codes of files map through :data:`CODES`.
+REGISTRY: dict[str, type] = {}
+CODES: dict[str, str] = {}
+#: Functions ``(hamiltonian, attrs) -> hamiltonian`` that add optional terms recorded in attrs
+#: (e.g. a Zeeman field), applied in order by :func:`hamiltonian_from_attrs`.
+ATTR_EXTENSIONS: list[Callable] = []
+
+
+def register(cls):
+    """Class decorator: add a :class:`Hamiltonian` to :data:`REGISTRY` under ``cls.name``."""
+    REGISTRY[cls.name] = cls
+    if cls.code:
+        CODES[cls.code] = cls.name
+    return cls
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class TypeI(Hamiltonian):
     """Exchange + Dzyaloshinskii-Moriya interaction (labyrinth textures).
 
     Parameters
@@ -71,6 +281,8 @@ class TypeI:
     J: float = 1.0
     dmi: float = 0.3
     dmi_kind: str = "interfacial"
+    name: ClassVar[str] = "typeI"
+    code: ClassVar[str] = "I"
 
     def __post_init__(self):
         object.__setattr__(self, "J", _finite("J", self.J))
@@ -88,13 +300,16 @@ class TypeI:
         q = math.atan2(abs(self.dmi), abs(self.J))
         return math.inf if q == 0 else 2 * math.pi / q
 
-    def to_attrs(self) -> dict[str, Union[str, float]]:
-        """Flat, HDF5-attribute friendly parameters, with ``"type": "I"``."""
-        return {"type": "I", "J": self.J, "dmi": self.dmi, "dmi_kind": self.dmi_kind}
+    def terms(self) -> Terms:
+        return Terms(J=self.J, dmi=tuple(np.concatenate(self.dmi_vectors())))
+
+    def describe(self) -> str:
+        return f"Type I with {self.dmi_kind} DMI"
 
 
+@register
 @dataclasses.dataclass(frozen=True)
-class TypeII:
+class TypeII(Hamiltonian):
     """Exchange + dipole-dipole interaction + perpendicular anisotropy (domains and walls).
 
     Parameters
@@ -114,6 +329,8 @@ class TypeII:
     anisotropy: float = 0.215
     dipolar_form: str = "standard"
     dipolar_images: str = "converged"
+    name: ClassVar[str] = "typeII"
+    code: ClassVar[str] = "II"
 
     def __post_init__(self):
         object.__setattr__(self, "J", _finite("J", self.J))
@@ -131,14 +348,24 @@ class TypeII:
         """The c in ``[Si·Sj - c (Si·r̂)(Sj·r̂)] / r³``: 3 (standard) or 1 (printed)."""
         return 3.0 if self.dipolar_form == "standard" else 1.0
 
-    def to_attrs(self) -> dict[str, Union[str, float]]:
-        """Flat, HDF5-attribute friendly parameters, with ``"type": "II"``."""
-        return {"type": "II", "J": self.J, "dipolar": self.dipolar,
-                "anisotropy": self.anisotropy, "dipolar_form": self.dipolar_form,
-                "dipolar_images": self.dipolar_images}
+    def terms(self) -> Terms:
+        return Terms(J=self.J, anisotropy=self.anisotropy, dipolar=self.dipolar,
+                     dipolar_factor=self.dipolar_factor, dipolar_images=self.dipolar_images)
 
+    def describe(self) -> str:
+        return "Type II"
 
-Hamiltonian = Union[TypeI, TypeII]
+    @classmethod
+    def from_attrs(cls, attrs: Mapping) -> "TypeII":
+        """As :meth:`Hamiltonian.from_attrs`; attributes without ``dipolar_images`` were written
+        before the image sum existed and describe the minimum-image form."""
+        ham = super().from_attrs(attrs)
+        return ham if "dipolar_images" in attrs else dataclasses.replace(
+            ham, dipolar_images="minimum")
+
+    def schedule_defaults(self) -> dict:
+        return {"t_start": 2.0, "t_end": 0.05, "sweeps": TYPE_II_SWEEPS,
+                "relax_sweeps": TYPE_II_RELAX_SWEEPS, "relax_omega": TYPE_II_RELAX_OMEGA}
 
 
 def _text(value) -> str:
@@ -149,37 +376,51 @@ def _text(value) -> str:
     return str(value)
 
 
-def hamiltonian_from_attrs(attrs: Mapping) -> Hamiltonian:
-    """Rebuild a :class:`TypeI` or :class:`TypeII` from :meth:`~TypeI.to_attrs` output.
+def _scalar(value):
+    if isinstance(value, np.ndarray) and value.shape == ():
+        return value.item()
+    return value
 
+
+def hamiltonian_from_attrs(attrs: Mapping) -> Hamiltonian:
+    """Rebuild a Hamiltonian from :meth:`~Hamiltonian.to_attrs` output.
+
+    ``type`` is a file code (``"I"``, ``"II"``) or a registry name (``"typeI"``, ``"typeII"``).
     Accepts values as HDF5 returns them (NumPy scalars, bytes); keys other than the Hamiltonian's
-    own are ignored, so a file's whole attribute set can be passed. Type II attributes without
-    ``dipolar_images`` were written before the image sum existed and describe the minimum-image
-    form, so that is what they give.
+    own are ignored, so a file's whole attribute set can be passed. Optional terms recorded in
+    the attributes (a Zeeman field) are added by :data:`ATTR_EXTENSIONS`; files without them
+    have none.
     """
     if not isinstance(attrs, Mapping) or "type" not in attrs:
         raise UserError("hamiltonian attributes must be a mapping with a 'type' key ('I' or 'II')")
     kind = _text(attrs["type"])
-    cls = {"I": TypeI, "II": TypeII}.get(kind)
+    cls = REGISTRY.get(CODES.get(kind, kind))
     if cls is None:
-        raise UserError(f"hamiltonian type must be 'I' or 'II', got {kind!r}")
-    kwargs = {}
-    for field in dataclasses.fields(cls):
-        if field.name in attrs:
-            value = attrs[field.name]
-            if field.type == "str" or isinstance(field.default, str):
-                kwargs[field.name] = _text(value)
-            else:
-                if isinstance(value, np.ndarray) and value.shape == ():
-                    value = value.item()
-                kwargs[field.name] = value
-    if cls is TypeII and "dipolar_images" not in attrs:
-        kwargs["dipolar_images"] = "minimum"
-    return cls(**kwargs)
+        raise UserError(f"hamiltonian type must be one of "
+                        f"{', '.join(map(repr, list(CODES) + list(REGISTRY)))}, got {kind!r}")
+    ham = cls.from_attrs(attrs)
+    for extend in ATTR_EXTENSIONS:
+        ham = extend(ham, attrs)
+    return ham
+
+
+def hamiltonian_by_name(name: str, **params) -> Hamiltonian:
+    """``hamiltonian_by_name("typeI", dmi=0.2)``: a registered model (name or file code) with its
+    parameters; an unknown name or parameter is a UserError."""
+    cls = REGISTRY.get(CODES.get(name, name))
+    if cls is None:
+        raise UserError(f"Hamiltonian must be one of {', '.join(map(repr, REGISTRY))}, "
+                        f"got {name!r}")
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(params) - set(names))
+    if unknown:
+        raise UserError(f"{name} has no parameter {unknown[0]!r} (parameters: {', '.join(names)})")
+    return cls(**params)
 
 
 def check_hamiltonian(hamiltonian) -> Hamiltonian:
-    """Return ``hamiltonian`` if it is a :class:`TypeI` or :class:`TypeII`, else raise UserError."""
-    if not isinstance(hamiltonian, (TypeI, TypeII)):
-        raise UserError(f"hamiltonian must be a TypeI or TypeII instance, got {hamiltonian!r}")
+    """Return ``hamiltonian`` if it is a :class:`Hamiltonian`, else raise UserError."""
+    if not isinstance(hamiltonian, Hamiltonian):
+        raise UserError(f"hamiltonian must be a Hamiltonian ({', '.join(REGISTRY)}), "
+                        f"got {hamiltonian!r}")
     return hamiltonian

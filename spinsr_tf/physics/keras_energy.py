@@ -17,13 +17,20 @@ from __future__ import annotations
 from keras import ops
 
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.physics.hamiltonians import TypeI, TypeII, check_hamiltonian
+from spinsr_tf.physics.hamiltonians import Terms, check_hamiltonian
 from spinsr_tf.physics.priors import exchange_only
 
 
-def _neighbours(s):
-    """Spins at +x (next column) and +y (next row), periodic."""
-    return ops.roll(s, -1, axis=2), ops.roll(s, -1, axis=1)
+def _neighbours(s, open_: bool = False):
+    """Spins at +x (next column) and +y (next row), periodic, or zeros beyond the last column
+    and row of an open film."""
+    sx, sy = ops.roll(s, -1, axis=2), ops.roll(s, -1, axis=1)
+    if open_:
+        shape = ops.shape(s)
+        mx = ops.cast(ops.arange(shape[2]) < shape[2] - 1, s.dtype)
+        my = ops.cast(ops.arange(shape[1]) < shape[1] - 1, s.dtype)
+        sx, sy = sx * mx[None, None, :, None], sy * my[None, :, None, None]
+    return sx, sy
 
 
 def _triple(d, a, b):
@@ -36,12 +43,18 @@ def _triple(d, a, b):
     return out
 
 
-def _exchange_dmi(s, ham: TypeI):
-    sx, sy = _neighbours(s)
-    e = -ham.J * ops.sum(s * (sx + sy), axis=-1)
-    if ham.dmi != 0.0:
-        dx, dy = ham.dmi_vectors()
+def _local(s, t: Terms):
+    """Energy per site of the nearest-neighbour and on-site terms, ``(B, H, W)``."""
+    sx, sy = _neighbours(s, t.open)
+    e = -t.J * ops.sum(s * (sx + sy), axis=-1)
+    if t.has_dmi:
+        dx, dy = t.dmi_vectors()
         e = e + _triple(dx, s, sx) + _triple(dy, s, sy)
+    if t.anisotropy:
+        e = e - t.anisotropy * s[..., 2] ** 2
+    for k, h in enumerate(t.field):
+        if h:
+            e = e - h * s[..., k]
     return e
 
 
@@ -105,18 +118,18 @@ def dipolar_spectrum(height, width, factor: float = 3.0, dtype="float32",
     return real
 
 
-def _dipolar(s, ham: TypeII):
+def _dipolar(s, t: Terms):
     """Dipolar energy per spin, ``(B,)``."""
     shape = ops.shape(s)
     height, width = shape[1], shape[2]
-    w = dipolar_spectrum(height, width, ham.dipolar_factor, s.dtype, ham.dipolar_images)
+    w = dipolar_spectrum(height, width, t.dipolar_factor, s.dtype, t.dipolar_images)
     channels_first = ops.transpose(s, (0, 3, 1, 2))
     re, im = ops.fft2((channels_first, ops.zeros_like(channels_first)))
     power = re * re + im * im                                   # |S_a(k)|², (B, 3, H, W)
     mixed = re[:, 0] * re[:, 1] + im[:, 0] * im[:, 1]           # Re(conj(S_x) S_y)
     e_k = (w[0] * power[:, 0] + w[2] * power[:, 1] + w[3] * power[:, 2] + 2.0 * w[1] * mixed)
     n = ops.cast(height * width, s.dtype)
-    return ham.dipolar * ops.sum(e_k, axis=(1, 2)) / (2.0 * n * n)
+    return t.dipolar * ops.sum(e_k, axis=(1, 2)) / (2.0 * n * n)
 
 
 def energy_per_spin(spins, hamiltonian):
@@ -126,24 +139,20 @@ def energy_per_spin(spins, hamiltonian):
     ----------
     spins : tensor ``(B, H, W, 3)``, float32 or float64, periodic. Need not be unit vectors
         (the energy is the polynomial of :func:`~spinsr_tf.physics.energy`).
-    hamiltonian : :class:`~spinsr_tf.physics.TypeI` (use :func:`exchange_only` for exchange
-        alone) or :class:`~spinsr_tf.physics.TypeII`.
+    hamiltonian : a :class:`~spinsr_tf.physics.hamiltonians.Hamiltonian` (use
+        :func:`exchange_only` for exchange alone), evaluated from its ``terms()``.
 
     Returns
     -------
     tensor ``(B,)`` of the dtype of ``spins``.
     """
-    ham = check_hamiltonian(hamiltonian)
+    t = check_hamiltonian(hamiltonian).terms()
     s = ops.convert_to_tensor(spins)
     if len(s.shape) != 4 or s.shape[-1] != 3:
         raise UserError(f"spins must have shape (B, H, W, 3), got {tuple(s.shape)}")
-    if isinstance(ham, TypeI):
-        per_site = _exchange_dmi(s, ham)
-    else:
-        per_site = _exchange_dmi(s, TypeI(J=ham.J, dmi=0.0)) - ham.anisotropy * s[..., 2] ** 2
-    e = ops.mean(per_site, axis=(1, 2))
-    if isinstance(ham, TypeII) and ham.dipolar:
-        e = e + _dipolar(s, ham)
+    e = ops.mean(_local(s, t), axis=(1, 2))
+    if t.dipolar:
+        e = e + _dipolar(s, t)
     return e
 
 

@@ -43,18 +43,22 @@ def _dot(a, b):
 
 
 @nb.njit(**_OPTS)
-def local_field_energy(s, hext, J, dvec, K, h, g):
+def local_field_energy(s, hext, J, dvec, K, field, h, g, open_=False):
     """Field, energy and gradient of a local Hamiltonian plus an external field.
 
     ``s`` ``(3, L, W)`` float64 spins (component first, periodic); ``hext`` ``(3, L, W)`` extra
     field (dipolar) added to h, or shape ``(3, 0, 0)`` for none; ``dvec`` the DMI vectors D_x, D_y
-    (6,); K the anisotropy. Writes ``h`` (effective field) and ``g = h × S`` (the gradient in the
-    rotation parameters). Returns ``(E, max_i |g_i|²)``; E = -½ Σ S·h counts each pair once
-    (exact when ``hext`` is the field of a quadratic form, as the dipolar one is).
+    (6,); K the anisotropy; ``field`` (3,) the uniform Zeeman field. Writes ``h`` (effective
+    field) and ``g = h × S`` (the gradient in the rotation parameters). Returns
+    ``(E, max_i |g_i|²)``; E = -½ Σ S·(h + field) counts each pair once and the linear Zeeman
+    term in full (exact when ``hext`` is the field of a quadratic form, as the dipolar one is).
+    ``open_``: an open film, no neighbours beyond its edges.
     """
     L = s.shape[1]
     W = s.shape[2]
     dx0, dx1, dx2, dy0, dy1, dy2 = dvec[0], dvec[1], dvec[2], dvec[3], dvec[4], dvec[5]
+    fx, fy, fz = field[0], field[1], field[2]
+    ez = 0.0
     ext = hext.shape[1] > 0
     e0 = e1 = 0.0
     tmax = 0.0
@@ -68,6 +72,15 @@ def local_field_energy(s, hext, J, dvec, K, h, g):
             rx, ry, rz = s[0, i, jr], s[1, i, jr], s[2, i, jr]
             ux, uy, uz = s[0, iu, j], s[1, iu, j], s[2, iu, j]
             wx, wy, wz = s[0, idn, j], s[1, idn, j], s[2, idn, j]
+            if open_:
+                if j == 0:
+                    lx = ly = lz = 0.0
+                if j == W - 1:
+                    rx = ry = rz = 0.0
+                if i == 0:
+                    ux = uy = uz = 0.0
+                if i == L - 1:
+                    wx = wy = wz = 0.0
             ax, ay, az = rx - lx, ry - ly, rz - lz
             bx, by, bz = wx - ux, wy - uy, wz - uz
             sx, sy, sz = s[0, i, j], s[1, i, j], s[2, i, j]
@@ -75,6 +88,10 @@ def local_field_energy(s, hext, J, dvec, K, h, g):
             hy = J * (ly + ry + uy + wy) + (dx2 * ax - dx0 * az) + (dy2 * bx - dy0 * bz)
             hz = J * (lz + rz + uz + wz) + (dx0 * ay - dx1 * ax) + (dy0 * by - dy1 * bx)
             hz += 2.0 * K * sz
+            hx += fx
+            hy += fy
+            hz += fz
+            ez += sx * fx + sy * fy + sz * fz
             if ext:
                 hx += hext[0, i, j]
                 hy += hext[1, i, j]
@@ -94,7 +111,7 @@ def local_field_energy(s, hext, J, dvec, K, h, g):
                 e0 += sx * hx + sy * hy + sz * hz
             else:
                 e1 += sx * hx + sy * hy + sz * hz
-    return -0.5 * (e0 + e1), tmax
+    return -0.5 * (e0 + e1) - 0.5 * ez, tmax
 
 
 @nb.njit(**_OPTS)
@@ -209,11 +226,13 @@ def _accept(s, h, g, trial, h_new, g_new, p, sm, ym, rho, count, head):
 
 
 @nb.njit(**_OPTS)
-def lbfgs_local(s, J, dvec, K, tol, max_iter, memory, max_rotation):
-    """L-BFGS relaxation of a local Hamiltonian (exchange, DMI, anisotropy), in place.
+def lbfgs_local(s, J, dvec, K, field, tol, max_iter, memory, max_rotation, open_=False):
+    """L-BFGS relaxation of a local Hamiltonian (exchange, DMI, anisotropy, Zeeman ``field``
+    (3,)), in place.
 
     ``s`` ``(3, L, W)`` float64 unit spins. Stops when max torque < ``tol`` (J) or after
-    ``max_iter`` iterations (one field evaluation each). Returns ``(iterations, max torque)``.
+    ``max_iter`` iterations (one field evaluation each); ``open_`` for an open film. Returns
+    ``(iterations, max torque)``.
     """
     shape = s.shape
     n = s.size
@@ -228,14 +247,14 @@ def lbfgs_local(s, J, dvec, K, tol, max_iter, memory, max_rotation):
     ym = np.zeros((memory, n))
     rho = np.zeros(memory)
     alpha = np.zeros(memory)
-    E, t2 = local_field_energy(s, none, J, dvec, K, h, g)
+    E, t2 = local_field_energy(s, none, J, dvec, K, field, h, g, open_)
     count, head = 0, memory - 1
     step0 = 0.1
     it = 0
     tol2 = tol * tol
     while t2 >= tol2 and it < max_iter:
         _lbfgs_step(s, g, trial, p, sm, ym, rho, alpha, count, head, step0, max_rotation)
-        E_new, t2_new = local_field_energy(trial, none, J, dvec, K, h_new, g_new)
+        E_new, t2_new = local_field_energy(trial, none, J, dvec, K, field, h_new, g_new, open_)
         it += 1
         if E_new > E + 1e-13 * abs(E):
             count = 0
@@ -246,19 +265,19 @@ def lbfgs_local(s, J, dvec, K, tol, max_iter, memory, max_rotation):
     return it, math.sqrt(t2)
 
 
-def lbfgs_dipolar(s, J, K, spectrum, tol, max_iter, memory, max_rotation):
+def lbfgs_dipolar(s, J, dvec, K, field, spectrum, tol, max_iter, memory, max_rotation):
     """L-BFGS relaxation with a long-range dipolar field, in place (the loop of
     :func:`lbfgs_local`, with one FFT convolution per iteration).
 
     ``s`` ``(3, L, L)`` float64 unit spins; ``spectrum`` ``(4, L, L//2 + 1)`` the real rFFT of
     ``-Ddip·W`` (xx, xy, yy, zz), so the dipolar field is ``irfft(spectrum · rfft(S))``, the
-    self-image term included. Returns ``(iterations, max torque)``.
+    self-image term included; ``dvec``, ``K``, ``field`` as :func:`lbfgs_local`. Returns
+    ``(iterations, max torque)``.
     """
     import scipy.fft
 
     shape = s.shape
     L = shape[1]
-    dvec = np.zeros(6)
 
     def dip(x):
         f = scipy.fft.rfft2(x, workers=1)
@@ -272,11 +291,11 @@ def lbfgs_dipolar(s, J, K, spectrum, tol, max_iter, memory, max_rotation):
     h, g, h_new, g_new, trial, p = (np.zeros(shape) for _ in range(6))
     sm, ym = np.zeros((memory, n)), np.zeros((memory, n))
     rho, alpha = np.zeros(memory), np.zeros(memory)
-    E, t2 = local_field_energy(s, dip(s), J, dvec, K, h, g)
+    E, t2 = local_field_energy(s, dip(s), J, dvec, K, field, h, g)
     count, head, step0, it = 0, memory - 1, 0.1, 0
     while t2 >= tol * tol and it < max_iter:
         _lbfgs_step(s, g, trial, p, sm, ym, rho, alpha, count, head, step0, max_rotation)
-        E_new, t2_new = local_field_energy(trial, dip(trial), J, dvec, K, h_new, g_new)
+        E_new, t2_new = local_field_energy(trial, dip(trial), J, dvec, K, field, h_new, g_new)
         it += 1
         if E_new > E + 1e-13 * abs(E):
             count = 0

@@ -9,12 +9,13 @@ both start from here.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Mapping
 
 from spinsr_tf.base.checks import check_real
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.physics.hamiltonians import Hamiltonian, TypeI, TypeII, hamiltonian_from_attrs
+from spinsr_tf.physics.hamiltonians import (Hamiltonian, TypeI, hamiltonian_by_name,
+                                            hamiltonian_from_attrs)
+from spinsr_tf.physics.zeeman import FIELD_KEYS
 
 PRIORS = ("none", "typeI", "typeII", "exchange")
 
@@ -33,8 +34,8 @@ def resolve_prior(name: str, attrs: Mapping | None = None,
     name : one of :data:`PRIORS`.
     attrs : attributes of the data file; its ``hamiltonian.*`` keys (as written by
         ``spinsr-tf generate``) supply the parameters of a matching type.
-    overrides : e.g. ``{"dmi": 0.36}``: fields of the Hamiltonian to replace (a deliberately
-        wrong Hamiltonian, or one known better than the file says).
+    overrides : e.g. ``{"dmi": 0.36}`` or ``{"field_z": 0.05}``: parameters of the Hamiltonian
+        to replace (a deliberately wrong Hamiltonian, or one known better than the file says).
     """
     if name not in PRIORS:
         raise UserError(f"physics prior must be one of {', '.join(PRIORS)}, got {name!r}")
@@ -45,21 +46,26 @@ def resolve_prior(name: str, attrs: Mapping | None = None,
     if name == "exchange":
         ham = exchange_only()
     else:
-        kind = "I" if name == "typeI" else "II"
         stored = {k[len("hamiltonian."):]: v for k, v in (attrs or {}).items()
                   if str(k).startswith("hamiltonian.")}
-        ham = TypeI() if kind == "I" else TypeII()
+        ham = hamiltonian_by_name(name)
         if stored:
             found = hamiltonian_from_attrs(stored)
-            if isinstance(found, type(ham)):
+            if found.kind == ham.kind:
                 ham = found
-    for key, value in (overrides or {}).items():
-        fields = {f.name for f in dataclasses.fields(ham)}
-        if key not in fields:
-            raise UserError(f"{type(ham).__name__} has no parameter {key!r} "
-                            f"(parameters: {', '.join(sorted(fields))})")
-        ham = dataclasses.replace(ham, **{key: value})
-    return ham
+    return _override(ham, dict(overrides or {}))
+
+
+def _override(ham: Hamiltonian, overrides: dict) -> Hamiltonian:
+    """``ham`` with some parameters replaced; the field components may be set on any model."""
+    if not overrides:
+        return ham
+    names = set(ham.parameter_names()) | set(FIELD_KEYS)
+    for key in overrides:
+        if key not in names:
+            raise UserError(f"{ham.describe()} has no parameter {key!r} "
+                            f"(parameters: {', '.join(sorted(names))})")
+    return hamiltonian_from_attrs({**ham.to_attrs(), **overrides})
 
 
 def parse_overrides(items) -> dict:

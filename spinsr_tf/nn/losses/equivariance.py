@@ -24,7 +24,7 @@ from keras import ops
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.nn.losses.base import (Graph, LossTerm, MeanSquaredDifference, StopGradient,
                                       register)
-from spinsr_tf.nn.symmetry import GROUPS, RandomLatticeSymmetry, group_for
+from spinsr_tf.nn.symmetry import GROUPS, RandomLatticeSymmetry, SavedSeeds, group_for
 
 #: How a batch draws its symmetries: one element for the whole batch, or one per sample.
 DRAWS = ("batch", "sample")
@@ -102,9 +102,10 @@ class Equivariance(LossTerm):
 
 
 @keras.saving.register_keras_serializable(package="spinsr_tf")
-class RandomCrop(keras.layers.Layer):
+class RandomCrop(SavedSeeds, keras.layers.Layer):
     """A translation for maps with borders: the ``(H − f) × (W − f)`` window at a random HR
-    offset ``(dy, dx) ∈ [0, f)²`` (one offset per batch), so its LR image has whole pixels."""
+    offset ``(dy, dx) ∈ [0, f)²`` (one offset per batch), so its LR image has whole pixels.
+    Its random state is saved with the model (:class:`~spinsr_tf.nn.symmetry.SavedSeeds`)."""
 
     def __init__(self, factor: int, seed=None, **kwargs):
         super().__init__(**kwargs)

@@ -17,7 +17,7 @@ from keras import ops
 
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.nn.losses.base import Graph, LossTerm, check_weight, register
-from spinsr_tf.physics.hamiltonians import TypeI, TypeII, hamiltonian_from_attrs
+from spinsr_tf.physics.hamiltonians import check_hamiltonian, hamiltonian_from_attrs
 from spinsr_tf.physics.keras_energy import energy_per_spin
 from spinsr_tf.physics.priors import PRIORS, resolve_prior
 
@@ -86,8 +86,8 @@ class EnergyPerSpin(keras.layers.Layer):
 
     def __init__(self, hamiltonian: Mapping, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(hamiltonian, (TypeI, TypeII)):
-            hamiltonian = hamiltonian.to_attrs()
+        if not isinstance(hamiltonian, Mapping):
+            hamiltonian = check_hamiltonian(hamiltonian).to_attrs()
         self.hamiltonian = dict(hamiltonian)
         self._ham = hamiltonian_from_attrs(self.hamiltonian)
 

@@ -17,7 +17,10 @@ the pairs are independent to first order). α trades the input's extra noise (α
 target's (v / α²); 0.5 is the usual choice. At inference the network sees the plain image ``y``.
 
 The term replaces :class:`~spinsr_tf.nn.losses.lr_consistency.LRConsistency` (use one or the
-other); with ``noise_std = noise_slope = 0`` it *is* the LR term.
+other; :func:`noise_aware` swaps it in for a noise model); with ``noise_std = noise_slope = 0``
+it *is* the LR term. The variance is the noise model's own
+(:meth:`spinsr_tf.data.noise.NoiseModel.variance`): one formula for the data term, the
+simulations and the misfit ``fit-image`` reports.
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ import keras
 from keras import ops
 
 from spinsr_tf.base.checks import check_real
+from spinsr_tf.data.noise import NoiseModel
 from spinsr_tf.nn.losses.base import Graph, LossTerm, MeanSquaredDifference, register
+from spinsr_tf.nn.losses.lr_consistency import LRConsistency
+from spinsr_tf.nn.symmetry import SavedSeeds
 
 
 @register
@@ -62,6 +68,16 @@ class Recorrupted(LossTerm):
         object.__setattr__(self, "noise_slope", check_real("noise_slope", self.noise_slope, 0))
         object.__setattr__(self, "alpha", check_real("alpha", self.alpha, 0, strict=True))
 
+    @classmethod
+    def from_noise(cls, noise: NoiseModel, **kwargs) -> "Recorrupted":
+        """The term for a noise model (its std and slope; ``kwargs``: weight, alpha)."""
+        return cls(noise_std=noise.std, noise_slope=noise.slope, **kwargs)
+
+    @property
+    def noise(self) -> NoiseModel:
+        """The noise model the recorrupted pairs assume."""
+        return _model(self.noise_std, self.noise_slope)
+
     def build(self, graph: Graph):
         noisy_input, target = Recorrupt(self.noise_std, self.noise_slope, self.alpha,
                                         seed=graph.seed + 15485863,
@@ -71,8 +87,9 @@ class Recorrupted(LossTerm):
 
 
 @keras.saving.register_keras_serializable(package="spinsr_tf")
-class Recorrupt(keras.layers.Layer):
-    """``(y + α√v z, y − √v z / α)`` for one fresh ``z ~ N(0, 1)`` per call (seeded)."""
+class Recorrupt(SavedSeeds, keras.layers.Layer):
+    """``(y + α√v z, y − √v z / α)`` for one fresh ``z ~ N(0, 1)`` per call (seeded; the random
+    state is saved with the model, :class:`~spinsr_tf.nn.symmetry.SavedSeeds`)."""
 
     def __init__(self, noise_std: float, noise_slope: float = 0.0, alpha: float = 0.5,
                  seed=None, **kwargs):
@@ -80,10 +97,11 @@ class Recorrupt(keras.layers.Layer):
         self.noise_std, self.noise_slope = float(noise_std), float(noise_slope)
         self.alpha, self.seed = float(alpha), seed
         self._seeds = keras.random.SeedGenerator(seed)
+        self._noise = _model(self.noise_std, self.noise_slope)
 
     def call(self, y):
         z = keras.random.normal(ops.shape(y), seed=self._seeds, dtype=y.dtype)
-        std = ops.sqrt(ops.maximum(self.noise_std ** 2 + self.noise_slope * y, 0.0))
+        std = ops.sqrt(self._noise.variance(y, ops))
         return y + self.alpha * std * z, y - std * z / self.alpha
 
     def compute_output_shape(self, shape):
@@ -92,3 +110,19 @@ class Recorrupt(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "noise_std": self.noise_std,
                 "noise_slope": self.noise_slope, "alpha": self.alpha, "seed": self.seed}
+
+
+def _model(noise_std: float, noise_slope: float) -> NoiseModel:
+    """The noise model of a (std, slope) pair: Poisson–Gaussian with a slope, else Gaussian."""
+    if noise_slope:
+        return NoiseModel("poisson", noise_std, noise_slope)
+    return NoiseModel("gaussian" if noise_std else "none", noise_std)
+
+
+def noise_aware(losses, noise: NoiseModel) -> tuple:
+    """``losses`` with the plain LR term replaced by :class:`Recorrupted` for ``noise`` (as
+    they are for the noise model "none"): the data term that does not fit the noise."""
+    if noise.kind == "none":
+        return tuple(losses)
+    return tuple(Recorrupted.from_noise(noise) if isinstance(t, LRConsistency) else t
+                 for t in losses)

@@ -21,6 +21,74 @@ def run_training(data, out_dir, resume=False, progress=False, supervised=False, 
 import pytest  # noqa: E402
 
 
+def shared_folder(tmp_path_factory, name, make):
+    """A folder ``make(folder)`` fills once per test run and every pytest-xdist worker reuses.
+
+    Session fixtures run once per worker; a trained model costs each worker seconds of graph
+    tracing. The first worker to get the lock (``fcntl.flock``, released when its process
+    ends, so a killed worker leaves no stale lock) builds the folder under a temporary name and
+    renames it; the others wait, then find it. The folder is read-only by agreement: a test
+    that changes anything works on a copy."""
+    import fcntl
+    import shutil
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent                      # the run's folder, above every worker's own
+    root = base / "shared"
+    root.mkdir(exist_ok=True)
+    folder = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not folder.is_dir():
+            partial = root / f"{name}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir()
+            make(partial)
+            partial.rename(folder)
+    return folder
+
+
+#: The reference training run (default losses, graph mode: XLA compilation would double the
+#: time of so small a run): 16 smooth 32² maps → 8² at ×4, 3 epochs of 4 steps (batch 4,
+#: 2 maps for validation).
+REFERENCE_RUN = dict(scale=4, epochs=3, batch_size=4, val_fraction=0.125, seed=3,
+                     progress=False, jit_compile=False)
+
+
+def write_reference_data(path):
+    """The reference run's HR file: ``smooth_unit_spins(16, 32, seed=0)``, one map a chunk,
+    with the attributes ``seed=0, hamiltonian="test"``; returns the path."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.create_dataset("spins", data=smooth_unit_spins(16, 32, 0), chunks=(1, 32, 32, 3))
+        f.attrs.update({"seed": 0, "hamiltonian": "test"})
+    return path
+
+
+@pytest.fixture(scope="session")
+def reference_data(tmp_path_factory):
+    """The path of :func:`write_reference_data`'s file, one per test run. Read-only."""
+    folder = shared_folder(tmp_path_factory, "reference_data",
+                           lambda folder: write_reference_data(folder / "hr.h5"))
+    return folder / "hr.h5"
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory, reference_data):
+    """(run folder, history) of :data:`REFERENCE_RUN` on ``reference_data``, trained once per
+    test run (several test files compare their runs with it). Read-only."""
+    import json
+
+    def make(folder):
+        history = run_training(reference_data, folder / "run", **REFERENCE_RUN)
+        (folder / "history.json").write_text(json.dumps(history))
+
+    folder = shared_folder(tmp_path_factory, "reference_run", make)
+    return folder / "run", json.loads((folder / "history.json").read_text())
+
+
 @pytest.fixture(scope="session")
 def textures():
     """Two relaxed 32×32 Type I labyrinths (seed 0): the shared test texture."""

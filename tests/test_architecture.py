@@ -18,7 +18,7 @@ def test_import_contracts_hold():
     proc = subprocess.run([exe, "--config", str(ROOT / "setup.cfg")], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert "3 kept, 0 broken" in proc.stdout
+    assert "4 kept, 0 broken" in proc.stdout
 
 
 def test_physics_and_data_load_no_deep_learning_framework():

@@ -18,6 +18,21 @@ def _write_spins(path, n=5, size=16, channels=3, seed=0, name="spins"):
     return spins
 
 
+def write_corrupt_chunk(path, n=3, size=16):
+    """An HDF5 file whose ``spins`` map 1 is a gzip chunk with flipped bytes (a damaged disk
+    sector, a cut download): HDF5 fails on it with "filter returned failure", no errno."""
+    _write_spins(path, n=n, size=size)
+    with h5py.File(path, "r") as f:
+        data = f["spins"][()]
+    with h5py.File(path, "w") as f:
+        f.create_dataset("spins", data=data, chunks=(1, size, size, 3), compression="gzip")
+        info = f["spins"].id.get_chunk_info(1)
+    raw = bytearray(path.read_bytes())
+    for i in range(info.byte_offset + 8, info.byte_offset + info.size - 4):
+        raw[i] ^= 0x5A
+    path.write_bytes(bytes(raw))
+
+
 def test_writes_lr_dataset_with_attributes(tmp_path, capsys):
     spins = _write_spins(tmp_path / "in.h5")
     out = tmp_path / "lr.h5"
@@ -59,10 +74,16 @@ def _error(capsys, argv):
     ("missing", "4", "does not exist"),
     ("text", "4", "cannot read HDF5"),
     ("no_spins", "4", "no dataset 'spins'"),
-    ("rank3", "4", "expected (N, L, L, C)"),
+    ("rank3", "4", "expected (N, H, W, C)"),
     ("good", "3", "not divisible by --factor 3"),
     ("good", "0", "factor"),
     ("nan", "4", "NaN"),
+    # the validation train applies (it refuses these): no silent LR maps of integers or nothing
+    ("int32", "4", "dtype int32, expected floats"),
+    ("empty", "4", "expected (N, H, W, C)"),
+    ("corrupt", "4", "damaged file"),
+    # a few-KB file declaring 10^9 maps: refused before the first read, not a run that never ends
+    ("huge", "4", "needs about"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, setup, factor, word):
     src = tmp_path / "in.h5"
@@ -73,6 +94,18 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, setup, facto
     elif setup == "rank3":
         with h5py.File(src, "w") as f:
             f["spins"] = np.zeros((16, 16, 3), "float32")
+    elif setup == "int32":
+        with h5py.File(src, "w") as f:
+            f["spins"] = np.ones((2, 16, 16, 3), "int32")
+    elif setup == "empty":
+        with h5py.File(src, "w") as f:
+            f.create_dataset("spins", shape=(0, 16, 16, 3), dtype="float32")
+    elif setup == "corrupt":
+        write_corrupt_chunk(src)
+    elif setup == "huge":
+        with h5py.File(src, "w") as f:
+            f.create_dataset("spins", shape=(10**9, 256, 256, 3), dtype="float32",
+                             chunks=(1, 256, 256, 3), compression="gzip")
     elif setup in ("good", "nan"):
         _write_spins(src, n=3)
         if setup == "nan":

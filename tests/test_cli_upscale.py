@@ -87,8 +87,10 @@ def _bad_cases(models, d):
         ([d / "in.jpg", "--model", m3], "unknown image extension"),
         ([d / "junk.png", "--model", m3], "cannot read PNG"),
         ([d / "nan.npy", "--model", m3], "NaN"),
-        ([d / "c1.npy", "--model", m3], "1 channel(s) but the model expects 3"),
-        ([d / "ok.npy", "--model", m1], "3 channel(s) but the model expects 1"),
+        ([d / "c1.npy", "--model", m3], "1 channel(s) but the model expects 3; for a grey "
+         "(Sz, Kerr, MFM) image use 'spinsr-tf fit-image'"),
+        ([d / "ok.npy", "--model", m1], "3 channel(s) but the model expects 1; a spin-vector "
+         "map needs a 3-component model"),
         ([d / "tiny.npy", "--model", m3], "at least 2x2"),
         ([d / "ok.npy", "--model", d / "junk.keras"], "not a spinsr model"),
         ([d / "ok.npy", "--model", d / "nomodel.keras"], "does not exist"),

@@ -414,3 +414,51 @@ def test_cli_non_empty_out_dir(tmp_path, capsys, main):
     err = capsys.readouterr().err
     assert code == 2 and "is not empty and holds no fit-image run" in err
     assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
+
+
+# --- the settings and the steps ----------------------------------------------------------------
+
+def test_fit_config_resolves_defaults_and_refuses_bad_settings():
+    import dataclasses
+    from pathlib import Path
+
+    from spinsr_tf.inference.fit_image import FIT_RECIPE, STEPS, FitConfig
+    from spinsr_tf.inference.image_io import CLIP_PERCENTILE, PERCENTILE
+
+    config = FitConfig("x.png")
+    assert (config.stride, config.network, config.percentile) == (4, FIT_RECIPE, PERCENTILE)
+    assert config.image == Path("x.png") and config.out_dir == Path("fit_image_run")
+    assert FitConfig("x.png", clip=True, patch=8).percentile == CLIP_PERCENTILE
+    assert FitConfig("x.png", patch=8).stride == 2
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.seed = 1
+    for bad, message in [({"network": "oracle"}, "network must be one of"),
+                         ({"seed": -1}, "seed must be an integer >= 0"),
+                         ({"tile": True}, "tile must be an integer >= 1"),
+                         ({"epochs": 0}, "epochs must be an integer >= 1"),
+                         ({"uncertainty": "yes"}, "uncertainty must be True or False"),
+                         ({"learning_rate": float("inf")}, "learning_rate must be a finite"),
+                         ({"kernel_size": 22}, "kernel_size must be an odd integer")]:
+        with pytest.raises(UserError, match=message):
+            FitConfig("x.png", **bad)
+    assert [step.__name__ for step in STEPS] == [
+        "read", "estimate_optics", "configure", "train", "super_resolve_image", "uncertainty",
+        "write"]
+    with pytest.raises(UserError, match=r"percentile must be a finite number in \[0, 50\)"):
+        value_mapping(np.zeros((4, 4, 1)), 50)
+
+
+def test_cli_builds_the_fit_config():
+    import argparse
+
+    from spinsr_tf.cli.fit_image import add_parser, config
+    from spinsr_tf.inference.fit_image import FitConfig
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(["fit-image", "img.png", "--out", "run", "--scale", "4",
+                              "--noise", "0.5", "--sigma", "2", "--no-uncertainty", "--quiet",
+                              "--no-jit", "--stride", "3", "--seed", "7"])
+    assert config(args) == FitConfig("img.png", out_dir="run", scale=4, noise="0.5",
+                                     sigma=2.0, uncertainty=False, progress=False,
+                                     jit_compile=False, stride=3, seed=7, resume=True)

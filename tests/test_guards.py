@@ -411,3 +411,66 @@ def test_missing_input_is_one_line_before_tensorflow_loads(tmp_path):
     assert proc.stdout.split() == ["2", "False"]
     assert proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+# --- parameters that would silently change finished work, or leave litter -------------------
+
+def test_physics_sr_refuses_other_steps_on_a_folder_of_finished_results(tmp_path, capsys):
+    """A setting finished with --steps 5 is kept: --steps 7 is refused in one line before any
+    work (it replaced the results), the same --steps is not."""
+    from spinsr_tf.experiments.presets import PRESETS
+
+    setting = tmp_path / "type_I" / "x4"
+    setting.mkdir(parents=True)
+    sizes = {**dataclasses.asdict(PRESETS["smoke"]), "steps": 5}
+    (setting / "physics_results.json").write_text(json.dumps({"preset_sizes": sizes,
+                                                              "methods": {}}))
+    before = _fingerprint(tmp_path)
+    argv = ["physics-sr", "--out", str(tmp_path), "--preset", "smoke", "--type", "I", "--quiet"]
+    assert main([*argv, "--steps", "7"]) == 2
+    assert "steps=5 (now 7)" in _one_line(capsys, "physics-sr")
+    assert _fingerprint(tmp_path) == before
+    assert main([*argv, "--preset", "medium", "--steps", "5"]) == 2
+    assert "other parameters" in _one_line(capsys, "physics-sr")
+    assert _fingerprint(tmp_path) == before
+
+
+def test_an_unrepresentable_coupling_is_one_line_and_leaves_no_partial_folder(tmp_path, capsys):
+    """--J 1e300 overflowed float32 in the annealing: five lines and a .partial folder."""
+    code = main(["generate", "--type", "I", "--n", "2", "--size", "16", "--J", "1e300",
+                 "--out", str(tmp_path / "j.h5")])
+    assert code == 2 and "J=1e+300" in _one_line(capsys, "generate")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("argv", [["--sweeps", "-1"], ["--n-train", "0"], ["--epochs", "0"]])
+def test_refused_quickstart_arguments_leave_no_output_folder(tmp_path, capsys, argv):
+    out = tmp_path / "qs"
+    assert main(["quickstart", "--out", str(out), "--quiet", *argv]) == 2
+    _one_line(capsys, "quickstart")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("damage,words", [("huge", "of memory"), ("corrupt", "damaged file"),
+                                          ("int32", "expected floats")])
+def test_evaluate_refuses_absurd_damaged_or_integer_test_sets_before_any_work(
+        model_and_data, tmp_path, capsys, damage, words):
+    """A few-KB file declaring 10^9 maps, a corrupt compressed chunk, integer spins: one line,
+    nothing written (were a MemoryError, a traceback, and a silent cast)."""
+    from test_cli_downsample import write_corrupt_chunk
+
+    model, _ = model_and_data
+    data = tmp_path / "test.h5"
+    if damage == "huge":
+        with h5py.File(data, "w") as f:
+            f.create_dataset("spins", shape=(10**9, 64, 64, 3), dtype="float32",
+                             chunks=(1, 64, 64, 3), compression="gzip")
+    elif damage == "corrupt":
+        write_corrupt_chunk(data)
+    else:
+        with h5py.File(data, "w") as f:
+            f["spins"] = np.ones((2, 16, 16, 3), "int32")
+    code = main(["evaluate", "--model", str(model), "--data", str(data), "--any-size",
+                 "--json", str(tmp_path / "r.json"), "--quiet"])
+    assert code == 2 and words in _one_line(capsys, "evaluate")
+    assert os.listdir(tmp_path) == ["test.h5"]

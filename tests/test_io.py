@@ -275,3 +275,127 @@ def test_ovf_output_refusals(tmp_path, shape, kwargs, message):
     with pytest.raises(UserError, match=message):
         write_image(tmp_path / "a.ovf", np.zeros(shape), **kwargs)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- damaged files and declared sizes: one line, before any allocation ----------------------
+
+def _png(width, height, depth, colour, raw=b"\0" * 64):
+    """A PNG whose IHDR declares ``width`` x ``height`` (the data need not match: a header is
+    all a decompression bomb or a damaged file has to get right)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    return (b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_a_16_bit_rgb_png_is_read_at_16_bits(tmp_path):
+    imagecodecs = pytest.importorskip("imagecodecs")
+    rgb = np.random.default_rng(3).integers(0, 65536, size=(5, 7, 3), dtype=np.uint16)
+    (tmp_path / "rgb16.png").write_bytes(imagecodecs.png_encode(rgb))
+    assert Image.open(tmp_path / "rgb16.png").mode == "RGB"   # what Pillow would give: 8 bits
+    y, info = read_image(tmp_path / "rgb16.png", return_info=True)
+    assert info.dtype == "uint16" and y.shape == (1, 5, 7, 3)
+    np.testing.assert_array_equal(y[0], from_intensity(rgb))   # every one of the 16 bits
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 65535, np.uint16)])
+    (tmp_path / "rgba16.png").write_bytes(imagecodecs.png_encode(rgba))
+    np.testing.assert_array_equal(read_image(tmp_path / "rgba16.png")[0], from_intensity(rgb))
+
+
+def test_a_16_bit_rgb_png_without_imagecodecs_is_refused_naming_the_way_out(tmp_path,
+                                                                             monkeypatch):
+    import sys
+
+    (tmp_path / "rgb16.png").write_bytes(_png(4, 4, 16, 2, b"\0" * (4 * (1 + 4 * 6))))
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)   # import fails
+    with pytest.raises(UserError, match="16-bit RGB.*imagecodecs.*16-bit TIFF"):
+        read_image(tmp_path / "rgb16.png")
+
+
+@pytest.mark.parametrize("name,make,words", [
+    # a PNG declaring 10^10 pixels: Pillow's DecompressionBombError, here before it decodes
+    ("bomb.png", lambda p: p.write_bytes(_png(100_000, 100_000, 8, 0)), "decompression bomb"),
+    ("cut.png", lambda p: p.write_bytes(_png(64, 64, 8, 0)[:40]), "cannot read PNG"),
+    # a .npy header declaring 293 GiB over no data: no MemoryError, no allocation
+    ("huge.npy", lambda p: p.write_bytes(_npy_header((100_000, 512, 512, 3))), "declares"),
+    ("cut.npy", lambda p: p.write_bytes(_npy_bytes(np.ones((4, 4, 4, 3), "f4"))[:-10]),
+     "truncated or damaged"),
+    # an HDF5 dataset declaring 14 TiB in 6 KB: refused against the memory before it is read
+    ("huge.h5", lambda p: _h5_declaring(p, (10**7, 256, 256, 3)), "of memory"),
+    ("corrupt.h5", lambda p: _corrupt_h5(p), "damaged file"),
+])
+def test_damaged_or_absurd_files_are_one_line_before_any_allocation(tmp_path, name, make,
+                                                                   words):
+    make(tmp_path / name)
+    with pytest.raises(UserError, match=words) as exc:
+        read_image(tmp_path / name)
+    assert "\n" not in str(exc.value)
+
+
+def _npy_bytes(array):
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _npy_header(shape):
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": shape})
+    return buffer.getvalue()
+
+
+def _h5_declaring(path, shape):
+    with h5py.File(path, "w") as f:
+        f.create_dataset("spins", shape=shape, dtype="f4", chunks=(1, *shape[1:]),
+                         compression="gzip")
+
+
+def _corrupt_h5(path):
+    from test_cli_downsample import write_corrupt_chunk
+
+    write_corrupt_chunk(path)
+
+
+def test_check_size_refuses_what_memory_disk_or_the_file_size_limit_cannot_hold(tmp_path,
+                                                                                monkeypatch):
+    import spinsr_tf.data.io as io_module
+
+    check = io_module.check_size
+    check("nothing", memory=1, disk=1, folder=tmp_path)
+    monkeypatch.setattr(io_module, "available_memory", lambda: 1000)
+    with pytest.raises(UserError, match="needs about 1.95 KiB of memory, 1e\\+03 B"):
+        check("x", memory=2000)
+    with pytest.raises(UserError, match="of disk space"):
+        check("x", disk=1 << 60, folder=tmp_path)
+    monkeypatch.setattr(io_module, "_file_size_limit", lambda: 4096)
+    with pytest.raises(UserError, match="file size limit of 4 KiB"):
+        check("x", disk=5000, folder=tmp_path)
+    check("x", disk=4096, folder=tmp_path)
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_h5_output_writes_the_same_file_in_memory_or_on_disk(tmp_path, monkeypatch, in_memory):
+    import spinsr_tf.data.io as io_module
+
+    if not in_memory:
+        monkeypatch.setattr(io_module, "H5_MEMORY_BYTES", 0)
+    x = _spins(3, 8, 8)
+    write_image(tmp_path / "a.h5", x, attrs={"scale": 4})
+    with h5py.File(tmp_path / "a.h5") as f:
+        np.testing.assert_array_equal(f["sr"][()], x)
+        assert f.attrs["scale"] == 4
+    assert _leftovers(tmp_path) == []
+    with pytest.raises(RuntimeError), io_module.h5_output(tmp_path / "b.h5", 10) as f:
+        f["x"] = np.zeros(3)
+        raise RuntimeError("stopped half-way")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5"]   # nothing half-written

@@ -75,6 +75,15 @@ def test_spleem_noise_statistics():
     diff = (noisy - clean).astype(np.float64)
     assert abs(diff.mean()) < 0.005
     np.testing.assert_allclose(diff.std(axis=(0, 1)), 0.2, rtol=0.03)
+    # the draws are the noise model's and, being Gaussian, the ones the stand-in files of
+    # docs/results.md were made with: 0.2 · standard_normal of the seed's generator
+    from spinsr_tf.data.noise import NoiseModel
+
+    lr = gaussian_downsample(spins[None], 2, 23, 1.0, "reflect")[0].astype(np.float64)
+    np.testing.assert_array_equal(noisy, NoiseModel("gaussian", 0.2).sample(lr, 3)
+                                  .astype(np.float32))
+    z = np.random.default_rng(3).standard_normal(lr.shape)
+    np.testing.assert_allclose(noisy, lr + 0.2 * z, atol=1e-6)
 
 
 @pytest.mark.parametrize("call,message", [

@@ -171,3 +171,19 @@ def test_bad_optics_inputs_are_one_line_errors(texture):
         choose_optics(y, 4, noise=-0.1)
     with pytest.raises(UserError, match="H, W >= 8"):
         choose_optics(y[:4, :4], 4)
+
+
+def test_the_noise_record_is_the_noise_model(texture):
+    """degradation.json's noise keys are the noise model's record: read back, they give the
+    model (and provenance) NoiseModel.estimate returns; its warning is the record's."""
+    from spinsr_tf.data.noise import NoiseModel
+
+    y = camera(texture, 4, 2.0, 0.1)
+    for noise in ("auto", "none", 0.2):
+        out = choose_optics(y, 4, noise=noise, image_scale=2.0)
+        model = NoiseModel.estimate(y, noise, image_scale=2.0)
+        assert NoiseModel.from_dict(out) == model and out["how"]["noise"] == model.how
+        assert out["noise_std_image"] == pytest.approx(2.0 * model.std)
+    unsure = np.random.default_rng(0).uniform(-1, 1, size=(48, 48, 3))
+    model = NoiseModel.estimate(unsure)
+    assert model == NoiseModel() and model.warning in choose_optics(unsure, 8)["warnings"]

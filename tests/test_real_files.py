@@ -191,6 +191,7 @@ def test_upscale_fails_before_the_network(tmp_path, capsys, monkeypatch, argv, m
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # a guard of the whole fit-image run; test_ovf.py has the zero step itself
 def test_fit_image_on_a_zero_step_file_writes_it_back(tmp_path, capsys):
     """The issue's case: a mumax3 file saying ``xstepsize: 0`` trained, then could not be
     written. The zero step is now "unknown": the run ends with the result on the finer mesh."""

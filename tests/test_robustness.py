@@ -1,5 +1,6 @@
-"""Nothing lost under interruption or concurrency: exact resume for every recipe, one command
-per output, interrupts that stop at a safe point.
+"""Nothing lost under interruption, concurrency or a full disk: exact resume for every recipe,
+one command per output, interrupts that stop at a safe point, and failed reads and writes (a
+file-size limit, a damaged file) that are one line, exit 1 or 2, with nothing half-written.
 
 Data: 9 smooth unit-vector maps of 16² (HR) at ×4 (LR 4²), batch 4: two training steps and one
 validation map per epoch, so a run is a few seconds of graph tracing. The default step runs one
@@ -316,3 +317,165 @@ def test_a_signalled_train_stops_in_one_line_and_the_same_command_finishes_the_r
     _assert_bitwise_equal(load_sr_model(out / MODEL).get_weights(),
                           load_sr_model(cli_reference / MODEL).get_weights())
     assert read_history(out) == read_history(cli_reference)
+
+
+# --- full disks, file-size limits and damaged inputs: one line, exit 1 or 2, nothing left -----
+#
+# Each command runs in a child process under RLIMIT_FSIZE (``ulimit -f``); the command line
+# ignores SIGXFSZ (which would kill it with a core dump), so the limit surfaces as EFBIG, as a
+# full disk surfaces as ENOSPC. HDF5 meeting either crashed the process (exit 139) before its
+# writes were built in memory (spinsr_tf.data.io.h5_output).
+
+_LIMITED = """
+import resource, sys
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+if sys.argv[2] == "unchecked":   # the space checks off: the write itself meets the limit
+    import spinsr_tf.data.io
+    spinsr_tf.data.io._file_size_limit = lambda: None
+from spinsr_tf.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def _limited(limit, argv, checked=True, cwd=None):
+    """Run ``spinsr-tf argv`` with a file-size limit of ``limit`` bytes: (status, stderr)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-c", _LIMITED, str(limit),
+                           "checked" if checked else "unchecked", *map(str, argv)],
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    return proc.returncode, proc.stderr
+
+
+def _one_line(status, err, expected_status, *words):
+    lines = err.strip().splitlines()
+    assert status == expected_status and len(lines) == 1, (status, err)
+    assert lines[0].startswith("spinsr-tf ") and ": error: " in lines[0], err
+    for word in words:
+        assert word in lines[0], err
+
+
+def _left(folder, *keep):
+    """What a failed command left in ``folder`` beyond ``keep``."""
+    return sorted(p.name for p in folder.iterdir() if p.name not in keep)
+
+
+@pytest.fixture(scope="module")
+def spins_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("spins") / "hr.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("spins", data=smooth_unit_spins(16, 32, seed=3))
+    return path
+
+
+def test_an_hdf5_write_that_meets_the_file_size_limit_is_one_line_not_a_crash(spins_file,
+                                                                              tmp_path):
+    """The limit is checked first (exit 2, nothing done); where the write itself meets it (the
+    disk filled by another process meanwhile), plain I/O says so: exit 1, no segfault."""
+    out = tmp_path / "lr.h5"
+    argv = ["downsample", spins_file, "--factor", "2", "--out", out]
+    _one_line(*_limited(20_000, argv), 2, "file size limit", "ulimit -f")
+    assert _left(tmp_path) == []
+    _one_line(*_limited(20_000, argv, checked=False), 1,
+              f"file size limit exceeded (ulimit -f) writing {str(out)!r}")
+    assert _left(tmp_path) == []
+
+
+def test_generate_meeting_the_file_size_limit_is_one_line_and_leaves_nothing(tmp_path):
+    """Blocks cut short by the limit (NumPy's short write, no errno; the space check off), and
+    a data set larger than the limit refused before the annealing."""
+    argv = ["generate", "--type", "I", "--n", "2", "--size", "16", "--sweeps", "2",
+            "--relax-sweeps", "2", "--quiet", "--out"]
+    _one_line(*_limited(3_000, argv + [tmp_path / "a.h5"], checked=False), 1,
+              "file size limit exceeded", "block_")
+    _one_line(*_limited(40_000, argv + [tmp_path / "b.h5"]), 2, "more than the file size limit")
+    assert _left(tmp_path) == []
+
+
+def test_os_errors_become_one_line_with_the_status_of_whose_fault_it_is(spins_file, tmp_path,
+                                                                        capsys, monkeypatch):
+    import errno as errno_
+
+    import spinsr_tf.cli.downsample as downsample_cli
+    from spinsr_tf.cli import describe_os_error, main, system_fault_in_words
+
+    assert describe_os_error(OSError(errno_.ENOSPC, "x", "/d/out.h5")) == (
+        "no space left on device writing '/d/out.h5'", 1)
+    assert describe_os_error(OSError(errno_.EIO, "x", "in.h5")) == (
+        "input/output error: 'in.h5'", 1)
+    assert describe_os_error(OSError(errno_.EACCES, "Permission denied", "in.h5")) == (
+        "Permission denied: 'in.h5'", 2)
+    assert describe_os_error(OSError("Can't read data")) == ("Can't read data", 2)
+    assert system_fault_in_words(RuntimeError("x.data; File too large [Op:SaveV2]")) == \
+        errno_.EFBIG
+    assert system_fault_in_words(RuntimeError("shape mismatch")) is None
+
+    def failing(*args, **kwargs):
+        raise OSError(errno_.EIO, "Input/output error", str(spins_file))
+
+    monkeypatch.setattr(downsample_cli, "downsample_file", failing)
+    assert main(["downsample", str(spins_file), "--factor", "2", "--out",
+                 str(tmp_path / "lr.h5")]) == 1
+    _one_line(1, capsys.readouterr().err, 1, "input/output error", "hr.h5")
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(downsample_cli, "downsample_file", out_of_memory)
+    assert main(["downsample", str(spins_file), "--factor", "2", "--out",
+                 str(tmp_path / "lr.h5")]) == 1
+    _one_line(1, capsys.readouterr().err, 1, "out of memory")
+
+
+def test_a_damaged_config_json_beside_a_model_is_one_line(tmp_path, capsys):
+    """``{"losses": 5}`` or a missing ``scale`` in the run's config.json: refused naming the
+    file before anything is written (was a TypeError traceback)."""
+    import json
+    import shutil
+
+    from spinsr_tf.base.pretrained import resolve_model
+    from spinsr_tf.cli import main
+
+    model = tmp_path / "run" / "model.keras"
+    shutil.copytree(os.path.dirname(resolve_model("pretrained:type-I-x4")), model.parent)
+    config = json.loads((model.parent / "config.json").read_text())
+    for damage in ({"losses": 5}, {"scale": None}):
+        record = {k: v for k, v in {**config, **damage}.items() if v is not None}
+        (model.parent / "config.json").write_text(json.dumps(record))
+        assert main(["export", "--model", str(model), "--out", str(tmp_path / "sm")]) == 2
+        _one_line(2, capsys.readouterr().err, 2, "config.json' is damaged")
+        assert _left(tmp_path, "run") == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["train", "export", "evaluate"])
+def test_tensorflow_commands_meeting_the_file_size_limit_are_one_line(command, spins_file,
+                                                                      tmp_path):
+    """TensorFlow reports a failed write in words (``OutOfRangeError ... File too large``),
+    Keras and the JSON writers as EFBIG: each is one line, exit 1, and no output is left."""
+    from spinsr_tf.base.pretrained import resolve_model
+
+    model = resolve_model("pretrained:type-I-x4")
+    argv = {"train": ["train", "--data", spins_file, "--scale", "4", "--epochs", "1",
+                      "--quiet", "--out", tmp_path / "run"],
+            "export": ["export", "--model", model, "--out", tmp_path / "sm"],
+            "evaluate": ["evaluate", "--model", model, "--data", spins_file, "--any-size",
+                         "--quiet", "--json", tmp_path / "r.json"]}[command]
+    _one_line(*_limited(2_000, argv), 1, "file size limit exceeded (ulimit -f) writing")
+    assert _left(tmp_path) == []
+
+
+def test_train_on_a_file_declaring_terabytes_is_refused_before_its_cache_is_written(tmp_path,
+                                                                                     capsys):
+    """A 6-KB HDF5 file declaring 10^9 maps of 256²: its LR cache (45 TiB at x4) is refused in
+    one line against the free disk, where it wrote 351 MB in 2 minutes until killed."""
+    from spinsr_tf.cli import main
+
+    data = tmp_path / "huge.h5"
+    with h5py.File(data, "w") as f:
+        f.create_dataset("spins", shape=(10**9, 256, 256, 3), dtype="float32",
+                         chunks=(1, 256, 256, 3), compression="gzip")
+    assert main(["train", "--data", str(data), "--scale", "4", "--epochs", "1", "--quiet",
+                 "--out", str(tmp_path / "run")]) == 2
+    _one_line(2, capsys.readouterr().err, 2, "lr_cache.h5", "of disk space")
+    assert _left(tmp_path, "huge.h5") == []

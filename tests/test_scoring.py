@@ -155,30 +155,35 @@ def test_evaluate_cli(tmp_path, capsys):
     assert "| bicubic |" in capsys.readouterr().out
 
 
-def test_evaluate_cli_refuses_other_scale_and_other_lattice_size(tmp_path, capsys):
+def test_evaluate_cli_refuses_other_scale_and_notes_other_lattice_size(tmp_path, capsys):
     model_path = tmp_path / "model.keras"
     build_sr_model(4).save(model_path)
     (tmp_path / "config.json").write_text(json.dumps({"run": {"hr_size": [64, 64]}}))
     data = tmp_path / "test.h5"
     _write_spins(data, smooth_spins(n=1, size=32))
-    for extra, message in [(["--scale", "8"], "is a x4 model, not x8"),
-                           ([], "trained on 64x64 lattices but the test set has 32x32")]:
-        assert main(["evaluate", "--model", str(model_path), "--data", str(data), *extra]) == 2
-        err = capsys.readouterr().err.strip()
-        assert message in err and len(err.splitlines()) == 1
-    assert main(["evaluate", "--model", str(model_path), "--data", str(data), "--any-size",
-                 "--scale", "4"]) == 0
+    argv = ["evaluate", "--model", str(model_path), "--data", str(data), "--quiet"]
+    assert main(argv + ["--scale", "8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is a x4 model, not x8" in err and len(err.splitlines()) == 1
+    # another lattice size is scored, as upscale serves it, with one warning line
+    assert main(argv) == 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("spinsr-tf: warning:")
+    assert "trained on 64x64 lattices and the test set has 32x32" in err
+    assert main(argv + ["--any-size", "--scale", "4"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_evaluate_reads_the_lattice_size_a_real_run_records(tmp_path, capsys):
     """The shipped models' config.json is what train writes: trained on 128² lattices, they are
-    refused on 32² test lattices unless --any-size."""
+    scored on 32² test lattices with a note unless --any-size."""
     data = tmp_path / "test.h5"
     _write_spins(data, smooth_spins(n=1, size=32))
     argv = ["evaluate", "--model", "pretrained:type-I-x4", "--data", str(data), "--quiet"]
-    assert main(argv) == 2
-    assert "trained on 128x128 lattices but the test set has 32x32" in capsys.readouterr().err
+    assert main(argv) == 0
+    assert "trained on 128x128 lattices and the test set has 32x32" in capsys.readouterr().err
     assert main(argv + ["--any-size"]) == 0
+    assert "lattices" not in capsys.readouterr().err
 
 
 def test_evaluate_cli_bad_inputs(tmp_path, capsys):

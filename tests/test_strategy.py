@@ -2,19 +2,22 @@
 
 MirroredStrategy needs two devices; the CPU is split into two logical devices, which must happen
 before TensorFlow initialises, so the runs happen in a subprocess (``_SCRIPT``). Data: 16 smooth
-unit-vector maps of 32² → 8² at ×4, global batch 4 (2 per replica), 2 epochs of 4 steps.
+unit-vector maps of 32² → 8² at ×4, global batch 4 (2 per replica), 3 epochs of 4 steps: the
+reference run of ``conftest.py``, trained once for this file and test_training.py, is the
+single-device side.
 
 What must hold for equality: the same global batches in the same order, the gradient of the mean
 loss over the GLOBAL batch (Keras scales each replica's mean by 1/replicas before the sum), and
 BatchNormalization statistics over the global batch (synchronized BN). Then the two runs differ
 only by float rounding (the synchronized variance is E[x²] - E[x]², not E[(x - mean)²]).
 
-Tolerances: per-epoch training loss within 1e-3 relative (measured: 2e-5), every weight within
-3e-3 absolute (measured: 8e-4 after 8 Adam steps of 0.01) except the biases of the convolutions
-feeding a BatchNormalization. Those cancel in the normalisation: their gradient is rounding noise,
-which Adam rescales to steps of ±lr, so they differ between any two runs of different summation
-order. Per-replica BN statistics (the slow control test) move the loss by 2 % and the weights by
-far more than the tolerance: the comparison fails when the strategy path is wrong.
+Tolerances: per-epoch training loss within 1e-3 relative (measured: 3e-6), every weight within
+3e-3 absolute (measured: 2e-4 after the 12 Adam steps of 0.01) except the biases of the
+convolutions feeding a BatchNormalization. Those cancel in the normalisation: their gradient is
+rounding noise, which Adam rescales to steps of ±lr, so they differ between any two runs of
+different summation order. Per-replica BN statistics (the slow control test) move the loss by
+2 % and the weights by far more than the tolerance: the comparison fails when the strategy path
+is wrong.
 """
 
 import json
@@ -23,7 +26,6 @@ import subprocess
 import sys
 import zipfile
 
-import h5py
 import numpy as np
 import pytest
 
@@ -32,10 +34,9 @@ from spinsr_tf.cli import main
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.nn.network import load_sr_model
 from spinsr_tf.nn.training import read_history
-from conftest import run_training, smooth_unit_spins
+from conftest import REFERENCE_RUN, run_training, shared_folder
 
-RUN = dict(scale=4, epochs=2, batch_size=4, val_fraction=0.125, seed=3, progress=False,
-           jit_compile=False)
+RUN = REFERENCE_RUN
 LOSS_RTOL, WEIGHT_ATOL = 1e-3, 3e-3
 
 _SCRIPT = r"""
@@ -64,11 +65,8 @@ if "mirrored" in runs:  # the mirrored run continued for one epoch without a str
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "a.h5"
-    with h5py.File(path, "w") as f:
-        f.create_dataset("spins", data=smooth_unit_spins(16, 32, 0), chunks=(1, 32, 32, 3))
-    return path
+def data(reference_data):
+    return reference_data
 
 
 def _run(data, root, runs):
@@ -97,8 +95,14 @@ def _differences(run_a, run_b):
 
 
 @pytest.fixture(scope="module")
-def runs(data, tmp_path_factory):
-    return _run(data, tmp_path_factory.mktemp("runs"), ["none", "mirrored"])
+def runs(data, reference_run, tmp_path_factory):
+    """The mirrored run (and its resumed copy) beside the single-device reference ("none"),
+    made once per test run however the tests are spread over workers. Read-only."""
+    def make(root):
+        _run(data, root, ["mirrored"])
+        (root / "none").symlink_to(reference_run[0], target_is_directory=True)
+
+    return shared_folder(tmp_path_factory, "strategy_runs", make)
 
 
 def test_mirrored_over_two_devices_matches_one_device(runs):
@@ -120,7 +124,7 @@ def test_resume_may_change_the_strategy(runs, data):
     run = runs / "resumed"
     config = json.loads((run / "config.json").read_text())
     assert config["strategy"] == "none" and config["run"]["replicas"] == 1
-    assert read_history(run)["epoch"] == [0, 1, 2]
+    assert read_history(run)["epoch"] == list(range(RUN["epochs"] + 1))
     assert not any(p.name.startswith(".") for p in run.iterdir())
 
 

@@ -20,12 +20,11 @@ from spinsr_tf.evaluation.metrics import mse
 from spinsr_tf.nn.network import load_sr_model, sr_submodel
 from spinsr_tf.nn.config import TrainConfig
 from spinsr_tf.nn.training import read_history
-from conftest import run_training, smooth_unit_spins
+from conftest import REFERENCE_RUN, run_training, smooth_unit_spins
 
 N, L, SCALE = 16, 32, 4
 # jit_compile=False: XLA compilation would double the time of these tiny runs
-RUN = dict(scale=SCALE, epochs=3, batch_size=4, val_fraction=0.125, seed=3, progress=False,
-           jit_compile=False)
+RUN = REFERENCE_RUN
 
 
 def _write(path, name, array, **attrs):
@@ -47,7 +46,7 @@ def _assert_same_weights(a, b):
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, reference_data):
     d = tmp_path_factory.mktemp("data")
     hr = smooth_unit_spins(N, L, seed=0)
     # B differs from A on every HR row 2 (mod 4) by a random unit vector: a 3-tap Gaussian
@@ -57,7 +56,7 @@ def files(tmp_path_factory):
     hr_b[:, 2::4] = other[:, 2::4]
     lr23 = gaussian_downsample(hr, SCALE)
     return {
-        "A": _write(d / "a.h5", "spins", hr, seed=0, hamiltonian="test"),
+        "A": reference_data,        # hr, one map a chunk, the attributes of B (conftest.py)
         "B": _write(d / "b.h5", "spins", hr_b, seed=0, hamiltonian="test"),
         "L23": _write(d / "l23.h5", "lr", lr23, factor=SCALE, kernel_size=23, sigma=1.0,
                       padding="periodic"),
@@ -66,9 +65,9 @@ def files(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def base_run(files, tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "base"
-    return out, run_training(files["A"], out, **RUN)
+def base_run(reference_run):
+    """RUN on A, shared with the other files' tests (read-only: copy it to change it)."""
+    return reference_run
 
 
 # --- the data stream ------------------------------------------------------------------------
@@ -161,6 +160,7 @@ def test_weights_do_not_depend_on_hr_beyond_its_lr_image(files, kernel3_runs):
     assert all(abs(a - b) > 0.01 for a, b in zip(hist["A"]["val_sr_mse"], hist["B"]["val_sr_mse"]))
 
 
+@pytest.mark.slow  # a control: it shows the test above can fail (two trainings)
 def test_control_supervised_oracle_does_see_the_difference(files, tmp_path):
     """The same comparison with the HR maps in the loss (the oracle) gives other weights, so
     the previous test would catch HR leaking into the loss."""

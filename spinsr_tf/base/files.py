@@ -57,12 +57,12 @@ _SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 def _short_write_errno(tmp: Path) -> int:
     """Why a write was cut short: EFBIG when the file reached this process's size limit
     (``ulimit -f``), else ENOSPC (a full disk)."""
-    import resource
-
-    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
     try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
         size = tmp.stat().st_size
-    except OSError:
+    except (ImportError, OSError):   # Windows has no such limit
         return errno.ENOSPC
     return errno.EFBIG if limit != resource.RLIM_INFINITY and size >= limit else errno.ENOSPC
 

@@ -36,6 +36,7 @@ import contextlib
 import errno
 import importlib
 import os
+import signal
 import sys
 import warnings
 
@@ -254,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         quiet_tensorflow()
     from spinsr_tf.base import interrupts
 
+    if hasattr(signal, "SIGXFSZ"):   # a file-size limit (ulimit -f): EFBIG and one line, not a
+        with contextlib.suppress(ValueError):   # core dump (ValueError: not the main thread)
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(interrupts.handled())

@@ -27,8 +27,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--scale", type=scale_factor, default=None,
                    help="expected SR factor (a power of two): refuse models of another scale")
     p.add_argument("--any-size", action="store_true",
-                   help="allow test lattices of another size than the training lattices "
-                   "(read from config.json beside each model)")
+                   help="no note when the test lattices differ in size from the training "
+                   "lattices (read from config.json beside each model); they are scored anyway, "
+                   "as upscale serves any size")
     p.add_argument("--quiet", action="store_true",
                    help="no progress and no table on stdout (errors and warnings only)")
     p.set_defaults(func=run, inputs=_input_paths, outputs=("json", "table"),
@@ -59,8 +60,10 @@ def _named_models(specs: list[str]) -> dict[str, str]:
 
 
 def _check_lattice_size(name: str, model_path: str, test_size) -> None:
-    """Refuse a test set whose lattices differ from the model's training lattices (when its run's
-    config.json is known): networks trained at one lattice size are scored at that size."""
+    """Say in one warning line when the test lattices differ from the model's training lattices
+    (when its run's config.json is known). One rule with ``upscale``: a convolutional network
+    serves any size, so the maps are scored; the note keeps a table on other lattices from being
+    read as the home score."""
     import json
     from pathlib import Path
 
@@ -78,9 +81,11 @@ def _check_lattice_size(name: str, model_path: str, test_size) -> None:
         raise UserError(f"{str(config)!r} is damaged: run.hr_size must be two integers, got "
                         f"{trained!r}")
     if trained is not None and tuple(trained) != tuple(test_size):
-        raise UserError(f"model {name!r} was trained on {trained[0]}x{trained[1]} lattices but the "
-                        f"test set has {test_size[0]}x{test_size[1]}; pass --any-size to score it "
-                        "anyway")
+        import warnings
+
+        warnings.warn(f"model {name!r} was trained on {trained[0]}x{trained[1]} lattices and the "
+                      f"test set has {test_size[0]}x{test_size[1]}: scored anyway (--any-size "
+                      "silences this note)", stacklevel=2)
 
 
 def run(args: argparse.Namespace) -> int:

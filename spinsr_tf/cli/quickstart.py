@@ -32,9 +32,18 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
     from spinsr_tf.experiments.quickstart import quickstart
 
-    quickstart(args.out, n_train=args.n_train, n_test=args.n_test, size=args.size,
-               scale=args.scale, epochs=args.epochs, sweeps=args.sweeps, seed=args.seed,
-               progress=not args.quiet)
+    existed = os.path.lexists(args.out)
+    try:
+        quickstart(args.out, n_train=args.n_train, n_test=args.n_test, size=args.size,
+                   scale=args.scale, epochs=args.epochs, sweeps=args.sweeps, seed=args.seed,
+                   progress=not args.quiet)
+    except BaseException:
+        # a refused argument (or a stop before the first file) leaves no empty folder behind
+        if not existed and os.path.isdir(args.out) and not os.listdir(args.out):
+            os.rmdir(args.out)
+        raise
     return 0

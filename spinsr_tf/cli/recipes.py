@@ -116,6 +116,7 @@ def config_from_args(args):
     if args.learning_rate is not None:
         fields["learning_rate"] = args.learning_rate
     fields["degradations"] = degradations_from_args(args)
+    fields["conditioned"] = bool(getattr(args, "conditioned", False))
     return recipe(args.network, args.data, args.scale, hr_data=args.hr,
                   max_samples=args.max_samples, val_fraction=args.val_fraction,
                   kernel_size=args.kernel_size, sigma=args.sigma, padding=args.padding,

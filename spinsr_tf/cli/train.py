@@ -63,6 +63,9 @@ def add_parser(subparsers) -> None:
     d.add_argument("--degradations", default=None, metavar="SPEC",
                    help="--blind with other ranges, e.g. 'sigma=0.5:3,pixel=sample:1+"
                    "integrate:1,noise=0:0.05' (keys left out take --blind's)")
+    d.add_argument("--conditioned", action="store_true",
+                   help="with --blind/--degradations: also tell the network each batch's "
+                   "sigma and pixel model (a second input; inference must then give them)")
     v = p.add_argument_group("network variant (default: the recipe's)")
     v.add_argument("--output", choices=["linear", "unit"], default=None,
                    help="SR output: linear convolution or projected onto unit vectors")

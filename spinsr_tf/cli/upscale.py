@@ -229,8 +229,12 @@ def run(args: argparse.Namespace) -> int:
         check_recorded_degradation(args.input, model.get_layer(LR_OUTPUT))
     channels = int(model.input_shape[-1])
     if c != channels:
+        hint = ("; for a grey (Sz, Kerr, MFM) image use 'spinsr-tf fit-image', which trains on "
+                "the image itself" if c == 1 else
+                "; a spin-vector map needs a 3-component model (pretrained:type-I-x4, ...)"
+                if c == 3 else "")
         raise UserError(f"input {args.input!r} has {c} channel(s) but the model expects "
-                        f"{channels}")
+                        f"{channels}{hint}")
     scale = int(model.get_layer(LR_OUTPUT).factor)
     meta = output_metadata(out_format, info, scale, args.model)
     layout = output_layout((n, h * scale, w * scale, c), info)

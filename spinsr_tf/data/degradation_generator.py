@@ -168,7 +168,8 @@ class DegradationGenerator:
 
     # -- records ----------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        """JSON-able record: ``{"sigma": [lo, hi], "pixel": {model: weight}, "noise": [lo, hi]}``."""
+        """JSON-able record:
+        ``{"sigma": [lo, hi], "pixel": {model: weight}, "noise": [lo, hi]}``."""
         return {"sigma": list(self.sigma), "pixel": dict(self.pixel), "noise": list(self.noise)}
 
     @classmethod
@@ -242,6 +243,16 @@ def as_generator(value) -> DegradationGenerator | None:
         return DegradationGenerator.parse(value)
     raise UserError(f"degradations must be a DegradationGenerator, a record or a spec, "
                     f"got {value!r}")
+
+
+#: Length of :func:`condition_vector`.
+CONDITION_SIZE = 2
+
+
+def condition_vector(degradation: Degradation) -> np.ndarray:
+    """What a conditioned network is told of a degradation: ``[σ (HR pixels), 1 for camera
+    pixels ("integrate") else 0]``, float32."""
+    return np.array([degradation.sigma, float(degradation.pixel == "integrate")], np.float32)
 
 
 def batch_rng(seed: int, epoch: int, step: int, stream: int = 0) -> np.random.Generator:

@@ -39,7 +39,6 @@ import io
 import json
 import math
 import os
-import resource
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,7 +211,9 @@ def _read_npy(path: Path) -> np.ndarray:
         check_declared(path, shape, dtype)
     try:
         return np.load(path, allow_pickle=False)
-    except (ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise     # a failing device, not a damaged file: the command line says so
         raise UserError(f"cannot read {str(path)!r} as .npy: {_first_line(exc)}") from None
 
 
@@ -279,9 +280,14 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, dict | None]:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
+            check_declared(path, series.shape, series.dtype)   # before the pages are read
             axes, data = series.axes.upper(), series.asarray()
             pixel = _tiff_pixel(tif)
+    except UserError:
+        raise
     except (tifffile.TiffFileError, OSError, ValueError, IndexError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise     # a failing device, not a damaged file: the command line says so
         raise UserError(f"cannot read TIFF file {str(path)!r}: {_first_line(exc)}") from None
     if "Y" not in axes or "X" not in axes or len(axes) != data.ndim:
         raise UserError(f"TIFF file {str(path)!r} has axes {axes!r}; expected Y and X")
@@ -654,6 +660,10 @@ def available_memory() -> int | None:
 
 def _file_size_limit() -> int | None:
     """The largest file this process may write (``ulimit -f``), bytes; None if unlimited."""
+    try:
+        import resource
+    except ImportError:   # Windows: no such limit
+        return None
     soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
     return None if soft == resource.RLIM_INFINITY else int(soft)
 

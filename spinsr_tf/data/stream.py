@@ -514,8 +514,3 @@ class BatchPlan:
         if not 0 <= step < self.steps_per_epoch:
             raise IndexError(f"step {step} outside 0..{self.steps_per_epoch - 1}")
         return self.order(epoch)[step * self.batch_size:(step + 1) * self.batch_size]
-
-
-def as_path(p) -> str:
-    """``p`` as an absolute path string (for configs)."""
-    return os.path.abspath(os.fspath(p))

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from spinsr_tf._version import __version__
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.base.files import atomic_path, check_output_folder, write_text_atomic
+from spinsr_tf.base.files import (atomic_path, check_output_folder, write_json_atomic,
+                                  write_text_atomic)
 from spinsr_tf.base.pretrained import model_name
 from spinsr_tf.experiments.presets import NETWORKS, SCALES, check_preset
 from spinsr_tf.experiments.reproduce import format_verdict, reproduce
@@ -109,11 +110,11 @@ def make_pretrained(out_dir, preset="medium", types=("I", "II"), seed: int = 0,
             # the data path as it lies in OUT, not as on the machine that trained
             config["data"] = Path(config["data"]).resolve().relative_to(out.resolve()).as_posix()
             _copy(run_dir / "model.keras", target / "model.keras")
-            write_text_atomic(target / "config.json", json.dumps(config, indent=1) + "\n")
+            write_json_atomic(target / "config.json", config, sort_keys=False)
             shipped = {k: v for k, v in result.items() if k != "preset_sizes"}
             shipped["methods"] = {m: {k: v for k, v in row.items() if k != "per_image"}
                                   for m, row in result["methods"].items()}
-            write_text_atomic(target / "results.json", json.dumps(shipped, indent=1) + "\n")
+            write_json_atomic(target / "results.json", shipped, sort_keys=False)
             write_text_atomic(target / "README.md",
                               model_card(name, config, result, preset_name, seed))
             folders.append(target)

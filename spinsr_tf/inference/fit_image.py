@@ -27,9 +27,10 @@ each step reads and fills a :class:`FitRun`. A run lives in one folder::
 
 Optics. A microscope does not say how wide its point-spread function is, and camera pixels
 integrate over their area. By default the pixel model is ``"integrate"`` and the PSF width and
-the noise are estimated from the image itself (:mod:`spinsr_tf.inference.optics`); given
-values override. With a noise level the data term is :class:`~spinsr_tf.nn.losses.Recorrupted`
-(it does not reward reproducing the noise) instead of the plain LR term. An estimate the
+the noise are estimated from the image itself (:mod:`spinsr_tf.inference.optics`, the noise
+model :class:`~spinsr_tf.data.noise.NoiseModel`); given values override. With a noise level
+the data term is :class:`~spinsr_tf.nn.losses.Recorrupted` (it does not reward reproducing
+the noise) instead of the plain LR term. An estimate the
 estimator is unsure of is reported in one line and recorded, and a default is used instead.
 The paper's assumptions are ``sigma=1, pixel="sample", noise="none"``.
 
@@ -106,9 +107,9 @@ def default_epochs(shape, patch: int, stride: int, batch_size: int) -> int:
 # --- the run ---------------------------------------------------------------------------------
 
 def _write_patches(path: Path, patches: np.ndarray, corners: np.ndarray, attrs: dict) -> None:
-    import h5py
+    from spinsr_tf.data.io import h5_output   # HDF5 meeting a full disk crashes: built in memory
 
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with h5_output(path, patches.nbytes + corners.nbytes) as f:
         f.create_dataset("lr", data=patches, chunks=(1, *patches.shape[1:]))
         f.create_dataset("corners", data=corners)
         for key, value in attrs.items():

@@ -52,6 +52,9 @@ class TrainConfig:
         Blind training (:mod:`spinsr_tf.data.degradation_generator`): every batch draws its
         own degradation (σ, pixel model, noise) from these ranges, makes its LR input from the
         HR maps with it, and the loss terms re-degrade with that same draw. Needs HR maps.
+    conditioned : bool
+        With ``degradations``: also tell the network each batch's draw (σ, pixel model) as a
+        second input (:func:`spinsr_tf.nn.network.build_sr_model`); False: blind.
     output : {"linear", "unit"}
         SR output: the paper's linear convolution, or projected onto unit vectors.
     residual : bool
@@ -77,6 +80,7 @@ class TrainConfig:
     padding: str | None = None
     pixel: str | None = None
     degradations: DegradationGenerator | None = None
+    conditioned: bool = False
     output: str = "linear"
     residual: bool = False
     losses: tuple = (LRConsistency(),)
@@ -99,7 +103,7 @@ class TrainConfig:
             check_int("max_samples", self.max_samples, 1)
         if self.output not in OUTPUTS:
             raise UserError(f"output must be one of {OUTPUTS}, got {self.output!r}")
-        for name in ("residual", "jit_compile"):
+        for name in ("residual", "jit_compile", "conditioned"):
             check_bool(name, getattr(self, name))
         check_real("learning_rate", self.learning_rate, 0, strict=True)
         losses = tuple(self.losses)
@@ -115,6 +119,8 @@ class TrainConfig:
                             f"{self.output!r}")
         set_("losses", losses)
         set_("degradations", as_generator(self.degradations))
+        if self.conditioned and self.degradations is None:
+            raise UserError("a conditioned network needs drawn degradations (degradations=...)")
         if self.degradations is not None:
             fixed = [t.name for t in losses if t.kind == "recorrupted"]
             if fixed:

@@ -330,7 +330,7 @@ class TapsDownsample(keras.layers.Layer):
     sample, for training across drawn degradations (blind SR,
     :mod:`spinsr_tf.data.degradation_generator`).
 
-    ``out[n, a, b, c] = Σ_{u,v} t[n, u] t[n, v] · x[n, s(a·f + u − k//2), s(b·f + v − k//2), c]``
+    ``out[n, a, b, c] = Σ_{u,v} t[n,u] t[n,v] · x[n, s(a·f + u − k//2), s(b·f + v − k//2), c]``
     with ``t`` the taps input ``(batch, taps_length)``, ``f = factor``, ``k = kernel_size`` and
     ``s`` the padding map. Every pixel model of
     :class:`~spinsr_tf.data.degradation.Degradation` with this ``factor``, ``kernel_size`` and
@@ -406,6 +406,41 @@ class TapsDownsample(keras.layers.Layer):
         config = {"factor": self.factor, "kernel_size": self.kernel_size,
                   "padding": self.padding, "data_format": self.data_format}
         return {**super().get_config(), **config}
+
+
+@keras.saving.register_keras_serializable(package="spinsr_tf")
+class ConditionChannels(keras.layers.Layer):
+    """``layer(x, c)``: the per-sample vector ``c`` ``(batch, K)`` appended to every pixel of
+    ``x`` ``(batch, h, w, C)`` as ``K`` constant channels (channels last): how a conditioned
+    network is told the degradation (σ in HR pixels, camera-pixel indicator)."""
+
+    def call(self, x, c):
+        c = ops.cast(c, x.dtype)[:, None, None, :]
+        return ops.concatenate([x, ops.zeros_like(x[..., :1]) + c], axis=-1)
+
+    def compute_output_shape(self, x_shape, c_shape=None):
+        return (*x_shape[:-1], x_shape[-1] + c_shape[-1])
+
+
+@keras.saving.register_keras_serializable(package="spinsr_tf")
+class PixelBlend(keras.layers.Layer):
+    """``layer(a, b, c)`` = ``a + c[:, index] · (b − a)`` per sample: with ``c[:, index]`` the
+    camera-pixel indicator (0 or 1) of a conditioned network, the skip path is the aligned
+    interpolation for point samples (``a``) or for camera pixels (``b``)."""
+
+    def __init__(self, index: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.index = int(index)
+
+    def call(self, a, b, c):
+        w = ops.cast(c, a.dtype)[:, self.index][:, None, None, None]
+        return a + w * (b - a)
+
+    def compute_output_shape(self, a_shape, b_shape=None, c_shape=None):
+        return a_shape
+
+    def get_config(self):
+        return {**super().get_config(), "index": self.index}
 
 
 @keras.saving.register_keras_serializable(package="spinsr_tf")

@@ -30,13 +30,17 @@ import keras
 from spinsr_tf.data.degradation import Degradation
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.pretrained import resolve_model
-from spinsr_tf.nn.layers import AlignedUpsample, GaussianDownsample, UnitVectors, padding_layer
+from spinsr_tf.data.degradation_generator import CONDITION_SIZE
+from spinsr_tf.nn.layers import (AlignedUpsample, ConditionChannels, GaussianDownsample,
+                                 PixelBlend, UnitVectors, padding_layer)
 
 #: Names of the two model outputs (and of the layers producing them).
 LR_OUTPUT = "lr"
 SR_OUTPUT = "sr"
 #: Filters of the four convolutions of the expanding part.
 EXPAND_FILTERS = (64, 64, 64, 64)
+#: Name of a conditioned network's second input: ``(σ, camera pixel)`` per sample.
+CONDITION_INPUT = "degradation"
 #: SR output kinds: the paper's linear convolution, or projected onto unit vectors.
 OUTPUTS = ("linear", "unit")
 
@@ -61,7 +65,8 @@ def _check_scale(scale) -> int:
 def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
                    kernel_size: int = 23, sigma: float = 1.0,
                    input_size: int | None = None, output: str = "linear",
-                   residual: bool = False, pixel: str = "sample") -> keras.Model:
+                   residual: bool = False, pixel: str = "sample",
+                   conditioned: bool = False) -> keras.Model:
     """Build the SR network, uncompiled; by default exactly the paper's.
 
     Layers, with ``Pad`` = :class:`~spinsr_tf.nn.layers.PeriodicPadding2D` (``padding="periodic"``)
@@ -115,6 +120,12 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
     pixel : {"sample", "integrate"}
         Pixel model of the degradation (point samples, or camera pixels that average their
         block; :mod:`spinsr_tf.data.degradation`); the skip path is placed to match.
+    conditioned : bool
+        Told the degradation (trained across drawn ones, docs/variants.md): a second input
+        ``"degradation"`` ``(N, 2)`` = (σ in HR pixels, 1 for camera pixels else 0)
+        (:func:`~spinsr_tf.data.degradation_generator.condition_vector`) enters as two
+        constant channels of the LR map, and the skip path is the aligned interpolation of
+        the pixel model it names. Inputs are then the dict ``{"lr_input", "degradation"}``.
 
     Returns
     -------
@@ -140,6 +151,9 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
 
     inputs = keras.Input((input_size, input_size, int(channels)), name="lr_input")
     x = inputs
+    if conditioned:
+        condition = keras.Input((CONDITION_SIZE,), name=CONDITION_INPUT)
+        x = ConditionChannels(name="condition_channels")(x, condition)
     for i, filters in enumerate(EXPAND_FILTERS, start=1):
         x = conv_block(x, filters, f"expand{i}")
     for i, filters in enumerate(decoder_filters(scale), start=1):
@@ -154,12 +168,26 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
         if residual:
             skip = AlignedUpsample(scale, "bicubic", padding, pixel=pixel,
                                    name="sr_skip")(inputs)
+            if conditioned:
+                other = "integrate" if pixel == "sample" else "sample"
+                camera = AlignedUpsample(scale, "bicubic", padding, pixel=other,
+                                         name="sr_skip_other")(inputs)
+                pair = (skip, camera) if pixel == "sample" else (camera, skip)
+                skip = PixelBlend(name="sr_skip_blend")(*pair, condition)
             sr = keras.layers.Add(name=SR_OUTPUT if output == "linear" else "sr_sum")([skip, sr])
         if output == "unit":
             sr = UnitVectors(name=SR_OUTPUT)(sr)
     lr = GaussianDownsample.from_degradation(degradation, name=LR_OUTPUT)(sr)
-    variant = ("_residual" if residual else "") + ("_unit" if output == "unit" else "")
+    variant = (("_residual" if residual else "") + ("_unit" if output == "unit" else "")
+               + ("_conditioned" if conditioned else ""))
+    if conditioned:
+        inputs = {"lr_input": inputs, CONDITION_INPUT: condition}
     return keras.Model(inputs, {LR_OUTPUT: lr, SR_OUTPUT: sr}, name=f"spinsr_x{scale}{variant}")
+
+
+def is_conditioned(model: keras.Model) -> bool:
+    """Whether ``model`` takes the degradation as a second input (``conditioned=True``)."""
+    return any(layer.name == CONDITION_INPUT for layer in model.layers)
 
 
 def compile_sr_model(model: keras.Model, learning_rate: float = 0.01,
@@ -195,7 +223,9 @@ def sr_submodel(model: keras.Model) -> keras.Model:
     """The network up to its SR output: ``keras.Model(model.input, model.get_layer("sr").output)``.
 
     Maps ``(N, h, w, C)`` LR maps to ``(N, h·scale, w·scale, C)`` SR maps; shares weights with
-    ``model`` (training one trains the other).
+    ``model`` (training one trains the other). A conditioned network's submodel takes its two
+    inputs; a blind one (trained with drawn degradations but not told them) takes the LR map
+    alone, like any other.
     """
     _check_sr_model(model, "model")
     return keras.Model(model.input, model.get_layer(SR_OUTPUT).output,

@@ -51,7 +51,9 @@ from spinsr_tf.nn import strategy as distribute
 from spinsr_tf.nn.config import RESUMABLE, TrainConfig
 from spinsr_tf.nn.layers import GaussianDownsample, TapsDownsample
 from spinsr_tf.nn.losses import Graph, PhysicsPrior
-from spinsr_tf.nn.network import LR_OUTPUT, SR_OUTPUT, build_sr_model, sr_submodel
+from spinsr_tf.data.degradation_generator import condition_vector
+from spinsr_tf.nn.network import (CONDITION_INPUT, LR_OUTPUT, SR_OUTPUT, build_sr_model,
+                                  is_conditioned, sr_submodel)
 
 CONFIG, HISTORY, LOGS = "config.json", "history.csv", "logs"
 CHECKPOINT, MODEL = "checkpoint.keras", "model.keras"
@@ -68,13 +70,15 @@ class _Batches(keras.utils.PyDataset):
     """
 
     def __init__(self, data: TrainingData, plan: BatchPlan, first_epoch: int, epochs: int,
-                 terms, multiple: int = 1, degradations=None, stream: int = 0):
+                 terms, multiple: int = 1, degradations=None, stream: int = 0,
+                 conditioned: bool = False):
         super().__init__(workers=1, use_multiprocessing=False)
         self.data, self.plan, self.terms = data, plan, tuple(terms)
         self.multiple = int(multiple)
         self.first_epoch, self.epochs = first_epoch, epochs
         self.needs_hr = any(t.needs_hr for t in self.terms)
         self.degradations, self.stream = degradations, int(stream)
+        self.conditioned = bool(conditioned)
 
     @property
     def num_batches(self) -> int:
@@ -88,10 +92,12 @@ class _Batches(keras.utils.PyDataset):
         idx = _even(self.plan.batch(self.first_epoch + epoch, step), self.multiple)
         hr = self.data.hr(idx) if self.needs_hr else None
         if self.degradations is not None:   # blind: this batch's own degradation
-            lr, taps, _ = self.data.drawn_lr(idx, self.degradations, self.plan.seed,
-                                             self.first_epoch + epoch, step, self.stream)
-            return ({"lr_input": lr, "taps": taps},
-                    {t.name: t.target(lr, hr) for t in self.terms})
+            lr, taps, draw = self.data.drawn_lr(idx, self.degradations, self.plan.seed,
+                                                self.first_epoch + epoch, step, self.stream)
+            x = {"lr_input": lr, "taps": taps}
+            if self.conditioned:
+                x[CONDITION_INPUT] = np.tile(condition_vector(draw.degradation), (len(lr), 1))
+            return x, {t.name: t.target(lr, hr) for t in self.terms}
         lr = self.data.lr(idx)
         return lr, {t.name: t.target(lr, hr) for t in self.terms}
 
@@ -127,6 +133,14 @@ class SRValidation(keras.callbacks.Callback):
         self.replicas = int(replicas)
         self._sr = None
 
+    def _inputs(self, idx):
+        """The LR maps of ``idx`` (a conditioned network is also told their degradation)."""
+        lr = self.data.lr(idx)
+        if not is_conditioned(self.network):
+            return lr
+        return {"lr_input": lr, CONDITION_INPUT: np.tile(
+            condition_vector(self.data.degradation), (len(lr), 1))}
+
     def sr_mse(self) -> float:
         if self._sr is None:
             self._sr = sr_submodel(self.network)
@@ -135,10 +149,10 @@ class SRValidation(keras.callbacks.Callback):
             idx = self.indices[start:start + self.batch_size]
             if self.replicas > 1:  # predict_on_batch would hand every replica the whole batch
                 padded = _even(idx, self.replicas)      # equal shares (the extra ones dropped)
-                sr = self._sr.predict(self.data.lr(padded), batch_size=len(padded),
+                sr = self._sr.predict(self._inputs(padded), batch_size=len(padded),
                                       verbose=0)[:len(idx)]
             else:
-                sr = self._sr.predict_on_batch(self.data.lr(idx))
+                sr = self._sr.predict_on_batch(self._inputs(idx))
             sr = np.asarray(sr, dtype=np.float64)
             total += float(np.square(sr - self.data.hr(idx)).sum(axis=-1).mean(axis=(1, 2)).sum())
         return total / len(self.indices)
@@ -299,6 +313,17 @@ def _plain(value):
         value.decode() if isinstance(value, bytes) else value)
 
 
+class _Told:
+    """A conditioned network bound to the training graph's condition input: called on LR maps
+    alone (as the loss terms call the network), it is told the batch's degradation."""
+
+    def __init__(self, network: keras.Model, condition):
+        self.network, self.condition = network, condition
+
+    def __call__(self, x):
+        return self.network({"lr_input": x, CONDITION_INPUT: self.condition})
+
+
 class _WithTaps:
     """A :class:`~spinsr_tf.nn.layers.TapsDownsample` bound to the training graph's taps
     input: called on a map like a fixed degradation layer, it applies each sample's drawn
@@ -322,9 +347,15 @@ def build_training_graph(network: keras.Model, config: TrainConfig) -> keras.Mod
     one-input network (its ``lr`` layer keeps the nominal degradation), so inference, export
     and :func:`~spinsr_tf.nn.network.sr_submodel` never need the taps.
     """
-    channels = int(network.input.shape[-1])
-    lr_input = keras.Input(network.input.shape[1:], name="lr_input")
-    outputs = network(lr_input)
+    shape = network.get_layer("lr_input").output.shape
+    channels = int(shape[-1])
+    lr_input = keras.Input(shape[1:], name="lr_input")
+    told = network
+    if is_conditioned(network):
+        condition = keras.Input(network.get_layer(CONDITION_INPUT).output.shape[1:],
+                                name=CONDITION_INPUT)
+        told = _Told(network, condition)
+    outputs = told(lr_input)
     inputs, lr = lr_input, outputs[LR_OUTPUT]
     if config.degradations is None:
         degrade = network.get_layer(LR_OUTPUT)
@@ -335,9 +366,11 @@ def build_training_graph(network: keras.Model, config: TrainConfig) -> keras.Mod
         layer = TapsDownsample(config.scale, gen.kernel_size(), config.padding,
                                name="lr_drawn")
         inputs = {"lr_input": lr_input, "taps": taps}
+        if told is not network:
+            inputs[CONDITION_INPUT] = condition
         lr = layer(outputs[SR_OUTPUT], taps)
         degrade = _WithTaps(layer, taps)
-    graph = Graph(lr_input=lr_input, network=network, sr=outputs[SR_OUTPUT], lr=lr,
+    graph = Graph(lr_input=lr_input, network=told, sr=outputs[SR_OUTPUT], lr=lr,
                   degrade=degrade, scale=config.scale, channels=channels,
                   padding=config.padding, seed=config.seed)
     model = keras.Model(inputs, {t.name: t.build(graph) for t in config.losses},
@@ -468,7 +501,8 @@ def _train(config: TrainConfig, source: TrainingData, run_dir: Path, files: Path
         network = build_sr_model(scale=config.scale, channels=source.lr_shape[-1],
                                  padding=config.padding, kernel_size=config.kernel_size,
                                  sigma=config.sigma, output=config.output,
-                                 residual=config.residual, pixel=config.pixel or "sample")
+                                 residual=config.residual, pixel=config.pixel or "sample",
+                                 conditioned=config.conditioned)
         model = build_training_graph(network, config)
         # Creating the Adam slots now, not inside the first traced step, spares TensorFlow a
         # second trace of the whole training step (about half of a short run's time).
@@ -503,11 +537,12 @@ def _train(config: TrainConfig, source: TrainingData, run_dir: Path, files: Path
             val = _Batches(source, BatchPlan(val_idx, config.batch_size, seed=config.seed,
                                              shuffle=False), 0, 1,
                            config.losses, multiple=even, degradations=config.degradations,
-                           stream=1)
+                           stream=1, conditioned=config.conditioned)
         # a signal stops the run at the next safe point (_StopAtSignal), never inside a step
         with interrupts.deferred():
             model.fit(_Batches(source, plan, done, config.epochs - done, config.losses, even,
-                               degradations=config.degradations),
+                               degradations=config.degradations,
+                               conditioned=config.conditioned),
                       validation_data=val, epochs=config.epochs, initial_epoch=done,
                       steps_per_epoch=plan.steps_per_epoch, shuffle=False, callbacks=callbacks,
                       verbose=1 if bars else 0)
@@ -554,7 +589,7 @@ def _read_json(path: Path) -> dict:
 
 #: Configuration keys added after runs were made, with the value every earlier run had: a run
 #: stored without one of them is compared (and resumed) as the value it was trained with.
-_ADDED_KEYS = {"pixel": "sample", "degradations": None}
+_ADDED_KEYS = {"pixel": "sample", "degradations": None, "conditioned": False}
 
 
 def _comparable(record: dict) -> dict:

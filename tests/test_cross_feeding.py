@@ -172,3 +172,33 @@ def test_cross_feed_bad_arguments(folder, no_reproduce):
     with pytest.raises(UserError, match="scales"):
         cross_feed(folder, scales=(16,))
     assert not no_reproduce
+
+
+def test_cross_figure_legend_groups_and_caption(tmp_path, monkeypatch):
+    """Fig. 4 bars: one row per scale, a legend of the three colours, a line between the two
+    test sets, labelled MSE decades and a caption with the test-set sizes."""
+    from spinsr_tf.data import render
+    from spinsr_tf.experiments.cross_feeding import cross_figure
+
+    kept, save = [], render.save_figure
+    monkeypatch.setattr(render, "save_figure", lambda fig, path: (kept.append(fig),
+                                                                  save(fig, path))[1])
+
+    def scores(k):
+        return {"mse": 0.012 * k, "psnr": 30.0 + k, "corr": 0.9 + 0.01 * k,
+                "mse_std": 0.001, "psnr_std": 1.0, "corr_std": 0.01}
+
+    res = {"cases": {label: {"net": net, "data": data, **scores(i + 1)}
+                     for i, (label, (net, data)) in enumerate(CASES.items())},
+           "baselines": {k: {"bicubic": scores(5), "bicubic_norm": scores(6)} for k in ("I", "II")},
+           "n_images": {"I": 3, "II": 5},
+           "degradation": {"factor": 4, "sigma": 1.0, "pixel": "sample", "padding": "periodic"}}
+    path = cross_figure({"scales": {"4": res, "8": res}}, tmp_path / "fig4.png", title="t")
+    assert path.stat().st_size > 10000
+    fig = kept[0]
+    assert len(fig.axes) == 6 and len(fig.legends[0].get_texts()) == 3
+    assert all(len(ax.lines) >= 1 for ax in fig.axes)   # the Type I / Type II separator
+    mse = fig.axes[0]
+    assert mse.get_xscale() == "log" and mse.get_xlim()[0] < 0.012
+    assert any(t.get_text() for t in mse.get_xticklabels())
+    assert any("3 Type I and 5 Type II" in t.get_text() for t in fig.texts)

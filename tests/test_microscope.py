@@ -183,3 +183,35 @@ def test_standin_instrument_replaces_optics_and_refuses_unknown_ones(tmp_path):
     assert ref.dtype == np.uint16
     with pytest.raises(UserError, match=r"unknown optics \['psf'\]"):
         standin("kerr", size=32, factor=4, out_dir=tmp_path, instrument={"psf": 2.0})
+
+
+def test_microscope_figure_error_row_and_scores(tmp_path, monkeypatch):
+    """The Fig. 7 panel: LR | SR | the better bicubic | truth, titles with the given scores,
+    an error row, the optics in the caption; a scalar map is shown after its affine fit."""
+    from spinsr_tf.data import render
+
+    kept, save = [], render.save_figure
+    monkeypatch.setattr(render, "save_figure", lambda fig, path: (kept.append(fig),
+                                                                  save(fig, path))[1])
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(-1, 1, size=(16, 16, 1)).astype(np.float32)
+    sr = 0.5 * truth + 0.05 * rng.normal(size=truth.shape).astype(np.float32)
+    values = {"lr": truth[::4, ::4], "sr": sr, "bicubic": truth + 0.1}
+    scores = {"sr": {"psnr": 40.0, "corr": 0.9, "pearson": 0.99, "affine": [2.0, 0.0]},
+              "bicubic": {"psnr": 30.0, "corr": 0.8, "pearson": 0.9, "affine": [1.0, 0.0]},
+              "bicubic_norm": {"psnr": 20.0, "corr": 0.7, "pearson": 0.8, "affine": [1.0, 0.0]}}
+    path = microscope.microscope_figure("kerr", values, truth, scores, {"psf_sigma": 3.0},
+                                        {"sigma": 2.5, "kernel_size": 23}, 4,
+                                        tmp_path / "kerr_figure.png")
+    assert path.stat().st_size > 1000
+    fig = kept[0]
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[:4] == ["LR (input)", "SR (network)\nPSNR 40.0 dB\nCorr 0.9000, r 0.990",
+                          "bicubic\nPSNR 30.0 dB\nCorr 0.8000, r 0.900", "truth"]
+    assert "|map − truth|" in [ax.get_ylabel() for ax in fig.axes]
+    shown = [ax for ax in fig.axes if ax.get_title().startswith("SR")][0]
+    np.testing.assert_allclose(shown.images[0].get_array(), 2.0 * sr[..., 0], atol=1e-6)
+    errors = [ax for ax in fig.axes if ax.images and ax.images[0].cmap.name == "magma"]
+    assert len(errors) == 2   # SR and bicubic; none for LR (another grid) and the truth
+    caption = fig.texts[-1].get_text()
+    assert "PSF σ 3 HR px" in caption and "PSF σ 2.5 HR px" in caption

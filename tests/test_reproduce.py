@@ -272,3 +272,36 @@ def test_table_notebooks_run_at_smoke_and_a_rerun_reuses_everything(tmp_path):
         assert noise["alphas"][0] == 0.0 and noise["peak_corr"][0] > noise["peak_corr"][-1]
         assert (out / f"{fig}_sr_equivariant.png").stat().st_size > 1000
     assert any((tmp_path / "fig7_smoke").rglob("*.png"))
+
+
+def _captured_figure(monkeypatch):
+    """Keep the matplotlib figure ``comparison_panel`` saves (it is still written)."""
+    from spinsr_tf.data import render
+
+    kept, save = [], render.save_figure
+    monkeypatch.setattr(render, "save_figure", lambda fig, path: (kept.append(fig),
+                                                                  save(fig, path))[1])
+    return kept
+
+
+def test_comparison_figure_shows_the_scores_of_the_result_and_an_error_row(tmp_path,
+                                                                         monkeypatch):
+    from spinsr_tf.evaluation.scoring import evaluate
+    from spinsr_tf.experiments.reproduce import comparison_figure
+
+    rng = np.random.default_rng(0)
+    hr = rng.normal(size=(2, 16, 16, 3)).astype(np.float32)
+    hr /= np.linalg.norm(hr, axis=-1, keepdims=True)
+    result = evaluate(hr, {}, degradation=4)
+    best = verdict(result, metrics=("psnr",))["psnr"]["baseline"]
+    kept = _captured_figure(monkeypatch)
+    path = comparison_figure({}, hr, result["degradation"], tmp_path / "figure.png",
+                             title="Type I", result=result, index=1)
+    assert path.stat().st_size > 1000
+    titles = [ax.get_title() for ax in kept[0].axes if ax.get_title()]
+    per = result["methods"][best]["per_image"]
+    assert titles[:3] == ["LR input", f"{best}\nPSNR {per['psnr'][1]:.1f} dB, Corr "
+                          f"{per['corr'][1]:.4f}", "ground truth"]
+    labels = [ax.get_ylabel() for ax in kept[0].axes]
+    assert "|map − truth|" in labels and "in-plane" in labels
+    assert "x4" in kept[0].texts[-1].get_text() and "σ = 1" in kept[0].texts[-1].get_text()

@@ -34,7 +34,8 @@ from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import (atomic_path, check_writable_folder, remove_stale_temporaries,
                                   write_text_atomic)
 from spinsr_tf.data.blocks import PARAMS_FILE, anneal_block, read_block
-from spinsr_tf.data.io import H5_OVERHEAD, check_size, h5_output
+from spinsr_tf.data.io import (H5_OVERHEAD, available_memory, check_size, format_bytes,
+                               h5_output)
 from spinsr_tf.data.mixture import MAP_DTYPE, Mixture, map_record, record_hamiltonian
 
 #: Name of the HR dataset in every spins file.
@@ -200,14 +201,6 @@ def _check_magnitudes(hamiltonian) -> None:
                                 f"represent; use |{f.name}| <= {MAX_PARAMETER:g}")
 
 
-def _bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n:.3g} {unit}"
-        n /= 1024
-    return f"{n:.3g} EiB"  # pragma: no cover
-
-
 def memory_estimate(hamiltonian, size: int, block: int, processes: int = 1) -> int:
     """Bytes of memory annealing needs: ``processes`` each annealing ``block`` samples of
     ``size`` x ``size`` at once."""
@@ -216,21 +209,6 @@ def memory_estimate(hamiltonian, size: int, block: int, processes: int = 1) -> i
     per_sample = _BYTES_PER_SITE["sample_dipolar" if dipolar else "sample"] * sites
     once = _BYTES_PER_SITE["dipolar"] * sites if dipolar else 0
     return int(processes) * (_BASE_BYTES + int(block) * per_sample + once)
-
-
-def _available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux: MemAvailable), or None."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, OSError, ValueError):
-        return None
 
 
 def _check_resources(path: Path, hamiltonian, n: int, size: int, block: int, scheduler,
@@ -245,19 +223,19 @@ def _check_resources(path: Path, hamiltonian, n: int, size: int, block: int, sch
         kind, value = parse_scheduler(scheduler)
         processes = value if kind == "local" else 0    # remote workers: their own memory
     if processes:
-        need, have = memory_estimate(hamiltonian, size, block, processes), _available_memory()
+        need, have = memory_estimate(hamiltonian, size, block, processes), available_memory()
         if have is not None and need > have:
             raise UserError(f"annealing blocks of {block} lattice(s) of {size}x{size} needs about "
-                            f"{_bytes(need)} of memory, {_bytes(have)} is available; choose a "
-                            "smaller size or block")
+                            f"{format_bytes(need)} of memory, {format_bytes(have)} is available; "
+                            "choose a smaller size or block")
     sample = int(size) ** 2 * 3 * 4
     need = 2 * int(n) * sample - blocks_done_bytes   # the blocks, then the file beside them
     parent = path.parent if str(path.parent) else Path(".")
     free = shutil.disk_usage(parent).free
     if need > free:
-        raise UserError(f"{n} lattice(s) of {size}x{size} need about {_bytes(need)} of disk "
-                        f"space in {str(parent)!r} (the blocks and the file), {_bytes(free)} is "
-                        "free; choose a smaller n or size")
+        raise UserError(f"{n} lattice(s) of {size}x{size} need about {format_bytes(need)} of "
+                        f"disk space in {str(parent)!r} (the blocks and the file), "
+                        f"{format_bytes(free)} is free; choose a smaller n or size")
     # the file itself against the file-size limit (ulimit -f), before the annealing
     check_size(f"writing {str(path)!r}", disk=int(n) * sample + H5_OVERHEAD, folder=parent)
 

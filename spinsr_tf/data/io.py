@@ -205,9 +205,10 @@ def _read_npy(path: Path) -> np.ndarray:
     if not dtype.hasobject:   # pickled objects: np.load refuses them below
         declared = array_bytes(shape, dtype)
         if declared != path.stat().st_size - offset:
+            held = format_bytes(path.stat().st_size - offset)
             raise UserError(f"{str(path)!r} declares an array of shape {shape} ({dtype}, "
-                            f"{_bytes(declared)}) but holds {_bytes(path.stat().st_size - offset)} "
-                            "of data: a truncated or damaged .npy file")
+                            f"{format_bytes(declared)}) but holds {held} of data: a truncated or "
+                            "damaged .npy file")
         check_declared(path, shape, dtype)
     try:
         return np.load(path, allow_pickle=False)
@@ -635,7 +636,8 @@ def _write_tiff(tmp: Path, data: np.ndarray, pixel: dict | None = None) -> None:
                          metadata={"axes": "QYXS"}, **extra)
 
 
-def _bytes(n: float) -> str:
+def format_bytes(n: float) -> str:
+    """``n`` bytes for a message: three significant digits and a binary unit (``"3.06 MiB"``)."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if n < 1024 or unit == "PiB":
             return f"{n:.3g} {unit}"
@@ -684,8 +686,8 @@ def check_size(what: str, *, memory: int = 0, disk: int = 0, folder=None) -> Non
     memory, disk = int(memory), int(disk)
     have = available_memory() if memory else None
     if have is not None and memory > have:
-        raise UserError(f"{what} needs about {_bytes(memory)} of memory, {_bytes(have)} is "
-                        "available")
+        raise UserError(f"{what} needs about {format_bytes(memory)} of memory, "
+                        f"{format_bytes(have)} is available")
     if disk and folder is not None:
         folder = Path(folder) if str(folder) else Path(".")
         try:
@@ -693,12 +695,12 @@ def check_size(what: str, *, memory: int = 0, disk: int = 0, folder=None) -> Non
         except OSError:
             free = None
         if free is not None and disk > free:
-            raise UserError(f"{what} needs about {_bytes(disk)} of disk space in "
-                            f"{str(folder)!r}, {_bytes(free)} is free")
+            raise UserError(f"{what} needs about {format_bytes(disk)} of disk space in "
+                            f"{str(folder)!r}, {format_bytes(free)} is free")
         limit = _file_size_limit()
         if limit is not None and disk > limit:
-            raise UserError(f"{what} writes a file of about {_bytes(disk)}, more than the file "
-                            f"size limit of {_bytes(limit)} (ulimit -f)")
+            raise UserError(f"{what} writes a file of about {format_bytes(disk)}, more than the "
+                            f"file size limit of {format_bytes(limit)} (ulimit -f)")
 
 
 def check_declared(path, shape, dtype, *, copies: float = 1.0, out_bytes: int = 0,

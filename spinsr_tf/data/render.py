@@ -86,7 +86,8 @@ ERROR_FLOOR = 1e-3
 def comparison_panel(columns: dict[str, np.ndarray], path: str | os.PathLike,
                      title: str | None = None, *, truth: np.ndarray | None = None,
                      scores: dict[str, str] | None = None, extra: tuple | None = None,
-                     caption: str | None = None, zoom: int | None = None) -> Path:
+                     caption: str | None = None, zoom: int | None = None,
+                     value_label: str | None = None) -> Path:
     """Save a figure of one image per column (e.g. LR | networks | baseline | ground truth).
 
     ``columns`` maps a label to an ``(H, W, C)`` map (sizes may differ). Row 1 shows Sz (or the
@@ -103,6 +104,8 @@ def comparison_panel(columns: dict[str, np.ndarray], path: str | os.PathLike,
     caption : text under the figure (what was estimated, units).
     zoom : side in pixels of the truth's grid: adds a row of the in-plane (or scalar) maps
         enlarged on the window of the truth with the strongest walls, marked in row 1.
+    value_label : name of row 1's quantity (default ``"Sz"`` for vectors, ``"value"`` for
+        scalars).
     """
     plt = _pyplot()
     from matplotlib.colors import LogNorm
@@ -176,7 +179,8 @@ def comparison_panel(columns: dict[str, np.ndarray], path: str | os.PathLike,
             ax.add_patch(Rectangle((q - 0.5, r - 0.5), w, w, fill=False, lw=1.0,
                                    ec="black"))
     first = labels[0]
-    axes["sz", first].set_ylabel("Sz" if vector else "value", fontsize=8)
+    value_label = value_label or ("Sz" if vector else "value")
+    axes["sz", first].set_ylabel(value_label, fontsize=8)
     if vector:
         axes["wheel", first].set_ylabel("in-plane", fontsize=8)
         wheel_key(axes["wheel", None].inset_axes([0.0, 0.1, 1.0, 0.8]))
@@ -188,7 +192,7 @@ def comparison_panel(columns: dict[str, np.ndarray], path: str | os.PathLike,
     bar = lambda im, kind, text: fig.colorbar(  # noqa: E731
         im, cax=axes[kind, None].inset_axes([0.0, 0.05, 0.22, 0.9]), label=text)
     if sz_im is not None:
-        bar(sz_im, "sz", "Sz" if vector else "value")
+        bar(sz_im, "sz", value_label)
     if err_im is not None:
         bar(err_im, "error", "|map − truth|, one scale\nfor every column")
     if extra_im is not None:   # its own scale: a bar under its map, clear of the Sz bar

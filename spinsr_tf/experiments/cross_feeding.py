@@ -153,17 +153,22 @@ def format_cross_table(result: dict) -> str:
 
 def cross_figure(result: dict, path, title: str = "") -> Path:
     """Fig. 4b layout: bars of MSE, PSNR, Corr (columns) per scale (rows), grouped by test type:
-    the matched network, the crossed network, then the interpolation baselines."""
+    the matched network, the crossed network, then the interpolation baselines; mean ± std over
+    the test maps, a legend of the colours and a caption with the test sets and degradation."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import LogLocator, NullFormatter
 
     from spinsr_tf.data.render import save_figure
 
     scales = list(result["scales"])
-    metrics = (("mse", "MSE"), ("psnr", "PSNR (dB)"), ("corr", "Corr"))
-    fig, axes = plt.subplots(len(scales), 3, figsize=(13.0, 3.0 * len(scales)), squeeze=False)
+    metrics = (("mse", "MSE (lower is better)"), ("psnr", "PSNR, dB (higher is better)"),
+               ("corr", "Corr (higher is better)"))
+    fig, axes = plt.subplots(len(scales), 3, figsize=(13.0, 3.0 * len(scales) + 0.9),
+                             squeeze=False)
     colors = {"Net I": "tab:blue", "Net II": "tab:orange"}
     for row, scale in enumerate(scales):
         res = result["scales"][scale]
@@ -181,18 +186,42 @@ def cross_figure(result: dict, path, title: str = "") -> Path:
                     vals.append(s[metric]), errs.append(s[f"{metric}_std"])
                     cols.append("tab:gray")
             y = np.arange(len(names))
-            ax.barh(y, vals, xerr=errs, color=cols)
+            first_ii = next((i for i, n in enumerate(names) if n.endswith("(Type II)")), None)
+            ax.barh(y, vals, xerr=errs, color=cols, error_kw={"lw": 0.8})
+            if first_ii:   # the Type I test set above the line, Type II below
+                ax.axhline(first_ii - 0.5, color="black", lw=0.8)
             ax.set_yticks(y, names if col == 0 else [""] * len(names), fontsize=7)
             ax.invert_yaxis()
             ax.set_title(f"x{scale}: {label}", fontsize=9)
-            if metric == "mse":
+            if metric == "mse":   # whole decades, so that every axis has labelled ticks
+                positive = [v for v in vals if v > 0] or [1.0]
                 ax.set_xscale("log")
+                low = np.floor(np.log10(min(positive)))
+                low -= min(positive) < 2 * 10 ** low   # a bar close to the axis would vanish
+                ax.set_xlim(10 ** low,
+                            10 ** np.ceil(np.log10(max(v + e for v, e in zip(vals, errs)))))
+                ax.xaxis.set_major_locator(LogLocator(numticks=8))
+                ax.xaxis.set_minor_formatter(NullFormatter())
             elif metric == "corr":   # Corr of good methods crowds near 1: zoom onto the spread
                 lo, hi = min(vals), max(vals)
                 ax.set_xlim(max(lo - 0.1 * (hi - lo) - 1e-4, -1.0), hi + 0.05 * (hi - lo) + 1e-4)
+    fig.legend(handles=[Patch(color=colors["Net I"], label="Net I (trained on Type I)"),
+                        Patch(color=colors["Net II"], label="Net II (trained on Type II)"),
+                        Patch(color="tab:gray", label="aligned interpolation of the same LR maps")],
+               loc="lower center", ncol=3, fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
+    first = result["scales"][scales[0]]
+    n = first.get("n_images", {})
+    deg = first.get("degradation", {})
+    caption = (f"Bars: mean over the {n.get('I', '?')} Type I and {n.get('II', '?')} Type II "
+               "test maps, whiskers: ± one standard deviation; '(Type K)': scored on that test "
+               f"set. Degradation: Gaussian PSF σ = {deg.get('sigma', 1.0):g} HR px, "
+               f"{deg.get('pixel', 'sample')} pixels, {deg.get('padding', 'periodic')} borders. "
+               "The Corr axes start near the smallest value shown.")
+    fig.text(0.5, 0.045, caption, ha="center", va="top", fontsize=7.5, wrap=True)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return save_figure(fig, path)
 
 

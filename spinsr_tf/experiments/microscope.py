@@ -316,6 +316,61 @@ def _write_png(path: Path, image: np.ndarray) -> None:
         Image.fromarray(image).save(tmp, format="PNG")
 
 
+def microscope_figure(kind: str, values: dict, truth: np.ndarray, scores: dict, optics: dict,
+                      estimated: dict, factor: int, path, side: int = 256) -> Path:
+    """Fig. 7 panel: LR (input) | SR (network) | the better bicubic | truth, top-left ``side``
+    HR pixels, with the error ``|map − truth|`` on one log scale, a zoom on the strongest walls,
+    the scores of :func:`~spinsr_tf.evaluation.scoring.compare_with_truth` (``scores``, whole
+    image) in the titles and the true and estimated optics in the caption.
+
+    ``values``: ``{"lr", "sr", "bicubic"}`` → the fit's maps; ``truth``: on the SR grid, with
+    the SR map's channels. A one-channel (Kerr) map is shown after the affine grey-level fit
+    its scores were computed with, so that the error row shows what the scores measure."""
+    from spinsr_tf.data.interpolation import unit_normalize
+    from spinsr_tf.data.render import comparison_panel
+
+    side = min(side, truth.shape[0], truth.shape[1])
+    maps = {"sr": values["sr"], "bicubic": values["bicubic"],
+            "bicubic_norm": unit_normalize(values["bicubic"])}
+    base = max(("bicubic", "bicubic_norm"), key=lambda n: scores[n]["psnr"])
+    scalar = values["sr"].shape[-1] == 1
+
+    def mapped(name):
+        a, b = scores[name].get("affine", (1.0, 0.0)) if scalar else (1.0, 0.0)
+        return (a * maps[name][:side, :side] + b).astype(np.float32)
+
+    def line(name):
+        text = f"PSNR {scores[name]['psnr']:.1f} dB\nCorr {scores[name]['corr']:.4f}"
+        return text + (f", r {scores[name]['pearson']:.3f}" if "pearson" in scores[name] else "")
+
+    lr_side = max(1, side // factor)
+    columns = {"LR (input)": values["lr"][:lr_side, :lr_side], "SR (network)": mapped("sr"),
+               base: mapped(base), "truth": truth[:side, :side]}
+    score_lines = {"SR (network)": line("sr"), base: line(base)}
+    true = [f"PSF σ {optics['psf_sigma']:g} HR px" if "psf_sigma" in optics else None,
+            f"{optics['pixel']} pixels" if "pixel" in optics else None,
+            f"{optics['crop']} LR px cropped per side" if "crop" in optics else None,
+            f"black level {optics['black_level']:g}" if "black_level" in optics else None,
+            f"{optics['bits']}-bit" if "bits" in optics else None]
+    guessed = (estimated.get("how", {}).get("sigma", {}).get("confident") is False)
+    est = [f"PSF σ {estimated['sigma']:.3g} HR px" + (" (assumed, not estimated)" if guessed
+                                                    else "") if "sigma" in estimated else None,
+           f"{estimated['pixel']} pixels" if "pixel" in estimated else None,
+           f"{estimated['noise_kind']} noise" if "noise_kind" in estimated else None]
+    caption = (f"Stand-in {kind} image, x{factor}. True optics: "
+               f"{', '.join(t for t in true if t)}; the fit used: {', '.join(e for e in est if e)}."
+               f" Scores over the whole {truth.shape[0]}x{truth.shape[1]} HR image (PSNR with "
+               "MAX = 2)" + ("; grey levels mapped to the truth's Sz by their least-squares "
+                             "affine fit, r: Pearson's r" if scalar else "")
+               + f". {base}: the better of bicubic and bicubic_norm by PSNR.")
+    where = (f"the whole {side}x{side}" if side == truth.shape[0] == truth.shape[1]
+             else f"top-left {side}x{side} of {truth.shape[0]}x{truth.shape[1]}")
+    return comparison_panel(
+        columns, path, truth=truth[:side, :side], scores=score_lines, caption=caption,
+        zoom=max(8, side // 4), value_label="Sz" if scalar else None,
+        title=f"{kind}: x{factor}, {where} HR sites")
+
+
 def run_experiment(kind: str, out_dir, preset: str = "smoke", seed: int = 0,
                    progress: bool = True, instrument: dict | None = None,
                    **overrides) -> dict:
@@ -354,12 +409,11 @@ def run_experiment(kind: str, out_dir, preset: str = "smoke", seed: int = 0,
     SPLEEM), ``lr_mse`` (re-degraded result vs the LR image),
     ``files``, ``seconds``
     (stand-in and fit, wall time). The same dict is written to ``{kind}_scores.json`` and the
-    figure LR | bicubic_norm | SR | truth (top-left crop of at most 256 HR pixels) to
-    ``{kind}_figure.png``.
+    figure LR | SR | the better bicubic | truth with the error row (:func:`microscope_figure`,
+    top-left crop of at most 256 HR pixels) to ``{kind}_figure.png``.
     """
     from spinsr_tf.evaluation.scoring import compare_with_truth
     from spinsr_tf.inference.fit_image import fit_image
-    from spinsr_tf.data.render import comparison_panel
 
     if preset not in PRESETS:
         raise UserError(f"preset must be one of {tuple(PRESETS)}, got {preset!r}")
@@ -383,19 +437,12 @@ def run_experiment(kind: str, out_dir, preset: str = "smoke", seed: int = 0,
     truth = truth_window(np.load(made["truth"]), made["meta"])
     scores = compare_with_truth(run_dir, truth)
     values = {name: np.load(run_dir / f"{name}_values.npy") for name in ("lr", "sr", "bicubic")}
-    from spinsr_tf.data.interpolation import unit_normalize
-
     hr = min(256, truth.shape[0])
-    lr_crop = hr // cfg["factor"]
     sr = values["sr"]
     shown = truth[..., 2:3] if sr.shape[-1] == 1 else truth
-    figure = comparison_panel(
-        {"LR (input)": values["lr"][:lr_crop, :lr_crop],
-         "bicubic_norm": unit_normalize(values["bicubic"])[:hr, :hr],
-         "SR (network)": sr[:hr, :hr], "truth": shown[:hr, :hr]},
-        out / f"{kind}_figure.png",
-        title=f"{kind}: x{cfg['factor']}, top-left {hr}x{hr} of {truth.shape[0]}x"
-              f"{truth.shape[1]} HR sites")
+    figure = microscope_figure(kind, values, shown, scores, made["meta"]["params"]["optics"],
+                               fit["degradation"], cfg["factor"], out / f"{kind}_figure.png",
+                               side=hr)
     calibration = calibration_affine = None
     if fit.get("uncertainty") is not None:
         from spinsr_tf.evaluation.calibration import calibration as rank_correlation

@@ -86,20 +86,6 @@ def _scored(out: Path, preset: Preset) -> bool:
             and set(NETWORKS) <= set(result["methods"]))
 
 
-def figure_methods(result: dict) -> list[str]:
-    """The methods the figure shows, in order: the best network and the best aligned baseline
-    (by mean PSNR, :func:`~spinsr_tf.experiments.reproduce.verdict`), then the other networks
-    (unnormalized outputs)."""
-    from spinsr_tf.experiments.reproduce import verdict
-
-    best = verdict(result, metrics=("psnr",))["psnr"]
-    methods = result["methods"]
-    nets = [best["network"]] if best.get("network") else []
-    nets += [n for n in methods if n.startswith("sr") and not n.endswith("_norm")
-             and n not in nets and n + "_norm" not in nets]
-    return nets[:1] + [best["baseline"]] + nets[1:]
-
-
 def quickstart_figure(out: Path, result: dict, test_file, title: str = "",
                       index: int = 0) -> Path:
     """Draw ``out/figure.png`` for test image ``index``: LR input | best network | best aligned
@@ -111,6 +97,7 @@ def quickstart_figure(out: Path, result: dict, test_file, title: str = "",
     from spinsr_tf.data.render import comparison_panel
     from spinsr_tf.evaluation.baselines import BASELINES, unit_normalize
     from spinsr_tf.evaluation.scoring import predict_sr
+    from spinsr_tf.experiments.reproduce import figure_methods
     from spinsr_tf.nn.network import load_sr_model
 
     deg = result["degradation"]

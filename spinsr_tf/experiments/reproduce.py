@@ -98,8 +98,8 @@ def run_setting(setting_dir: Path, train_file: Path, test_file: Path, scale: int
     hr = read_spins(test_file)
     result = evaluate(hr, models)
     result["preset_sizes"] = sizes
-    comparison_figure(models, hr[:1], result["degradation"], setting_dir / "figure.png",
-                      title=title)
+    comparison_figure(models, hr, result["degradation"], setting_dir / "figure.png",
+                      title=title, result=result)
     write_json(result, result_file)
     return result
 
@@ -148,24 +148,93 @@ def format_verdict(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def comparison_figure(models: dict, hr, degradation: dict, path: Path, title: str = "") -> Path:
-    """Figs. 2–3 style panel of one test image: LR | aligned interpolation | networks | truth."""
-    from spinsr_tf.evaluation.baselines import BASELINES
+def strongest_walls(hr) -> int:
+    """Index of the ``(N, H, W, C)`` map with the largest summed squared gradient (periodic)."""
+    import numpy as np
+
+    x = np.asarray(hr, dtype=np.float64)
+    grad = sum(np.square(np.roll(x, 1, axis=a) - x).sum(axis=(1, 2, 3)) for a in (1, 2))
+    return int(np.argmax(grad))
+
+
+def figure_methods(result: dict) -> list[str]:
+    """The methods the figure shows, in order: the best network and the best aligned baseline
+    (by mean PSNR, :func:`verdict`), then the other networks (unnormalized outputs)."""
+    best = verdict(result, metrics=("psnr",))["psnr"]
+    methods = result["methods"]
+    nets = [best["network"]] if best.get("network") else []
+    nets += [n for n in methods if n.startswith("sr") and not n.endswith("_norm")
+             and n not in nets and n + "_norm" not in nets]
+    return nets[:1] + [best["baseline"]] + nets[1:]
+
+
+def comparison_figure(models: dict, hr, degradation: dict, path: Path, title: str = "", *,
+                      result: dict | None = None, index: int | None = None) -> Path:
+    """Figs. 2–3 style panel of one test image ``hr[index]`` (None: the one with the strongest
+    walls, the largest summed squared gradient; a uniform domain would show nothing).
+
+    With ``result`` (what :func:`~spinsr_tf.evaluation.scoring.evaluate` returned for the test
+    set ``hr`` came from, ``index`` its position there): LR | best network | best aligned
+    baseline | ground truth | other networks (:func:`figure_methods`), each title with that image's PSNR and Corr from ``result``. Without it:
+    LR | aligned interpolation | networks | ground truth, no scores. Both add the error
+    ``|map − truth|`` on one log scale, a zoom on the strongest walls and a caption with the
+    degradation (:func:`~spinsr_tf.data.render.comparison_panel`). ``hr``: ``(N, H, W, 3)``.
+    """
+    import numpy as np
+
     from spinsr_tf.data.degradation import Degradation
-    from spinsr_tf.evaluation.scoring import predict_sr
     from spinsr_tf.data.render import comparison_panel
+    from spinsr_tf.evaluation.baselines import BASELINES, unit_normalize
+    from spinsr_tf.evaluation.scoring import predict_sr
 
     imaging = Degradation.from_dict(degradation)
     f = imaging.factor
-    lr = imaging.apply(hr)
-    columns = {"LR": lr[0]}
-    for name in ("gaussian", "bilinear", "bicubic", "bicubic_norm"):
-        columns[name] = BASELINES[name](lr, f, padding=imaging.padding, pixel=imaging.pixel)[0]
-    for name, model in models.items():
-        columns[name] = predict_sr(model, lr)[0]
-    columns["ground truth"] = hr[0]
-    heading = f"x{f}: LR | interpolation | networks | ground truth"
-    return comparison_panel(columns, path, title=f"{title} {heading}".strip())
+    chosen = index is None
+    if chosen:
+        index = strongest_walls(hr)
+    truth = np.asarray(hr[index])
+    lr = imaging.apply(np.asarray(hr[index:index + 1]))
+    scores = {}
+    if result is not None:
+
+        names = [n for n in figure_methods(result)
+                 if n in BASELINES or n in models or n[:-len("_norm")] in models]
+    else:
+        names = ["bicubic_norm"] + list(models)
+    columns = {"LR input": lr[0]}
+    for name in names:
+        base = name[:-len("_norm")] if name.endswith("_norm") else name
+        if name in BASELINES:
+            img = BASELINES[name](lr, f, padding=imaging.padding, pixel=imaging.pixel)[0]
+        else:
+            img = predict_sr(models[base] if base in models else models[name], lr)[0]
+            if base != name and base in models:
+                img = unit_normalize(img)
+        columns[name] = img
+        if result is not None:
+            per = result["methods"][name]["per_image"]
+            scores[name] = f"PSNR {per['psnr'][index]:.1f} dB, Corr {per['corr'][index]:.4f}"
+        if len(columns) == 3:
+            columns["ground truth"] = truth
+    columns.setdefault("ground truth", truth)
+    n_images = result.get("n_images", len(hr)) if result is not None else len(hr)
+    caption = (f"Test image {index + 1} of {n_images}"
+               + (" (the one with the strongest walls). " if chosen else ". ")
+               + f"Degradation: x{f} downsizing, Gaussian PSF "
+               f"σ = {imaging.sigma:g} HR px (kernel {imaging.kernel_size}), {imaging.pixel} "
+               f"pixels, {imaging.padding} borders. ")
+    if result is not None:
+        caption += ("PSNR (MAX = 2) and Corr of this image; the table holds the means over the "
+                    "test set. Best network and best aligned baseline by mean PSNR.")
+        if any(result["methods"][n]["per_image"]["corr"][index] > 1 for n in names):
+            caption += (" Corr > 1: vectors longer than 1 (an output without unit "
+                        "normalization; Sz saturates on the fixed [−1, 1] scale).")
+    else:
+        caption += "bicubic_norm: aligned bicubic interpolation, unit-normalized."
+    heading = f"x{f}, test image {index + 1}"
+    return comparison_panel(columns, path, title=f"{title} {heading}".strip(), truth=truth,
+                            scores=scores or None, caption=caption,
+                            zoom=max(8, truth.shape[0] // 4))
 
 
 def format_type_table(kind: str, results: dict, preset_name: str, networks: dict) -> str:

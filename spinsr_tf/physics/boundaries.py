@@ -18,12 +18,12 @@ from typing import ClassVar, Mapping
 
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.physics.hamiltonians import (ATTR_EXTENSIONS, BOUNDARIES, Hamiltonian, Terms,
-                                            check_hamiltonian)
+                                            Wrapped, check_hamiltonian)
 from spinsr_tf.physics.zeeman import InField
 
 
 @dataclasses.dataclass(frozen=True)
-class OpenFilm(Hamiltonian):
+class OpenFilm(Wrapped):
     """``base`` on an open film (no bonds across the edges). Build it with
     :func:`with_boundary`; parameters and methods of ``base`` are reachable on this object."""
 
@@ -37,40 +37,18 @@ class OpenFilm(Hamiltonian):
                             f"dipolar sums are periodic), got {base.describe()}")
         object.__setattr__(self, "base", base)
 
-    def __getattr__(self, attr):
-        if attr.startswith("_") or attr == "base":
-            raise AttributeError(attr)
-        return getattr(self.base, attr)
-
-    @property
-    def kind(self) -> str:
-        return self.base.kind
-
-    @property
-    def code(self) -> str:
-        return self.base.code
-
     def terms(self) -> Terms:
         return dataclasses.replace(self.base.terms(), boundary="open")
 
     def describe(self) -> str:
         return f"{self.base.describe()} on an open film"
 
-    def parameter_names(self) -> tuple:
-        return self.base.parameter_names() + ("boundary",)
-
-    def params(self) -> dict:
-        return {**self.base.params(), "boundary": "open"}
-
-    def to_attrs(self) -> dict:
-        return {**self.base.to_attrs(), "boundary": "open"}
+    def own_params(self) -> dict:
+        return {"boundary": "open"}
 
     def replace(self, **changes) -> Hamiltonian:
         boundary = changes.pop("boundary", "open")
         return with_boundary(self.base.replace(**changes), boundary)
-
-    def schedule_defaults(self) -> dict:
-        return self.base.schedule_defaults()
 
 
 def with_boundary(hamiltonian, boundary: str) -> Hamiltonian:

@@ -250,6 +250,48 @@ class Hamiltonian(abc.ABC):
         return {}
 
 
+class Wrapped(Hamiltonian):
+    """A Hamiltonian made of ``base`` plus one term or condition (a Zeeman field, an open film).
+
+    Subclasses are frozen dataclasses with a ``base`` field; they state their own parameters in
+    :meth:`own_params` and change :meth:`terms`. Everything else — the model's name and file
+    code, its schedule, the parameters and methods of ``base`` (``dmi``, ``helix_period``…) —
+    is the base model's, so a wrapped model reads, anneals and is recorded as its base plus
+    its own keys.
+    """
+
+    base: Hamiltonian
+
+    def own_params(self) -> dict:
+        """The wrapper's own parameters, as recorded beside the base model's."""
+        raise NotImplementedError
+
+    def __getattr__(self, attr):
+        if attr.startswith("_") or attr in self.__dataclass_fields__:
+            raise AttributeError(attr)
+        return getattr(self.base, attr)
+
+    @property
+    def kind(self) -> str:
+        return self.base.kind
+
+    @property
+    def code(self) -> str:
+        return self.base.code
+
+    def parameter_names(self) -> tuple:
+        return self.base.parameter_names() + tuple(self.own_params())
+
+    def params(self) -> dict:
+        return {**self.base.params(), **self.own_params()}
+
+    def to_attrs(self) -> dict:
+        return {**self.base.to_attrs(), **self.own_params()}
+
+    def schedule_defaults(self) -> dict:
+        return self.base.schedule_defaults()
+
+
 #: Registered Hamiltonians by name; ``type`` codes of files map through :data:`CODES`.
 REGISTRY: dict[str, type] = {}
 CODES: dict[str, str] = {}

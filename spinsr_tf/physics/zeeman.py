@@ -28,7 +28,7 @@ from typing import ClassVar, Mapping
 import numpy as np
 
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.physics.hamiltonians import (ATTR_EXTENSIONS, Hamiltonian, Terms,
+from spinsr_tf.physics.hamiltonians import (ATTR_EXTENSIONS, Hamiltonian, Terms, Wrapped,
                                             check_hamiltonian)
 
 #: Attribute names of the field components (units of J) in files and ``to_attrs()``.
@@ -54,7 +54,7 @@ def _field_vector(field) -> tuple[float, float, float]:
 
 
 @dataclasses.dataclass(frozen=True)
-class InField(Hamiltonian):
+class InField(Wrapped):
     """``base`` plus the Zeeman term ``-Σ_i h·S_i`` (h = ``field``, units of J).
 
     Build it with :func:`with_field`, which keeps a zero field out (so a Hamiltonian without a
@@ -75,19 +75,6 @@ class InField(Hamiltonian):
         object.__setattr__(self, "base", base)
         object.__setattr__(self, "field", field)
 
-    def __getattr__(self, attr):
-        if attr.startswith("_") or attr in ("base", "field"):
-            raise AttributeError(attr)
-        return getattr(self.base, attr)
-
-    @property
-    def kind(self) -> str:
-        return self.base.kind
-
-    @property
-    def code(self) -> str:
-        return self.base.code
-
     def terms(self) -> Terms:
         t = self.base.terms()
         return dataclasses.replace(t, field=tuple(a + b for a, b in zip(t.field, self.field)))
@@ -95,22 +82,13 @@ class InField(Hamiltonian):
     def describe(self) -> str:
         return f"{self.base.describe()} in the field h = {self.field}"
 
-    def parameter_names(self) -> tuple:
-        return self.base.parameter_names() + FIELD_KEYS
-
-    def params(self) -> dict:
-        return {**self.base.params(), **dict(zip(FIELD_KEYS, self.field))}
-
-    def to_attrs(self) -> dict:
-        return {**self.base.to_attrs(), **dict(zip(FIELD_KEYS, self.field))}
+    def own_params(self) -> dict:
+        return dict(zip(FIELD_KEYS, self.field))
 
     def replace(self, **changes) -> Hamiltonian:
         own = {k: changes.pop(k) for k in FIELD_KEYS if k in changes}
         field = [own.get(k, v) for k, v in zip(FIELD_KEYS, self.field)]
         return with_field(self.base.replace(**changes), field)
-
-    def schedule_defaults(self) -> dict:
-        return self.base.schedule_defaults()
 
 
 def with_field(hamiltonian, field) -> Hamiltonian:

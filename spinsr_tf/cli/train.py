@@ -58,8 +58,9 @@ def add_parser(subparsers) -> None:
     d.add_argument("--blind", action="store_true",
                    help="draw the degradation per batch (sigma 0.5-3 HR px, sample or "
                    "integrate pixels, noise std 0-0.05) and make the LR maps from the HR maps "
-                   "('spins') with it: one network for the imaging models users have; the "
-                   "flags above then set only the nominal degradation of val_sr_mse")
+                   "('spins') with it; the flags above then set only the nominal degradation "
+                   "of val_sr_mse. Across both pixel models add --conditioned: untold, the "
+                   "network cannot tell them apart and does not train (docs/variants.md)")
     d.add_argument("--degradations", default=None, metavar="SPEC",
                    help="--blind with other ranges, e.g. 'sigma=0.5:3,pixel=sample:1+"
                    "integrate:1,noise=0:0.05' (keys left out take --blind's)")

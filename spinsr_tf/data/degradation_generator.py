@@ -15,8 +15,9 @@ wide enough for the largest σ), so every drawn operator is one separable filter
 for both pixel models, the point-sample filter padded with zeros at its end). That filter is what
 :class:`spinsr_tf.nn.layers.TapsDownsample` applies per sample.
 
-The additive Gaussian noise here is deliberately the smallest sampler that serves the draws;
-it is meant to be replaced by the project's noise model object once that exists.
+The additive Gaussian noise is drawn here, in float32 straight onto the batch, rather than by
+:meth:`spinsr_tf.data.noise.NoiseModel.sample` (float64 draws): the two give other numbers, and
+these draws are part of what a resumed run must repeat bit for bit.
 """
 
 from __future__ import annotations

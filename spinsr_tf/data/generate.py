@@ -31,7 +31,7 @@ import numpy as np
 from spinsr_tf._version import __version__
 from spinsr_tf.base.checks import describe_mismatch
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.base.files import (atomic_path, check_writable_folder, remove_stale_temporaries,
+from spinsr_tf.base.files import (check_writable_folder, remove_stale_temporaries,
                                   write_text_atomic)
 from spinsr_tf.data.blocks import PARAMS_FILE, anneal_block, read_block
 from spinsr_tf.data.io import (H5_OVERHEAD, available_memory, check_size, format_bytes,

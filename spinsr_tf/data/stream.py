@@ -34,7 +34,6 @@ import h5py
 import numpy as np
 
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.base.files import atomic_path
 from spinsr_tf.data.degradation import FIELDS, Degradation
 from spinsr_tf.data.io import damaged_file_errors, h5_output
 from spinsr_tf.data.degradation_generator import DegradationGenerator, DrawnDegradation, batch_rng

@@ -62,7 +62,7 @@ import numpy as np
 from spinsr_tf.base.checks import (check_bool, check_choice, check_int, check_real,
                                    describe_mismatch)
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.base.files import atomic_path, save_npy_atomic, write_json_atomic
+from spinsr_tf.base.files import save_npy_atomic, write_json_atomic
 from spinsr_tf.data.degradation import Degradation, check_degradation_args
 from spinsr_tf.data.noise import NoiseModel
 from spinsr_tf.inference.image_io import (CLIP_PERCENTILE, PERCENTILE, check_like_input,

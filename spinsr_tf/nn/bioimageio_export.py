@@ -52,7 +52,8 @@ WEIGHTS = "tf_saved_model_bundle.zip"
 PAPER = ("Lee, D.B., Yoon, H.G., Park, S.M. et al. Super-resolution of magnetic systems using "
          "deep learning. Sci Rep 13, 11526 (2023)")
 PAPER_DOI = "10.1038/s41598-023-38335-y"
-#: fit-image's default percentile (spinsr_tf.inference.image_io.value_mapping).
+#: The percentile of runs whose mapping.json records none: fit-image's mapping before it
+#: became min..max (``spinsr_tf.inference.image_io.value_mapping``; ``--clip`` still uses it).
 DEFAULT_PERCENTILE = 1.0
 #: Files of a fit-image run that describe a model at RUN_DIR/train/model.keras.
 _FIT_MAPPING, _FIT_TRAIN = "mapping.json", "train"

@@ -126,7 +126,7 @@ def _train_case(scale: int, variant: str):
     keras.config.set_dtype_policy(policy)
     try:
         keras.utils.set_random_seed(0)
-        model = build_sr_model(scale=scale, channels=3, input_size=HR // scale)
+        model = build_sr_model(scale, channels=3, input_size=HR // scale)
     finally:
         keras.config.set_dtype_policy(before)
     compile_sr_model(model)
@@ -203,7 +203,7 @@ def inference_latency(lr_size: int, repeats: int) -> float:
     from spinsr_tf.nn.export import serving_model
 
     keras.utils.set_random_seed(0)
-    sr = serving_model(build_sr_model(scale=4, channels=3))
+    sr = serving_model(build_sr_model(4, channels=3))
     x = tf.constant(np.random.default_rng(0).uniform(-1, 1, (1, lr_size, lr_size, 3)),
                     dtype=tf.float32)
     f = tf.function(lambda v: sr(v, training=False))
@@ -341,7 +341,7 @@ def training_rates(impls: dict, files: dict, scale: int, n: int, rounds: int = 2
 
     config = TrainConfig(data=str(files["hr"]), scale=scale, batch_size=32, seed=0)
     keras.utils.set_random_seed(0)
-    network = build_sr_model(scale=scale, channels=3)
+    network = build_sr_model(scale, channels=3)
     model = training.build_training_graph(network, config)
     model.optimizer.build(model.trainable_variables)
     model.jit_compile = True

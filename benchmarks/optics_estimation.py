@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     p.add_argument("--photons", type=float, nargs="*", default=[])
     args = p.parse_args(argv)
 
-    from spinsr_tf.data.degradation import gaussian_downsample, kernel_size_for
+    from spinsr_tf.data.degradation import Degradation, gaussian_downsample, kernel_size_for
     from spinsr_tf.inference.optics import (choose_optics, estimate_psf_sigma,
                                             gaussian_noise_std, poisson_gaussian_noise,
                                             spectral_noise_std)
@@ -61,7 +61,8 @@ def main(argv=None) -> int:
           "trusted")
 
     def used(y, f, counts):
-        o = choose_optics(y, f, sigma=1.0, counts=counts)
+        o = choose_optics(y, Degradation(f, 1.0, pixel="integrate", padding="reflect"),
+                          estimate_sigma=False, counts=counts)
         return float(np.sqrt(max(o["noise_std"] ** 2 + o["noise_slope"] * y.mean(), 0.0)))
 
     def row(name, f, s, n, first, floor, sigma=None, counts=False, y=None):
@@ -84,7 +85,8 @@ def main(argv=None) -> int:
                 for n in args.noise:
                     y = clean + n * np.random.default_rng(0).standard_normal(clean.shape)
                     ne = gaussian_noise_std(y)
-                    se = estimate_psf_sigma(y, f, "integrate", ne.value)
+                    se = estimate_psf_sigma(y, Degradation(f, pixel="integrate", padding="reflect"),
+                                            ne.value)
                     row(name, f, s, n, ne, spectral_noise_std(y), se, y=y)
                 for photons in args.photons:
                     y, true = kerr_like(hr, f, s, photons)
@@ -106,11 +108,11 @@ def rms_estimate(std, slope, y):
 def kerr_like(hr, factor, sigma, photons):
     """A Kerr stand-in image of ``hr``'s Sz mapped as fit-image maps it, and its true RMS noise
     in those units."""
-    from spinsr_tf.experiments.microscope import kerr_image
+    from spinsr_tf.experiments.microscope import instrument_optics, kerr_image
     from spinsr_tf.inference.image_io import value_mapping
 
-    image, m = kerr_image(hr, factor, psf_sigma=sigma, photons=photons, pixel="integrate",
-                          padding="reflect", black_level=0.1)
+    optics = instrument_optics({"psf_sigma": sigma, "pixel": "integrate"}, factor, "reflect")
+    image, m = kerr_image(hr, optics, photons=photons, black_level=0.1)
     dn = image.astype(np.float64)
     mapping = value_mapping(dn[..., None])
     y = (dn[..., None] - mapping["offset"]) / mapping["scale"]

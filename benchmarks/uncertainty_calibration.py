@@ -85,7 +85,8 @@ def main(data: str, model_paths: list, group: str, shifts: int, max_samples: int
     from spinsr_tf.data.generate import read_spins
     from spinsr_tf.evaluation.calibration import calibration, pixel_error
     from spinsr_tf.evaluation.metrics import psnr
-    from spinsr_tf.inference.uncertainty import SMOOTH, local_rms, symmetry_spread
+    from spinsr_tf.inference.uncertainty import (SMOOTH, SpreadOptions, local_rms,
+                                                 symmetry_spread)
     from spinsr_tf.nn.export import serving_model
     from spinsr_tf.nn.network import LR_OUTPUT, load_sr_model
 
@@ -108,13 +109,12 @@ def main(data: str, model_paths: list, group: str, shifts: int, max_samples: int
     plain = serving_model(models[0]).predict(lr, batch_size=batch_size, verbose=0)
     periodic = deg.padding == "periodic"
     t0 = time.perf_counter()
-    mean, raw = symmetry_spread(models, lr, group=group, hamiltonian=ham, smooth=0,
+    raw = {ref: symmetry_spread(models, lr, group=group, hamiltonian=ham,
+                                options=SpreadOptions(reference=ref, smooth=0),
                                 batch_size=batch_size)
+           for ref in ("redegraded", "mean", "interpolation")}
     seconds = time.perf_counter() - t0
-    _, raw_spread = symmetry_spread(models, lr, group=group, hamiltonian=ham, smooth=0,
-                                    reference="mean", batch_size=batch_size)
-    _, raw_interp = symmetry_spread(models, lr, group=group, hamiltonian=ham, smooth=0,
-                                    reference="interpolation", batch_size=batch_size)
+    (mean, raw), (_, raw_spread), (_, raw_interp) = raw.values()
     err_plain, err_mean = pixel_error(plain, hr), pixel_error(mean, hr)
     u, spread = local_rms(raw, SMOOTH, periodic), local_rms(raw_spread, SMOOTH, periodic)
     interp = local_rms(raw_interp, SMOOTH, periodic)
@@ -141,12 +141,14 @@ def main(data: str, model_paths: list, group: str, shifts: int, max_samples: int
         print(f"  PSNR {name:10s}: {p.mean():.2f} ± {p.std():.2f} dB")
     if shifts > 1 and deg.padding == "periodic":
         grid = [(dy, dx) for dy in range(shifts) for dx in range(shifts)]
-        _, ut = symmetry_spread(models[0], lr, group="translations", shifts=grid,
-                                reference="mean", batch_size=batch_size)
+        _, ut = symmetry_spread(models[0], lr, group="translations",
+                                options=SpreadOptions(reference="mean", shifts=grid),
+                                batch_size=batch_size)
         print(f"  translations alone ({len(grid)} LR shifts): spread max {ut.max():.2e}, "
               f"mean {ut.mean():.2e}")
-        mean2, u2 = symmetry_spread(models, lr, group=group, hamiltonian=ham, shifts=grid,
-                                    smooth=SMOOTH, batch_size=batch_size)
+        mean2, u2 = symmetry_spread(models, lr, group=group, hamiltonian=ham,
+                                    options=SpreadOptions(shifts=grid, smooth=SMOOTH),
+                                    batch_size=batch_size)
         print(f"  with the translations: Spearman vs mean {calibration(u2, err_mean):.3f}, "
               f"PSNR mean {psnr(mean2, hr).mean():.2f} dB, max |Δ uncertainty| "
               f"{np.abs(u2 - u).max():.2e}")
@@ -174,9 +176,10 @@ def grey_level_share(fitted: np.ndarray, truth: np.ndarray, bins: int = 40):
 def main_standin(out_dir: str, kind: str, batch_size: int) -> None:
     import json
 
-    from spinsr_tf.evaluation.calibration import calibration, pixel_error
+    from spinsr_tf.evaluation.calibration import calibration
     from spinsr_tf.experiments.microscope import truth_window
-    from spinsr_tf.inference.uncertainty import SMOOTH, SMOOTH_SCALAR, local_rms, symmetry_spread
+    from spinsr_tf.inference.uncertainty import (SMOOTH, SMOOTH_SCALAR, SpreadOptions,
+                                                 local_rms, symmetry_spread)
     from spinsr_tf.nn.network import load_sr_model
 
     out = Path(out_dir)
@@ -189,9 +192,10 @@ def main_standin(out_dir: str, kind: str, batch_size: int) -> None:
     default = SMOOTH_SCALAR if scalar else SMOOTH
     shown = (truth[..., 2:3] if scalar else truth).astype(np.float64)
     t0 = time.perf_counter()
-    raw = {ref: symmetry_spread(model, lr, padding="reflect", reference=ref, smooth=0,
-                                batch_size=batch_size) for ref in ("redegraded", "interpolation",
-                                                                   "mean")}
+    # the model's own degradation (fit-image's: reflect) places the members
+    raw = {ref: symmetry_spread(model, lr, options=SpreadOptions(reference=ref, smooth=0),
+                                batch_size=batch_size)
+           for ref in ("redegraded", "interpolation", "mean")}
     seconds = time.perf_counter() - t0
     sr = raw["redegraded"][0][0].astype(np.float64)
     # the error of the map as returned (scalar images: Sz by the image's own percentile mapping)

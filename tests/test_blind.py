@@ -253,8 +253,8 @@ def test_untrained_conditioned_residual_network_is_aligned_bicubic_of_the_told_p
     from spinsr_tf.data.degradation_generator import condition_vector
     from spinsr_tf.nn.network import build_sr_model, is_conditioned
 
-    net = build_sr_model(4, residual=True, conditioned=True, kernel_size=5)
-    assert is_conditioned(net) and not is_conditioned(build_sr_model(4, kernel_size=5))
+    net = build_sr_model(Degradation(4, kernel_size=5), residual=True, conditioned=True)
+    assert is_conditioned(net) and not is_conditioned(build_sr_model(Degradation(4, kernel_size=5)))
     hr = smooth_unit_spins(2, L, seed=4)
     degs = [Degradation(4, 1.0), Degradation(4, 2.0, pixel="integrate")]
     lr = np.concatenate([d.apply(hr[i:i + 1]) for i, d in enumerate(degs)])

@@ -85,8 +85,8 @@ def test_aligned_upsample_layer_equals_numpy_for_camera_pixels(padding):
 
 
 def test_network_with_camera_pixels_saves_and_loads(tmp_path):
-    model = build_sr_model(4, 3, "reflect", kernel_size=kernel_size_for(3.0), sigma=3.0,
-                           output="unit", residual=True, pixel="integrate")
+    model = build_sr_model(Degradation(4, 3.0, kernel_size_for(3.0), "integrate", "reflect"), 3,
+                           output="unit", residual=True)
     assert model.get_layer("lr").pixel == "integrate"
     assert model.get_layer("sr_skip").pixel == "integrate"
     model.save(tmp_path / "m.keras")
@@ -155,7 +155,7 @@ def test_upscale_refines_a_camera_pixel_model_with_camera_pixels(tmp_path, monke
     from spinsr_tf.cli import main
     from spinsr_tf.inference import refine, weight_rule
 
-    model = build_sr_model(4, 3, "periodic", pixel="integrate")
+    model = build_sr_model(Degradation(4, pixel="integrate"), 3)
     model.save(tmp_path / "m.keras")
     np.save(tmp_path / "in.npy", np.tile(np.float32([0, 0, 1]), (1, 8, 8, 1)))
     seen = {}

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from spinsr_tf.cli import main
+from spinsr_tf.data.degradation import Degradation
 from spinsr_tf.data.io import from_intensity, read_image, to_intensity
 from spinsr_tf.nn.network import build_sr_model, sr_submodel
 
@@ -21,7 +22,7 @@ def models(tmp_path_factory):
     out = {}
     for channels, padding in ((3, "periodic"), (1, "reflect")):
         keras.utils.set_random_seed(channels)
-        model = build_sr_model(scale=4, channels=channels, padding=padding)
+        model = build_sr_model(Degradation(4, padding=padding), channels=channels)
         path = d / f"c{channels}.keras"
         model.save(path)
         out[channels] = (path, sr_submodel(model))

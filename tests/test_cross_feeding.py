@@ -9,7 +9,7 @@ import pytest
 from spinsr_tf.data.interpolation import upsample, unit_normalize
 from spinsr_tf.experiments.cross_feeding import (CASES, PAPER_ORDER, cross_feed, cross_scores,
                                      format_cross_table, format_ordering, ordering)
-from spinsr_tf.data.degradation import gaussian_downsample
+from spinsr_tf.data.degradation import Degradation, gaussian_downsample
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.evaluation.metrics import corr, psnr
 
@@ -56,7 +56,7 @@ def folder(tmp_path_factory):
         for scale in (4, 8):
             run = out / f"type_{kind}" / f"x{scale}" / "run_sr_residual_unit"
             run.mkdir(parents=True)
-            build_sr_model(scale=scale, residual=True, output="unit").save(run / "model.keras")
+            build_sr_model(scale, residual=True, output="unit").save(run / "model.keras")
         run_training(out / f"type_{kind}" / "train.h5", out / f"type_{kind}" / "x4" / "run_sr",
                      scale=4, epochs=2, batch_size=4, val_fraction=0.0, seed=0,
                      jit_compile=False)
@@ -157,11 +157,11 @@ def test_different_degradations_are_refused(tmp_path):
     from spinsr_tf.nn.network import build_sr_model
 
     hr = {"I": _maps(1, 32, 0), "II": _maps(1, 32, 1)}
-    models = {"I": build_sr_model(scale=4, residual=True, output="unit"),
-              "II": build_sr_model(scale=4, residual=True, output="unit", sigma=2.0)}
+    models = {"I": build_sr_model(4, residual=True, output="unit"),
+              "II": build_sr_model(Degradation(4, 2.0), residual=True, output="unit")}
     with pytest.raises(UserError, match="share one degradation"):
         cross_scores(models, hr)
-    models["II"] = build_sr_model(scale=4, residual=True, output="unit")
+    models["II"] = build_sr_model(4, residual=True, output="unit")
     res = cross_scores(models, hr)
     assert "Net II (Type II)" in format_cross_table({"scales": {"4": res}, "network": "x"})
 

@@ -265,8 +265,8 @@ def test_reads_the_files_downsample_writes_and_older_files(tmp_path):
     hr = np.random.default_rng(3).normal(size=(2, 16, 16, 3)).astype(np.float32)
     with h5py.File(tmp_path / "hr.h5", "w") as f:
         f["spins"] = hr
-    out, _ = downsample_file(tmp_path / "hr.h5", tmp_path / "lr.h5", 4, 9, 1.5, "reflect",
-                             "integrate")
+    out, _ = downsample_file(tmp_path / "hr.h5", tmp_path / "lr.h5",
+                             Degradation(4, 1.5, 9, "integrate", "reflect"))
     with h5py.File(out, "r") as f:
         deg = Degradation.from_attrs(f.attrs)
         assert deg == Degradation(4, 1.5, 9, "integrate", "reflect")

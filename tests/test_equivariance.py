@@ -8,6 +8,7 @@ import pytest
 
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.cli import main
+from spinsr_tf.data.degradation import Degradation
 from spinsr_tf.nn.config import TrainConfig, recipe
 from spinsr_tf.nn.losses import Equivariance, LRConsistency, term_from_config
 from spinsr_tf.nn.network import build_sr_model
@@ -16,7 +17,7 @@ from spinsr_tf.nn.training import build_training_graph
 
 def _graph(term, padding="periodic", scale=4, seed=0, perturb=True):
     keras.utils.set_random_seed(seed)
-    network = build_sr_model(scale, output="unit", residual=True, padding=padding)
+    network = build_sr_model(Degradation(scale, padding=padding), output="unit", residual=True)
     if perturb:  # a non-trivial correction, so that the network is not plain interpolation
         conv = network.get_layer("sr_conv")
         conv.kernel.assign(0.05 * np.random.default_rng(seed).normal(size=conv.kernel.shape))

@@ -23,7 +23,7 @@ def _model(input_size=None, seed=0):
     """A ×4 model with random weights and random BatchNorm statistics, so that inference mode
     (moving statistics) and training mode (batch statistics) give different SR maps."""
     tf.keras.utils.set_random_seed(seed)
-    model = build_sr_model(scale=4, channels=3, input_size=input_size)
+    model = build_sr_model(4, channels=3, input_size=input_size)
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if layer.name.endswith("_bn"):
@@ -75,7 +75,7 @@ def test_fixed_size_model_is_served_at_any_size(tmp_path):
 def test_fixed_size_variant_is_served_as_the_same_variant(tmp_path):
     """The any-size rebuild keeps the variant (unit output, residual on aligned bicubic)."""
     tf.keras.utils.set_random_seed(4)
-    model = build_sr_model(scale=4, input_size=8, output="unit", residual=True)
+    model = build_sr_model(4, input_size=8, output="unit", residual=True)
     conv = model.get_layer("sr_conv")
     kernel, bias = conv.get_weights()
     conv.set_weights([np.random.default_rng(5).normal(0, 0.05, kernel.shape), bias])
@@ -308,7 +308,7 @@ def test_bioimageio_refusals_write_nothing(saved, tmp_path, capsys, monkeypatch)
     _, d = saved
     model = str(d / "model.keras")
     two = tmp_path / "two.keras"
-    build_sr_model(scale=4, channels=2).save(two)
+    build_sr_model(4, channels=2).save(two)
     not_package = tmp_path / "other.zip"
     not_package.write_bytes(b"not a zip")
     old = tmp_path / "old.zip"

@@ -11,6 +11,7 @@ import tifffile
 from PIL import Image
 
 from spinsr_tf import cli
+from spinsr_tf.data.degradation import Degradation
 from spinsr_tf.data.interpolation import upsample
 from spinsr_tf.data.io import from_intensity, to_intensity
 from spinsr_tf.data.ovf import read_ovf, write_ovf
@@ -83,8 +84,8 @@ def _random_model(scale, channels, seed):
     from spinsr_tf.nn.network import build_sr_model
 
     keras.utils.set_random_seed(seed)
-    model = build_sr_model(scale=scale, channels=channels, padding="reflect", output="unit",
-                           residual=True)
+    model = build_sr_model(Degradation(scale, padding="reflect"), channels=channels,
+                           output="unit", residual=True)
     conv = model.get_layer("sr_conv")  # zero-initialised: make the CNN path count
     rng = np.random.default_rng(seed)
     conv.set_weights([0.3 * rng.normal(size=w.shape).astype("float32")
@@ -177,7 +178,8 @@ def test_png_8bit_run_and_resume(tmp_path):
         r, c = f["corners"][7]
         np.testing.assert_array_equal(f["lr"][7], lr[r:r + 8, c:c + 8])
     sr_values = np.load(run / "sr_values.npy")
-    assert sr_values.shape == (48, 40, 1) and np.all(np.abs(sr_values) < 1)
+    # the scalar output: the identity on [-1, 1], bounded by ±2 beyond (UnitVectors)
+    assert sr_values.shape == (48, 40, 1) and np.all(np.abs(sr_values) < 2)
     sr_png = np.asarray(Image.open(run / "sr.png"))
     assert sr_png.dtype == np.uint8 and sr_png.shape == (48, 40)
     np.testing.assert_array_equal(sr_png, to_intensity(from_network(sr_values, mapping),
@@ -193,17 +195,17 @@ def test_png_8bit_run_and_resume(tmp_path):
     assert spread.shape == (48, 40) and np.all(np.isfinite(spread)) and spread.max() > 0
     assert out["uncertainty"] == run / "uncertainty.npy"
     # the result is the mean over the point symmetries' members, not the plain output
-    from spinsr_tf.inference.uncertainty import symmetry_spread
+    from spinsr_tf.inference.uncertainty import SpreadOptions, symmetry_spread
     from spinsr_tf.nn.network import load_sr_model
 
     model = load_sr_model(run / "train" / "model.keras", compile=False)
-    mean, want = symmetry_spread(model, lr[None], padding="reflect", pixel="integrate",
-                                 sr="mean", batch_size=1)
+    # the model's own degradation (reflect, camera pixels) places the members
+    mean, want = symmetry_spread(model, lr[None], batch_size=1)
     np.testing.assert_allclose(sr_values, mean[0], atol=1e-6)
     # the uncertainty is the default map: spread and error on the result degraded again
     np.testing.assert_allclose(spread, want[0], atol=1e-6)
-    _, spread_only = symmetry_spread(model, lr[None], padding="reflect", pixel="integrate",
-                                     reference="mean", batch_size=1)
+    _, spread_only = symmetry_spread(model, lr[None], options=SpreadOptions(reference="mean"),
+                                     batch_size=1)
     assert np.abs(spread - spread_only[0]).max() > 1e-3
     assert np.abs(sr_values - super_resolve(model, lr, tile=64)).max() > 1e-4
     assert (run / "uncertainty.png").stat().st_size > 0
@@ -355,7 +357,7 @@ def _bad_inputs(tmp_path):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["small.npy"], "is 6x9 pixels, smaller than one patch (8x8)"),
+    (["small.npy"], "is 6x9 pixels; fit-image needs at least 8x8 LR pixels"),
     (["nan.npy"], "1 NaN or infinite value"),
     (["colour.png"], "is a colour image"),
     (["clear.png"], "has transparent pixels"),

@@ -267,11 +267,51 @@ class TestUnitVectors:
         with pytest.raises(ValueError, match="epsilon"):
             UnitVectors(epsilon=epsilon)
 
+    def test_one_channel_soft_clip_is_the_identity_inside_and_bounded_outside(self):
+        """soft_clip against a NumPy reference: x on [-1, 1], 1 + m tanh((|x| - 1)/m) beyond,
+        odd, bounded by 1 + m, slope 1 inside and at the junction, sech² beyond."""
+        x = np.linspace(-6, 6, 241, dtype="float32").reshape(1, 241, 1, 1)
+        for m in (1.0, 0.25):
+            out = np.asarray(UnitVectors(scalar="soft_clip", margin=m)(x))
+            a = np.abs(x.astype(np.float64))
+            ref = np.where(a <= 1, x, np.sign(x) * (1 + m * np.tanh((a - 1) / m)))
+            np.testing.assert_allclose(out, ref, atol=1e-6)
+            assert np.all(np.abs(out) <= 1 + m) and np.all(np.diff(out.ravel()) >= 0)
+            assert np.all(np.diff(out.ravel()[np.abs(x.ravel()) < 1 + 2 * m]) > 0)
+            v = tf.Variable(x)
+            with tf.GradientTape() as tape:
+                y = tf.reduce_sum(UnitVectors(scalar="soft_clip", margin=m)(v))
+            grad = tape.gradient(y, v).numpy().ravel()
+            a = a.ravel()
+            np.testing.assert_allclose(grad[a <= 1], 1.0)
+            np.testing.assert_allclose(grad[a > 1], 1 / np.cosh((a[a > 1] - 1) / m) ** 2,
+                                       rtol=5e-3, atol=1e-5)
+        vectors = np.random.default_rng(7).normal(size=(2, 3, 3, 3)).astype("float32")
+        np.testing.assert_array_equal(np.asarray(UnitVectors(scalar="soft_clip")(vectors)),
+                                      np.asarray(UnitVectors()(vectors)))
+
+    @pytest.mark.parametrize("kwargs,word", [({"scalar": "clip"}, "scalar"),
+                                             ({"scalar": "soft_clip", "margin": 0}, "margin"),
+                                             ({"margin": float("inf")}, "margin")])
+    def test_invalid_scalar_bound(self, kwargs, word):
+        with pytest.raises(ValueError, match=word):
+            UnitVectors(**kwargs)
+
+    def test_config_without_the_scalar_key_is_tanh(self):
+        """A model saved before the key existed keeps its meaning: tanh."""
+        layer = UnitVectors.from_config({"epsilon": 1e-12, "data_format": "channels_last",
+                                         "name": "sr", "trainable": True})
+        assert layer.scalar == "tanh"
+        x = np.random.default_rng(8).normal(size=(1, 4, 4, 1)).astype("float32") * 2
+        np.testing.assert_allclose(np.asarray(layer(x)), np.tanh(x), atol=1e-6)
+
     def test_get_config(self):
         layer = UnitVectors(epsilon=1e-8)
         assert layer.get_config() == {
             "epsilon": 1e-8,
             "data_format": "channels_last",
+            "scalar": "tanh",
+            "margin": 1.0,
             "dtype": keras.dtype_policies.serialize(layer.dtype_policy),
             "name": layer.name,
             "trainable": layer.trainable,

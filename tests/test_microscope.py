@@ -9,9 +9,14 @@ import pytest
 from PIL import Image
 
 from spinsr_tf.experiments import microscope
-from spinsr_tf.data.degradation import gaussian_downsample
+from spinsr_tf.data.degradation import Degradation, gaussian_downsample
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.experiments.microscope import kerr_image, spleem_image, standin
+
+
+def _optics(factor, sigma=1.0, **settings):
+    """The optics the stand-ins default to (23 taps, point samples, mirror) at ``factor``."""
+    return Degradation(factor, sigma, **{"kernel_size": 23, "padding": "reflect", **settings})
 
 
 def _uniform(sz, size=512):
@@ -24,7 +29,7 @@ def _uniform(sz, size=512):
 @pytest.mark.parametrize("sz", [-1.0, 0.0, 0.5, 1.0])
 def test_kerr_mean_and_shot_noise(sz):
     photons, contrast = 1000.0, 0.8
-    img, mapping = kerr_image(_uniform(sz), factor=2, photons=photons, contrast=contrast, seed=1)
+    img, mapping = kerr_image(_uniform(sz), _optics(2), photons=photons, contrast=contrast, seed=1)
     assert img.dtype == np.uint8 and img.shape == (256, 256)
     u = 0.5 * (1 + contrast * sz)
     dn = img.astype(np.float64)
@@ -41,24 +46,25 @@ def test_kerr_optics_are_the_project_degradation():
     rng = np.random.default_rng(0)
     v = rng.normal(size=(64, 48, 3))
     spins = v / np.linalg.norm(v, axis=-1, keepdims=True)
-    img, m = kerr_image(spins, factor=4, sigma=1.5, photons=None, contrast=1.0, bits=16)
+    img, m = kerr_image(spins, _optics(4, 1.5), photons=None, contrast=1.0, bits=16)
     assert img.dtype == np.uint16 and img.shape == (16, 12)
     ref = gaussian_downsample(spins[None, ..., 2:3], 4, 23, 1.5, "reflect")[0, ..., 0]
     sz = m["sz_per_dn"] * img + m["sz_offset"]
     np.testing.assert_allclose(sz, ref, atol=1.0 / 65535 + 1e-6)  # half a grey level
-    wider, m2 = kerr_image(spins, factor=4, sigma=1.5, psf_sigma=3.0, photons=None,
-                           contrast=1.0, bits=16)
-    # the window grows with the PSF (±4σ: 25 taps for σ = 3)
+    # an instrument's window grows with its PSF (±4σ: 25 taps for σ = 3)
+    optics = microscope.instrument_optics({"psf_sigma": 3.0, "pixel": "sample"}, 4, "reflect")
+    assert optics == Degradation(4, 3.0, 25, "sample", "reflect")
+    wider, m2 = kerr_image(spins, optics, photons=None, contrast=1.0, bits=16)
     ref3 = gaussian_downsample(spins[None, ..., 2:3], 4, 25, 3.0, "reflect")[0, ..., 0]
     np.testing.assert_allclose(m2["sz_per_dn"] * wider + m2["sz_offset"], ref3, atol=2e-5)
-    assert m2["psf_sigma"] == 3.0 and m2["sigma"] == 1.5
+    assert Degradation.from_dict(m2["degradation"]) == optics
 
 
 def test_kerr_seeded_noise():
     s = _uniform(0.3, size=64)
-    a, _ = kerr_image(s, factor=4, seed=5)
-    b, _ = kerr_image(s, factor=4, seed=5)
-    c, _ = kerr_image(s, factor=4, seed=6)
+    a, _ = kerr_image(s, _optics(4), seed=5)
+    b, _ = kerr_image(s, _optics(4), seed=5)
+    c, _ = kerr_image(s, _optics(4), seed=6)
     np.testing.assert_array_equal(a, b)
     assert np.any(a != c)
 
@@ -67,10 +73,10 @@ def test_spleem_noise_statistics():
     rng = np.random.default_rng(2)
     v = rng.normal(size=(256, 256, 3))
     spins = v / np.linalg.norm(v, axis=-1, keepdims=True)
-    clean = spleem_image(spins, factor=2, noise=0.0)
+    clean = spleem_image(spins, _optics(2), noise=0.0)
     np.testing.assert_allclose(clean, gaussian_downsample(spins[None], 2, 23, 1.0, "reflect")[0],
                                atol=1e-6)
-    noisy = spleem_image(spins, factor=2, noise=0.2, seed=3)
+    noisy = spleem_image(spins, _optics(2), noise=0.2, seed=3)
     assert noisy.dtype == np.float32 and noisy.shape == (128, 128, 3)
     diff = (noisy - clean).astype(np.float64)
     assert abs(diff.mean()) < 0.005
@@ -87,10 +93,12 @@ def test_spleem_noise_statistics():
 
 
 @pytest.mark.parametrize("call,message", [
-    (lambda s: kerr_image(s, contrast=1.5), "contrast must be in"),
+    (lambda s: kerr_image(s, contrast=1.5), r"contrast must be a finite number in \(0, 1\]"),
+    (lambda s: kerr_image(s, black_level=1.0), r"black_level must be a finite number in \[0, 1\)"),
     (lambda s: kerr_image(s, bits=12), "bits must be 8 or 16"),
     (lambda s: kerr_image(s, photons=0), "photons must be a finite number > 0"),
-    (lambda s: kerr_image(s, factor=3), "divisible by factor 3"),
+    (lambda s: kerr_image(s, _optics(3)), "divisible by factor 3"),
+    (lambda s: kerr_image(s, 4), "optics must be a Degradation"),
     (lambda s: kerr_image(s[..., :2]), r"shape \(H, W, 3\)"),
     (lambda s: spleem_image(s, noise=-1), "noise must be"),
     (lambda s: spleem_image(s[..., 2]), "3 components"),
@@ -111,8 +119,9 @@ def test_standin_writes_and_reuses(tmp_path):
     meta = json.loads((tmp_path / "kerr.json").read_text())
     assert meta["mapping"]["contrast"] == 0.8 and meta["params"]["size"] == 32
     assert meta["params"]["optics"] == microscope.INSTRUMENTS["kerr"]
-    ref, _ = kerr_image(truth, factor=4, seed=0, padding="periodic",
-                        **microscope.INSTRUMENTS["kerr"])
+    # the optics as the files were always made: PSF 3 HR px in 25 taps, camera pixels, periodic
+    ref, _ = kerr_image(truth, Degradation(4, 3.0, 25, "integrate", "periodic"), seed=0,
+                        crop=2, black_level=0.1)
     np.testing.assert_array_equal(img, ref)
     assert microscope.truth_window(truth, meta).shape == (16, 16, 3)
     mtime = first["truth"].stat().st_mtime_ns
@@ -177,8 +186,8 @@ def test_standin_instrument_replaces_optics_and_refuses_unknown_ones(tmp_path):
                                                 "psf_sigma": 5.0, "bits": 16}
     image = np.asarray(Image.open(made["image"]))
     truth = np.load(made["truth"])
-    ref, _ = kerr_image(truth, factor=4, seed=0, padding="periodic",
-                        **{**microscope.INSTRUMENTS["kerr"], "psf_sigma": 5.0, "bits": 16})
+    ref, _ = kerr_image(truth, Degradation(4, 5.0, 41, "integrate", "periodic"), seed=0,
+                        crop=2, black_level=0.1, bits=16)
     np.testing.assert_array_equal(image, ref)
     assert ref.dtype == np.uint16
     with pytest.raises(UserError, match=r"unknown optics \['psf'\]"):

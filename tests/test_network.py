@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from spinsr_tf.data.interpolation import upsample
-from spinsr_tf.data.degradation import gaussian_downsample
+from spinsr_tf.data.degradation import Degradation, gaussian_downsample
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.nn.layers import (AlignedUpsample, GaussianDownsample, PeriodicPadding2D,
                               ReflectPadding2D, UnitVectors)
@@ -61,7 +61,7 @@ def test_architecture_and_parameter_counts():
     assert decoder_filters(4) == (16, 8) and decoder_filters(8) == (32, 16, 8)
     assert decoder_filters(16) == (48, 32, 16, 8)
     assert build_sr_model(4, channels=1).count_params() == 123_009
-    reflect = build_sr_model(4, padding="reflect")
+    reflect = build_sr_model(Degradation(4, padding="reflect"))
     assert not any(isinstance(layer, PeriodicPadding2D) for layer in reflect.layers)
     assert sum(isinstance(layer, ReflectPadding2D) for layer in reflect.layers) == 7
     assert reflect.get_layer("lr").padding == "reflect"
@@ -81,7 +81,7 @@ def test_output_shapes_to_128(scale, lr_size):
 @pytest.mark.parametrize("padding", ["periodic", "reflect"])
 def test_lr_output_is_the_degraded_sr_output(padding):
     keras.utils.set_random_seed(0)
-    model = build_sr_model(4, channels=3, padding=padding, kernel_size=9, sigma=2.0)
+    model = build_sr_model(Degradation(4, 2.0, 9, padding=padding), channels=3)
     out = infer(model, smooth_maps(2, 8))
     np.testing.assert_allclose(out["lr"], gaussian_downsample(out["sr"], 4, 9, 2.0, padding),
                                atol=1e-5)
@@ -205,16 +205,15 @@ def test_load_rejects_what_is_not_a_spinsr_model(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs,word", [
-    ({"scale": 3}, "scale"),
-    ({"scale": 1}, "scale"),
-    ({"scale": 0}, "scale"),
-    ({"scale": 4.0}, "scale"),
-    ({"scale": True}, "scale"),
+    ({"degradation": 3}, "scale"),
+    ({"degradation": 1}, "scale"),
+    ({"degradation": Degradation(6)}, "scale"),
+    ({"degradation": 0}, "factor"),
+    ({"degradation": 4.0}, "degradation"),
+    ({"degradation": True}, "degradation"),
+    ({"degradation": "x4"}, "degradation"),
     ({"channels": 0}, "channels"),
     ({"channels": 2.0}, "channels"),
-    ({"padding": "zeros"}, "padding"),
-    ({"kernel_size": 4}, "kernel_size"),
-    ({"sigma": 0.0}, "sigma"),
     ({"input_size": 0}, "input_size"),
     ({"output": "sigmoid"}, "output"),
     ({"residual": 1}, "residual"),
@@ -247,7 +246,7 @@ JAX_SCRIPT = textwrap.dedent("""
     folder = sys.argv[1]
     data = np.load(folder + "/tf.npz")
     weights = np.load(folder + "/weights.npz")
-    model = build_sr_model(4, channels=3, padding="periodic")
+    model = build_sr_model(4, channels=3)
     model.set_weights([weights[f"w{i}"] for i in range(len(weights.files))])
     out = model.predict(data["lr"], verbose=0)
     np.testing.assert_allclose(out["sr"], data["sr"], atol=1e-4)
@@ -346,15 +345,19 @@ def test_untrained_residual_model_is_aligned_bicubic(padding, scale):
     keras.utils.set_random_seed(9)
     lr = np.random.default_rng(scale).normal(size=(2, 5, 6, 3)).astype("float32")
     bicubic = upsample(lr, scale, "bicubic", convention="aligned", padding=padding)
-    linear = infer(build_sr_model(scale, padding=padding, residual=True), lr)
+    degradation = Degradation(scale, padding=padding)
+    linear = infer(build_sr_model(degradation, residual=True), lr)
     np.testing.assert_allclose(linear["sr"], bicubic, atol=1e-5)
-    unit = infer(build_sr_model(scale, padding=padding, residual=True, output="unit"), lr)
+    unit = infer(build_sr_model(degradation, residual=True, output="unit"), lr)
     np.testing.assert_allclose(unit["sr"], _unit(bicubic), atol=1e-5)
     np.testing.assert_allclose(unit["lr"], gaussian_downsample(unit["sr"], scale,
                                                                padding=padding), atol=1e-5)
 
 
-def test_unit_output_has_unit_norm_and_one_channel_is_tanh():
+def test_unit_output_has_unit_norm_and_one_channel_starts_at_bicubic():
+    """Three components: unit vectors. One channel, residual: the untrained network is aligned
+    bicubic itself inside [-1, 1] (no tanh ceiling: a mapped ±1 stays ±1), softly bounded
+    beyond; without the skip path the bound is still tanh."""
     keras.utils.set_random_seed(10)
     lr = smooth_maps(2, 8, seed=10)
     for kwargs in (dict(output="unit"), dict(output="unit", residual=True)):
@@ -362,8 +365,17 @@ def test_unit_output_has_unit_norm_and_one_channel_is_tanh():
         sr = infer(model, lr)["sr"]
         np.testing.assert_allclose(np.linalg.norm(sr, axis=-1), 1.0, atol=1e-5)
     scalar = build_sr_model(4, channels=1, output="unit", residual=True)
-    x = smooth_maps(2, 8, channels=1, seed=11)
-    np.testing.assert_allclose(infer(scalar, x)["sr"], np.tanh(upsample(x, 4)), atol=1e-5)
+    x = 1.3 * smooth_maps(2, 8, channels=1, seed=11)
+    bicubic = upsample(x, 4)
+    sr = infer(scalar, x)["sr"]
+    inside = np.abs(bicubic) <= 1
+    assert inside.mean() > 0.5 and (~inside).any()
+    np.testing.assert_allclose(sr[inside], bicubic[inside], atol=1e-5)
+    b = bicubic[~inside].astype(np.float64)
+    np.testing.assert_allclose(sr[~inside], np.sign(b) * (1 + np.tanh(np.abs(b) - 1)),
+                               atol=1e-5)
+    assert scalar.get_layer("sr").scalar == "soft_clip"
+    assert build_sr_model(4, channels=1, output="unit").get_layer("sr").scalar == "tanh"
 
 
 @pytest.mark.parametrize("kwargs", VARIANTS)
@@ -421,7 +433,8 @@ def test_residual_model_takes_any_size_in_one_graph():
     spatial sizes (as in an exported SavedModel) serves every LR size."""
     import tensorflow as tf
 
-    sub = sr_submodel(build_sr_model(4, residual=True, output="unit", padding="reflect"))
+    sub = sr_submodel(build_sr_model(Degradation(4, padding="reflect"), residual=True,
+                                     output="unit"))
     fn = tf.function(lambda x: sub(x, training=False),
                      input_signature=[tf.TensorSpec((None, None, None, 3))])
     for h, w in ((3, 5), (8, 8)):

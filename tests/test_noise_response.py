@@ -38,7 +38,7 @@ def _expected_corr(alpha):
 def untrained():
     from spinsr_tf.nn.network import build_sr_model
 
-    return build_sr_model(scale=4, residual=True, output="unit")
+    return build_sr_model(4, residual=True, output="unit")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def random_net():
     from spinsr_tf.nn.network import build_sr_model
 
     keras.utils.set_random_seed(3)
-    return build_sr_model(scale=4)
+    return build_sr_model(4)
 
 
 def test_random_unit_vectors_are_unit_and_isotropic():
@@ -215,7 +215,7 @@ def test_recursive_feed_compiles_once_and_never_retraces_per_iteration():
 
     if keras.backend.backend() != "tensorflow":
         pytest.skip("tracing counts are a tf.function notion")
-    random_net = build_sr_model(scale=4)
+    random_net = build_sr_model(4)
     hr = _textures(n=5, size=32, seed=7)
     lr = gaussian_downsample(hr, 4)
     recursive_feed(random_net, lr, iterations=2, batch_size=2)       # chunks of 2, 2, 1

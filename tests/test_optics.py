@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.data.degradation import gaussian_downsample, kernel_size_for
+from spinsr_tf.data.degradation import Degradation, gaussian_downsample, kernel_size_for
 from spinsr_tf.inference.optics import (DEFAULT_SIGMA, choose_optics, estimate_noise,
                                         estimate_psf_sigma, gaussian_noise_std,
                                         poisson_gaussian_noise, spectral_noise_std)
@@ -22,6 +22,11 @@ def domains(size=256, wall=3.0, seed=0):
     theta = np.real(np.fft.ifft2(np.fft.fft2(rng.normal(size=(size, size))) * low)) * 50
     r = np.sqrt(1 - sz ** 2)
     return np.stack([r * np.cos(theta), r * np.sin(theta), sz], -1)
+
+
+def optics(factor, pixel="integrate", sigma=DEFAULT_SIGMA):
+    """The geometry the estimators take: factor, pixel model, mirror borders."""
+    return Degradation(factor, sigma, pixel=pixel, padding="reflect")
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +83,7 @@ def test_aliased_labyrinth_noise_from_the_spectrum_floor():
     y = lr + 0.05 * np.random.default_rng(1).standard_normal(lr.shape)
     patch = gaussian_noise_std(y)
     assert not patch.confident and patch.value > 0.15
-    chosen = choose_optics(y, 8)
+    chosen = choose_optics(y, optics(8))
     assert chosen["noise_kind"] == "gaussian"
     assert chosen["noise_std"] == pytest.approx(0.05, rel=0.3)
     assert chosen["how"]["noise"]["confident"]
@@ -109,7 +114,7 @@ def test_poisson_gaussian_variance_model():
 @pytest.mark.parametrize("sigma", [1.5, 3.0, 5.0])
 def test_psf_sigma_within_20_percent(texture, sigma):
     noise = 0.05
-    est = estimate_psf_sigma(camera(texture, 4, sigma, noise), 4, "integrate", noise)
+    est = estimate_psf_sigma(camera(texture, 4, sigma, noise), optics(4), noise)
     assert est.confident
     assert est.value == pytest.approx(sigma, rel=0.2)
 
@@ -117,44 +122,45 @@ def test_psf_sigma_within_20_percent(texture, sigma):
 def test_psf_sigma_does_not_depend_on_the_image_unit(texture):
     """Vectors in A/m or counts: the same estimate as in unit spins."""
     y = camera(texture, 4, 3.0, 0.05)
-    unit = estimate_psf_sigma(y, 4, "integrate", 0.05).value
-    scaled = estimate_psf_sigma(7.3e5 * y, 4, "integrate", 7.3e5 * 0.05).value
+    unit = estimate_psf_sigma(y, optics(4), 0.05).value
+    scaled = estimate_psf_sigma(7.3e5 * y, optics(4), 7.3e5 * 0.05).value
     assert scaled == pytest.approx(unit, rel=1e-6)
 
 
 def test_narrow_psf_behind_a_large_pixel_is_not_trusted(texture):
-    est = estimate_psf_sigma(camera(texture, 8, 0.3, 0.0), 8, "integrate", 0.0)
+    est = estimate_psf_sigma(camera(texture, 8, 0.3, 0.0), optics(8), 0.0)
     assert not est.confident and "too narrow" in est.note
 
 
 def test_psf_sigma_fails_for_the_wrong_pixel_model(texture):
     """The estimate depends on the pixel model: told point samples, it is off (control)."""
     y = camera(texture, 4, 1.5)
-    right = estimate_psf_sigma(y, 4, "integrate").value
-    wrong = estimate_psf_sigma(y, 4, "sample").value
+    right = estimate_psf_sigma(y, optics(4)).value
+    wrong = estimate_psf_sigma(y, optics(4, "sample")).value
     assert abs(right - 1.5) < 0.3 and abs(wrong - 1.5) > 0.3
 
 
 def test_choose_optics_given_estimated_and_defaults(texture):
     y = camera(texture, 4, 2.0, 0.1)
-    given = choose_optics(y, 4, sigma=1.25, pixel="sample", noise=0.2, image_scale=2.0)
+    given = choose_optics(y, optics(4, "sample", 1.25), 0.2, estimate_sigma=False,
+                          image_scale=2.0)
     assert given["sigma"] == 1.25 and given["pixel"] == "sample"
     assert given["noise_kind"] == "gaussian" and given["noise_std"] == pytest.approx(0.1)
     assert given["how"]["sigma"]["method"] == "given" and not given["warnings"]
-    auto = choose_optics(y, 4)
+    auto = choose_optics(y, optics(4))
     assert auto["sigma"] == pytest.approx(2.0, rel=0.2)
     assert auto["noise_std"] == pytest.approx(0.1, rel=0.15)
     assert auto["kernel_size"] == kernel_size_for(auto["sigma"])
-    none = choose_optics(y, 4, noise="none")
+    none = choose_optics(y, optics(4), noise="none")
     assert none["noise_kind"] == "none" and none["noise_std"] == 0.0
-    scalar = choose_optics(y[..., 2:], 4)
+    scalar = choose_optics(y[..., 2:], optics(4))
     assert scalar["sigma"] == DEFAULT_SIGMA and not scalar["how"]["sigma"]["confident"]
     assert len(scalar["warnings"]) == 1 and "sigma" in scalar["warnings"][0]
 
 
 def test_unsure_estimates_are_said_and_not_used():
     y = np.random.default_rng(0).uniform(-1, 1, size=(48, 48, 3))
-    out = choose_optics(y, 8)
+    out = choose_optics(y, optics(8))
     assert out["noise_kind"] == "none" and out["sigma"] == DEFAULT_SIGMA
     assert len(out["warnings"]) == 2
 
@@ -162,15 +168,15 @@ def test_unsure_estimates_are_said_and_not_used():
 def test_bad_optics_inputs_are_one_line_errors(texture):
     y = camera(texture, 4, 1.0)
     with pytest.raises(UserError, match="negative values"):
-        choose_optics(y, 4, noise="poisson", image_min=-1.0)
+        choose_optics(y, optics(4), noise="poisson", image_min=-1.0)
     with pytest.raises(UserError, match="no contrast"):
-        choose_optics(np.zeros((32, 32, 3)), 4)
+        choose_optics(np.zeros((32, 32, 3)), optics(4))
     with pytest.raises(UserError, match="noise must be"):
-        choose_optics(y, 4, noise="loud")
+        choose_optics(y, optics(4), noise="loud")
     with pytest.raises(UserError, match="noise must be"):
-        choose_optics(y, 4, noise=-0.1)
+        choose_optics(y, optics(4), noise=-0.1)
     with pytest.raises(UserError, match="H, W >= 8"):
-        choose_optics(y[:4, :4], 4)
+        choose_optics(y[:4, :4], optics(4))
 
 
 def test_the_noise_record_is_the_noise_model(texture):
@@ -180,10 +186,10 @@ def test_the_noise_record_is_the_noise_model(texture):
 
     y = camera(texture, 4, 2.0, 0.1)
     for noise in ("auto", "none", 0.2):
-        out = choose_optics(y, 4, noise=noise, image_scale=2.0)
+        out = choose_optics(y, optics(4), noise=noise, image_scale=2.0)
         model = NoiseModel.estimate(y, noise, image_scale=2.0)
         assert NoiseModel.from_dict(out) == model and out["how"]["noise"] == model.how
         assert out["noise_std_image"] == pytest.approx(2.0 * model.std)
     unsure = np.random.default_rng(0).uniform(-1, 1, size=(48, 48, 3))
     model = NoiseModel.estimate(unsure)
-    assert model == NoiseModel() and model.warning in choose_optics(unsure, 8)["warnings"]
+    assert model == NoiseModel() and model.warning in choose_optics(unsure, optics(8))["warnings"]

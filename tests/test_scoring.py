@@ -9,6 +9,7 @@ import pytest
 from spinsr_tf.evaluation.baselines import BASELINES, unit_normalize
 from spinsr_tf.cli import main
 from spinsr_tf.base.errors import UserError
+from spinsr_tf.data.degradation import Degradation
 from spinsr_tf.evaluation.scoring import evaluate, format_table, write_json
 from spinsr_tf.nn.network import build_sr_model
 from conftest import fingerprint
@@ -53,7 +54,7 @@ def test_network_rows_and_degradation_read_from_the_model():
     from spinsr_tf.evaluation.metrics import corr, mse
 
     hr = smooth_spins(n=2, size=32)
-    model = build_sr_model(scale=4, sigma=2.0, residual=True)
+    model = build_sr_model(Degradation(4, 2.0), residual=True)
     result = evaluate(hr, {"sr": model}, factor=8)  # the model's degradation wins over factor=8
     assert result["scale"] == 4 and result["degradation"]["sigma"] == 2.0
     methods = result["methods"]

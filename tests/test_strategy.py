@@ -203,7 +203,7 @@ def test_batch_norm_switch_is_restored_after_saving(tmp_path):
     from spinsr_tf.nn.network import build_sr_model
     from spinsr_tf.nn.training import save_model_atomic
 
-    model = build_sr_model(scale=2, input_size=8)
+    model = build_sr_model(2, input_size=8)
     distribute.set_batch_norm_sync(model, True)
     save_model_atomic(model, tmp_path / "m.keras")
     bn = [la for la in model.layers if la.__class__.__name__ == "BatchNormalization"]

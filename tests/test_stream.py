@@ -8,6 +8,8 @@ import pytest
 
 from spinsr_tf.data import gaussian_downsample
 from spinsr_tf.data import stream
+from spinsr_tf.base.errors import UserError
+from spinsr_tf.data.degradation import Degradation
 from spinsr_tf.data.stream import LR_CACHE, MapFile, open_training_data
 from conftest import run_training, smooth_unit_spins
 
@@ -72,7 +74,7 @@ def test_past_the_bound_lr_maps_go_to_a_keyed_cache_file(files, tmp_path):
     again.prepare(max_bytes=100, cache_dir=tmp_path)
     assert cache.stat().st_mtime_ns == stamp
     np.testing.assert_array_equal(again.lr([4]), files["lr"][[4]])
-    other = open_training_data(files["HR"], SCALE, sigma=2.0)  # another degradation: rebuilt
+    other = open_training_data(files["HR"], Degradation(SCALE, 2.0))  # another one: rebuilt
     other.prepare(max_bytes=100, cache_dir=tmp_path)
     np.testing.assert_array_equal(other.lr([4]), gaussian_downsample(files["hr"][[4]], SCALE,
                                                                      sigma=2.0))
@@ -84,6 +86,35 @@ def test_past_the_bound_lr_maps_go_to_a_keyed_cache_file(files, tmp_path):
                                                                      sigma=2.0))
     other.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_the_degradation_is_given_whole_by_its_factor_or_in_part(files, tmp_path):
+    """A Degradation, a factor (the rest as the LR file records it, else the defaults) or some
+    settings (None: from the file) make the same object; a given setting the file contradicts,
+    an unknown one or a missing factor is refused."""
+    recorded = Degradation(SCALE, 1.5, 9, "integrate", "reflect")
+    lr = recorded.apply(files["hr"][:4])
+    path = _write(tmp_path / "lr.h5", "lr", lr, **recorded.to_attrs())
+    for given in (recorded, SCALE, {"factor": SCALE, "sigma": 1.5, "pixel": None},
+                  {"factor": SCALE, "kernel_size": 9, "sigma": 1.5, "padding": "reflect",
+                   "pixel": "integrate"}):
+        data = open_training_data(path, given)
+        assert data.degradation == recorded, given
+        np.testing.assert_array_equal(data.lr([2, 0]), lr[[2, 0]])
+        data.close()
+    # a file recording nothing: the defaults the reader has always assumed (23 taps whatever σ)
+    hr = open_training_data(files["HR"], {"factor": SCALE, "sigma": 5.0})
+    assert hr.degradation == Degradation(SCALE, 5.0, 23, "sample", "periodic")
+    hr.close()
+    for given, message in [
+            (recorded.replace(sigma=1.0), "sigma 1.0 does not match the sigma 1.5"),
+            (recorded.replace(pixel="sample"), "pixel 'sample' does not match"),
+            ({"factor": 2}, "scale 2 does not match the factor 4"),
+            ({"factor": SCALE, "psf": 2.0}, r"unknown degradation setting\(s\): psf"),
+            ({"sigma": 1.5}, "need 'factor'"),
+            (4.0, "degradation must be a Degradation, an integer factor or a mapping")]:
+        with pytest.raises(UserError, match=message):
+            open_training_data(path, given)
 
 
 def test_past_the_bound_without_a_folder_maps_come_from_the_data_file(files):

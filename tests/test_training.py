@@ -254,7 +254,7 @@ def test_bad_arguments_and_data(files, tmp_path):
         (dict(data=files["L23"], scale=8), "scale 8 does not match the factor 4"),
         (dict(data=files["L23"], sigma=2.0), "sigma 2.0 does not match"),
         (dict(data=files["L23"], supervised=True), "needs HR maps"),
-        (dict(data=files["A"], val_fraction=1.0), "val_fraction must be in"),
+        (dict(data=files["A"], val_fraction=1.0), "val_fraction must be a finite number in"),
         (dict(data=files["A"], scale=3), "power of two"),
         (dict(data=files["A"], batch_size=0), "batch_size must be"),
         (dict(data=files["A"], learning_rate=-1.0), "learning_rate must be"),

@@ -8,11 +8,12 @@ from PIL import Image
 from conftest import random_unit_spins, smooth_unit_spins
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.cli import main
-from spinsr_tf.data.degradation import gaussian_downsample
+from spinsr_tf.data.degradation import Degradation, gaussian_downsample
 from spinsr_tf.data.interpolation import upsample
 from spinsr_tf.evaluation.calibration import calibration, pixel_error
-from spinsr_tf.inference.uncertainty import (SMOOTH, back_transform, group_ops, hr_op,
-                                             local_rms, symmetry_spread, uncertainty_figure)
+from spinsr_tf.inference.uncertainty import (SMOOTH, SpreadOptions, back_transform, group_ops,
+                                             hr_op, local_rms, symmetry_spread,
+                                             uncertainty_figure)
 from spinsr_tf.nn.symmetry import LatticeOp, apply
 
 F = 4
@@ -87,19 +88,22 @@ def test_hr_op_is_the_image_of_the_lr_op_under_the_degradation():
 def test_spread_of_an_equivariant_callable_is_zero_and_its_mean_is_the_plain_map(lr3, lr1,
                                                                                   padding):
     for lr in (lr3, lr1):
-        fn = bicubic(padding)
-        sr, u = symmetry_spread(fn, lr, padding=padding, reference="mean", smooth=0)
+        fn, geometry = bicubic(padding), Degradation(F, padding=padding)
+        sr, u = symmetry_spread(fn, lr, degradation=geometry,
+                                options=SpreadOptions(reference="mean", smooth=0))
         assert u.shape == lr.shape[:1] + sr.shape[1:3] and u.dtype == np.float32
         assert u.max() < 1e-5
         plain = fn(lr)
         want = plain / np.linalg.norm(plain, axis=-1, keepdims=True) if lr.shape[-1] == 3 else plain
         np.testing.assert_allclose(sr, want, atol=1e-5)
-        np.testing.assert_allclose(symmetry_spread(fn, lr, padding=padding, sr="plain")[0], plain,
-                                   atol=1e-6)
+        np.testing.assert_allclose(symmetry_spread(fn, lr, degradation=geometry,
+                                                   options=SpreadOptions(sr="plain"))[0],
+                                   plain, atol=1e-6)
         # the block-centre convention is equivariant under camera-pixel geometry, not under points
         centred = bicubic(padding, "resize")
         for pixel, spread in (("integrate", 0.0), ("sample", 1e-2)):
-            u = symmetry_spread(centred, lr, padding=padding, pixel=pixel, reference="mean")[1]
+            u = symmetry_spread(centred, lr, degradation=geometry.replace(pixel=pixel),
+                                options=SpreadOptions(reference="mean"))[1]
             assert (u.mean() > spread) if spread else (u.max() < 1e-5)
 
 
@@ -110,19 +114,81 @@ def test_spread_of_an_interpolation_only_model_is_zero(lr3):
     from spinsr_tf.nn.network import build_sr_model
 
     keras.utils.set_random_seed(0)
-    model = build_sr_model(F, 3, padding="reflect", residual=True, output="unit")
+    model = build_sr_model(Degradation(F, padding="reflect"), 3, residual=True, output="unit")
     for reference in ("mean", "interpolation"):         # it is the interpolation, too
-        sr, u = symmetry_spread(model, lr3, reference=reference, batch_size=4)
+        sr, u = symmetry_spread(model, lr3, options=SpreadOptions(reference=reference),
+                                batch_size=4)
         assert u.max() < 1e-5
     np.testing.assert_allclose(sr, upsample(lr3, F, "bicubic", normalize=True, padding="reflect"),
                                atol=1e-5)
     # a random network is far from equivariant under the point operations, and exactly
     # equivariant (up to rounding) under LR-pixel translations with periodic padding
-    paper = build_sr_model(F, 3, padding="periodic")
-    assert symmetry_spread(paper, lr3, group="rotations", reference="mean")[1].min() > 1e-2
-    shifts = [(0, 1), (1, 0), (3, 5)]
-    _, u = symmetry_spread(paper, lr3, group="translations", shifts=shifts, reference="mean")
+    paper = build_sr_model(F, 3)
+    spread_only = SpreadOptions(reference="mean")
+    assert symmetry_spread(paper, lr3, group="rotations", options=spread_only)[1].min() > 1e-2
+    shifts = SpreadOptions(reference="mean", shifts=[(0, 1), (1, 0), (3, 5)])
+    _, u = symmetry_spread(paper, lr3, group="translations", options=shifts)
     assert u.max() < 1e-5
+
+
+def test_stacked_members_equal_one_predict_call_per_element(lr3, monkeypatch):
+    """The symmetric copies run as one stacked batch: the numbers of one predict call per
+    element (the loop computed here by hand), to float32 rounding, in one call."""
+    import keras
+
+    from spinsr_tf.nn.export import serving_model
+    from spinsr_tf.nn.network import build_sr_model
+
+    keras.utils.set_random_seed(5)
+    model = build_sr_model(F, 3)
+    serve = serving_model(model)
+    ops = group_ops("rotations", None, 3, lr3.shape[1:3])
+    members = np.stack([back_transform(serve.predict(apply(lr3, op), batch_size=8, verbose=0),
+                                       op, F) for op in ops]).astype(np.float64)
+    mean = members.mean(0)
+    spread = np.sqrt(np.mean(np.sum((members - mean) ** 2, axis=-1), axis=0))
+    assert spread.min() > 1e-3                  # an untrained network: members that differ
+
+    calls = []
+    predict = keras.Model.predict
+    monkeypatch.setattr(keras.Model, "predict",
+                        lambda self, x, **kw: calls.append(len(x)) or predict(self, x, **kw))
+    options = SpreadOptions(reference="mean", smooth=0, normalize=False)
+    sr, u = symmetry_spread(model, lr3, "rotations", options=options)
+    assert calls == [len(ops) * len(lr3)]
+    np.testing.assert_allclose(sr, mean, atol=2e-6)
+    np.testing.assert_allclose(u, spread, atol=2e-6)
+
+
+def test_chunks_of_elements_give_the_same_numbers(lr1, monkeypatch):
+    """CHUNK_BYTES splits the stacked batch: whatever the chunks (one element per call is the
+    loop that was), the same members in the same order, so the same bits."""
+    from spinsr_tf.inference import uncertainty
+
+    calls = []
+
+    def skewed(x):                       # not equivariant: a fixed ramp along x
+        calls.append(len(x))
+        ramp = np.linspace(-0.5, 0.5, x.shape[2] * F)[None, None, :, None]
+        return (upsample(x, F, "bicubic") + ramp).astype(np.float32)
+
+    n_ops = len(group_ops("lattice", None, 1, lr1.shape[1:3]))
+    per_element = lr1.size * F * F * 4          # bytes of SR output of one element
+    results = {}
+    for budget, geometry, n_calls in ((uncertainty.CHUNK_BYTES, None, 2),  # scale found first
+                                      (uncertainty.CHUNK_BYTES, Degradation(F), 1),
+                                      (3 * per_element, Degradation(F), -(-n_ops // 3)),
+                                      (0, None, n_ops)):
+        monkeypatch.setattr(uncertainty, "CHUNK_BYTES", budget)
+        calls.clear()
+        results[budget, n_calls] = symmetry_spread(skewed, lr1, degradation=geometry,
+                                                   batch_size=len(lr1) * n_ops)
+        assert len(calls) == n_calls and sum(calls) == n_ops * len(lr1)
+    first = next(iter(results.values()))
+    assert first[1].mean() > 0.01
+    for sr, u in results.values():
+        np.testing.assert_array_equal(sr, first[0])
+        np.testing.assert_array_equal(u, first[1])
 
 
 def test_uncertainty_is_the_rms_distance_to_the_reference(lr3, lr1):
@@ -139,7 +205,7 @@ def test_uncertainty_is_the_rms_distance_to_the_reference(lr3, lr1):
         ops = group_ops("lattice", None, lr.shape[-1], lr.shape[1:3])
         members = np.stack([back_transform(skewed(apply(lr, op)), op, F) for op in ops])
         m = members.mean(0)
-        sr, u = symmetry_spread(skewed, lr, reference="mean", smooth=0)
+        sr, u = symmetry_spread(skewed, lr, options=SpreadOptions(reference="mean", smooth=0))
         if lr.shape[-1] == 1:
             np.testing.assert_allclose(u, members.std(0)[..., 0], atol=1e-5)
             np.testing.assert_allclose(sr, m, atol=1e-5)
@@ -150,20 +216,22 @@ def test_uncertainty_is_the_rms_distance_to_the_reference(lr3, lr1):
         assert u.mean() > 0.01
         ref = upsample(lr, F, "bicubic", normalize=True)
         want = np.sqrt(np.mean(np.sum((members - ref) ** 2, axis=-1), axis=0))
-        _, dist = symmetry_spread(skewed, lr, smooth=0)
+        _, dist = symmetry_spread(skewed, lr, options=SpreadOptions(smooth=0))
         np.testing.assert_allclose(dist, want, atol=1e-5)
         departure = np.sum((m - ref) ** 2, axis=-1)
         np.testing.assert_allclose(dist ** 2, u ** 2 + departure, atol=1e-5)
-        smoothed = symmetry_spread(skewed, lr, reference="mean", smooth=SMOOTH)[1]
+        smoothed = symmetry_spread(skewed, lr,
+                                   options=SpreadOptions(reference="mean", smooth=SMOOTH))[1]
         assert smoothed.std() < u.std() and abs(np.mean(smoothed ** 2) - np.mean(u ** 2)) < 1e-3
 
 
 def test_spread_over_models(lr1):
     fn = bicubic()
     half = lambda x: 0.5 * fn(x)          # noqa: E731  (equivariant too)
-    _, alone = symmetry_spread([fn, fn], lr1, reference="mean", smooth=0)
+    spread_only = SpreadOptions(reference="mean", smooth=0)
+    _, alone = symmetry_spread([fn, fn], lr1, options=spread_only)
     assert alone.max() < 1e-5
-    sr, u = symmetry_spread([fn, half], lr1, reference="mean", smooth=0)
+    sr, u = symmetry_spread([fn, half], lr1, options=spread_only)
     np.testing.assert_allclose(u, 0.25 * np.abs(fn(lr1)[..., 0]), atol=1e-5)
     np.testing.assert_allclose(sr, 0.75 * fn(lr1), atol=1e-5)
 
@@ -172,15 +240,19 @@ def test_bad_arguments(lr3, lr1):
     fn = bicubic()
     cases = [
         (lambda: symmetry_spread(fn, lr3[..., :2]), "C = 1 or 3"),
-        (lambda: symmetry_spread(fn, lr3, sr="median"), "sr must be one of"),
-        (lambda: symmetry_spread(fn, lr3, reference="hr"), "reference must be one of"),
-        (lambda: symmetry_spread(fn, lr3, padding="zeros"), "padding must be one of"),
+        (lambda: SpreadOptions(sr="median"), "sr must be one of"),
+        (lambda: SpreadOptions(reference="hr"), "reference must be one of"),
+        (lambda: SpreadOptions(shifts=[(0, 1, 2)]), "pairs"),
+        (lambda: SpreadOptions(normalize=1), "True or False"),
+        (lambda: symmetry_spread(fn, lr3, degradation="x4"), "must be a Degradation"),
+        (lambda: symmetry_spread(fn, lr3, options={"sr": "mean"}), "SpreadOptions"),
         (lambda: symmetry_spread(fn, lr3, batch_size=0), "batch_size"),
-        (lambda: symmetry_spread(fn, lr3, smooth=-1.0), "smooth"),
+        (lambda: SpreadOptions(smooth=-1.0), "smooth"),
         (lambda: symmetry_spread("model", lr3), "callable"),
         (lambda: symmetry_spread([], lr3), "non-empty"),
         (lambda: symmetry_spread(lambda x: x[:, :, 1:], lr3), "not to SR maps"),
-        (lambda: symmetry_spread(fn, lr1, normalize=True), "C = 3"),
+        (lambda: symmetry_spread(fn, lr1, options=SpreadOptions(normalize=True)), "C = 3"),
+        (lambda: symmetry_spread(fn, lr3, degradation=Degradation(2)), r"not to SR maps \(x2"),
         (lambda: symmetry_spread(fn, lr3, group="mirrors",
                                  hamiltonian={"type": "I", "dmi": 0.3, "dmi_kind": "bulk"}),
          "not a symmetry"),
@@ -243,7 +315,7 @@ def saved_models(tmp_path_factory):
     for channels, padding in ((3, "periodic"), (1, "reflect")):
         keras.utils.set_random_seed(channels)
         path = d / f"c{channels}.keras"
-        build_sr_model(F, channels, padding=padding).save(path)
+        build_sr_model(Degradation(F, padding=padding), channels).save(path)
         out[channels] = path
     return out
 
@@ -270,13 +342,15 @@ def test_cli_writes_the_uncertainty_and_refuses_to_overwrite(saved_models, lr3, 
     np.testing.assert_allclose(np.load(tmp_path / "sr.npy"), sr, atol=1e-5)
 
     files = lambda: {p.name: p.read_bytes() for p in tmp_path.iterdir()}     # noqa: E731
-    for name in ("sr.npy", "sr.uncertainty.npy", "sr.uncertainty.png"):
+    outputs = sorted(set(files()) - {"in.npy"})
+    assert {"sr.npy", "sr.uncertainty.npy", "sr.uncertainty.png"} <= set(outputs)
+    for _ in outputs:                 # each output refused in one line, until none is left
         before = files()
         code, cap = _run(capsys, *argv)
         assert code == 2 and cap.err.count("\n") == 1, cap.err
-        assert f"{name}' exists; pass --force" in cap.err
-        assert files() == before
-        (tmp_path / name).unlink()
+        named = [name for name in outputs if f"/{name}' exists; pass --force" in cap.err]
+        assert len(named) == 1 and files() == before, cap.err
+        (tmp_path / named[0]).unlink()
     code, cap = _run(capsys, *argv, "--force")
     assert code == 0 and np.load(tmp_path / "sr.uncertainty.npy").shape == u.shape
 
@@ -308,13 +382,15 @@ def test_redegraded_uncertainty_is_spread_plus_the_error_on_the_result_degraded_
     from spinsr_tf.nn.network import build_sr_model
 
     keras.utils.set_random_seed(channels)
-    model = build_sr_model(F, channels, padding=padding, sigma=1.5, pixel=pixel)
+    own = Degradation(F, 1.5, pixel=pixel, padding=padding)
+    model = build_sr_model(own, channels)
     lr = lr3 if channels == 3 else lr1
-    sr, u = symmetry_spread(model, lr, smooth=0)           # the default for a spinsr model
-    sr_mean, spread = symmetry_spread(model, lr, reference="mean", smooth=0)
+    sr, u = symmetry_spread(model, lr, options=SpreadOptions(smooth=0))   # a spinsr default
+    sr_mean, spread = symmetry_spread(model, lr,
+                                      options=SpreadOptions(reference="mean", smooth=0))
     np.testing.assert_array_equal(sr, sr_mean)
     again = gaussian_downsample(sr, F, 23, 1.5, padding, pixel=pixel)
-    second, _ = symmetry_spread(model, again, reference="mean")
+    second, _ = symmetry_spread(model, again, options=SpreadOptions(reference="mean"))
     bias2 = np.sum((second.astype(np.float64) - sr) ** 2, axis=-1)
     want = np.sqrt(spread.astype(np.float64) ** 2 + bias2)
     np.testing.assert_allclose(u, want, rtol=1e-4, atol=1e-6)
@@ -325,15 +401,22 @@ def test_redegraded_uncertainty_is_spread_plus_the_error_on_the_result_degraded_
     np.testing.assert_allclose(default, u if channels == 1 else smoothed, rtol=1e-4, atol=1e-6)
     assert np.abs(smoothed - u).max() > 0.1 * u.max()             # the two defaults differ
     # a second model of another sigma: the models disagree on the degradation, said in one line
-    blurrier = build_sr_model(F, channels, padding=padding, sigma=2.0, pixel=pixel)
+    blurrier = build_sr_model(own.replace(sigma=2.0), channels)
     with pytest.raises(UserError, match="disagree on degradation"):
         symmetry_spread([model, blurrier], lr)
+    # a degradation given with the model must be the model's own (checked before predicting)
+    other = "reflect" if padding == "periodic" else "periodic"
+    for given, message in ((own.replace(padding=other), f"padding={other!r} but a model"),
+                           (own.replace(sigma=2.0), r"\(kernel_size, sigma\)=\(23, 2.0\) but"),
+                           (own.replace(factor=2), "factor=2 but a model")):
+        with pytest.raises(UserError, match=message):
+            symmetry_spread(model, lr, degradation=given)
 
 
 def test_redegraded_needs_a_degradation_layer(lr3):
     with pytest.raises(UserError, match="needs spinsr models"):
-        symmetry_spread(bicubic(), lr3, reference="redegraded")
+        symmetry_spread(bicubic(), lr3, options=SpreadOptions(reference="redegraded"))
     # a plain callable gets the interpolation reference by default
     _, u = symmetry_spread(bicubic(), lr3)
-    _, want = symmetry_spread(bicubic(), lr3, reference="interpolation")
+    _, want = symmetry_spread(bicubic(), lr3, options=SpreadOptions(reference="interpolation"))
     np.testing.assert_array_equal(u, want)

@@ -13,31 +13,66 @@ import numbers
 from spinsr_tf.base.errors import UserError
 
 
-def check_int(name: str, value, minimum: int | None = None) -> int:
-    """An integer (not a bool) ``>= minimum``."""
-    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
-            or (minimum is not None and value < minimum)):
-        bound = "" if minimum is None else f" >= {minimum}"
-        raise UserError(f"{name} must be an integer{bound}, got {value!r}")
+def is_int(value) -> bool:
+    """Whether ``value`` is an integer (NumPy's too), not a bool: the test of an argument that
+    may also be something else (a pair, a name)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value) -> bool:
+    """Whether ``value`` is a real number (NumPy's too, infinite and NaN included), not a
+    bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _interval(minimum, maximum, low_open: bool, high_open: bool, fmt) -> str:
+    """`` >= a``, `` < b``, `` in [a, b)``, ... for a message; "" without bounds."""
+    if minimum is None and maximum is None:
+        return ""
+    if maximum is None:
+        return f" {'>' if low_open else '>='} {fmt(minimum)}"
+    if minimum is None:
+        return f" {'<' if high_open else '<='} {fmt(maximum)}"
+    return (f" in {'(' if low_open else '['}{fmt(minimum)}, {fmt(maximum)}"
+            f"{')' if high_open else ']'}")
+
+
+def check_int(name: str, value, minimum: int | None = None, maximum: int | None = None,
+              parity: str | None = None) -> int:
+    """An integer (not a bool) in ``[minimum, maximum]``; ``parity`` "odd" or "even" (a kernel
+    with a centre tap, a checkerboard) narrows it further."""
+    if parity not in (None, "odd", "even"):
+        raise ValueError(f"parity must be None, 'odd' or 'even', got {parity!r}")
+    bad = (not is_int(value) or (minimum is not None and value < minimum)
+           or (maximum is not None and value > maximum)
+           or (parity is not None and value % 2 != (parity == "odd")))
+    if bad:
+        kind = f"an {parity} integer" if parity else "an integer"
+        bound = _interval(minimum, maximum, False, False, str)
+        raise UserError(f"{name} must be {kind}{bound}, got {value!r}")
     return int(value)
 
 
 def check_real(name: str, value, minimum: float | None = None, strict: bool = False,
-               below: float | None = None) -> float:
+               below: float | None = None, maximum: float | None = None,
+               unit: str | None = None) -> float:
     """A finite real number (not a bool), ``>= minimum`` (``> minimum`` with ``strict``) and
-    ``< below``."""
-    bad = (isinstance(value, bool) or not isinstance(value, numbers.Real)
-           or not math.isfinite(value))
+    ``< below`` or ``<= maximum`` (give one of the two); ``unit`` (e.g. "HR pixels") is said
+    after the bound."""
+    if below is not None and maximum is not None:
+        raise ValueError("give below or maximum, not both")
+    bad = not is_real(value) or not math.isfinite(value)
     if not bad and minimum is not None:
         bad = value <= minimum if strict else value < minimum
     if not bad and below is not None:
         bad = value >= below
+    if not bad and maximum is not None:
+        bad = value > maximum
     if bad:
-        bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum:g}"
-        if below is not None:
-            bound = (f" < {below:g}" if minimum is None else
-                     f" in {'(' if strict else '['}{minimum:g}, {below:g})")
-        raise UserError(f"{name} must be a finite number{bound}, got {value!r}")
+        bound = _interval(minimum, maximum if below is None else below, strict,
+                          below is not None, lambda v: f"{v:g}")
+        unit = f" ({unit})" if unit else ""
+        raise UserError(f"{name} must be a finite number{bound}{unit}, got {value!r}")
     return float(value)
 
 

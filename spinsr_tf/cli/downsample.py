@@ -40,9 +40,12 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run, inputs=("input",), outputs=("out",), output_files=("out",))
 
 
-def downsample_file(source, out, factor: int, kernel_size: int = 23, sigma: float = 1.0,
-                    padding: str = "periodic", pixel: str = "sample"):
+def downsample_file(source, out, degradation):
     """Degrade dataset ``spins`` of ``source`` into dataset ``lr`` of a new file ``out``.
+
+    ``degradation`` is a :class:`~spinsr_tf.data.degradation.Degradation` (or an integer
+    factor with the paper's settings); its settings become the file's attributes
+    (:meth:`~spinsr_tf.data.degradation.Degradation.to_attrs`), which training reads back.
 
     The input is validated as ``train`` validates it (4D floats, N >= 1, finite values) and the
     memory and disk the work needs are checked before it starts. The output is built in memory
@@ -53,11 +56,12 @@ def downsample_file(source, out, factor: int, kernel_size: int = 23, sigma: floa
 
     from spinsr_tf.base.errors import UserError
     from spinsr_tf.base.files import check_input_file, check_output_file
-    from spinsr_tf.data.degradation import check_degradation_args, gaussian_downsample
+    from spinsr_tf.data.degradation import as_degradation
     from spinsr_tf.data.io import array_bytes, check_declared, damaged_file_errors, h5_output
     from spinsr_tf.data.stream import MapFile
 
-    check_degradation_args(factor, kernel_size, sigma, padding, pixel)
+    degradation = as_degradation(degradation)
+    factor = degradation.factor
     source = check_input_file(source, "input file")
     out = check_output_file(out, "output", force=True, inputs={"file": source})
     spins = MapFile.open(source, "spins")    # the validation train applies: 4D, N >= 1, floats
@@ -76,16 +80,13 @@ def downsample_file(source, out, factor: int, kernel_size: int = 23, sigma: floa
         with h5_output(out, array_bytes(shape)) as f_out, damaged_file_errors(source):
             for key, value in attrs.items():
                 f_out.attrs[key] = value
-            f_out.attrs.update({"factor": int(factor), "kernel_size": int(kernel_size),
-                                "sigma": float(sigma), "padding": padding,
-                                "pixel": pixel, "source": str(source)})
+            f_out.attrs.update({**degradation.to_attrs(), "source": str(source)})
             lr = f_out.create_dataset(LR, shape=shape, dtype="float32", chunks=(1, *shape[1:]),
                                       compression="gzip", compression_opts=4, shuffle=True)
             for start in range(0, n, chunk):
                 block = spins.read(range(start, min(n, start + chunk)))
                 try:
-                    lr[start:start + len(block)] = gaussian_downsample(
-                        block, factor, kernel_size, sigma, padding, pixel=pixel)
+                    lr[start:start + len(block)] = degradation.apply(block)
                 except UserError as exc:
                     raise UserError(f"'spins' samples {start}..{start + len(block) - 1} of "
                                     f"{str(source)!r}: {exc}") from None
@@ -96,8 +97,11 @@ def downsample_file(source, out, factor: int, kernel_size: int = 23, sigma: floa
 
 def run(args: argparse.Namespace) -> int:
     """The paths were checked by the command line (inputs, ``--force``) before this runs."""
-    out, shape = downsample_file(args.input, args.out, args.factor, args.kernel_size,
-                                 args.sigma, args.padding, args.pixel)
+    from spinsr_tf.data.degradation import Degradation
+
+    degradation = Degradation(args.factor, args.sigma, args.kernel_size, args.pixel,
+                              args.padding)
+    out, shape = downsample_file(args.input, args.out, degradation)
     print(f"wrote {out}: lr {shape} (factor {args.factor}, sigma {args.sigma}, "
           f"{args.padding} padding, {args.pixel} pixels)")
     return 0

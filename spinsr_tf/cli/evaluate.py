@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from spinsr_tf.cli import scale_factor
+from spinsr_tf.cli.upscale import PIXEL_CHOICES, sigma_argument
 
 
 def add_parser(subparsers) -> None:
@@ -13,7 +14,8 @@ def add_parser(subparsers) -> None:
         help="score SR networks and interpolation baselines against ground truth",
         description="Degrade the test set's `spins` with the model's own degradation, run every "
         "baseline (aligned and resize conventions, with and without unit normalization) and the "
-        "network(s), print a table and optionally write JSON.",
+        "network(s), print a table and optionally write JSON. A conditioned model (train "
+        "--conditioned) is told that degradation; --pixel/--sigma score it on another one.",
     )
     p.add_argument("--model", action="append", required=True, metavar="[NAME=]PATH",
                    help="model.keras or pretrained:NAME; repeat for several (names sr, sr_2, ... or "
@@ -30,6 +32,13 @@ def add_parser(subparsers) -> None:
                    help="no note when the test lattices differ in size from the training "
                    "lattices (read from config.json beside each model); they are scored anyway, "
                    "as upscale serves any size")
+    p.add_argument("--pixel", choices=PIXEL_CHOICES, default=None,
+                   help="make the test LR maps with this pixel model instead of the model's "
+                   "(conditioned models, which are told it; a model with one fixed degradation "
+                   "refuses another)")
+    p.add_argument("--sigma", type=sigma_argument, default=None, metavar="S",
+                   help="make the test LR maps with this Gaussian PSF width (HR pixels, > 0), "
+                   "as --pixel")
     p.add_argument("--quiet", action="store_true",
                    help="no progress and no table on stdout (errors and warnings only)")
     p.set_defaults(func=run, inputs=_input_paths, outputs=("json", "table"),
@@ -120,7 +129,16 @@ def run(args: argparse.Namespace) -> int:
     if not args.any_size:
         for name, path in paths.items():
             _check_lattice_size(name, path, hr.shape[1:3])
-    result = evaluate(hr, models, progress=not args.quiet)
+    degradation = None
+    if args.pixel is not None or args.sigma is not None:
+        from spinsr_tf.data.degradation import Degradation
+        from spinsr_tf.evaluation.scoring import degradation_of
+
+        own = Degradation.from_dict(degradation_of(next(iter(models.values()))))
+        degradation = own.replace(pixel=args.pixel or own.pixel,
+                                  sigma=own.sigma if args.sigma is None else args.sigma,
+                                  kernel_size=None)
+    result = evaluate(hr, models, degradation=degradation, progress=not args.quiet)
     table = format_table(result)
     print(table)
     if args.table:

@@ -20,14 +20,15 @@ def add_parser(subparsers) -> None:
         "recorrupted pairs so the network does not reproduce it. Writes RUN_DIR/sr.EXT and "
         "RUN_DIR/bicubic.EXT in the input's format, bit depth, layout and metadata (an OVF "
         "file's mesh, origin, units and title, a TIFF's pixel size, on the finer grid; grey "
-        "levels unclipped unless --clip), RUN_DIR/degradation.json, "
+        "levels unclipped unless --clip; cells outside the magnet stay holes, see --mask), RUN_DIR/degradation.json, "
         "RUN_DIR/uncertainty.npy (+ .png), RUN_DIR/preview.png and RUN_DIR/mapping.json. "
         "The same command again continues an interrupted run; other settings are refused.",
     )
     p.add_argument("image", metavar="IMAGE", help="the LR image")
     p.add_argument("--scale", type=int, default=8, help="SR factor, a power of two (default 8)")
     p.add_argument("--patch", type=int, default=16,
-                   help="patch side in LR pixels (default 16, at least 4)")
+                   help="patch side in LR pixels (default 16, at least 4; reduced, and "
+                   "said, for an image smaller than it; images need 8x8 LR pixels)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
     p.add_argument("--stride", type=int, default=None,
                    help="patch spacing in LR pixels (default PATCH/4)")
@@ -62,6 +63,16 @@ def add_parser(subparsers) -> None:
                    help="vector images: normalise every LR vector to unit length before "
                    "training (advisable for noisy component images)")
     p.add_argument("--layer", type=int, default=None, help="OVF input: z layer to use")
+    p.add_argument("--mask", default="auto", metavar="{auto,none,FILE}",
+                   help="cells outside the magnet, left out of the estimates, training and "
+                   "misfit, and holes in the result: 'auto' (default) finds zero or NaN "
+                   "vectors of a 3-component image; FILE is a .npy/.png/.tif image of the "
+                   "input's height and width, 0 outside the magnet, 1 or 255 on it; 'none' "
+                   "takes every cell as magnet")
+    p.add_argument("--background", choices=["none", "plane", "poly2"], default="none",
+                   help="grey-level images: fit a smooth background (uneven illumination) by "
+                   "least squares, take it off before training and add it back to the results "
+                   "(recorded in RUN_DIR/mapping.json; default none)")
     p.add_argument("--clip", action="store_true",
                    help="grey-level images: map the 1st-99th percentile range (not min..max) "
                    "onto the network's range and clip the result to it: a few outliers (hot "
@@ -96,7 +107,9 @@ def config(args: argparse.Namespace):
                      learning_rate=args.learning_rate, seed=args.seed, network=args.network,
                      sigma=_sigma(args.sigma), kernel_size=args.kernel_size, pixel=args.pixel,
                      noise=args.noise, uncertainty=not args.no_uncertainty,
-                     unit_vectors=args.unit_vectors, layer=args.layer, clip=args.clip,
+                     unit_vectors=args.unit_vectors, layer=args.layer, mask=args.mask,
+                     background=args.background,
+                     clip=args.clip,
                      tile=args.tile, jit_compile=not args.no_jit, resume=True,
                      progress=not args.quiet)
 

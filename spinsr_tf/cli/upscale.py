@@ -20,7 +20,10 @@ def add_parser(subparsers) -> None:
         "PNG or TIFF; a TIFF's pixel size is divided by the factor. OVF input: every layer is "
         "a map, divided by its median vector length (Ms) for the network and multiplied back; "
         "an .ovf --out keeps the file's mesh (cell size divided by the factor in x and y), "
-        "origin, units and title. Every check is made before the network runs.",
+        "origin, units and title. The imaging model of the LR maps (PSF σ, pixel model) is "
+        "the one an HDF5 input records (spinsr-tf downsample); for an input that records none, "
+        "a conditioned model is told --pixel/--sigma and another model assumes its own, and the "
+        "summary line says which. Every check is made before the network runs.",
     )
     p.add_argument("input", metavar="INPUT", help="LR image or maps")
     p.add_argument("--model", required=True, type=model_argument,
@@ -31,6 +34,17 @@ def add_parser(subparsers) -> None:
     p.add_argument("--dataset", default=None,
                    help="HDF5 input: dataset to read (default: 'lr', 'spins' or 'sr')")
     p.add_argument("--batch-size", type=int, default=8, help="maps per forward pass (default 8)")
+    i = p.add_argument_group("imaging of an input that records none (.npy, .ovf, images)")
+    i.add_argument("--pixel", choices=PIXEL_CHOICES, default=None,
+                   help="how the LR pixels were made: 'integrate' (camera pixels averaging their "
+                   "area; default for a conditioned model) or 'sample' (point samples). A model "
+                   "with one fixed degradation serves its own pixel model only")
+    i.add_argument("--sigma", type=sigma_argument, default=None, metavar="S",
+                   help="Gaussian PSF width of the LR maps, HR pixels (> 0; default: the "
+                   "model's). A conditioned model is told it (a warning outside the range it was "
+                   "trained on); another model warns when it is not its own. What was used is "
+                   "recorded in the output (HDF5 attributes lr_degradation.*, an OVF header line "
+                   "or OUT_STEM.degradation.json)")
     u = p.add_argument_group("uncertainty (docs/uncertainty.md)")
     u.add_argument("--uncertainty", action="store_true",
                    help="also write OUT_STEM.uncertainty.npy (N, H, W) and a PNG of it: per HR "
@@ -56,10 +70,27 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run, inputs=("input", "model"), outputs=("out",), output_files=("out",))
 
 
-def refinement_plan(args, model, lr):
+#: ``--pixel`` values (:data:`spinsr_tf.data.degradation.PIXEL_MODELS`).
+PIXEL_CHOICES = ("sample", "integrate")
+
+
+def sigma_argument(text: str) -> float:
+    """argparse type of ``--sigma``: a finite PSF width > 0, HR pixels."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0 (HR pixels), got {text!r}")
+    return value
+
+
+def refinement_plan(args, model, lr, degradation=None):
     """``(hamiltonian, weight)`` of ``--refine physics``: from the flags, else the prior the
     model was trained with (its run's ``config.json``), else an error; λ 'auto' is chosen from
-    ``lr``."""
+    ``lr`` made with ``degradation`` (default: the model's)."""
     from spinsr_tf.base.errors import UserError
     from spinsr_tf.inference.weight_rule import choose_weight
     from spinsr_tf.nn.losses import PhysicsPrior
@@ -84,7 +115,7 @@ def refinement_plan(args, model, lr):
                             f"{args.physics_weight!r}") from None
     if args.physics_weight is None and trained is not None and args.physics is None:
         return ham, trained.weight
-    return ham, choose_weight(lr, ham, model.get_layer(LR_OUTPUT).degradation)
+    return ham, choose_weight(lr, ham, degradation or model.get_layer(LR_OUTPUT).degradation)
 
 
 #: Smallest LR side the network accepts (its 1-pixel reflect padding needs two pixels).
@@ -135,20 +166,41 @@ def trained_hamiltonian(model_path):
     return None
 
 
-def check_recorded_degradation(path, layer) -> None:
+def recorded_degradation(path) -> dict:
+    """The degradation attributes an HDF5 input records (``downsample`` writes factor,
+    kernel_size, sigma, padding and pixel), as stored; empty when it records none."""
+    import h5py
+
+    from spinsr_tf.data.stream import DEGRADATION_ATTRS
+
+    with h5py.File(path, "r") as f:
+        return {k: f.attrs[k] for k in DEGRADATION_ATTRS if k in f.attrs}
+
+
+def stated_record(attrs: dict) -> dict:
+    """The pixel model and σ an input's attributes say (a file that records a degradation but
+    not these two was made before they were recorded: point samples, σ 1), for comparing
+    ``--pixel``/``--sigma`` with; empty when it records none."""
+    if not attrs:
+        return {}
+    pixel = attrs.get("pixel", "sample")
+    return {"pixel": pixel.decode() if isinstance(pixel, bytes) else pixel,
+            "sigma": attrs.get("sigma", 1.0)}
+
+
+def check_recorded_degradation(path, layer, keys=None) -> None:
     """Refuse LR maps whose file records a degradation other than the model's (``downsample``
     writes factor, kernel_size, sigma, padding and pixel as file attributes): a network inverts
-    one degradation, and on another it would return confident nonsense. Files that record none
-    are taken as the model's."""
-    import h5py
+    one degradation, and on another it would return confident nonsense. ``keys``: the settings
+    compared (default all; a conditioned network is told σ and pixel model, so only its factor
+    and boundary must agree). Settings the file does not record are not compared."""
     import numpy as np
 
     from spinsr_tf.base.errors import UserError
     from spinsr_tf.data.stream import DEGRADATION_ATTRS
 
-    with h5py.File(path, "r") as f:
-        attrs = dict(f.attrs)
-    for key in DEGRADATION_ATTRS:
+    attrs = recorded_degradation(path)
+    for key in keys or DEGRADATION_ATTRS:
         if key not in attrs:
             continue
         recorded, own = attrs[key], getattr(layer, key)
@@ -177,9 +229,10 @@ def output_layout(shape, info) -> tuple:
     return tuple(shape)
 
 
-def output_metadata(out_format: str, info, scale: int, model_path) -> dict:
+def output_metadata(out_format: str, info, scale: int, model_path, notes=()) -> dict:
     """``write_image`` metadata of the SR maps: an OVF header (the input file's on the finer
-    mesh, else an unknown mesh: steps 0) or a TIFF pixel size divided by ``scale``."""
+    mesh, else an unknown mesh: steps 0; ``notes`` as further description lines) or a TIFF
+    pixel size divided by ``scale``."""
     from spinsr_tf.data.io import scaled_pixel
 
     if out_format == "ovf":
@@ -188,11 +241,68 @@ def output_metadata(out_format: str, info, scale: int, model_path) -> dict:
         model = Path(model_path)
         note = f"spinsr-tf upscale: x{scale} super-resolution by {model.parent.name}/{model.name}"
         if info.format == "ovf":
-            return {"ovf": ovf_header(info.meta, scale, desc=[note])}
-        return {"ovf": {"cellsize": (0.0, 0.0, 0.0), "desc": [note, "cell size unknown"]}}
+            return {"ovf": ovf_header(info.meta, scale, desc=[note, *notes])}
+        return {"ovf": {"cellsize": (0.0, 0.0, 0.0),
+                        "desc": [note, "cell size unknown", *notes]}}
     if out_format == "tiff" and info.format == "tiff":
         return {"pixel": scaled_pixel(info.meta, scale)}
     return {}
+
+
+def degradation_path(out: Path) -> Path:
+    """``OUT_STEM.degradation.json`` beside ``out``: the imaging record of an output format
+    without attributes (.npy, .png, .tif)."""
+    stem = out.with_suffix("")
+    return stem.with_name(stem.name + ".degradation.json")
+
+
+#: Output formats whose imaging record is a sidecar file (:func:`degradation_path`).
+SIDECAR_FORMATS = ("npy", "png", "tiff")
+
+
+def imaging_notes(served) -> list[str]:
+    """OVF description lines of the imaging the SR maps were served with."""
+    d = served.degradation
+    return [(f"LR imaging ({served.source}): factor {d.factor}, sigma {d.sigma:g} HR px, "
+             f"pixel {d.pixel}, kernel {d.kernel_size}, padding {d.padding}"),
+            *(f"warning: {w}" for w in served.warnings)]
+
+
+def write_imaging_record(out: Path, served, args) -> None:
+    """The sidecar :func:`degradation_path` of ``out``: what the SR maps were served with."""
+    import json
+
+    from spinsr_tf.base.files import write_text_atomic
+
+    record = {**served.to_record(), "model": os.path.abspath(args.model),
+              "input": os.path.abspath(args.input), "output": os.path.abspath(out)}
+    write_text_atomic(degradation_path(out), json.dumps(record, indent=1) + "\n")
+
+
+def served_for(args, model, attrs: dict):
+    """The :class:`~spinsr_tf.nn.export.ServedImaging` of this run: the input's record
+    (``attrs``), else ``--pixel``/``--sigma``, else the model's; its warnings given."""
+    import warnings
+
+    from spinsr_tf.data.degradation import Degradation
+    from spinsr_tf.nn.export import served_imaging, trained_degradations
+    from spinsr_tf.nn.network import LR_OUTPUT, is_conditioned
+
+    own = model.get_layer(LR_OUTPUT).degradation
+    recorded = None
+    if attrs:
+        check_recorded_degradation(args.input, model.get_layer(LR_OUTPUT),
+                                   ("factor", "padding") if is_conditioned(model) else None)
+        # what the file leaves out: the model's own for a fixed network (the rule of
+        # check_recorded_degradation), the reader's legacy defaults for a conditioned one
+        base = ({"factor": own.factor, "padding": own.padding} if is_conditioned(model)
+                else own.to_attrs())
+        recorded = Degradation.from_attrs({**base, **attrs})
+    served = served_imaging(model, recorded=recorded, pixel=args.pixel, sigma=args.sigma,
+                            trained=trained_degradations(args.model))
+    for text in served.warnings:
+        warnings.warn(text, stacklevel=2)
+    return served
 
 
 def run(args: argparse.Namespace) -> int:
@@ -208,6 +318,10 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and Path(args.input).exists() and out.samefile(args.input):
         raise UserError(f"--out {str(out)!r} is the input file; choose another output")
     lr, info = read_image(args.input, dataset=args.dataset, return_info=True)
+    from spinsr_tf.nn.export import check_stated
+
+    attrs = recorded_degradation(args.input) if info.format == "h5" else {}
+    check_stated(args.pixel, args.sigma, stated_record(attrs), f"input {args.input!r}")
     n, h, w, c = lr.shape
     if min(h, w) < MIN_SIZE:
         raise UserError(f"input {args.input!r} is {h}x{w}; the network needs at least "
@@ -215,19 +329,26 @@ def run(args: argparse.Namespace) -> int:
     # what the output can hold, before the model is loaded (the factor does not change it)
     check_writable(out, output_layout((n, h, w, c), info), output_dtype(out_format, info),
                    **output_metadata(out_format, info, 2, args.model))
+    if out_format in SIDECAR_FORMATS:
+        _check_uncertainty_paths([degradation_path(out)], args)
     magnitude = 1.0
     if info.format == "ovf" and info.meta["magnitude"] > 0:
         # stored values (e.g. A/m) -> ~unit vectors for the network, and back
         magnitude = float(info.meta["magnitude"])
         lr = (lr / magnitude).astype(np.float32)
+    from spinsr_tf.data.mask import fill_holes, hr_mask, mask_from_values
 
-    from spinsr_tf.nn.export import serving_model
+    # cells outside the magnet (zero vectors): the network sees their nearest magnet cell, the
+    # result a hole (spinsr_tf.data.mask)
+    magnet = mask_from_values(lr) if c == 3 else np.ones((n, h, w), bool)
+    if not magnet.all():
+        lr = np.stack([fill_holes(x, m) if m.any() else x for x, m in zip(lr, magnet)])
+
+    from spinsr_tf.nn.export import lr_input_shape, serving_model
     from spinsr_tf.nn.network import LR_OUTPUT, load_sr_model
 
     model = load_sr_model(args.model, compile=False)
-    if info.format == "h5":
-        check_recorded_degradation(args.input, model.get_layer(LR_OUTPUT))
-    channels = int(model.input_shape[-1])
+    channels = int(lr_input_shape(model)[-1])
     if c != channels:
         hint = ("; for a grey (Sz, Kerr, MFM) image use 'spinsr-tf fit-image', which trains on "
                 "the image itself" if c == 1 else
@@ -236,7 +357,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"input {args.input!r} has {c} channel(s) but the model expects "
                         f"{channels}{hint}")
     scale = int(model.get_layer(LR_OUTPUT).factor)
-    meta = output_metadata(out_format, info, scale, args.model)
+    served = served_for(args, model, attrs)
+    if args.uncertainty and served.conditioned:
+        raise UserError("--uncertainty does not serve a conditioned model yet; leave it out")
+    meta = output_metadata(out_format, info, scale, args.model, imaging_notes(served))
     layout = output_layout((n, h * scale, w * scale, c), info)
     fmt, dtype = check_writable(out, layout, output_dtype(out_format, info), **meta)
     # the SR maps (float32, with a float64 copy for stored units) in memory and on disk, before
@@ -255,7 +379,7 @@ def run(args: argparse.Namespace) -> int:
                             "trained with periodic padding)")
         if args.steps < 0:
             raise UserError(f"--steps must be >= 0, got {args.steps}")
-        hamiltonian, weight = refinement_plan(args, model, lr)
+        hamiltonian, weight = refinement_plan(args, model, lr, served.degradation)
     if args.uncertainty:
         from spinsr_tf.inference.uncertainty import symmetry_spread
 
@@ -265,22 +389,37 @@ def run(args: argparse.Namespace) -> int:
         sr, spread = symmetry_spread(model, lr, hamiltonian=trained_hamiltonian(args.model),
                                      batch_size=args.batch_size, progress=print)
     else:
-        sr = serving_model(model).predict(lr, batch_size=args.batch_size, verbose=0)
+        sr = serving_model(model, served.degradation if served.conditioned else None).predict(
+            lr, batch_size=args.batch_size, verbose=0)
     if args.refine == "physics":
         import time
 
         from spinsr_tf.inference.refine import refine
 
         t0 = time.perf_counter()
-        sr = refine(lr, hamiltonian, weight, model.get_layer(LR_OUTPUT).degradation, start=sr,
-                    steps=args.steps)
+        sr = refine(lr, hamiltonian, weight, served.degradation, start=sr, steps=args.steps)
         print(f"refined {n} map(s) with lambda {weight:g}, {args.steps} steps "
               f"({time.perf_counter() - t0:.1f} s)")
     sr = np.asarray(sr, np.float64 if magnitude != 1.0 else np.float32) * magnitude
+    if not magnet.all():
+        outside = ~hr_mask(magnet, served.degradation)
+        sr[outside] = 0.0
+        if args.uncertainty:
+            spread[outside] = 0.0
+        print(f"holes: {int((~magnet).sum())} LR cells outside the magnet (zero vectors) come "
+              "back as zero vectors")
+    record = served.to_record()
     write_image(out, np.reshape(sr, layout), dtype=dtype, dataset="sr",
                 attrs={"scale": scale, "model": os.path.abspath(args.model),
-                       "input": os.path.abspath(args.input)}, **meta)
-    print(f"wrote {out}: {n} SR map(s) of {h * scale}x{w * scale}x{c} (x{scale}, {dtype})")
+                       "input": os.path.abspath(args.input),
+                       **{f"lr_degradation.{k}": v
+                          for k, v in served.degradation.to_attrs().items()},
+                       "lr_degradation.source": served.source,
+                       "lr_degradation.warnings": record["warnings"]}, **meta)
+    if out_format in SIDECAR_FORMATS:
+        write_imaging_record(out, served, args)
+    print(f"wrote {out}: {n} SR map(s) of {h * scale}x{w * scale}x{c} (x{scale}, {dtype}); "
+          f"{served.summary()}")
     if args.uncertainty:
         from spinsr_tf.base.files import atomic_path
         from spinsr_tf.inference.uncertainty import uncertainty_figure

@@ -29,23 +29,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 
 import numpy as np
 
-from spinsr_tf.base.checks import check_int
+from spinsr_tf.base.checks import check_int, check_real, is_int
 from spinsr_tf.base.errors import UserError
 # the sampling geometry both operators share (re-exported: the names of this module's API)
 from spinsr_tf.data.interpolation import PADDING_MODES, PIXEL_MODELS, fold_index, upsample
 
 
 def _check_kernel_args(kernel_size, sigma) -> None:
-    if (not isinstance(kernel_size, numbers.Integral) or isinstance(kernel_size, bool)
-            or kernel_size < 1 or kernel_size % 2 == 0):
-        raise UserError(f"kernel_size must be an odd integer >= 1, got {kernel_size!r}")
-    if (isinstance(sigma, bool) or not isinstance(sigma, numbers.Real)
-            or not np.isfinite(sigma) or sigma <= 0):
-        raise UserError(f"sigma must be a finite number > 0 (HR pixels), got {sigma!r}")
+    check_int("kernel_size", kernel_size, 1, parity="odd")
+    check_real("sigma", sigma, 0.0, strict=True, unit="HR pixels")
 
 
 def _check_factor(factor) -> None:
@@ -366,7 +361,7 @@ def as_degradation(value, name: str = "degradation") -> Degradation:
     settings (σ = 1, 23 taps, point samples, periodic)."""
     if isinstance(value, Degradation):
         return value
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    if is_int(value):
         return Degradation(int(value))
     raise UserError(f"{name} must be a Degradation or an integer factor, got {value!r}")
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 
 import numpy as np
 
+from spinsr_tf.base.checks import check_real, is_real
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.data.degradation import PIXEL_MODELS, Degradation, kernel_size_for
 
@@ -40,16 +40,12 @@ BLIND_DEFAULT = {"sigma": (0.5, 3.0), "pixel": {"sample": 1.0, "integrate": 1.0}
 
 def _range(name: str, value, minimum: float, strict: bool) -> tuple[float, float]:
     """``value`` (a number or a pair ``(lo, hi)``) as a validated pair ``lo <= hi``."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+    if is_real(value):
         value = (value, value)
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise UserError(f"{name} must be a number or a range (low, high), got {value!r}")
-    lo, hi = value
-    for v in (lo, hi):
-        if (isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v)
-                or (v <= minimum if strict else v < minimum)):
-            bound = f"{'>' if strict else '>='} {minimum:g}"
-            raise UserError(f"{name} range must hold finite numbers {bound}, got {value!r}")
+    lo, hi = (check_real(f"{name} range {tuple(value)!r}: {end}", v, minimum, strict)
+              for end, v in (("low", value[0]), ("high", value[1])))
     if lo > hi:
         raise UserError(f"{name} range is inverted: low {lo!r} > high {hi!r}")
     return float(lo), float(hi)
@@ -67,10 +63,7 @@ def _weights(value) -> tuple[tuple[str, float], ...]:
     for key, w in value.items():
         if key not in PIXEL_MODELS:
             raise UserError(f"pixel model must be one of {PIXEL_MODELS}, got {key!r}")
-        if (isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w)
-                or w < 0):
-            raise UserError(f"pixel weight of {key!r} must be a finite number >= 0, got {w!r}")
-        out[key] = float(w)
+        out[key] = check_real(f"pixel weight of {key!r}", w, 0.0)
     if not sum(out.values()) > 0:
         raise UserError("pixel weights must not all be 0")
     return tuple(sorted(out.items()))

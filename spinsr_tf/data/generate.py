@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 
 from spinsr_tf._version import __version__
-from spinsr_tf.base.checks import describe_mismatch
+from spinsr_tf.base.checks import check_int, describe_mismatch
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import (check_writable_folder, remove_stale_temporaries,
                                   write_text_atomic)
@@ -245,10 +245,7 @@ def _check_workers(workers, scheduler) -> None:
         return
     import numba
 
-    if (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
-            or not 1 <= workers <= numba.config.NUMBA_NUM_THREADS):
-        raise UserError(f"workers must be between 1 and {numba.config.NUMBA_NUM_THREADS}, "
-                        f"got {workers!r}")
+    check_int("workers", workers, 1, numba.config.NUMBA_NUM_THREADS)
 
 
 def _read_params(folder: Path) -> dict | None:

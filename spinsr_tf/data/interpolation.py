@@ -29,6 +29,16 @@ Keras' ``"reflect"``, ``scipy.ndimage`` mode ``"mirror"``), for real images with
 The geometry shared with the degradation lives here, below it (the degradation's
 :meth:`~spinsr_tf.data.degradation.Degradation.upsample` calls this module):
 :data:`PADDING_MODES`, :data:`PIXEL_MODELS` and :func:`fold_index`, the one boundary fold.
+This module is thus the lower half of the degradation module, split off only so that
+:mod:`spinsr_tf.data.degradation` can import the geometry without a cycle. That is why
+:func:`upsample` and :func:`upsample_matrix` take the sampling grid as the three values
+``factor``, ``padding`` and ``pixel`` (the part of a degradation an interpolation needs: where
+LR sample ``k`` sits and how the boundary folds; never the PSF): they are the backend of
+:meth:`Degradation.upsample <spinsr_tf.data.degradation.Degradation.upsample>` and of the Keras
+layer :class:`~spinsr_tf.nn.layers.AlignedUpsample` (which must keep primitive, serialisable
+arguments), and they also serve the baselines, which interpolate at a bare factor, with the
+``"resize"`` convention no degradation has. Code that holds a degradation calls its
+``upsample`` instead of taking the three values apart.
 
 Methods:
 
@@ -48,8 +58,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from spinsr_tf.base.checks import check_choice, check_maps
-from spinsr_tf.base.errors import UserError
+from spinsr_tf.base.checks import check_bool, check_choice, check_int, check_maps, check_real
 
 __all__ = ["METHODS", "CONVENTIONS", "PADDINGS", "PADDING_MODES", "PIXEL_MODELS", "fold_index",
            "unit_normalize", "upsample", "upsample_matrix"]
@@ -86,20 +95,10 @@ _SPLINE_ORDER = {"bilinear": 1, "bicubic": 3}
 _NDIMAGE_MODE = {"periodic": "grid-wrap", "reflect": "mirror"}
 
 
-def _check_factor(factor) -> int:
-    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
-        raise UserError(f"factor must be a positive integer; got {factor!r}")
-    return int(factor)
-
-
 def _check_sigma(sigma_up, factor: int) -> float:
     if sigma_up is None:
         return factor / 2.0
-    real = (int, float, np.integer, np.floating)
-    if isinstance(sigma_up, bool) or not isinstance(sigma_up, real) \
-            or not math.isfinite(sigma_up) or sigma_up <= 0:
-        raise UserError(f"sigma_up must be a positive number of HR pixels; got {sigma_up!r}")
-    return float(sigma_up)
+    return check_real("sigma_up", sigma_up, 0, strict=True, unit="HR pixels")
 
 
 def _lr_coordinates(n_lr: int, factor: int, convention: str, pixel: str) -> np.ndarray:
@@ -160,15 +159,14 @@ def upsample_matrix(n_lr: int, factor: int, method: str = "bicubic",
     numpy.ndarray, shape (n_lr·factor, n_lr), float64, read-only
         Row ``x`` holds the weights of the LR samples at HR pixel ``x``; every row sums to 1.
     """
-    if isinstance(n_lr, bool) or not isinstance(n_lr, (int, np.integer)) or n_lr < 1:
-        raise UserError(f"n_lr must be a positive integer; got {n_lr!r}")
-    factor = _check_factor(factor)
+    n_lr = check_int("n_lr", n_lr, 1)
+    factor = check_int("factor", factor, 1)
     check_choice("method", method, METHODS)
     check_choice("convention", convention, CONVENTIONS)
     check_choice("padding", padding, PADDINGS)
     check_choice("pixel", pixel, PIXEL_MODELS)
     sigma = _check_sigma(sigma_up, factor) if method == "gaussian" else 0.0
-    return _cached_matrix(int(n_lr), factor, method, convention, padding, sigma, pixel)
+    return _cached_matrix(n_lr, factor, method, convention, padding, sigma, pixel)
 
 
 def unit_normalize(x: np.ndarray) -> np.ndarray:
@@ -183,6 +181,10 @@ def upsample(lr, factor: int, method: str = "bicubic", convention: str = "aligne
              normalize: bool = False, padding: str = "periodic",
              sigma_up: float | None = None, pixel: str = "sample") -> np.ndarray:
     """Up-sample LR spin maps by an integer factor with an interpolation baseline.
+
+    With a :class:`~spinsr_tf.data.degradation.Degradation` at hand call its
+    :meth:`~spinsr_tf.data.degradation.Degradation.upsample`, which passes its factor, padding
+    and pixel model here (see the module docstring for why they are three values).
 
     Parameters
     ----------
@@ -214,13 +216,12 @@ def upsample(lr, factor: int, method: str = "bicubic", convention: str = "aligne
     -------
     numpy.ndarray, shape (N, h·f, w·f, C), float32
     """
-    factor = _check_factor(factor)
+    factor = check_int("factor", factor, 1)
     check_choice("method", method, METHODS)
     check_choice("convention", convention, CONVENTIONS)
     check_choice("padding", padding, PADDINGS)
     check_choice("pixel", pixel, PIXEL_MODELS)
-    if not isinstance(normalize, (bool, np.bool_)):
-        raise UserError(f"normalize must be True or False; got {normalize!r}")
+    normalize = check_bool("normalize", normalize)
     x = check_maps("lr", lr, np.float64)
     _, h, w, _ = x.shape
     m_y = upsample_matrix(h, factor, method, convention, padding, sigma_up, pixel)

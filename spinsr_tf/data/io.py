@@ -169,8 +169,9 @@ def _to_nhwc(array: np.ndarray, path) -> np.ndarray:
                     "(H, W, C) or (N, H, W, C)")
 
 
-def _values(raw: np.ndarray, path) -> tuple[np.ndarray, str]:
-    """float32 values of a raw array (intensities mapped) and the stored dtype name."""
+def _values(raw: np.ndarray, path, holes: bool = False) -> tuple[np.ndarray, str]:
+    """float32 values of a raw array (intensities mapped) and the stored dtype name; with
+    ``holes``, NaN or Inf in float 3-component maps are kept (cells outside the magnet)."""
     dtype = raw.dtype
     if dtype.name in INTENSITY_DTYPES:
         out = from_intensity(raw)
@@ -181,7 +182,8 @@ def _values(raw: np.ndarray, path) -> tuple[np.ndarray, str]:
                         f"dtype or one of {', '.join(INTENSITY_DTYPES)}")
     if out.size == 0:
         raise UserError(f"{str(path)!r} holds an empty array of shape {raw.shape}")
-    if not np.all(np.isfinite(out)):
+    if not (holes and out.shape[-1] == 3 and np.issubdtype(dtype, np.floating)) \
+            and not np.all(np.isfinite(out)):
         bad = int(np.count_nonzero(~np.isfinite(out)))
         raise UserError(f"{str(path)!r} contains {bad} NaN or infinite value(s)")
     return out, dtype.name
@@ -372,7 +374,7 @@ def _read_png(path: Path) -> np.ndarray:
 
 
 def read_image(path: str | os.PathLike, dataset: str | None = None, *,
-               return_info: bool = False):
+               return_info: bool = False, holes: bool = False):
     """Read maps from ``.npy``, ``.h5``/``.hdf5``, ``.tif``/``.tiff``, ``.png`` or ``.ovf``.
 
     OVF files: every z layer is one map (N = znodes), values as stored (float32 here; the
@@ -387,6 +389,9 @@ def read_image(path: str | os.PathLike, dataset: str | None = None, *,
     return_info : bool
         Also return an :class:`ImageInfo` (stored format, dtype, rank and metadata), to write
         results back in the same encoding and layout.
+    holes : bool
+        Keep NaN or Inf in float 3-component maps: cells outside the magnet
+        (:mod:`spinsr_tf.data.mask`); refused otherwise.
 
     Returns
     -------
@@ -409,10 +414,10 @@ def read_image(path: str | os.PathLike, dataset: str | None = None, *,
             raise UserError(f"input file {str(path)!r} does not exist")
         if dataset is not None:
             raise UserError(f"dataset={dataset!r} applies to HDF5 files only, not {str(path)!r}")
-        field_, meta = read_ovf(path, layer="all", normalize=False)
+        field_, meta = read_ovf(path, layer="all", normalize=False, holes=holes)
         if field_.shape[0] == 1:
             field_ = field_[0]
-        values, _ = _values(_to_nhwc(field_, path), path)
+        values, _ = _values(_to_nhwc(field_, path), path, holes)
         return (values, ImageInfo(format="ovf", dtype="float32", dataset=None,
                                   ndim=field_.ndim, meta=meta)) if return_info else values
     fmt = image_format(path)
@@ -431,7 +436,7 @@ def read_image(path: str | os.PathLike, dataset: str | None = None, *,
         raw = _read_png(path)
     ndim = np.ndim(raw)
     raw = _to_nhwc(raw, path)
-    values, dtype = _values(raw, path)
+    values, dtype = _values(raw, path, holes)
     if return_info:
         return values, ImageInfo(format=fmt, dtype=dtype, dataset=name, ndim=ndim, meta=meta)
     return values

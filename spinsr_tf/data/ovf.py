@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spinsr_tf.base.checks import is_int
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import atomic_path
 
@@ -182,7 +183,8 @@ def _text_values(raw: bytes, pos: int, count: int, path):
     return values
 
 
-def read_ovf(path: str | os.PathLike, layer: int | None = None, normalize: bool = True):
+def read_ovf(path: str | os.PathLike, layer: int | None = None, normalize: bool = True,
+             holes: bool = False):
     """Read one z layer of an OVF 1.0/2.0 vector field.
 
     Parameters
@@ -197,6 +199,9 @@ def read_ovf(path: str | os.PathLike, layer: int | None = None, normalize: bool 
         outside the magnet) stay zero vectors and are counted in ``meta["holes"]``. With
         False the values are returned as stored (e.g. magnetisation in A/m), times OVF 1.0's
         ``valuemultiplier``.
+    holes : bool
+        Accept NaN or infinite values as cells outside the magnet (some tools write them so);
+        they are returned as they are and counted in ``meta["holes"]``. False: refused.
 
     Returns
     -------
@@ -261,17 +266,16 @@ def read_ovf(path: str | os.PathLike, layer: int | None = None, normalize: bool 
             raise _fail(path, f"it has znodes={nz} layers; choose one with layer=0..{nz - 1}")
         layer = 0
     every = isinstance(layer, str) and layer == "all"
-    if not every and (isinstance(layer, bool) or not isinstance(layer, (int, np.integer))
-                      or not 0 <= layer < nz):
+    if not every and not (is_int(layer) and 0 <= layer < nz):
         raise UserError(f"layer must be an integer in 0..{nz - 1} or 'all' for "
                         f"{str(path)!r}, got {layer!r}")
     field = values.reshape(nz, ny, nx, 3)
     field = field if every else field[int(layer)]
-    if not np.all(np.isfinite(field)):
+    if not holes and not np.all(np.isfinite(field)):
         raise _fail(path, f"{int(np.count_nonzero(~np.isfinite(field)))} NaN or infinite "
                           "value(s)")
     norm = np.sqrt(np.square(field).sum(axis=-1))
-    filled = norm > 0
+    filled = np.isfinite(norm) & (norm > 0)
     if normalize:
         field = np.divide(field, norm[..., None], out=np.zeros_like(field),
                           where=filled[..., None])

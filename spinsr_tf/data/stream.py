@@ -23,9 +23,9 @@ from __future__ import annotations
 import functools
 import json
 import math
-import numbers
 import os
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,8 +33,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from spinsr_tf.base.checks import check_int, check_real, is_int
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.data.degradation import FIELDS, Degradation
+from spinsr_tf.data.degradation import FIELDS, LEGACY_KERNEL_SIZE, Degradation
 from spinsr_tf.data.io import damaged_file_errors, h5_output
 from spinsr_tf.data.degradation_generator import DegradationGenerator, DrawnDegradation, batch_rng
 
@@ -358,10 +359,29 @@ class TrainingData:
                 f.close()
 
 
-def open_training_data(path, scale: int, kernel_size: int | None = None,
-                       sigma: float | None = None, padding: str | None = None,
-                       hr_path=None, max_samples: int | None = None,
-                       pixel: str | None = None) -> TrainingData:
+def _given_settings(degradation) -> dict:
+    """The degradation settings a caller fixed, as ``{name: value}`` with ``factor`` always
+    there (the rest may be missing: read from the data file)."""
+    if isinstance(degradation, Degradation):
+        return degradation.to_dict()
+    if is_int(degradation):
+        return {"factor": check_int("scale", degradation, 1)}
+    if isinstance(degradation, Mapping):
+        unknown = sorted(map(str, set(degradation) - set(FIELDS)))
+        if unknown:
+            raise UserError(f"unknown degradation setting(s): {', '.join(unknown)} "
+                            f"(known: {', '.join(FIELDS)})")
+        given = {k: v for k, v in degradation.items() if v is not None}
+        if "factor" not in given:
+            raise UserError("the degradation settings need 'factor' (the SR scale)")
+        check_int("scale", given["factor"], 1)
+        return given
+    raise UserError(f"degradation must be a Degradation, an integer factor or a mapping of "
+                    f"its settings, got {degradation!r}")
+
+
+def open_training_data(path, degradation, hr_path=None,
+                       max_samples: int | None = None) -> TrainingData:
     """Open a training file: LR maps (``lr``) or HR maps (``spins``) degraded on the fly.
 
     Parameters
@@ -369,12 +389,15 @@ def open_training_data(path, scale: int, kernel_size: int | None = None,
     path : str or PathLike
         HDF5 file with dataset ``lr`` (N, h, w, C) or ``spins`` (N, H, W, C). A file with both
         trains on ``lr`` and uses ``spins`` as HR maps for monitoring.
-    scale : int
-        SR factor. An ``lr`` dataset's ``factor`` attribute must equal it.
-    kernel_size, sigma, padding, pixel : optional
-        Degradation parameters. None takes the LR file's attributes, else the
-        defaults 23, 1.0, ``"periodic"``, ``"sample"``. Given values must agree with the LR
-        file's attributes.
+    degradation : Degradation, int or mapping
+        The imaging model of the maps, whole or in part: a
+        :class:`~spinsr_tf.data.degradation.Degradation`; an integer, its factor (the SR
+        scale) alone; or a mapping of some of its settings (keys of
+        :data:`~spinsr_tf.data.degradation.FIELDS`, ``factor`` required; None stands for a
+        setting not given, as in :class:`~spinsr_tf.nn.config.TrainConfig`). A setting not
+        given takes the LR file's attribute, else the default (window 23 whatever σ, σ 1.0,
+        ``"periodic"``, ``"sample"``). Given settings must agree with the LR file's
+        attributes; an ``lr`` dataset's ``factor`` attribute must equal the factor.
     hr_path : str or PathLike, optional
         A file with dataset ``spins`` holding the HR maps of the same samples, in the same
         order, for an LR-only ``path`` (monitoring and the supervised oracle only).
@@ -388,9 +411,11 @@ def open_training_data(path, scale: int, kernel_size: int | None = None,
     Raises
     ------
     UserError
-        Missing/unreadable file or dataset, a degradation parameter that contradicts the LR
-        file's attributes, HR maps whose shape does not match the LR maps times ``scale``.
+        Missing/unreadable file or dataset, a degradation setting that contradicts the LR
+        file's attributes, HR maps whose shape does not match the LR maps times the factor.
     """
+    given = _given_settings(degradation)
+    scale = int(given.pop("factor"))
     path = Path(path)
     if not path.is_file():
         raise UserError(f"data file {str(path)!r} does not exist")
@@ -408,8 +433,8 @@ def open_training_data(path, scale: int, kernel_size: int | None = None,
             raise UserError(f"HR file {str(hr_path)!r} does not exist")
         hr_file = MapFile.open(hr_path, HR)
 
-    given = {"kernel_size": kernel_size, "sigma": sigma, "padding": padding, "pixel": pixel}
-    params = {"kernel_size": 23, "sigma": 1.0, "padding": "periodic", "pixel": "sample"}
+    params = {"kernel_size": LEGACY_KERNEL_SIZE, "sigma": 1.0, "padding": "periodic",
+              "pixel": "sample"}
     if lr_file is not None:
         stored = lr_file.attrs
         for key in ("factor", *params):   # a damaged attribute: one line, not a ValueError
@@ -426,12 +451,12 @@ def open_training_data(path, scale: int, kernel_size: int | None = None,
         for key in params:
             if key in stored:
                 value = type(params[key])(stored[key])
-                if given[key] is not None and given[key] != value:
+                if key in given and given[key] != value:
                     raise UserError(f"{key} {given[key]!r} does not match the {key} {value!r} "
                                     f"the LR maps in {str(path)!r} were made with")
                 params[key] = value
-    params.update({k: v for k, v in given.items() if v is not None})
-    degradation = Degradation(int(scale), **params)
+    params.update(given)
+    degradation = Degradation(scale, **params)
 
     n = (lr_file or hr_file).shape[0]
     if lr_file is not None and hr_file is not None:
@@ -446,10 +471,7 @@ def open_training_data(path, scale: int, kernel_size: int | None = None,
             raise UserError(f"HR maps of size {hh}x{hw} in {str(hr_file.path)!r} are not "
                             f"divisible by scale {scale}")
     if max_samples is not None:
-        if (not isinstance(max_samples, numbers.Integral) or isinstance(max_samples, bool)
-                or max_samples < 1):
-            raise UserError(f"max_samples must be a positive integer, got {max_samples!r}")
-        n = min(n, int(max_samples))
+        n = min(n, check_int("max_samples", max_samples, 1))
     return TrainingData(lr_file, hr_file, degradation, int(n))
 
 
@@ -459,9 +481,7 @@ def split_indices(n: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     ``n_val = floor(n · val_fraction)``, at least 1 when ``val_fraction > 0``; at least one
     training sample must remain.
     """
-    if (isinstance(val_fraction, bool) or not isinstance(val_fraction, numbers.Real)
-            or not 0 <= val_fraction < 1):
-        raise UserError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+    check_real("val_fraction", val_fraction, 0, below=1)
     n_val = max(1, math.floor(n * val_fraction)) if val_fraction > 0 else 0
     if n - n_val < 1:
         raise UserError(f"val_fraction {val_fraction} leaves no training sample out of {n}")
@@ -490,11 +510,8 @@ class BatchPlan:
     """
 
     def __init__(self, indices, batch_size: int, seed: int = 0, shuffle: bool = True):
-        if (not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool)
-                or batch_size < 1):
-            raise UserError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.batch_size = check_int("batch_size", batch_size, 1)
         self.indices = np.asarray(indices, dtype=np.int64)
-        self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.shuffle = bool(shuffle)
 

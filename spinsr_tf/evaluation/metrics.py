@@ -10,6 +10,10 @@ All metrics are computed on the HR grid, per image, over arrays of shape ``(N, H
   two unit vectors (opposite unit vectors give 0 dB, identical maps +inf);
 - Corr = mean over sites of ``S · S'`` (1 for identical unit-vector maps, 0 for unrelated ones,
   -1 for reversed ones).
+
+Each takes an optional ``mask`` (``(H, W)`` or ``(N, H, W)`` bool, True on the magnet,
+:mod:`spinsr_tf.data.mask`): the means are then over the magnet's sites only, so that holes a
+result keeps as holes neither help nor hurt its score.
 """
 
 from __future__ import annotations
@@ -42,13 +46,32 @@ def _as_pair(pred, truth) -> tuple[np.ndarray, np.ndarray]:
     return p, t
 
 
-def mse(pred, truth) -> np.ndarray:
+def _site_mean(values: np.ndarray, mask) -> np.ndarray:
+    """Per-image mean of ``(N, H, W)`` site values, over the sites of ``mask`` (None: all)."""
+    if mask is None:
+        return values.mean(axis=(1, 2))
+    m = np.asarray(mask)
+    if m.dtype != bool:
+        raise UserError(f"mask must be boolean (True on the magnet), got {m.dtype}")
+    if m.shape not in (values.shape[1:], values.shape):
+        raise UserError(f"mask must have shape (H, W) {values.shape[1:]} or (N, H, W) "
+                        f"{values.shape}; got {m.shape}")
+    m = np.broadcast_to(m, values.shape)
+    count = m.sum(axis=(1, 2))
+    if np.any(count == 0):
+        raise UserError(f"mask leaves no site in image(s) {np.flatnonzero(count == 0).tolist()}")
+    return np.where(m, values, 0.0).sum(axis=(1, 2)) / count
+
+
+def mse(pred, truth, mask=None) -> np.ndarray:
     """Per-image mean squared distance between spin maps.
 
     Parameters
     ----------
     pred, truth : array_like, shape (N, H, W, C)
         Prediction and ground truth on the same grid (any real dtype; computed in float64).
+    mask : array_like of bool, shape (H, W) or (N, H, W), optional
+        The sites to average over (True on the magnet); default all.
 
     Returns
     -------
@@ -57,10 +80,10 @@ def mse(pred, truth) -> np.ndarray:
         vectors.
     """
     p, t = _as_pair(pred, truth)
-    return np.square(p - t).sum(axis=-1).mean(axis=(1, 2))
+    return _site_mean(np.square(p - t).sum(axis=-1), mask)
 
 
-def psnr(pred, truth, max_value: float = 2.0) -> np.ndarray:
+def psnr(pred, truth, max_value: float = 2.0, mask=None) -> np.ndarray:
     """Per-image peak signal-to-noise ratio in dB.
 
     Parameters
@@ -69,6 +92,8 @@ def psnr(pred, truth, max_value: float = 2.0) -> np.ndarray:
     max_value : float
         ``MAX`` in ``10 log10(MAX² / MSE)``; 2 is the diameter of the unit sphere, so reversed
         unit vectors score 0 dB.
+    mask : array_like of bool, shape (H, W) or (N, H, W), optional
+        The sites of the MSE (:func:`mse`).
 
     Returns
     -------
@@ -79,17 +104,19 @@ def psnr(pred, truth, max_value: float = 2.0) -> np.ndarray:
     if isinstance(max_value, bool) or not isinstance(max_value, real) \
             or not np.isfinite(max_value) or max_value <= 0:
         raise UserError(f"max_value must be a positive finite number; got {max_value!r}")
-    err = mse(pred, truth)
+    err = mse(pred, truth, mask)
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(float(max_value) ** 2 / err)
 
 
-def corr(pred, truth) -> np.ndarray:
+def corr(pred, truth, mask=None) -> np.ndarray:
     """Per-image mean site-wise dot product ``mean_sites(S · S')``.
 
     Parameters
     ----------
     pred, truth : array_like, shape (N, H, W, C)
+    mask : array_like of bool, shape (H, W) or (N, H, W), optional
+        The sites to average over (True on the magnet); default all.
 
     Returns
     -------
@@ -99,7 +126,7 @@ def corr(pred, truth) -> np.ndarray:
         even where the directions are right.
     """
     p, t = _as_pair(pred, truth)
-    return (p * t).sum(axis=-1).mean(axis=(1, 2))
+    return _site_mean((p * t).sum(axis=-1), mask)
 
 
 def summarize(values) -> dict[str, float]:
@@ -127,7 +154,7 @@ def summarize(values) -> dict[str, float]:
     return {"mean": float(v.mean()), "std": 0.0 if same else float("nan")}
 
 
-def score(pred, truth, max_value: float = 2.0) -> dict[str, float]:
+def score(pred, truth, max_value: float = 2.0, mask=None) -> dict[str, float]:
     """All three metrics, as mean and spread over the images: the evaluation's table row.
 
     Parameters
@@ -135,6 +162,8 @@ def score(pred, truth, max_value: float = 2.0) -> dict[str, float]:
     pred, truth : array_like, shape (N, H, W, C)
     max_value : float
         Passed to :func:`psnr`.
+    mask : array_like of bool, shape (H, W) or (N, H, W), optional
+        Score the magnet's sites only (:func:`mse`).
 
     Returns
     -------
@@ -145,9 +174,9 @@ def score(pred, truth, max_value: float = 2.0) -> dict[str, float]:
     """
     p, t = _as_pair(pred, truth)
     per_image = {
-        "mse": mse(p, t),
-        "psnr": psnr(p, t, max_value=max_value),
-        "corr": corr(p, t),
+        "mse": mse(p, t, mask),
+        "psnr": psnr(p, t, max_value=max_value, mask=mask),
+        "corr": corr(p, t, mask),
     }
     out: dict[str, float] = {}
     stats = {name: summarize(v) for name, v in per_image.items()}

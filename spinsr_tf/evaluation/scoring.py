@@ -1,7 +1,10 @@
 """Score SR networks and interpolation baselines against ground truth on the HR grid.
 
 The test set's HR maps are degraded with the *network's own* degradation (factor, kernel, σ,
-padding read from its ``lr`` layer), so network and baselines see the same LR input. Every
+padding read from its ``lr`` layer), so network and baselines see the same LR input. A
+conditioned network (trained across drawn degradations, ``build_sr_model(...,
+conditioned=True)``) is told the degradation of the test LR maps: its nominal one, or another
+given to :func:`evaluate`. Every
 baseline is reported aligned with the sampling grid and in the image-``resize`` convention, each
 with and without unit-vector normalization (:data:`spinsr_tf.data.interpolation.BASELINES`).
 """
@@ -51,21 +54,38 @@ def _outputs_unit_vectors(model) -> bool:
     return type(model.get_layer("sr")).__name__ == "UnitVectors"
 
 
-def predict_sr(model, lr: np.ndarray, batch_size: int = 16) -> np.ndarray:
+def predict_sr(model, lr: np.ndarray, batch_size: int = 16,
+               degradation: Degradation | None = None) -> np.ndarray:
     """SR maps of an LR batch through the model's ``sr`` layer.
 
     Called directly, batch by batch (inference mode), not through ``Model.predict``: each call
     builds a new sub-model, whose ``predict`` would trace a new ``tf.function`` (TensorFlow
     then warns of retracing after a few models); the values are the same.
+
+    ``degradation``: how ``lr`` was made; a conditioned network is told it (required there),
+    another network ignores it (it inverts its own).
     """
     import keras
 
-    from spinsr_tf.nn.network import sr_submodel
+    from spinsr_tf.data.degradation_generator import condition_vector
+    from spinsr_tf.nn.network import CONDITION_INPUT, is_conditioned, sr_submodel
 
     sub = sr_submodel(model)
     lr = np.asarray(lr, dtype=np.float32)
+    condition = None
+    if is_conditioned(model):
+        if degradation is None:
+            raise UserError(f"model {model.name!r} is conditioned on the degradation: "
+                            "predict_sr needs the one of the LR maps")
+        condition = condition_vector(as_degradation(degradation))
+
+    def inputs(x):
+        if condition is None:
+            return x
+        return {"lr_input": x, CONDITION_INPUT: np.tile(condition, (len(x), 1))}
+
     return np.concatenate([np.asarray(keras.ops.convert_to_numpy(
-        sub(lr[i:i + batch_size], training=False)), dtype=np.float32)
+        sub(inputs(lr[i:i + batch_size]), training=False)), dtype=np.float32)
         for i in range(0, len(lr), batch_size)])
 
 
@@ -78,12 +98,14 @@ def evaluate(hr: np.ndarray, models: dict | None = None, *,
     Parameters
     ----------
     hr : ``(N, L, L, C)`` ground truth.
-    models : ``{name: keras.Model}`` SR models (names ``sr``, ``sr_*``); they must all share one
-        degradation, which then overrides ``degradation``/``factor`` (the baselines place LR
-        pixels where that pixel model puts them).
-    degradation : :class:`~spinsr_tf.data.degradation.Degradation` of the test LR maps when no
-        model is given; ``factor`` alone stands for ``Degradation(factor)`` (the paper's σ = 1,
-        23 taps, point samples, periodic).
+    models : ``{name: keras.Model}`` SR models (names ``sr``, ``sr_*``); without
+        ``degradation`` they must all share one, which makes the test LR maps (the baselines
+        place LR pixels where that pixel model puts them).
+    degradation : :class:`~spinsr_tf.data.degradation.Degradation` of the test LR maps; with
+        models, a network with one input must invert exactly this one, and a conditioned
+        network (told it) must share its factor and boundary. ``factor`` alone (no model)
+        stands for ``Degradation(factor)`` (the paper's σ = 1, 23 taps, point samples,
+        periodic).
     normalized_sr : also report each network's output normalized to unit vectors (``NAME_norm``),
         for networks whose output is not unit vectors already.
     progress : a progress bar on stderr, one step per baseline and network (a network over
@@ -97,16 +119,34 @@ def evaluate(hr: np.ndarray, models: dict | None = None, *,
     hr = np.asarray(hr, dtype=np.float32)
     if hr.ndim != 4:
         raise UserError(f"test maps must have shape (N, H, W, C), got {hr.shape}")
+    from spinsr_tf.nn.export import lr_input_shape
+    from spinsr_tf.nn.network import is_conditioned
+
     models = dict(models or {})
     degradations = {name: degradation_of(m) for name, m in models.items()}
-    if degradations:
+    for name, model in models.items():
+        channels = lr_input_shape(model)[-1]
+        if channels != hr.shape[-1]:
+            raise UserError(f"model {name!r} takes {channels} channels, test maps have "
+                            f"{hr.shape[-1]}")
+    if degradations and degradation is not None:
+        if factor is not None:
+            raise UserError("give degradation or factor, not both")
+        deg = as_degradation(degradation)
+        for name, own in degradations.items():
+            told = is_conditioned(models[name])
+            keys = ("factor", "padding") if told else tuple(own)
+            wrong = [k for k in keys if own[k] != deg.to_dict()[k]]
+            if wrong:
+                raise UserError(f"model {name!r} " + (
+                    "is told σ and pixel model, but its " if told else "inverts ")
+                    + ", ".join(f"{k}={own[k]}" for k in wrong) + ", not the test maps' "
+                    + ", ".join(f"{k}={deg.to_dict()[k]}" for k in wrong))
+    elif degradations:
         first = next(iter(degradations.values()))
         for name, deg in degradations.items():
             if deg != first:
                 raise UserError(f"model {name!r} degrades with {deg}, unlike {first}")
-            channels = models[name].input_shape[-1]
-            if channels != hr.shape[-1]:
-                raise UserError(f"model {name!r} takes {channels} channels, test maps have {hr.shape[-1]}")
         deg = Degradation.from_dict(first)
     elif degradation is not None and factor is not None:
         raise UserError("give degradation or factor, not both")
@@ -129,7 +169,7 @@ def evaluate(hr: np.ndarray, models: dict | None = None, *,
         methods[name] = score_method(fn(lr, factor, padding=padding, pixel=pixel), hr)
     for name, model in models.items():
         bar(name)
-        sr = predict_sr(model, lr, batch_size=batch_size)
+        sr = predict_sr(model, lr, batch_size=batch_size, degradation=deg)
         methods[name] = score_method(sr, hr)
         if normalized_sr and not _outputs_unit_vectors(model):
             methods[f"{name}_norm"] = score_method(unit_normalize(sr), hr)

@@ -64,7 +64,7 @@ def model_card(name: str, config: dict, result: dict, preset_name: str, seed: in
         f"- {params['n']} periodic {params['size']}×{params['size']} lattices annealed by "
         f"Monte Carlo (seed {params['seed']}), Hamiltonian: {ham}",
         f"- schedule: {json.dumps(params['schedule'])}",
-        f"- only the LR maps were used: the network never saw a high-resolution map", "",
+        "- only the LR maps were used: the network never saw a high-resolution map", "",
         "## Degradation it inverts", "",
         f"Gaussian blur σ = {deg['sigma']:g} HR px ({deg['kernel_size']} taps), "
         f"{PIXEL_WORDS[config.get('pixel', 'sample')]}, every {deg['factor']} sites, "

@@ -5,10 +5,11 @@ a SPLEEM image (three components, domains) that have no high-resolution counterp
 same kind of images are made from large annealed lattices, so that the super-resolved result can
 be compared with the truth:
 
-- :func:`kerr_image`: polar-Kerr (MOKE) camera image of ``Sz``. Optics = a Gaussian PSF of
-  ``psf_sigma`` HR pixels and camera pixels that integrate their ``f × f`` block
-  (:func:`~spinsr_tf.data.degradation.gaussian_downsample` with ``pixel="integrate"``), applied
-  to the periodic lattice and cropped by ``crop`` LR pixels per side, so the image is a window
+- :func:`kerr_image`: polar-Kerr (MOKE) camera image of ``Sz``. Optics = a
+  :class:`~spinsr_tf.data.degradation.Degradation`: a Gaussian PSF (the instrument's
+  ``psf_sigma`` HR pixels) and camera pixels that integrate their ``f × f`` block
+  (``pixel="integrate"``), applied to the periodic lattice and cropped by ``crop`` LR pixels per
+  side, so the image is a window
   with real borders (the texture goes on outside it). Then a black level and gain, photon shot
   noise (Poisson, ``photons`` expected counts at full scale) and quantisation to ``bits``-bit
   grey levels.
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spinsr_tf.data.degradation import Degradation, check_degradation_args, kernel_size_for
+from spinsr_tf.data.degradation import Degradation
 from spinsr_tf.base.checks import check_int, check_real
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import atomic_path, save_npy_atomic, write_json_atomic
@@ -39,7 +40,8 @@ from spinsr_tf.data.noise import NoiseModel
 KINDS = ("kerr", "spleem")
 #: The instruments the stand-ins imitate (none of it is told to the fit): PSF width in HR
 #: pixels at the preset's factor, camera pixels, LR pixels cropped per side from the periodic
-#: lattice (real borders), black level of the Kerr camera.
+#: lattice (real borders), black level of the Kerr camera. The PSF and the pixels are a
+#: :class:`Degradation` (:func:`instrument_optics`); the crop and the camera are not.
 INSTRUMENTS = {
     "kerr": {"psf_sigma": 3.0, "pixel": "integrate", "crop": 2, "black_level": 0.1},
     "spleem": {"psf_sigma": 1.5, "pixel": "integrate", "crop": 2},
@@ -70,11 +72,27 @@ def _maps(spins, name="spins") -> np.ndarray:
     return x
 
 
+#: The optics :func:`kerr_image` and :func:`spleem_image` default to: ×8, a PSF of σ = 1 HR
+#: pixel in 23 taps, point samples, mirrored borders.
+DEFAULT_OPTICS = Degradation(8, 1.0, 23, "sample", "reflect")
+
+
+def instrument_optics(instrument: dict, factor: int, padding: str = "periodic") -> Degradation:
+    """The imaging model of an instrument record (an entry of :data:`INSTRUMENTS`): its PSF
+    (``psf_sigma`` HR pixels, in a window that keeps ±4 σ, at least 23 taps) and its
+    ``pixel`` model at ``factor``, over the periodic lattice the stand-in is cut from (or
+    ``padding``). The record's other entries (crop, camera) are not optics."""
+    return Degradation(factor, instrument["psf_sigma"], None, instrument["pixel"], padding)
+
+
 def _optics(x: np.ndarray, optics: Degradation, crop: int = 0) -> np.ndarray:
     """PSF + pixels of one ``(H, W, C)`` map → ``(H/f − 2·crop, W/f − 2·crop, C)`` float64.
 
-    ``optics`` is the microscope's own imaging model: its PSF in a window of at least the
-    network's taps that keeps ±4 σ (:func:`kernel_size_for`)."""
+    ``optics`` is the microscope's own imaging model (not the network's: the fit is told
+    none of it)."""
+    if not isinstance(optics, Degradation):
+        raise UserError(f"optics must be a Degradation (the microscope's PSF, pixel model and "
+                        f"borders), got {optics!r}")
     crop = check_int("crop", crop, 0)
     if 2 * crop * optics.factor >= min(x.shape[:2]):
         raise UserError(f"crop {crop} leaves nothing of a {x.shape[0]}x{x.shape[1]} map at "
@@ -83,10 +101,8 @@ def _optics(x: np.ndarray, optics: Degradation, crop: int = 0) -> np.ndarray:
     return lr[crop:lr.shape[0] - crop, crop:lr.shape[1] - crop]
 
 
-def kerr_image(spins, factor: int = 8, sigma: float = 1.0, kernel_size: int = 23,
-               psf_sigma: float | None = None, photons: float | None = 1000.0,
-               contrast: float = 0.8, bits: int = 8, seed: int = 0,
-               padding: str = "reflect", pixel: str = "sample", crop: int = 0,
+def kerr_image(spins, optics: Degradation = DEFAULT_OPTICS, photons: float | None = 1000.0,
+               contrast: float = 0.8, bits: int = 8, seed: int = 0, crop: int = 0,
                black_level: float = 0.0):
     """A polar-Kerr camera image of ``Sz``: optics, shot noise, quantisation.
 
@@ -100,15 +116,12 @@ def kerr_image(spins, factor: int = 8, sigma: float = 1.0, kernel_size: int = 23
     Parameters
     ----------
     spins : array_like, shape (H, W, 3) or (H, W)
-        HR spin map (its ``Sz``) or the ``Sz`` map itself; H, W divisible by ``factor``.
-    factor : int
-        Camera pixel in HR sites (the down-sizing stride).
-    sigma, kernel_size : float, int
-        The network's degradation (HR pixels). The optics use ``psf_sigma`` (default ``sigma``),
-        so by default the stand-in is made by exactly the operator the network inverts.
-    psf_sigma : float, optional
-        Width of the microscope's point spread function in HR pixels, to test a network whose
-        ``sigma`` does not match the optics.
+        HR spin map (its ``Sz``) or the ``Sz`` map itself; H, W divisible by the factor.
+    optics : Degradation
+        The microscope's imaging model: ``factor`` = camera pixel in HR sites, ``sigma`` = the
+        width of its point spread function (HR pixels), its window, ``pixel`` model (point
+        samples, or camera pixels averaging their block) and ``padding`` (mirror; periodic for
+        a lattice of which ``crop`` then cuts a window with real borders).
     photons : float or None
         Expected photo-electrons at full scale (the photon budget per pixel); None: no shot
         noise.
@@ -118,11 +131,6 @@ def kerr_image(spins, factor: int = 8, sigma: float = 1.0, kernel_size: int = 23
         Bit depth: uint8 or uint16 output.
     seed : int
         Seeds the shot noise.
-    padding : {"reflect", "periodic"}
-        Boundary of the optics: mirror, or periodic for a lattice of which ``crop`` then cuts a
-        window with real borders.
-    pixel : {"sample", "integrate"}
-        Point samples or camera pixels averaging their block.
     crop : int
         LR pixels cut from every side after the optics.
     black_level : float in [0, 1)
@@ -132,26 +140,19 @@ def kerr_image(spins, factor: int = 8, sigma: float = 1.0, kernel_size: int = 23
     -------
     image : ndarray, shape (H/f − 2·crop, W/f − 2·crop), uint8 or uint16
     mapping : dict
-        ``sz_per_dn`` and ``sz_offset`` (``Sz ≈ sz_per_dn · DN + sz_offset``), ``full_scale``
-        and every parameter above.
+        ``sz_per_dn`` and ``sz_offset`` (``Sz ≈ sz_per_dn · DN + sz_offset``), ``full_scale``,
+        every parameter above and ``degradation``, the optics' record
+        (:meth:`Degradation.to_dict`).
     """
     x = _maps(spins)
     sz = x[..., 2:3] if x.shape[-1] == 3 else x
-    psf = sigma if psf_sigma is None else psf_sigma
-    check_degradation_args(factor, kernel_size, sigma, padding)
-    check_real("psf_sigma", psf, 0, strict=True)
     if photons is not None:
         check_real("photons", photons, 0, strict=True)
-    contrast = check_real("contrast", contrast, 0, strict=True)
-    if contrast > 1:
-        raise UserError(f"contrast must be in (0, 1], got {contrast!r}")
+    contrast = check_real("contrast", contrast, 0, strict=True, maximum=1)
     if bits not in (8, 16):
         raise UserError(f"bits must be 8 or 16, got {bits!r}")
     rng = np.random.default_rng(check_int("seed", seed, 0))
-    black = check_real("black_level", black_level, 0.0)
-    if black >= 1:
-        raise UserError(f"black_level must be in [0, 1), got {black_level!r}")
-    optics = Degradation(factor, psf, max(kernel_size, kernel_size_for(psf)), pixel, padding)
+    black = check_real("black_level", black_level, 0.0, below=1)
     s = _optics(sz, optics, crop)[..., 0]
     u = black + (1.0 - black) * 0.5 * (1.0 + contrast * np.clip(s, -1.0, 1.0))
     full = 2 ** bits - 1
@@ -161,23 +162,20 @@ def kerr_image(spins, factor: int = 8, sigma: float = 1.0, kernel_size: int = 23
     mapping = {"sz_per_dn": 2.0 / (contrast * gain),
                "sz_offset": -(2.0 * black / (1.0 - black) + 1.0) / contrast,
                "full_scale": full, "contrast": contrast, "photons": photons, "bits": bits,
-               "factor": int(factor), "sigma": float(sigma), "psf_sigma": float(psf),
-               "kernel_size": int(kernel_size), "padding": padding, "seed": int(seed),
-               "pixel": pixel, "crop": int(crop), "black_level": black}
+               "seed": int(seed), "crop": int(crop), "black_level": black,
+               "degradation": optics.to_dict()}
     return image, mapping
 
 
-def spleem_image(spins, factor: int = 8, sigma: float = 1.0, kernel_size: int = 23,
-                 psf_sigma: float | None = None, noise: float = 0.1, seed: int = 0,
-                 padding: str = "reflect", pixel: str = "sample",
-                 crop: int = 0) -> np.ndarray:
+def spleem_image(spins, optics: Degradation = DEFAULT_OPTICS, noise: float = 0.1,
+                 seed: int = 0, crop: int = 0) -> np.ndarray:
     """SPLEEM-like component images: optics, then additive Gaussian noise on each component.
 
     Parameters
     ----------
     spins : array_like, shape (H, W, 3)
-        HR unit spins; H, W divisible by ``factor``.
-    factor, sigma, kernel_size, psf_sigma, padding, pixel, crop
+        HR unit spins; H, W divisible by the factor.
+    optics, crop
         As in :func:`kerr_image`.
     noise : float >= 0
         Standard deviation of the noise added to each component (spin units).
@@ -193,11 +191,7 @@ def spleem_image(spins, factor: int = 8, sigma: float = 1.0, kernel_size: int = 
     if x.shape[-1] != 3:
         raise UserError(f"spins must have 3 components for a SPLEEM image, got {x.shape[-1]}")
     noise = check_real("noise", noise, 0)
-    psf = sigma if psf_sigma is None else psf_sigma
-    check_degradation_args(factor, kernel_size, sigma, padding)
-    check_real("psf_sigma", psf, 0, strict=True)
     rng = np.random.default_rng(check_int("seed", seed, 0))
-    optics = Degradation(factor, psf, max(kernel_size, kernel_size_for(psf)), pixel, padding)
     lr = _optics(x, optics, crop)
     return NoiseModel("gaussian", noise).sample(lr, rng).astype(np.float32)
 
@@ -216,8 +210,7 @@ def _anneal_truth(kind: str, size: int, seed: int) -> np.ndarray:
 
 
 def standin(kind: str = "kerr", size: int = 1024, factor: int = 8, seed: int = 0,
-            out_dir=".", sigma: float = 1.0, kernel_size: int = 23,
-            psf_sigma: float | None = None, photons: float | None = 1000.0,
+            out_dir=".", psf_sigma: float | None = None, photons: float | None = 1000.0,
             contrast: float = 0.8, noise: float = 0.1, progress: bool = True,
             instrument: dict | None = None) -> dict:
     """Make (or reuse) a stand-in microscope image with its ground truth.
@@ -226,7 +219,8 @@ def standin(kind: str = "kerr", size: int = 1024, factor: int = 8, seed: int = 0
     ``kind="spleem"``: a Type II (domains) lattice, imaged by :func:`spleem_image` (float32
     ``.npy``, three components). The lattice is annealed with periodic boundaries (sample 0 of
     ``seed``); the optics are :data:`INSTRUMENTS` (``instrument`` replaces entries;
-    ``psf_sigma`` given replaces the PSF width): PSF, camera pixels, and a crop of ``crop`` LR
+    ``psf_sigma`` given replaces the PSF width, HR pixels): PSF and camera pixels
+    (:func:`instrument_optics`), and a crop of ``crop`` LR
     pixels per side, so the image is a window of the lattice with real borders. The truth file
     holds the whole lattice; :func:`truth_window` cuts the part the image shows.
 
@@ -246,7 +240,7 @@ def standin(kind: str = "kerr", size: int = 1024, factor: int = 8, seed: int = 0
     if kind not in KINDS:
         raise UserError(f"kind must be one of {KINDS}, got {kind!r}")
     check_int("size", size, 4)
-    check_degradation_args(factor, kernel_size, sigma, "reflect")
+    check_int("factor", factor, 1)
     if size % factor:
         raise UserError(f"size {size} must be divisible by factor {factor}")
     unknown = set(instrument or {}) - set(INSTRUMENT_KEYS[kind])
@@ -271,10 +265,11 @@ def standin(kind: str = "kerr", size: int = 1024, factor: int = 8, seed: int = 0
         annealed = True
     optics = {**INSTRUMENTS[kind], **(instrument or {})}
     if psf_sigma is not None:
-        optics["psf_sigma"] = float(psf_sigma)
+        optics["psf_sigma"] = check_real("psf_sigma", psf_sigma, 0, strict=True)
+    imaging = instrument_optics(optics, factor)
+    camera = {k: v for k, v in optics.items() if k not in ("psf_sigma", "pixel")}
     params = {"kind": kind, "size": int(size), "factor": int(factor), "seed": seed,
-              "sigma": float(sigma), "kernel_size": int(kernel_size), "optics": optics,
-              "truth": truth_path.name}
+              "optics": optics, "truth": truth_path.name}
     if kind == "kerr":
         params.update(photons=photons, contrast=float(contrast))
         image_path = out / "kerr.png"
@@ -285,13 +280,11 @@ def standin(kind: str = "kerr", size: int = 1024, factor: int = 8, seed: int = 0
     stored = _read_json(meta_path)
     if not (image_path.exists() and stored and stored.get("params") == params):
         if kind == "kerr":
-            image, mapping = kerr_image(truth, factor, sigma, kernel_size, photons=photons,
-                                        contrast=contrast, seed=seed, padding="periodic",
-                                        **optics)
+            image, mapping = kerr_image(truth, imaging, photons=photons, contrast=contrast,
+                                        seed=seed, **camera)
             _write_png(image_path, image)
         else:
-            image = spleem_image(truth, factor, sigma, kernel_size, noise=noise, seed=seed,
-                                 padding="periodic", **optics)
+            image = spleem_image(truth, imaging, noise=noise, seed=seed, **camera)
             mapping = None
             save_npy_atomic(image_path, image)
         stored = {"params": params, "mapping": mapping, "image": image_path.name,

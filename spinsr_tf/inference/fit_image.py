@@ -38,9 +38,19 @@ Mapping. Image values go to the network's units and back through
 :mod:`spinsr_tf.inference.image_io` (scalar images onto [-1, 1] by their min .. max, so the
 result is not capped, or with ``clip`` by the 1st–99th percentiles and clipped there; vector
 images by their median length); the results keep the input's layout and metadata (an OVF
-mesh, origin, units and title, a TIFF's pixel size) on the finer grid. OVF cells of zero
-magnitude (holes, outside the magnet) enter as zero vectors, which the unit-vector SR output cannot reproduce, so mask them in the result if they
-matter. Patches and inference tiles: :mod:`spinsr_tf.inference.tiling`.
+mesh, origin, units and title, a TIFF's pixel size) on the finer grid. Patches and inference
+tiles: :mod:`spinsr_tf.inference.tiling`.
+
+Masks. Cells outside the magnet (:mod:`spinsr_tf.data.mask`: zero or NaN vectors of a
+3-component image, found when it is read; or a user's mask image; ``mask="none"`` turns it off)
+are left out of the optics estimates, of training and of the misfit, and come back as holes:
+zero vectors, or a scalar image's own value there. Training uses only the patches that lie on the
+magnet entirely (:func:`training_patches`: a patch with a hole in it would teach the network an
+edge that is not there; the training pipeline has no per-pixel weights). NaN never reaches the
+network: holes are filled with their nearest magnet cell before it (so that the receptive field
+of an edge pixel sees texture continued, not zeros) and restored after. ``degradation.json``
+records the mask: where it came from, how many LR cells it leaves out, and how the patches were
+chosen.
 
 Paddings (boundary conditions): real images are not periodic, so the network, its degradation and the bicubic
 baseline use mirror (``"reflect"``) padding.
@@ -64,12 +74,16 @@ from spinsr_tf.base.checks import (check_bool, check_choice, check_int, check_re
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import save_npy_atomic, write_json_atomic
 from spinsr_tf.data.degradation import Degradation, check_degradation_args
+from spinsr_tf.data.mask import (MASK_SUFFIXES, check_mask, fill_holes, hr_mask, hr_nearest,
+                                 inside, mask_from_values, mask_record, read_mask)
 from spinsr_tf.data.noise import NoiseModel
-from spinsr_tf.inference.image_io import (CLIP_PERCENTILE, PERCENTILE, check_like_input,
+from spinsr_tf.inference.image_io import (BACKGROUNDS, CLIP_PERCENTILE, PERCENTILE,
+                                          background_map, check_like_input, fit_background,
                                           read_input, to_network, value_mapping,
                                           write_like_input)
-from spinsr_tf.inference.optics import choose_optics
-from spinsr_tf.inference.tiling import MIN_PATCH, extract_patches, patch_starts, super_resolve
+from spinsr_tf.inference.optics import DEFAULT_SIGMA, choose_optics
+from spinsr_tf.inference.tiling import (MIN_IMAGE, MIN_PATCH, extract_patches, fit_patch,
+                                        patch_starts, super_resolve)
 
 FIT, MAPPING, PATCHES, TRAIN = "fit.json", "mapping.json", "patches.h5", "train"
 DEGRADATION, UNCERTAINTY = "degradation.json", "uncertainty.npy"
@@ -81,6 +95,11 @@ _RESUMABLE = ("epochs", "progress", "jit_compile", "tile", "image")
 #: training takes about STEP_BUDGET optimizer steps at most (its time grows with the patches,
 #: its quality stops growing; measured in docs/results.md, Fig. 7).
 MAX_EPOCHS, STEP_BUDGET = 40, 720
+#: Fewest training patches on the magnet entirely, at the run's stride, before denser ones are
+#: taken (stride 1), and, if even those are fewer, the patches with holes (filled) as well.
+MIN_INSIDE_PATCHES = 8
+#: The mask settings other than a file.
+MASK_CHOICES = ("auto", "none")
 #: Default patch spacing, in patch sides: a quarter patch. On the 512² Fig. 7 stand-ins, under
 #: the default length rule, a quarter beats a half by 0.8 dB (Kerr) and 1.3 dB (SPLEEM); an
 #: eighth takes twice the time for +0.16 / −1.5 dB (docs/results.md, "Patch spacing").
@@ -96,12 +115,54 @@ def default_epochs(shape, patch: int, stride: int, batch_size: int) -> int:
     """Epochs of a fit of an ``(h, w)`` image: :data:`MAX_EPOCHS`, or fewer so that the
     training patches (as :func:`fit_image` splits them) take about :data:`STEP_BUDGET` steps
     of ``batch_size``."""
+    n = len(patch_starts(shape[0], patch, stride)) * len(patch_starts(shape[1], patch, stride))
+    return _epochs_for(n, batch_size)
+
+
+def _epochs_for(n: int, batch_size: int) -> int:
+    """Epochs of a fit on ``n`` patches (:func:`default_epochs`)."""
     from spinsr_tf.data.stream import split_indices
 
-    n = len(patch_starts(shape[0], patch, stride)) * len(patch_starts(shape[1], patch, stride))
     n_train = len(split_indices(n, _val_fraction(n))[0])
     steps = math.ceil(n_train / batch_size)
     return max(1, min(MAX_EPOCHS, math.ceil(STEP_BUDGET / steps)))
+
+
+def training_patches(image, mask, patch: int, stride: int):
+    """The patches a fit trains on, and how they were chosen.
+
+    Without a mask: every patch of the :func:`~spinsr_tf.inference.tiling.patch_starts` grid.
+    With one (``(H, W)`` bool, True on the magnet): the patches on the magnet entirely, since
+    the LR term of a patch with a hole would fit an edge that the texture does not have; if
+    fewer than :data:`MIN_INSIDE_PATCHES` lie on the stride's grid, those at every position
+    (stride 1); if still fewer, every patch of the grid, its holes filled with their nearest
+    magnet cell (:func:`~spinsr_tf.data.mask.fill_holes`, done by the caller), said in ``how``.
+
+    Returns
+    -------
+    patches : ndarray (N, patch, patch, C) float32
+    corners : ndarray (N, 2) int64
+    how : dict, ``patches`` (N) and ``rule`` (one line), recorded in ``degradation.json``
+    """
+    patches, corners = extract_patches(image, patch, stride)
+    if mask is None:
+        return patches, corners, {"patches": len(patches), "rule": "every patch"}
+    keep = inside(mask, corners, patch)
+    rule = f"the {int(keep.sum())} of {len(keep)} patches (stride {stride}) on the magnet entirely"
+    if keep.sum() < MIN_INSIDE_PATCHES and stride > 1:
+        dense, dense_corners = extract_patches(image, patch, 1)
+        dense_keep = inside(mask, dense_corners, patch)
+        if dense_keep.sum() >= MIN_INSIDE_PATCHES:
+            patches, corners, keep = dense, dense_corners, dense_keep
+            rule = (f"the {int(keep.sum())} patches at stride 1 on the magnet entirely (fewer "
+                    f"than {MIN_INSIDE_PATCHES} at stride {stride})")
+    if keep.sum() < MIN_INSIDE_PATCHES:
+        return patches, corners, {
+            "patches": len(patches),
+            "rule": (f"every patch, holes filled with their nearest magnet cell (only "
+                     f"{int(keep.sum())} lie on the magnet entirely; fewer than "
+                     f"{MIN_INSIDE_PATCHES})")}
+    return patches[keep], corners[keep], {"patches": int(keep.sum()), "rule": rule}
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -227,7 +288,10 @@ class FitConfig:
     scale : int
         SR factor, a power of two (the paper: 8).
     patch : int
-        Patch side in LR pixels (>= :data:`MIN_PATCH`; the paper's ×8 networks see 16).
+        Patch side in LR pixels (>= :data:`MIN_PATCH`; the paper's ×8 networks see 16). An
+        image smaller than it is fitted with the largest power of two that fits and a stride
+        scaled alike (:func:`~spinsr_tf.inference.tiling.fit_patch`), said and recorded in
+        ``fit.json`` (``reduced``).
     stride : int, optional
         Distance between patches, LR pixels; default ``patch // STRIDE_SHARE`` (4 for the
         ×8 patch of 16). The last row and column of patches are shifted to end at the image
@@ -267,8 +331,17 @@ class FitConfig:
     unit_vectors : bool
         Vector images: normalise every LR vector to unit length before training
         (:func:`value_mapping`); advisable for noisy component images.
+    background : {"none", "plane", "poly2"}
+        Scalar images: a smooth background (uneven illumination) fitted by least squares,
+        taken off before the value mapping and added back to the results on the finer grid
+        (:func:`~spinsr_tf.inference.image_io.fit_background`, recorded in ``mapping.json``).
     layer : int, optional
         OVF files with several z layers: the layer to use.
+    mask : "auto", "none" or a path
+        Cells outside the magnet (see the module docstring): "auto" finds them in a
+        3-component image (zero or NaN vectors; a scalar image has none); a ``.npy``, ``.png``
+        or ``.tif`` image of the LR image's shape, 0 outside the magnet and 1 or 255 on it
+        (:func:`~spinsr_tf.data.mask.read_mask`); "none": every cell is magnet (NaN refused).
     tile : int
         Core tile side (LR pixels) of the whole-image inference (:func:`super_resolve`).
     jit_compile : bool
@@ -299,6 +372,8 @@ class FitConfig:
     clip: bool = False
     unit_vectors: bool = False
     layer: int | None = None
+    background: str = "none"
+    mask: str | Path = "auto"
     tile: int = 128
     jit_compile: bool = True
     resume: bool = False
@@ -315,6 +390,7 @@ class FitConfig:
                                self.pixel)
         check_bool("uncertainty", self.uncertainty)
         check_bool("clip", self.clip)
+        check_choice("background", self.background, tuple(BACKGROUNDS))
         if self.percentile is None:
             set_("percentile", CLIP_PERCENTILE if self.clip else PERCENTILE)
         patch = check_int("patch", self.patch, MIN_PATCH)
@@ -334,6 +410,18 @@ class FitConfig:
         check_real("learning_rate", self.learning_rate, 0, strict=True)
         set_("image", Path(self.image))
         set_("out_dir", Path(self.out_dir))
+        if isinstance(self.mask, (str, os.PathLike)) and str(self.mask) in MASK_CHOICES:
+            set_("mask", str(self.mask))
+        elif isinstance(self.mask, (str, os.PathLike)):
+            path = Path(self.mask)
+            if path.suffix.lower() not in MASK_SUFFIXES:
+                raise UserError(f"mask must be 'auto', 'none' or a {', '.join(MASK_SUFFIXES)} "
+                                f"file, got {str(self.mask)!r}")
+            if not path.is_file():
+                raise UserError(f"mask file {str(path)!r} does not exist")
+            set_("mask", path)
+        else:
+            raise UserError(f"mask must be 'auto', 'none' or a file path, got {self.mask!r}")
 
     def record(self, run: "FitRun") -> dict:
         """``fit.json``: the settings as the run resolved them and the image's identity (a
@@ -349,8 +437,13 @@ class FitConfig:
                 "noise_slope": run.noise.slope, "uncertainty": bool(self.uncertainty),
                 "percentile": float(self.percentile), "clip": bool(self.clip),
                 "unit_vectors": bool(self.unit_vectors), "layer": self.layer,
+                **({"background": self.background} if self.background != "none" else {}),
+                "mask": (self.mask if isinstance(self.mask, str)
+                         else os.path.abspath(self.mask)),
+                "masked_cells": run.mask_how["masked_cells"],
                 "tile": self.tile, "jit_compile": bool(self.jit_compile),
-                "network": self.network}
+                "network": self.network,
+                **({"reduced": run.reduced} if run.reduced else {})}
 
 
 @dataclasses.dataclass
@@ -361,7 +454,12 @@ class FitRun:
     raw: np.ndarray | None = None          # the image as read, (H, W, C)
     info: dict | None = None               # its format and metadata (read_input)
     mapping: dict | None = None            # image values -> network values
-    lr: np.ndarray | None = None           # (H, W, C) float32, network units
+    lr: np.ndarray | None = None           # (H, W, C) float32, network units, holes filled
+    given: np.ndarray | None = None        # (H, W, C) the input in network units, NaN -> 0
+    mask: np.ndarray | None = None         # (H, W) bool, True on the magnet; None: all
+    mask_how: dict | None = None           # mask_record + how the patches were chosen
+    patches: np.ndarray | None = None      # the training patches and their corners
+    corners: np.ndarray | None = None
     epochs: int | None = None
     optics: dict | None = None             # degradation.json
     degradation: Degradation | None = None
@@ -374,6 +472,7 @@ class FitRun:
     bicubic: np.ndarray | None = None
     uncertainty: Path | None = None
     result: dict = dataclasses.field(default_factory=dict)
+    reduced: str | None = None             # what a small field of view reduced (fit_patch)
 
     @property
     def run_dir(self) -> Path:
@@ -386,46 +485,96 @@ class FitRun:
 
 # --- the steps -------------------------------------------------------------------------------
 
-def read(config: FitConfig, run: FitRun) -> None:
-    """Read the image, check it and what the run will write, map it to network units; refuse
-    a run folder the run may not use (all before any work)."""
-    _check_out_parent(config.out_dir)
-    raw, info = read_input(config.image, layer=config.layer)
+def _find_mask(config: FitConfig, raw: np.ndarray) -> tuple[np.ndarray | None, dict]:
+    """The magnet of the image (None: all of it) and its record (:func:`mask_record`)."""
     h, w, c = raw.shape
-    if min(h, w) < config.patch:
-        raise UserError(f"image {str(config.image)!r} is {h}x{w} pixels, smaller than one "
-                        f"patch ({config.patch}x{config.patch}); use a smaller patch")
+    finite = np.all(np.isfinite(raw), axis=-1)
+    if config.mask == "none":
+        if not finite.all():
+            raise UserError(f"image {str(config.image)!r} holds {int((~finite).sum())} NaN or "
+                            "infinite cells; with mask 'none' every cell must be a value "
+                            "(use mask 'auto' or a mask file)")
+        return None, mask_record(None, "none (every cell is magnet)")
+    if config.mask == "auto":
+        mask = mask_from_values(raw)
+        source = ("auto: zero or NaN vectors" if c == 3 else
+                  "auto: none (a scalar image's zeros are values; give a mask file)")
+    else:
+        mask = read_mask(config.mask, (h, w))
+        source = f"file {os.path.abspath(config.mask)}"
+        if not finite[mask].all():
+            raise UserError(f"image {str(config.image)!r} holds {int((~finite[mask]).sum())} "
+                            f"NaN or infinite cells where mask {str(config.mask)!r} says magnet")
+    check_mask(mask, (h, w), config.patch * config.patch,
+               name=f"the mask of {str(config.image)!r}")
+    return (None if mask.all() else mask), mask_record(mask, source)
+
+
+def read(config: FitConfig, run: FitRun) -> None:
+    """Read the image and its mask, check them and what the run will write, map the image to
+    network units and choose the training patches; refuse a run folder the run may not use
+    (all before any work)."""
+    _check_out_parent(config.out_dir)
+    raw, info = read_input(config.image, layer=config.layer, holes=True)
+    h, w, c = raw.shape
+    if min(h, w) < MIN_IMAGE:
+        raise UserError(f"image {str(config.image)!r} is {h}x{w} pixels; fit-image needs at "
+                        f"least {MIN_IMAGE}x{MIN_IMAGE} LR pixels")
+    patch, stride, run.reduced = fit_patch((h, w), config.patch, config.stride)
+    if run.reduced:   # a small field of view: the later steps see the reduced patch
+        config = run.config = dataclasses.replace(config, patch=patch, stride=stride)
+        print(f"fit-image: image is {h}x{w} LR pixels: {run.reduced}", file=sys.stderr)
     if config.clip and c != 1:
         raise UserError("clip applies to scalar (one-channel) images, not to spin components")
+    run.mask, run.mask_how = _find_mask(config, raw)
     # what the end of the run writes, checked before any work (format, metadata, layout)
     for name in ("sr", "bicubic"):
         check_like_input(config.out_dir / name, (h * config.scale, w * config.scale, c), info,
                          config.scale)
-    run.mapping = {**value_mapping(raw, config.percentile, config.unit_vectors),
+    values = np.where(np.isfinite(raw), raw, 0.0)   # NaN never goes further
+    background = fit_background(values, config.background, run.mask, config.pixel)
+    flat = values - background_map(background, values.shape)
+    magnet = flat if run.mask is None else flat[run.mask][None]
+    run.mapping = {**value_mapping(magnet, config.percentile, config.unit_vectors),
+                   "background": background,
                    "format": info["format"], "dtype": info["dtype"], "channels": c,
-                   "note": "network value x = (v - offset) / scale; v = x * scale + offset, "
-                           "v being the image values (integer intensities after "
-                           "from_intensity)"}
-    run.raw, run.info, run.lr = raw, info, to_network(raw, run.mapping)
-    run.epochs = (default_epochs((h, w), config.patch, config.stride, config.batch_size)
+                   "note": "network value x = (v - b - offset) / scale; v = x * scale + "
+                           "offset + b, v being the image values (integer intensities after "
+                           "from_intensity), b the background (0 if null) at each pixel"}
+    run.raw, run.info = raw, info
+    run.given = to_network(values, run.mapping)
+    run.lr = run.given if run.mask is None else fill_holes(run.given, run.mask)
+    run.patches, run.corners, chosen = training_patches(run.lr, run.mask, config.patch,
+                                                        config.stride)
+    run.mask_how = {**run.mask_how, "training": chosen}
+    run.epochs = (_epochs_for(len(run.patches), config.batch_size)
                   if config.epochs is None else config.epochs)
     _check_out_dir(config.out_dir, config.resume)
 
 
 def estimate_optics(config: FitConfig, run: FitRun) -> None:
-    """PSF width, pixel model and noise model: given, else estimated from the image, else
-    defaults (:func:`~spinsr_tf.inference.optics.choose_optics`)."""
+    """PSF width, pixel model and noise model: given, else estimated from the image's magnet
+    cells, else defaults (:func:`~spinsr_tf.inference.optics.choose_optics`)."""
     dtype = np.dtype(run.info["dtype"])
     counts = bool(np.issubdtype(dtype, np.integer))
     # image units per network unit: grey levels for integer images (read_input maps their
     # full range onto [-1, 1]), the values themselves otherwise
     per_unit = (run.mapping["scale"] * (np.iinfo(dtype).max - np.iinfo(dtype).min) / 2.0
                 if counts else run.mapping["scale"])
-    optics = choose_optics(run.lr, config.scale, config.sigma, config.pixel, config.noise,
+    auto = config.sigma == "auto"
+    geometry = Degradation(config.scale, DEFAULT_SIGMA if auto else config.sigma,
+                           pixel=config.pixel, padding="reflect")
+    magnet = run.raw if run.mask is None else run.raw[run.mask]
+    optics = choose_optics(run.lr, geometry, config.noise, estimate_sigma=auto,
                            image_scale=per_unit, counts=counts,
-                           image_min=None if counts else float(np.min(run.raw)))
+                           image_min=None if counts else float(np.min(magnet)),
+                           mask=run.mask)
     if config.kernel_size is not None:
         optics["kernel_size"] = int(config.kernel_size)
+    optics["mask"] = run.mask_how
+    if run.mask_how["training"]["rule"].startswith("every patch, holes filled"):
+        optics["warnings"].append(f"training on patches with holes: "
+                                  f"{run.mask_how['training']['rule']}")
     run.optics, run.noise = optics, NoiseModel.from_dict(optics)
     run.degradation = Degradation(config.scale, optics["sigma"], optics["kernel_size"],
                                   config.pixel, "reflect")
@@ -449,7 +598,7 @@ def configure(config: FitConfig, run: FitRun) -> None:
             run.n_patches = int(f["lr"].shape[0])
         run.say(f"fit-image: reusing {run.n_patches} patches in {patches_path}")
         return
-    patches, corners = extract_patches(run.lr, config.patch, config.stride)
+    patches, corners = run.patches, run.corners
     run.n_patches = len(patches)
     _write_patches(patches_path, patches, corners,
                    {**run.degradation.to_attrs(), "patch": config.patch,
@@ -457,6 +606,10 @@ def configure(config: FitConfig, run: FitRun) -> None:
     h, w, c = run.lr.shape
     run.say(f"fit-image: {run.n_patches} patches of {config.patch}x{config.patch} (stride "
             f"{config.stride}) from a {h}x{w}x{c} image -> {patches_path}")
+    if run.mask is not None:
+        m = run.mask_how
+        run.say(f"fit-image: mask ({m['source']}): {m['masked_cells']} of {m['cells']} LR "
+                f"cells outside the magnet; training on {m['training']['rule']}")
 
 
 def train(config: FitConfig, run: FitRun) -> None:
@@ -489,20 +642,27 @@ def super_resolve_image(config: FitConfig, run: FitRun) -> None:
     degraded again the map of where to trust it (kept for :func:`uncertainty`)."""
     epochs_done = len(run.history.get('epoch', []))
     if config.uncertainty:
-        from spinsr_tf.inference.uncertainty import symmetry_spread
+        from spinsr_tf.inference.uncertainty import SpreadOptions, symmetry_spread
 
         run.say(f"fit-image: trained {epochs_done} epoch(s); super-resolving the image once per "
                 "point symmetry (result: their mean), then the result degraded again "
                 "(uncertainty: spread + error on it)")
         members_mean, run.spread = symmetry_spread(
-            run.model, run.lr[None], padding="reflect", pixel=config.pixel, sr="mean",
-            batch_size=1)
+            run.model, run.lr[None], degradation=run.degradation,
+            options=SpreadOptions(sr="mean"), batch_size=1)
         run.sr = members_mean[0]
     else:
         run.say(f"fit-image: trained {epochs_done} epoch(s); super-resolving the whole image "
                 f"in tiles of {config.tile} LR pixels")
         run.sr = super_resolve(run.model, run.lr, tile=config.tile)
     run.bicubic = run.degradation.upsample(run.lr[None], "bicubic", "aligned")[0]
+    if run.mask is not None:   # the holes back: what the input holds there
+        outside = ~hr_mask(run.mask, run.degradation)
+        given = hr_nearest(run.given, run.degradation)
+        for values in (run.sr, run.bicubic):
+            values[outside] = given[outside]
+        if run.spread is not None:
+            run.spread[:, outside] = 0.0
 
 
 def uncertainty(config: FitConfig, run: FitRun) -> None:
@@ -521,7 +681,7 @@ def uncertainty(config: FitConfig, run: FitRun) -> None:
 def write(config: FitConfig, run: FitRun) -> None:
     """The values (network units), the results in the input's format, the preview, and the
     LR misfit of the result and the baseline, compared with the noise variance."""
-    run_dir, scale, lr = config.out_dir, config.scale, run.lr
+    run_dir, scale, lr = config.out_dir, config.scale, run.given
     outputs = {}
     for name, values in (("lr", lr), ("sr", run.sr), ("bicubic", run.bicubic)):
         save_npy_atomic(run_dir / f"{name}_values.npy", values)
@@ -531,20 +691,23 @@ def write(config: FitConfig, run: FitRun) -> None:
     spread = None if run.spread is None else run.spread[0]
     preview = _preview(run_dir, lr, run.bicubic, run.sr, scale, spread=spread,
                        caption=_optics_caption(run.optics, spread is not None))
+    magnet = np.ones(lr.shape[:2], bool) if run.mask is None else run.mask
     lr_mse = {name: float(np.square(run.degradation.apply(values[None])[0] - lr)
-                          .sum(axis=-1).mean())
+                          .sum(axis=-1)[magnet].mean())
               for name, values in (("sr", run.sr), ("bicubic", run.bicubic))}
-    noise_variance = run.noise.mean_variance(lr)
+    noise_variance = run.noise.mean_variance(lr[magnet])
     h, w, c = lr.shape
     run.say(f"fit-image: wrote {outputs['sr']} ({h * scale}x{w * scale}x{c}), "
             f"{outputs['bicubic']}, {preview}" + (f", {run_dir / 'uncertainty.png'}"
                                                   if run.uncertainty is not None else ""))
-    run.say(_misfit_line(lr_mse, noise_variance, run.optics, c))
+    run.say(_misfit_line(lr_mse, noise_variance, run.optics, c,
+                         None if run.mask is None else int(magnet.sum())))
     run.result = {"run_dir": run_dir, "sr": outputs["sr"], "bicubic": outputs["bicubic"],
                   "preview": preview, "mapping": run.mapping, "n_patches": run.n_patches,
                   "lr_shape": (h, w, c), "sr_shape": tuple(run.sr.shape),
                   "history": run.history, "lr_mse": lr_mse, "noise_variance": noise_variance,
-                  "degradation": run.optics, "uncertainty": run.uncertainty}
+                  "degradation": run.optics, "uncertainty": run.uncertainty,
+                  "mask": run.mask_how}
 
 
 #: The steps of a run, in order; each takes ``(config, run)``.
@@ -565,12 +728,15 @@ def fit_image(image, **settings) -> dict:
     ``lr_mse`` (``{"sr", "bicubic"}``: mean squared difference between the re-degraded result
     and the LR image, network units, mean over pixels of the sum over components),
     ``noise_variance`` (what a result that does not fit the noise misfits by),
-    ``degradation`` (what ``degradation.json`` holds), ``uncertainty`` (its path or None).
+    ``degradation`` (what ``degradation.json`` holds), ``uncertainty`` (its path or None),
+    ``mask`` (its record: ``source``, ``masked_cells``, ``cells``, ``training``). With a mask
+    the misfit and the noise variance are means over the magnet's LR cells.
 
     Raises
     ------
     UserError
-        Unreadable or unsuitable image (too small for one patch, NaN, colour, transparent),
+        Unreadable or unsuitable image (smaller than
+        :data:`~spinsr_tf.inference.tiling.MIN_IMAGE` a side, NaN, colour, transparent),
         bad settings, a non-empty ``out_dir`` without ``resume``. Nothing is written in
         ``out_dir`` before the image and the settings have been checked.
     """
@@ -580,7 +746,7 @@ def fit_image(image, **settings) -> dict:
         config = FitConfig(image, **settings)
     run = FitRun(config)
     for step in STEPS:
-        step(config, run)
+        step(run.config, run)   # read() may reduce the patch of a small image
     return run.result
 
 
@@ -606,12 +772,15 @@ def _noise_variance(lr: np.ndarray, optics: dict) -> float:
     return NoiseModel.from_dict(optics).mean_variance(lr)
 
 
-def _misfit_line(lr_mse: dict, noise_variance: float, optics: dict, channels: int) -> str:
+def _misfit_line(lr_mse: dict, noise_variance: float, optics: dict, channels: int,
+                 magnet: int | None = None) -> str:
     """The misfit and what it is compared with: with a noise model the network is trained not
-    to reproduce the noise, so a good result misfits by about the noise variance, not 0."""
+    to reproduce the noise, so a good result misfits by about the noise variance, not 0.
+    ``magnet``: the number of LR cells on the magnet the means are over (None: all)."""
     what = ("LR misfit (the result degraded again against the input: squared difference"
             + (f" summed over the {channels} components" if channels > 1 else "")
-            + ", mean per LR pixel, network units)")
+            + (", mean per LR pixel" if magnet is None else
+               f", mean over the {magnet} LR pixels on the magnet") + ", network units)")
     values = f"sr {lr_mse['sr']:.3g}, bicubic {lr_mse['bicubic']:.3g}"
     if optics["noise_kind"] == "none":
         return (f"fit-image: {what}: {values}; no noise model, so a result that fits the image "

@@ -4,8 +4,9 @@ Scalar images (C = 1) are mapped affinely onto [-1, 1]: ``x = (v − offset) / s
 ``offset, scale`` the centre and half-width of the ``percentile .. 100 − percentile`` range of
 the values ``v`` (integer images: after :func:`~spinsr_tf.data.io.from_intensity`), so a camera
 image with arbitrary offset and contrast meets the network's ±1 domains. fit-image's default
-percentile is 0 (min .. max): its scalar output lies in (−1, 1) (``tanh``), so any narrower range
-would cap the result at the percentiles (the brightest features losing counts); with
+percentile is 0 (min .. max): a narrower range would make the result's grey levels depend on
+how far the network's scalar output may go beyond ±1 (:class:`~spinsr_tf.nn.layers.UnitVectors`,
+the identity on [−1, 1], at most ±2); with
 ``clip=True`` the 1st–99th percentile range is used and the result clipped to it, which keeps a
 few outliers (hot pixels, a burnt-in label) from compressing the contrast but cuts the
 brightest features. Vector images (C = 3) are divided by the median vector length
@@ -14,6 +15,12 @@ image has no range: its scale is set to 1 (``mapping["constant"]``), it maps to 
 unchanged. Results go back with ``v = x · scale + offset``, in the input's format and encoding,
 with the input's metadata on the finer grid: an OVF mesh, origin, units and title
 (:func:`~spinsr_tf.data.ovf.ovf_header`), a TIFF's pixel size divided by the factor.
+
+Uneven illumination (a Kerr micrograph brighter on one side): a scalar image may first lose a
+smooth background, a low-order polynomial in the pixel position fitted by least squares
+(:func:`fit_background`: ``"plane"`` or ``"poly2"``), so the network and the value mapping see a
+flat texture; the background, recorded in the mapping, is added back to the result on the finer
+grid (:func:`background_map`). Default ``"none"``.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spinsr_tf.base.checks import check_real
+from spinsr_tf.base.checks import check_choice, check_real
 from spinsr_tf.base.errors import UserError
 
 #: Input format → output extension of the results.
@@ -30,6 +37,9 @@ _OUT_EXT = {"npy": ".npy", "h5": ".h5", "tiff": ".tif", "png": ".png", "ovf": ".
 #: fit-image's default percentile of the scalar mapping (min .. max: nothing capped), and the
 #: one of ``clip=True``.
 PERCENTILE, CLIP_PERCENTILE = 0.0, 1.0
+#: Smooth background models of a scalar image → their polynomial degree in the pixel position.
+BACKGROUNDS = {"none": 0, "plane": 1, "poly2": 2}
+_TERMS = ("1", "x", "y", "x^2", "x*y", "y^2")
 
 
 def _png_alpha(path: Path) -> None:
@@ -48,7 +58,7 @@ def _png_alpha(path: Path) -> None:
                         "fit-image needs an opaque image (flatten or crop it first)")
 
 
-def read_input(path, layer: int | None = None) -> tuple[np.ndarray, dict]:
+def read_input(path, layer: int | None = None, holes: bool = False) -> tuple[np.ndarray, dict]:
     """Read one image for :func:`fit_image`: ``(H, W, C)`` float32 and a description.
 
     Formats: those of :func:`spinsr_tf.data.io.read_image` (``.npy``, ``.h5``, ``.tif``,
@@ -56,7 +66,8 @@ def read_input(path, layer: int | None = None) -> tuple[np.ndarray, dict]:
     Colour images whose channels are equal (grey saved as RGB) become one channel; a PNG's
     alpha channel is dropped if fully opaque, refused otherwise; a colour image, a stack of
     several images, or C other than 1 or 3 is refused. Integer intensities come mapped onto
-    [-1, 1] by :func:`~spinsr_tf.data.io.from_intensity`.
+    [-1, 1] by :func:`~spinsr_tf.data.io.from_intensity`. With ``holes``, NaN or Inf in
+    3-component float maps are kept (cells outside the magnet, :mod:`spinsr_tf.data.mask`).
 
     Returns
     -------
@@ -77,13 +88,13 @@ def read_input(path, layer: int | None = None) -> tuple[np.ndarray, dict]:
     if suffix in OVF_SUFFIXES:
         from spinsr_tf.data.ovf import read_ovf
 
-        field, meta = read_ovf(path, layer=layer, normalize=False)
+        field, meta = read_ovf(path, layer=layer, normalize=False, holes=holes)
         meta = {k: list(v) if isinstance(v, tuple) else v for k, v in meta.items()}
         return field, {"format": "ovf", "dtype": "float32", "intensity": False, "ovf": meta,
                        "ndim": 3, "pixel": None}
     if suffix == ".png" and path.is_file():
         _png_alpha(path)
-    x, info = read_image(path, return_info=True)
+    x, info = read_image(path, return_info=True, holes=holes)
     if x.shape[0] != 1:
         raise UserError(f"{str(path)!r} holds {x.shape[0]} images; fit-image takes one image "
                         "(split the stack first)")
@@ -141,10 +152,89 @@ def value_mapping(image, percentile: float = PERCENTILE, unit_vectors: bool = Fa
             "unit_vectors": bool(unit_vectors) and v.shape[-1] == 3, "constant": bool(constant)}
 
 
+def _design(rows, cols, record: dict) -> np.ndarray:
+    """The polynomial's terms (:data:`_TERMS`) at LR positions ``rows, cols`` (pixel centres)."""
+    (r0, c0), unit = record["centre"], record["unit"]
+    y, x = np.broadcast_arrays((np.asarray(rows, np.float64) - r0) / unit,
+                               (np.asarray(cols, np.float64) - c0) / unit)
+    terms = [np.ones_like(x), x, y, x * x, x * y, y * y]
+    return np.stack(terms[:len(record["coefficients"])], axis=-1)
+
+
+def fit_background(image, model: str = "none", mask=None, pixel: str = "integrate"):
+    """A smooth background of a scalar image (uneven illumination), fitted by least squares.
+
+    Parameters
+    ----------
+    image : array_like, shape (H, W, 1) or (H, W)
+        Image values (integer images: after :func:`~spinsr_tf.data.io.from_intensity`).
+    model : {"none", "plane", "poly2"}
+        A polynomial of degree 0 (no background), 1 or 2 in the pixel position. Low orders only:
+        a texture's domains average out of a plane or a parabola over the field of view, but a
+        higher order starts to follow the texture itself.
+    mask : ndarray (H, W) of bool, optional
+        True where the fit may look (the magnet).
+    pixel : {"integrate", "sample"}
+        How the finer grid sits on the LR pixels (:func:`background_map`): camera pixels
+        (LR pixel k is the mean of fine pixels k·f .. k·f + f − 1) or point samples (LR pixel
+        k is fine pixel k·f).
+
+    Returns
+    -------
+    None for ``"none"``, else the record :func:`background_map` evaluates (JSON-ready, kept in
+    ``mapping.json``): ``model``, ``terms``, ``coefficients`` (image units), ``centre``
+    (row, column) and ``unit`` (positions are ``(row − centre[0]) / unit`` and likewise for
+    columns, in LR pixels), ``lr_shape``, ``pixel``.
+    """
+    check_choice("background", model, tuple(BACKGROUNDS))
+    if model == "none":
+        return None
+    check_choice("pixel", pixel, ("integrate", "sample"))
+    v = np.asarray(image, np.float64)
+    if v.ndim == 3 and v.shape[-1] != 1:
+        raise UserError(f"background {model!r} applies to scalar (one-channel) images, not to "
+                        "spin components")
+    v = v.reshape(v.shape[:2])
+    h, w = v.shape
+    n_terms = (1, 3, 6)[BACKGROUNDS[model]]   # the monomials of degree <= 0, 1, 2
+    record = {"model": model, "terms": list(_TERMS[:n_terms]), "coefficients": [0.0] * n_terms,
+              "centre": [(h - 1) / 2.0, (w - 1) / 2.0], "unit": max(h, w) / 2.0,
+              "lr_shape": [h, w], "pixel": pixel}
+    keep = np.isfinite(v) if mask is None else (np.asarray(mask, bool) & np.isfinite(v))
+    if keep.sum() < 4 * len(record["terms"]):
+        raise UserError(f"too few pixels ({int(keep.sum())}) to fit a {model} background")
+    rows, cols = np.nonzero(keep)
+    coef = np.linalg.lstsq(_design(rows, cols, record), v[keep], rcond=None)[0]
+    record["coefficients"] = [float(a) for a in coef]
+    return record
+
+
+def background_map(record, shape) -> np.ndarray | float:
+    """The background of :func:`fit_background` on the LR grid or on a grid ``f`` times finer,
+    as ``shape`` ``(H, W, ...)`` says (``(h·f, w·f)``); ``(H, W, 1)`` float64, 0.0 without one.
+    A fine pixel's centre sits at LR position ``(j + ½)/f − ½`` (camera pixels) or ``j/f``
+    (point samples), so a plane averaged over each camera pixel's block is the LR plane."""
+    if not record:
+        return 0.0
+    (h, w), (hh, ww) = record["lr_shape"], tuple(shape[:2])
+    f = hh // h
+    if f < 1 or (hh, ww) != (h * f, w * f):
+        raise UserError(f"a background fitted on {h}x{w} pixels cannot be laid on {hh}x{ww}")
+    grid = np.arange(hh), np.arange(ww)
+    rows, cols = ((g + 0.5) / f - 0.5 if record["pixel"] == "integrate" else g / f
+                  for g in grid)
+    design = _design(rows[:, None], cols[None, :], record)
+    return (design @ np.asarray(record["coefficients"], np.float64))[..., None]
+
+
 def to_network(values, mapping: dict) -> np.ndarray:
-    """``(v − offset) / scale`` as float32; with ``mapping["unit_vectors"]`` each vector is then
-    scaled to unit length (zero vectors stay zero)."""
-    x = (np.asarray(values, np.float64) - mapping["offset"]) / mapping["scale"]
+    """``(v − background − offset) / scale`` as float32 (``mapping["background"]``: see
+    :func:`fit_background`, on the grid of ``values``); with ``mapping["unit_vectors"]`` each
+    vector is then scaled to unit length (zero vectors stay zero)."""
+    v = np.asarray(values, np.float64)
+    if mapping.get("background"):
+        v = v - background_map(mapping["background"], v.shape)
+    x = (v - mapping["offset"]) / mapping["scale"]
     if mapping.get("unit_vectors"):
         norm = np.sqrt(np.square(x).sum(axis=-1, keepdims=True))
         x = np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
@@ -152,12 +242,16 @@ def to_network(values, mapping: dict) -> np.ndarray:
 
 
 def from_network(x, mapping: dict, clip: bool = False) -> np.ndarray:
-    """``x · scale + offset`` as float32: the inverse of :func:`to_network`, unclipped; with
-    ``clip`` (scalar images) ``x`` is first clipped to [−1, 1], the mapping's percentile range."""
+    """``x · scale + offset`` (+ the background on the grid of ``x``, LR or finer) as float32:
+    the inverse of :func:`to_network`, unclipped; with ``clip`` (scalar images) ``x`` is first
+    clipped to [−1, 1], the mapping's percentile range."""
     x = np.asarray(x, np.float64)
     if clip and mapping.get("kind") == "percentile":
         x = np.clip(x, -1.0, 1.0)
-    return (x * mapping["scale"] + mapping["offset"]).astype(np.float32)
+    v = x * mapping["scale"] + mapping["offset"]
+    if mapping.get("background"):
+        v = v + background_map(mapping["background"], v.shape)
+    return v.astype(np.float32)
 
 
 def _output(stem, shape, info: dict, scale: int) -> tuple[Path, dict]:

@@ -16,16 +16,25 @@ vectors where the texture turns, by an amount that grows with σ, while domain i
 their length. It re-degrades an interpolated unit-vector map with each candidate σ and keeps
 the σ whose spread of vector lengths (a ratio free of the image's unit, noise removed) matches
 the image's; only for three-component images.
+
+Masks (:mod:`spinsr_tf.data.mask`): both estimates take the cells outside the magnet out. Zero
+vectors read as fully blurred spins and a hole's edge as noise; so the PSF statistic is taken on
+the magnet cells away from the holes, with the holes filled by their nearest magnet cell for the
+interpolation, and the noise on the largest rectangle of magnet cells.
+
+The degradation settings come as one :class:`~spinsr_tf.data.degradation.Degradation`: its
+factor, pixel model and boundary are the geometry; its σ is the given width, or the one assumed
+when the estimate cannot be trusted.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from spinsr_tf.base.checks import check_choice, check_int
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.data.degradation import PIXEL_MODELS, Degradation, kernel_size_for
+from spinsr_tf.data.degradation import Degradation, kernel_size_for
 from spinsr_tf.data.interpolation import upsample
+from spinsr_tf.data.mask import check_mask, erode, fill_holes, largest_rectangle
 # the noise estimators (re-exported: the names this module has always offered)
 from spinsr_tf.data.noise import (FLOOR_CHECK, FLOOR_FLATNESS, FLOOR_FROM,  # noqa: F401
                                   FLOOR_SHARE, NOISE_CHOICES, NOISE_KINDS, TAPERS, Estimate,
@@ -40,19 +49,56 @@ DEFAULT_SIGMA = 1.0
 RESOLVABLE = 0.37
 
 
-def _length_ratio(y, noise_std: float = 0.0) -> float:
+#: Smallest side (LR pixels) the noise is estimated on: below it the patch estimate reads
+#: 0 and says it is sure (Gaussian noise of std 0.05 on a labyrinth blurred at x4: median
+#: 0 on 8x8 and on scalar 12x12, 0.035 on 3-component 12x12, 0.040-0.049 on 16x16, 0.051 on
+#: 32x32), so a smaller image is fitted without a noise model, said.
+NOISE_MIN_SIDE = 16
+#: Smallest rectangle of magnet cells (LR pixels a side) the noise is estimated on: the
+#: estimators' own smallest side. A mask that leaves none so large estimates on the whole image,
+#: its holes filled (:func:`_noise_region`).
+NOISE_RECTANGLE = NOISE_MIN_SIDE
+#: Magnet cells within this many LR pixels of a hole are left out of the vector-length statistic:
+#: a film cut out of a finer grid averages its edge pixels with the empty cells around it.
+EDGE_CELLS = 1
+
+
+def _length_ratio(y, noise_std: float = 0.0, where=None) -> float:
     """``E|a|⁴ / (E|a|²)²`` of the noise-free vectors ``a`` of ``y = a + n``: 1 when all have
     one length, more the more they differ; free of the image's unit. With 3-component Gaussian
-    noise of std s, ``E|y|² = E|a|² + 3s²`` and ``E|y|⁴ = E|a|⁴ + 10 s² E|a|² + 15 s⁴``."""
+    noise of std s, ``E|y|² = E|a|² + 3s²`` and ``E|y|⁴ = E|a|⁴ + 10 s² E|a|² + 15 s⁴``.
+    ``where`` (a boolean mask of the pixels) restricts the means to those pixels."""
     l2 = np.sum(np.asarray(y, np.float64) ** 2, axis=-1)
+    if where is not None:
+        l2 = l2[np.broadcast_to(where, l2.shape)]
     v = float(noise_std) ** 2
     m2 = float(l2.mean()) - 3.0 * v
     m4 = float((l2 ** 2).mean()) - 10.0 * v * m2 - 15.0 * v * v
     return m4 / max(m2, 1e-300) ** 2
 
 
-def estimate_psf_sigma(y, factor: int, pixel: str = "integrate", noise_std: float = 0.0,
-                       candidates=None, padding: str = "reflect") -> Estimate:
+def _magnet(y, mask):
+    """The image with its holes filled by their nearest magnet cell (the estimators need finite
+    texture everywhere), and the mask (None: all of it is magnet)."""
+    x = np.asarray(y, dtype=np.float64)
+    x = x[..., None] if x.ndim == 2 else x
+    if mask is None:
+        return x, None
+    m = check_mask(mask, x.shape, 1)
+    if m.all():
+        return x, None
+    return fill_holes(np.where(m[..., None], x, 0.0), m), m
+
+
+def _check_degradation(degradation) -> Degradation:
+    if not isinstance(degradation, Degradation):
+        raise UserError(f"degradation must be a Degradation (factor, pixel model, boundary), "
+                        f"got {degradation!r}")
+    return degradation
+
+
+def estimate_psf_sigma(y, degradation: Degradation, noise_std: float = 0.0, candidates=None,
+                       mask=None) -> Estimate:
     """PSF width σ (HR pixels) of a three-component image from the spread of its vector lengths.
 
     Blur averages spins that point different ways, so it shortens the LR vectors where the
@@ -68,32 +114,46 @@ def estimate_psf_sigma(y, factor: int, pixel: str = "integrate", noise_std: floa
     0.05–0.1): within 15 % at ×4 for σ ≥ 1.5 (σ = 0.75 under-estimated by up to 35 %), within
     13 % at ×8 for σ ≥ 3; a PSF narrower than :data:`RESOLVABLE` camera pixels is hidden by
     the pixel's box and reported as not resolvable (not confident).
+
+    ``degradation`` gives the factor, the pixel model and the boundary (its σ is not used).
+    ``mask`` (``(H, W)`` bool, True on the magnet): zero vectors would read as fully blurred
+    spins, so holes are filled by their nearest magnet cell before the interpolation and the
+    statistic is taken on the magnet cells at least :data:`EDGE_CELLS` + 1 pixels from a hole
+    (all magnet cells if that leaves fewer than 64).
     """
-    x = estimation_image(y)
+    d = _check_degradation(degradation)
+    x, m = _magnet(y, mask)
+    x = estimation_image(x)
     if x.shape[-1] != 3:
         raise UserError("the PSF width can be estimated from the vector lengths of "
                         "three-component images only; give --sigma for scalar images")
-    check_int("factor", factor, 1)
-    check_choice("pixel", pixel, PIXEL_MODELS)
+    where = None
+    if m is not None:
+        where = erode(m, EDGE_CELLS)
+        where = where if where.sum() >= 64 else m
     candidates = np.asarray(candidates if candidates is not None
                             else np.geomspace(0.25, 8.0, 21), dtype=np.float64)
+    factor = d.factor
 
     def interpolate(lr):
-        return upsample(lr.astype(np.float32), factor, padding=padding, pixel=pixel,
+        return upsample(lr.astype(np.float32), factor, padding=d.padding, pixel=d.pixel,
                         normalize=True)
 
     def degrade(hr, s):  # the window keeps ±4 σ (the object's default, kernel_size_for)
-        return Degradation(factor, float(s), pixel=pixel, padding=padding).apply(hr)
+        return d.replace(sigma=float(s), kernel_size=None).apply(hr)
 
-    observed = _length_ratio(x, noise_std)
+    observed = _length_ratio(x, noise_std, where)
     hr = interpolate(x[None])
     ratios = []
     for s in candidates:
         again = degrade(hr, s)
-        bias = _length_ratio(degrade(interpolate(again), s)) - _length_ratio(again)
-        ratios.append(_length_ratio(again) - bias)
+        bias = _length_ratio(degrade(interpolate(again), s), 0.0, where) - _length_ratio(
+            again, 0.0, where)
+        ratios.append(_length_ratio(again, 0.0, where) - bias)
     ratios = np.asarray(ratios)  # grows with sigma
     method = "spread of the vector lengths against the re-degraded interpolation"
+    if m is not None:
+        method += f" (on {int(where.sum())} magnet cells)"
     crossing = np.nonzero(np.diff(np.sign(ratios - observed)))[0]
     if not crossing.size:
         low = observed <= ratios[0]
@@ -105,38 +165,68 @@ def estimate_psf_sigma(y, factor: int, pixel: str = "integrate", noise_std: floa
     k = int(crossing[0])
     t = (observed - ratios[k]) / (ratios[k + 1] - ratios[k])
     sigma = float(candidates[k] + t * (candidates[k + 1] - candidates[k]))
-    if pixel == "integrate" and sigma < RESOLVABLE * factor:
+    if d.pixel == "integrate" and sigma < RESOLVABLE * factor:
         return Estimate(sigma, method, False,
                         f"a PSF narrower than about {RESOLVABLE * factor:.2g} HR pixels is hidden "
                         f"by the {factor}-pixel camera pixel (too narrow to resolve)")
     return Estimate(sigma, method)
 
 
+def _noise_region(x: np.ndarray, m) -> tuple[np.ndarray, str | None]:
+    """Where the noise is estimated: the whole image without a mask; else the largest rectangle
+    of magnet cells if it is at least :data:`NOISE_RECTANGLE` a side (the patch and spectrum
+    estimators need a full rectangle: filled holes are smooth, and would read as noise-free),
+    else the image with its holes filled (said)."""
+    if m is None:
+        return x, None
+    r0, r1, c0, c1 = largest_rectangle(m)
+    if min(r1 - r0, c1 - c0) >= NOISE_RECTANGLE:
+        return x[r0:r1, c0:c1], f"on the largest rectangle of magnet cells, {r1 - r0}x{c1 - c0}"
+    return x, "on the image with its holes filled (no rectangle of magnet cells is large enough)"
 
-def choose_optics(lr, factor: int, sigma="auto", pixel: str = "integrate", noise="auto",
+
+def _noise_model(x, m, noise, counts: bool, image_scale: float, image_min):
+    """The noise model of the magnet's largest clean rectangle, and where it lies; on fewer
+    than :data:`NOISE_MIN_SIDE` pixels a side none (the estimators read 0 there, sure of it)."""
+    region, where = _noise_region(x, m)
+    if min(region.shape[:2]) < NOISE_MIN_SIDE and noise in ("auto", "gaussian", "poisson"):
+        side = "x".join(str(n) for n in region.shape[:2])
+        return NoiseModel(how={"method": f"not estimated ({side} LR pixels, fewer than "
+                                         f"{NOISE_MIN_SIDE} a side)", "confident": False},
+                          warning=f"noise not estimated on {side} LR pixels (it needs "
+                                  f"{NOISE_MIN_SIDE} a side); fitting without a noise model "
+                                  "(give --noise STD)"), where
+    return NoiseModel.estimate(region, noise, counts=counts, image_scale=image_scale,
+                               image_min=image_min), where
+
+
+def choose_optics(lr, degradation: Degradation, noise="auto", *, estimate_sigma: bool = True,
                   image_scale: float = 1.0, counts: bool = False,
-                  image_min: float | None = None) -> dict:
+                  image_min: float | None = None, mask=None) -> dict:
     """The degradation ``fit-image`` trains with: given values, else estimates, else defaults.
 
     Parameters
     ----------
     lr : ndarray (H, W, C)
         The LR image in network units.
-    factor : int
-        SR factor.
-    sigma : float or "auto"
-        PSF width in HR pixels; "auto" estimates it (three-component images only).
-    pixel : {"integrate", "sample"}
-        Pixel model (not estimated: a camera integrates, a scanning probe samples).
+    degradation : Degradation
+        Factor, pixel model (not estimated: a camera integrates, a scanning probe samples) and
+        boundary; its σ (HR pixels) is the given PSF width, or with ``estimate_sigma`` the one
+        assumed when the estimate is unsure or impossible (scalar images).
     noise : "auto", "none", "gaussian", "poisson" or a number
         "auto": Poisson–Gaussian for integer (count) images, Gaussian otherwise; a number is the
         Gaussian standard deviation in image units (``image_scale`` converts it).
+    estimate_sigma : bool
+        Estimate σ from the vector lengths (three-component images only).
     image_scale : float
         Image units per network unit (the value mapping's ``scale``).
     counts : bool
         Whether the image holds integer counts (an 8/16-bit camera image).
     image_min : float, optional
         Smallest image value: Poisson noise needs non-negative counts.
+    mask : ndarray (H, W) of bool, optional
+        True on the magnet (:mod:`spinsr_tf.data.mask`); cells outside are left out of both
+        estimates (:func:`estimate_psf_sigma`, :func:`_noise_region`).
 
     Returns
     -------
@@ -145,38 +235,39 @@ def choose_optics(lr, factor: int, sigma="auto", pixel: str = "integrate", noise
     and ``noise_std_image`` (image units), ``noise_slope``, and ``how`` (per quantity: method,
     confident, note), plus ``warnings``: the one-line notes of estimates not used.
     """
-    check_choice("pixel", pixel, PIXEL_MODELS)
-    x = np.asarray(lr, dtype=np.float64)
-    x = x[..., None] if x.ndim == 2 else x
-    model = NoiseModel.estimate(x, noise, counts=counts, image_scale=image_scale,
-                                image_min=image_min)
-    warnings, how = [model.warning] if model.warning else [], {"noise": model.how}
+    d = _check_degradation(degradation)
+    x, m = _magnet(lr, mask)
+    model, where = _noise_model(x, m, noise, counts, image_scale, image_min)
+    warnings, how = [model.warning] if model.warning else [], {"noise": dict(model.how)}
+    if where is not None and noise not in ("none",) and how["noise"].get("method") != "given":
+        how["noise"]["region"] = where
     std = model.std
+    fallback = d.sigma
 
-    if sigma == "auto":
+    if estimate_sigma:
         if x.shape[-1] != 3:
-            value = DEFAULT_SIGMA
+            value = fallback
             how["sigma"] = {"method": "default (scalar images carry no vector length to "
                                       "estimate it from)", "confident": False}
             warnings.append(f"PSF width not estimated for a scalar image; assuming sigma = "
-                            f"{DEFAULT_SIGMA:g} HR pixel (give --sigma)")
+                            f"{fallback:g} HR pixel (give --sigma)")
         else:
-            est = estimate_psf_sigma(x, factor, pixel, std)
+            est = estimate_psf_sigma(x, d, std, mask=m)
             trusted = est.confident and how.get("noise", {}).get("confident", True)
             how["sigma"] = est.to_json()
             del how["sigma"]["value"]
             if trusted:
                 value = est.value
             else:
-                value = DEFAULT_SIGMA
+                value = fallback
                 note = est.note or "the noise estimate it depends on is unsure"
                 how["sigma"]["confident"] = False
                 warnings.append(f"PSF width estimate {est.value:.2g} not used ({note}); "
-                                f"assuming sigma = {DEFAULT_SIGMA:g} HR pixel")
+                                f"assuming sigma = {fallback:g} HR pixel")
     else:
-        value = float(sigma)
+        value = fallback
         how["sigma"] = {"method": "given", "confident": True}
     kernel_size = kernel_size_for(value)
-    return {"sigma": float(value), "kernel_size": int(kernel_size), "pixel": pixel,
+    return {"sigma": float(value), "kernel_size": int(kernel_size), "pixel": d.pixel,
             **model.to_dict(), "noise_std_image": float(std * image_scale),
             "how": how, "warnings": warnings}

@@ -25,13 +25,12 @@ The maps are periodic (simulations): the energy has no open padding.
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 
 import numpy as np
 
 from spinsr_tf.data.interpolation import unit_normalize
 from spinsr_tf.data.degradation import Degradation, as_degradation
+from spinsr_tf.base.checks import check_int, check_real
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.physics.energy import energy, local_field
 from spinsr_tf.physics.hamiltonians import check_hamiltonian
@@ -43,14 +42,6 @@ class Objective:
 
     data: np.ndarray      # MSE(degrade(m), LR) over the LR pixels and channels
     energy: np.ndarray    # E_H(m) / N, units of J
-
-
-def _check_positive(name, value, integer=False):
-    ok = isinstance(value, numbers.Integral) if integer else isinstance(value, numbers.Real)
-    if not ok or isinstance(value, bool) or not math.isfinite(value) or value < 0:
-        kind = "an integer" if integer else "a finite number"
-        raise UserError(f"{name} must be {kind} >= 0, got {value!r}")
-    return value
 
 
 def _check_lr(lr) -> np.ndarray:
@@ -120,9 +111,9 @@ def refine(lr, hamiltonian, weight: float, degradation, start=None, steps: int =
     ham = check_hamiltonian(hamiltonian)
     deg = _periodic(degradation)
     factor = deg.factor
-    weight = float(_check_positive("weight", weight))
-    steps = int(_check_positive("steps", steps, integer=True))
-    step_size = float(_check_positive("step_size", step_size))
+    weight = check_real("weight", weight, 0.0)
+    steps = check_int("steps", steps, 0)
+    step_size = check_real("step_size", step_size, 0.0)
     b, h, w, _ = x.shape
     shape = (b, h * factor, w * factor, 3)
     if start is None:

@@ -19,6 +19,31 @@ MIN_PATCH = 4
 SKIP_REACH = 16
 
 
+#: Smallest LR image side fit-image takes: a scalar image of 4x4 still goes through every
+#: step (its result as good as bicubic), but the PSF estimate of a three-component image needs
+#: 8 a side (:func:`~spinsr_tf.data.noise.estimation_image`), and on 8x8 it is within the
+#: ±20 % it has on 64x64 (x4, σ 2 and 4 HR px, noise 0.05). Below 16 a side the noise is not
+#: estimated (:data:`~spinsr_tf.inference.optics.NOISE_MIN_SIDE`).
+MIN_IMAGE = 8
+
+
+def fit_patch(shape, patch: int, stride: int) -> tuple[int, int, str | None]:
+    """The training patch side and stride for an ``(h, w)`` image: as asked if the patch fits,
+    else the largest power of two that fits (at least :data:`MIN_PATCH`), the stride scaled by
+    the same ratio (at least 1). Returns ``(patch, stride, note)``, ``note`` None or one line
+    that says what was reduced."""
+    h, w = (int(n) for n in shape[:2])
+    if min(h, w) < MIN_PATCH:
+        raise UserError(f"image is {h}x{w} pixels, smaller than the smallest patch "
+                        f"({MIN_PATCH}x{MIN_PATCH})")
+    if patch <= min(h, w):
+        return patch, stride, None
+    new = max(MIN_PATCH, 1 << (min(h, w).bit_length() - 1))
+    new_stride = max(1, round(stride * new / patch))
+    return new, new_stride, (f"patch {new} ({patch} does not fit), stride {new_stride} "
+                             f"(was {stride})")
+
+
 def receptive_margin(scale: int) -> int:
     """LR pixels by which tiles overlap on each side so that tiled inference equals one-shot.
 

@@ -31,7 +31,7 @@ Which elements. The point operations (quarter turns, mirrors or flip-overs the H
 keeps, the global flip S → −S) act exactly on any LR map, borders included. Translations by whole
 LR pixels are periodic rolls, valid for periodic maps only, and a translation-equivariant fully
 convolutional network with periodic padding commutes with them up to rounding: they add nothing
-(measured: spread < 1e-7) and are off by default (``shifts``).
+(measured: spread < 1e-7) and are off by default (``SpreadOptions.shifts``).
 
 Where the LR pixels sit. A point operation about the LR map's centre is, on the HR grid, the same
 operation about the HR point the LR centre samples. With point sampling (LR pixel ``k`` at HR
@@ -46,7 +46,7 @@ members that cover them (the plain output always does).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
@@ -255,40 +255,181 @@ def interpolation(lr, degradation: Degradation) -> np.ndarray:
     return degradation.upsample(lr, "bicubic", normalize=True)
 
 
-def _pool(members, x, ops, pixel, periodic, progress, what):
+#: Most bytes of SR output one stacked forward pass holds (:func:`symmetry_spread` runs the
+#: members of several elements as one batch, a predict call per chunk of elements: a call costs
+#: far more than a map); 0 runs one element per call.
+CHUNK_BYTES = 2 ** 28
+
+
+@dataclasses.dataclass(frozen=True)
+class SpreadOptions:
+    """What :func:`symmetry_spread` makes of its members, validated once.
+
+    Parameters
+    ----------
+    reference : {"redegraded", "interpolation", "mean"} or None
+        The bias term added to the members' spread: the error of the same members on the
+        result degraded again (``"redegraded"``, spinsr models only: it uses their degradation
+        layer, and runs every member twice), the departure from the aligned interpolation of
+        the LR maps (:func:`interpolation`), or none (``"mean"``, the spread alone: zero for any
+        equivariant network). None: "redegraded" when every model is a spinsr model, else
+        "interpolation".
+    sr : {"mean", "plain"}
+        Return the members' mean map (C = 3: re-normalised to unit vectors) or the plain output
+        ``f(lr)`` of the first model. "mean" scores higher against ground truth
+        (``docs/uncertainty.md``).
+    normalize : bool or None
+        C = 3: project the mean onto unit vectors (the spins are unit vectors). None: for C = 3.
+    smooth : float or None
+        Width (HR pixels) of the Gaussian window over which the squared distance is averaged
+        (:func:`local_rms`): a few members give a noisy estimate per pixel, and the error it
+        predicts belongs to a region (a wall, a vortex core) more than to a site. None:
+        :data:`SMOOTH` for spins, :data:`SMOOTH_SCALAR` (per pixel) for C = 1 (measured in
+        ``docs/uncertainty.md``); 0: per pixel.
+    shifts : sequence of (dy, dx)
+        LR-pixel translations added to the point operations on periodic maps.
+    """
+
+    reference: str | None = None
+    sr: str = "mean"
+    normalize: bool | None = None
+    smooth: float | None = None
+    shifts: tuple = ((0, 0),)
+
+    def __post_init__(self):
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
+        if self.reference is not None:
+            check_choice("reference", self.reference, REFERENCES)
+        check_choice("sr", self.sr, SR_MAPS)
+        if self.normalize is not None:
+            set_("normalize", check_bool("normalize", self.normalize))
+        if self.smooth is not None:
+            set_("smooth", check_real("smooth", self.smooth, 0.0, unit="HR pixels"))
+        try:
+            shifts = tuple(tuple(s) for s in self.shifts)
+        except TypeError:
+            shifts = None
+        if shifts is None or any(len(s) != 2 for s in shifts):
+            raise UserError(f"shifts must be a sequence of (dy, dx) pairs, got {self.shifts!r}")
+        set_("shifts", tuple(tuple(check_int("shifts", v) for v in s) for s in shifts))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """The settings the members were resolved to: the bias term, where LR pixels sit, and the
+    operator of the "redegraded" reference (None for the others)."""
+
+    reference: str
+    padding: str
+    pixel: str
+    factor: int | None
+    redegrade: Degradation | None
+
+
+def _check_lr(lr) -> np.ndarray:
+    x = check_maps("lr", lr)
+    if x.shape[-1] not in (1, 3):
+        raise UserError(f"lr must have C = 1 or 3 channels, got shape {x.shape}")
+    return x
+
+
+def _members(model, batch_size: int) -> list:
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    if not models:
+        raise UserError("model must be a model or a non-empty list of models")
+    return [_member(m, batch_size) for m in models]
+
+
+def _plan(members, degradation: Degradation | None, reference: str | None) -> _Plan:
+    """One geometry for every member: ``degradation`` where given (a spinsr model's own must
+    agree with it), else the models', else periodic point samples."""
+    if degradation is not None and not isinstance(degradation, Degradation):
+        raise UserError(f"degradation must be a Degradation or None, got {degradation!r}")
+    own = [m.degradation for m in members]
+    if reference is None:
+        reference = "redegraded" if all(d is not None for d in own) else "interpolation"
+    if reference == "redegraded" and any(d is None for d in own):
+        raise UserError("reference='redegraded' needs spinsr models (it degrades the result "
+                        "with their degradation layer); use 'interpolation' or 'mean'")
+    own = [d for d in own if d is not None]
+
+    def agree(name, default):
+        given = None if degradation is None else getattr(degradation, name)
+        return _agree(name, given, [getattr(d, name) for d in own], default)
+
+    if reference == "redegraded":
+        psf = None if degradation is None else (degradation.kernel_size, degradation.sigma)
+        _agree("degradation (kernel_size, sigma)", psf,
+               [(d.kernel_size, d.sigma) for d in own], None)
+    return _Plan(reference, agree("padding", "periodic"), agree("pixel", "sample"),
+                 agree("factor", None), own[0] if reference == "redegraded" else None)
+
+
+def _ops_per_call(x: np.ndarray, factor: int | None) -> int:
+    """Elements per stacked forward pass: their SR output within :data:`CHUNK_BYTES`; one while
+    the scale is unknown (a plain callable's first call)."""
+    if factor is None:
+        return 1
+    return max(1, CHUNK_BYTES // (x.size * factor * factor * 4))
+
+
+def _outputs(member: _Member, x: np.ndarray, ops, factor: int | None):
+    """``(op, f(T_op x))`` for every element, the elements stacked into one batch per chunk
+    (:data:`CHUNK_BYTES`): one predict call per chunk instead of one per element. Checks the
+    SR shape: ``(N, h·f, w·f, C)``, ``f`` the scale of the degradation and of every model
+    (None: not known yet)."""
+    n, h, w, c = x.shape
+    i = 0
+    while i < len(ops):
+        chunk = ops[i:i + _ops_per_call(x, factor)]
+        out = member.predict(np.concatenate([apply(x, op) for op in chunk]))
+        want = ("(N, h·f, w·f, C)" if factor is None
+                else f"(x{factor}: {(n, h * factor, w * factor, c)})")
+        factor = max(out.shape[1] // h, 1) if factor is None else factor
+        if out.shape != (len(chunk) * n, h * factor, w * factor, c):
+            raise UserError(f"model maps LR {x.shape} to {(n,) + out.shape[1:]}, not to SR maps "
+                            f"{want}")
+        for j, op in enumerate(chunk):
+            yield op, out[j * n:(j + 1) * n]
+        i += len(chunk)
+
+
+def _pool(members, x, ops, plan: _Plan, progress, what):
     """The members ``T_g⁻¹ f(T_g x)`` of every model and element, streamed into moments;
     returns ``(moments, plain output of the first model, scale)``."""
-    n, h, w, c = x.shape
-    moments, plain, scale = None, None, None
+    moments, plain, factor = None, None, plan.factor
+    periodic = plan.padding == "periodic"
     for k, member in enumerate(members):
-        for op in ops:
-            out = member.predict(apply(x, op))
-            if scale is None:
-                scale = out.shape[1] // h
-                if out.shape != (n, h * scale, w * scale, c) or scale < 1:
-                    raise UserError(f"model maps LR {x.shape} to {out.shape}, not to SR maps "
-                                    f"(N, h·f, w·f, C)")
-                own = member.degradation
-                if own is not None and own.factor != scale:
-                    raise UserError(f"model output is x{scale}, its degradation x{own.factor}")
-            elif out.shape != (n, h * scale, w * scale, c):
-                raise UserError(f"the models disagree on the SR shape: {out.shape} vs "
-                                f"{(n, h * scale, w * scale, c)}")
-            back = back_transform(out, op, scale, pixel, periodic)
+        for op, out in _outputs(member, x, ops, factor):
+            factor = out.shape[1] // x.shape[1]       # checked by _outputs against the others'
+            back = back_transform(out, op, factor, plan.pixel, periodic)
             if moments is None:
-                plain, moments = out, _Moments(back)
+                plain, moments = out.copy(), _Moments(back)
             else:
                 moments.add(back)
         if progress is not None:
             progress(f"uncertainty: model {k + 1}/{len(members)}, {what}")
-    return moments, plain, scale
+    return moments, plain, factor
 
 
-def symmetry_spread(model, lr, group="lattice", hamiltonian=None, padding: str | None = None,
-                    pixel: str | None = None, shifts: Sequence = ((0, 0),),
-                    reference: str | None = None, sr: str = "mean",
-                    normalize: bool | None = None, smooth: float | None = None,
-                    batch_size: int = 8, progress: Callable[[str], None] | None = None):
+def _project(mean: np.ndarray, normalize: bool) -> np.ndarray:
+    return _unit(mean) if normalize else mean
+
+
+def _redegraded_squared(members, mean, moments, ops, plan, normalize, progress):
+    """``spread² + |m' − m|²``: the same members on the result degraded again, an image whose
+    truth is known (the result itself), so their distance to it is the error this network
+    makes on an image whose texture is like this one."""
+    again = plan.redegrade.apply(mean.astype(np.float32))
+    second = _pool(members, again, ops, plan, progress, "the result degraded again")[0]
+    bias2 = np.sum((_project(second.mean(), normalize) - mean) ** 2, axis=-1)
+    return moments.distance(None) ** 2 + np.where(np.isfinite(bias2), bias2, 0.0)
+
+
+def symmetry_spread(model, lr, group="lattice", hamiltonian=None,
+                    degradation: Degradation | None = None,
+                    options: SpreadOptions | None = None, batch_size: int = 8,
+                    progress: Callable[[str], None] | None = None):
     """SR maps and their uncertainty, from the members ``T_g⁻¹ f(T_g lr)`` over the group (and
     the models).
 
@@ -306,115 +447,62 @@ def symmetry_spread(model, lr, group="lattice", hamiltonian=None, padding: str |
         the reflections the Hamiltonian keeps, the flip; translations on periodic maps).
     hamiltonian : TypeI, TypeII, their attributes or None
         The interactions the group must respect (None: every Hamiltonian but bulk DMI).
-    padding : {"periodic", "reflect"} or None
-        Periodic maps (simulations) or maps with borders (images): point operations only.
-        None: the model's; a plain callable then counts as periodic.
-    pixel : {"sample", "integrate"} or None
-        Where an LR pixel sits on the HR grid (module docstring). None: the model's, else
-        "sample".
-    shifts : sequence of (dy, dx)
-        LR-pixel translations added to the point operations on periodic maps.
-    reference : {"redegraded", "interpolation", "mean"} or None
-        The bias term added to the members' spread: the error of the same members on the
-        result degraded again (``"redegraded"``, spinsr models only: it uses their degradation
-        layer, and runs every member twice), the departure from the aligned interpolation of
-        ``lr`` (:func:`interpolation`), or none (``"mean"``, the spread alone: zero for any
-        equivariant network). None: "redegraded" when every model is a spinsr model, else
-        "interpolation".
-    sr : {"mean", "plain"}
-        Return the members' mean map (C = 3: re-normalised to unit vectors) or the plain output
-        ``f(lr)`` of the first model. "mean" scores higher against ground truth
-        (``docs/uncertainty.md``).
-    normalize : bool or None
-        C = 3: project the mean onto unit vectors (the spins are unit vectors). None: for C = 3.
-    smooth : float or None
-        Width (HR pixels) of the Gaussian window over which the squared distance is averaged
-        (:func:`local_rms`): a few members give a noisy estimate per pixel, and the error it
-        predicts belongs to a region (a wall, a vortex core) more than to a site. None:
-        :data:`SMOOTH` for spins, :data:`SMOOTH_SCALAR` (per pixel) for C = 1 (measured in
-        ``docs/uncertainty.md``); 0: per pixel.
+    degradation : Degradation or None
+        How ``lr`` was made. Its geometry places the members: padding (periodic maps, or maps
+        with borders: point operations only), pixel model (where an LR pixel sits on the HR
+        grid, module docstring) and factor. A spinsr model's own degradation must agree with
+        it (and, for "redegraded", in PSF too). None: the models', else periodic point samples.
+    options : SpreadOptions or None
+        Reference, returned map, normalisation, smoothing window, translations
+        (:class:`SpreadOptions`; None: its defaults).
     batch_size : int
-        Maps per forward pass.
+        Maps per forward pass. The symmetric copies are stacked into one batch, run by one
+        predict call per :data:`CHUNK_BYTES` of output.
     progress : callable or None
         Called with one line per model.
 
     Returns
     -------
     sr : (N, h·f, w·f, C) float32
-        The SR maps (see ``sr``).
+        The SR maps (see ``SpreadOptions.sr``).
     uncertainty : (N, h·f, w·f) float32
         Per HR pixel, ``sqrt(spread² + |m' − m|²)`` ("redegraded", module docstring) or
-        ``sqrt(mean_g |s_g − r|²)`` over the members, ``r`` the reference, in the
-        units of the maps, averaged over a window of ``smooth``. With the interpolation ``b``
-        its square is the spread² plus the departure ``|m − b|²`` of the members' mean ``m``. With ``reference="mean"`` (the
-        members' mean before normalisation) it is, for C = 1, the standard deviation over the
-        members and, for unit spins, ``sqrt(1 − |r|²)``, which ranks the pixels as
-        ``1 − |r|`` does. The RMS distance is used rather than ``1 − |r|`` because it is in the
-        units of the error it predicts (the vector distance ``|SR − HR|``, whose square
-        averages to the MSE of SPEC §5) and takes a reference other than the mean. It ranks the
-        pixels; it is not an error bar.
+        ``sqrt(mean_g |s_g − r|²)`` over the members, ``r`` the reference, in the units of the
+        maps, averaged over a window of ``smooth``. With the interpolation ``b`` its square is
+        the spread² plus the departure ``|m − b|²`` of the members' mean ``m``. With
+        ``reference="mean"`` (the members' mean before normalisation) it is, for C = 1, the
+        standard deviation over the members and, for unit spins, ``sqrt(1 − |r|²)``, which
+        ranks the pixels as ``1 − |r|`` does. The RMS distance is used rather than ``1 − |r|``
+        because it is in the units of the error it predicts (the vector distance ``|SR − HR|``,
+        whose square averages to the MSE of SPEC §5) and takes a reference other than the
+        mean. It ranks the pixels; it is not an error bar.
     """
-    models = list(model) if isinstance(model, (list, tuple)) else [model]
-    if not models:
-        raise UserError("model must be a model or a non-empty list of models")
-    x = check_maps("lr", lr)
-    n, h, w, c = x.shape
-    if c not in (1, 3):
-        raise UserError(f"lr must have C = 1 or 3 channels, got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise UserError("lr contains NaN or infinite values")
-    batch_size = check_int("batch_size", batch_size, 1)
-    check_choice("sr", sr, SR_MAPS)
-    if reference is not None:
-        check_choice("reference", reference, REFERENCES)
-    if padding is not None:
-        check_choice("padding", padding, PADDINGS)
-    if pixel is not None:
-        check_choice("pixel", pixel, PIXELS)
-    normalize = (c == 3) if normalize is None else check_bool("normalize", normalize)
-    if smooth is not None:
-        smooth = check_real("smooth", smooth, 0.0)
+    options = SpreadOptions() if options is None else options
+    if not isinstance(options, SpreadOptions):
+        raise UserError(f"options must be a SpreadOptions or None, got {options!r}")
+    x = _check_lr(lr)
+    c = x.shape[-1]
+    normalize = (c == 3) if options.normalize is None else options.normalize
     if normalize and c != 3:
         raise UserError("normalize=True needs spin vectors (C = 3)")
-    members = [_member(m, batch_size) for m in models]
-    degradations = [m.degradation for m in members]
-    if reference is None:
-        reference = ("redegraded" if all(d is not None for d in degradations)
-                     else "interpolation")
-    if reference == "redegraded":
-        if any(d is None for d in degradations):
-            raise UserError("reference='redegraded' needs spinsr models (it degrades the result "
-                            "with their degradation layer); use 'interpolation' or 'mean'")
-        _agree("degradation (kernel_size, sigma)", None,
-               [(d.kernel_size, d.sigma) for d in degradations], None)
-    own = [d for d in degradations if d is not None]
-    padding = _agree("padding", padding, [d.padding for d in own], "periodic")
-    pixel = _agree("pixel", pixel, [d.pixel for d in own], "sample")
-    periodic = padding == "periodic"
-    ops = group_ops(group, hamiltonian, c, (h, w), periodic, shifts)
-
-    moments, plain, scale = _pool(members, x, ops, pixel, periodic, progress,
-                                  f"{len(ops)} symmetry element(s) of {group!r} ({padding})")
-    smooth = (SMOOTH if c == 3 else SMOOTH_SCALAR) if smooth is None else smooth
-    mean = _unit(moments.mean()) if normalize else moments.mean()
-    if reference == "redegraded":
-        # the same members on the result degraded again: an image whose truth is known (the
-        # result itself), so their distance to it is the error this network makes on such an
-        # image, where the texture is like this one
-        # every model agrees on it, and on padding and pixel with the arguments (above)
-        again = degradations[0].apply(mean.astype(np.float32))
-        second = _pool(members, again, ops, pixel, periodic, progress,
-                       "the result degraded again")[0].mean()
-        second = _unit(second) if normalize else second
-        bias2 = np.sum((second - mean) ** 2, axis=-1)
-        squared = moments.distance(None) ** 2 + np.where(np.isfinite(bias2), bias2, 0.0)
+    members = _members(model, check_int("batch_size", batch_size, 1))
+    plan = _plan(members, degradation, options.reference)
+    periodic = plan.padding == "periodic"
+    ops = group_ops(group, hamiltonian, c, x.shape[1:3], periodic, options.shifts)
+    moments, plain, factor = _pool(
+        members, x, ops, plan, progress,
+        f"{len(ops)} symmetry element(s) of {group!r} ({plan.padding})")
+    plan = dataclasses.replace(plan, factor=factor)
+    smooth = (SMOOTH if c == 3 else SMOOTH_SCALAR) if options.smooth is None else options.smooth
+    mean = _project(moments.mean(), normalize)
+    if plan.reference == "redegraded":
+        squared = _redegraded_squared(members, mean, moments, ops, plan, normalize, progress)
         spread = local_rms(np.sqrt(squared), smooth, periodic)
     else:
-        target = (None if reference == "mean"
-                  else interpolation(x, Degradation(scale, padding=padding, pixel=pixel))
-                  .astype(np.float64))
+        target = (None if plan.reference == "mean" else interpolation(
+            x, Degradation(factor, padding=plan.padding, pixel=plan.pixel)).astype(np.float64))
         spread = local_rms(moments.distance(target), smooth, periodic)
-    out = mean if sr == "mean" else plain
+    out = mean if options.sr == "mean" else plain
     return out.astype(np.float32), spread.astype(np.float32)
 
 
@@ -452,6 +540,6 @@ def uncertainty_figure(uncertainty, path, title: str | None = None, max_maps: in
     return save_figure(fig, path)
 
 
-__all__ = ["PADDINGS", "PIXELS", "REFERENCES", "SMOOTH", "SMOOTH_SCALAR", "SR_MAPS",
-           "back_transform", "group_ops", "hr_op", "interpolation", "local_rms", "symmetry_spread",
-           "uncertainty_figure"]
+__all__ = ["CHUNK_BYTES", "PADDINGS", "PIXELS", "REFERENCES", "SMOOTH", "SMOOTH_SCALAR",
+           "SR_MAPS", "SpreadOptions", "back_transform", "group_ops", "hr_op", "interpolation",
+           "local_rms", "symmetry_spread", "uncertainty_figure"]

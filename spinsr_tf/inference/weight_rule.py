@@ -115,8 +115,9 @@ def with_chosen_weights(config, out_dir=None, resume: bool = False, progress: bo
     import json
     from pathlib import Path
 
-    from spinsr_tf.data.stream import open_training_data, split_indices
+    from spinsr_tf.data.stream import split_indices
     from spinsr_tf.nn.losses import PhysicsPrior
+    from spinsr_tf.nn.training import open_config_data
 
     term = config.term(PhysicsPrior)
     if term is None or term.weight is not None:
@@ -135,9 +136,7 @@ def with_chosen_weights(config, out_dir=None, resume: bool = False, progress: bo
         chosen = dataclasses.replace(term, weight=stored["weight"],
                                      weight_rule=stored.get("weight_rule"))
     else:
-        source = open_training_data(config.data, config.scale, config.kernel_size, config.sigma,
-                                    config.padding, hr_path=config.hr_data,
-                                    max_samples=config.max_samples, pixel=config.pixel)
+        source = open_config_data(config)
         try:
             term = term.resolved(source.attrs)
             term.check(source.lr_shape[-1], source.degradation.padding, source.lr_shape[:2])

@@ -48,21 +48,24 @@ def model_choices() -> list[str]:
     return [PREFIX + name for name in known_models()] + [FIT]
 
 
-def finer_grid(scale, translate, factor: int, pixel: str) -> tuple[np.ndarray, np.ndarray]:
-    """napari ``scale`` and ``translate`` of the SR layer of a layer at ``scale``/``translate``
-    (the last two axes are y, x; world units).
+def finer_grid(layer_scale, layer_translate, factor: int,
+               pixel: str) -> tuple[np.ndarray, np.ndarray]:
+    """napari ``scale`` and ``translate`` of the SR layer of a layer whose napari ``scale``
+    (world units per pixel) and ``translate`` are ``layer_scale`` and ``layer_translate`` (the
+    last two axes are y, x; world units). ``layer_scale`` is a pixel size, not the SR scale.
 
     The HR pixel is ``factor`` times smaller. Where LR pixel ``k`` sits on the HR grid is the
     model's pixel model (:mod:`spinsr_tf.data.degradation`): ``"sample"`` puts it on HR pixel
     ``k·f``, so both grids start at the same point; ``"integrate"`` (camera pixels) on the block
     centre ``k·f + (f − 1)/2``, so the HR grid starts ``(f − 1)/2`` HR pixels earlier.
     """
+    from spinsr_tf.base.checks import check_choice, check_int
     from spinsr_tf.data.degradation import PIXEL_MODELS
 
-    if pixel not in PIXEL_MODELS:
-        raise UserError(f"pixel must be one of {PIXEL_MODELS}, got {pixel!r}")
-    hr_scale = np.array(scale, float)
-    hr_translate = np.array(translate, float)
+    factor = check_int("factor", factor, 1)
+    check_choice("pixel", pixel, PIXEL_MODELS)
+    hr_scale = np.array(layer_scale, float)
+    hr_translate = np.array(layer_translate, float)
     hr_scale[-2:] /= factor
     if pixel == "integrate":
         hr_translate[-2:] -= (factor - 1) / 2 * hr_scale[-2:]

@@ -25,6 +25,11 @@ Spin components (C = 3) are unit vectors already, or, for a ``fit-image`` run, d
 median vector length of its training image (a fixed ``scale_linear``, undone on the output);
 a run that normalised every LR vector has that step inside the SavedModel, since it is per
 pixel and so the same on any tile.
+
+A conditioned network (trained across drawn degradations, told each one) is packaged with one
+imaging model baked in as a constant (``pixel``/``sigma``; :func:`spinsr_tf.nn.export.
+serving_model`), stated in the description, the model card and ``config.spinsr_tf.imaging``:
+bioimage.io consumers feed one image tensor and have no way to give a second, non-image input.
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ from spinsr_tf._version import __version__
 from spinsr_tf.base.checks import check_real
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import atomic_path, check_replaceable, check_writable_folder
-from spinsr_tf.nn.export import check_not_input, load_model, serving_model, write_saved_model
+from spinsr_tf.nn.export import (check_not_input, describe_imaging, export_imaging,
+                                 load_model, lr_input_shape, serving_model, write_saved_model)
 from spinsr_tf.nn.network import LR_OUTPUT
 
 INPUT_ID, OUTPUT_ID = "lr", "sr"
@@ -219,18 +225,20 @@ def _unit_vectors_op(x):
     return ops.where(norm > 0, x / ops.maximum(norm, 1e-30), ops.zeros_like(x))
 
 
-def _sample_map(model, facts: dict, model_path, side_min: int) -> tuple[np.ndarray, str]:
+def _sample_map(model, facts: dict, model_path, side_min: int,
+                degradation=None) -> tuple[np.ndarray, str]:
     """One LR map in image units, ``(h, w, C)``, and where it comes from.
 
-    The first map of the training data when its file is still there (HR maps degraded by the
-    model's own ``lr`` layer), else a smooth random texture, taken back to image values with
+    The first map of the training data when its file is still there (HR maps degraded by
+    ``degradation``, default the model's own ``lr`` layer), else a smooth random texture,
+    taken back to image values with
     a fit-image run's mapping; padded (periodic or mirror, as
     the model) to at least ``side_min`` and cropped to at most ``_TEST_SIDE`` pixels a side.
     """
     import h5py
 
     down = model.get_layer(LR_OUTPUT)
-    channels = int(model.input_shape[-1])
+    channels = int(lr_input_shape(model)[-1])
     config = facts["config"] or {}
     x, origin = None, "a smooth random texture (no training data file found)"
     data = config.get("data")
@@ -241,6 +249,8 @@ def _sample_map(model, facts: dict, model_path, side_min: int) -> tuple[np.ndarr
             with h5py.File(path, "r") as f:
                 if "lr" in f:
                     x = np.asarray(f["lr"][0], np.float32)
+                elif "spins" in f and degradation is not None:
+                    x = degradation.apply(np.asarray(f["spins"][:1], np.float32))[0]
                 elif "spins" in f:
                     x = np.asarray(down(np.asarray(f["spins"][:1], np.float32)))[0]
         except (OSError, KeyError, ValueError):
@@ -273,7 +283,7 @@ def _smooth_texture(side: int, channels: int, seed: int) -> np.ndarray:
 
 def export_bioimageio(model_or_path, out, force: bool = False, *, percentile=None,
                       results=None, name: str | None = None, authors=(),
-                      license: str = "MIT") -> Path:
+                      license: str = "MIT", pixel=None, sigma=None, report=None) -> Path:
     """Write a spinsr model as a bioimage.io model package (one ``.zip``, format 0.5).
 
     Parameters
@@ -295,6 +305,10 @@ def export_bioimageio(model_or_path, out, force: bool = False, *, percentile=Non
     name, authors, license
         The package's name (letters, digits, spaces, ``_+-()``; default from the scale and
         channels), its authors (names) and its SPDX license.
+    pixel, sigma, report
+        The imaging of the images it will serve, baked into a conditioned network
+        (:func:`spinsr_tf.nn.export.export_imaging`: defaults camera pixels and the nominal σ;
+        a fixed network serves its own); ``report`` is called with the choice.
 
     Returns
     -------
@@ -315,7 +329,7 @@ def export_bioimageio(model_or_path, out, force: bool = False, *, percentile=Non
     authors, license_id = _metadata(v0_5, name, authors, license)
     model_path = None if isinstance(model_or_path, keras.Model) else Path(model_or_path)
     model = load_model(model_or_path)
-    channels = int(model.input_shape[-1])
+    channels = int(lr_input_shape(model)[-1])
     if channels not in (1, 3):
         raise UserError(f"a bioimage.io package describes scalar (1 channel) or spin-vector "
                         f"(3 channel) models; this model takes {channels} channels")
@@ -325,9 +339,11 @@ def export_bioimageio(model_or_path, out, force: bool = False, *, percentile=Non
     down = model.get_layer(LR_OUTPUT)
     scale = int(down.factor)
     halo = halo_lr(model)
-    sr = serving_model(model)
+    imaging = export_imaging(model, model_path, pixel, sigma, report)
+    baked = imaging.degradation if imaging.conditioned else None
+    sr = serving_model(model, baked)
 
-    lr, origin = _sample_map(model, facts, model_path, 2 * halo + 1)
+    lr, origin = _sample_map(model, facts, model_path, 2 * halo + 1, baked)
     test_input = lr[None].astype(np.float32)
     net_in = _to_network(test_input, values)
     net_out = np.asarray(sr(net_in, training=False), np.float32)
@@ -338,9 +354,10 @@ def export_bioimageio(model_or_path, out, force: bool = False, *, percentile=Non
         tmp = Path(tmp)
         files = _write_files(tmp, sr, values, test_input, test_output, net_in, net_out)
         files["readme"] = tmp / "README.md"
-        files["readme"].write_text(model_card(model, facts, values, halo, origin, name))
+        files["readme"].write_text(model_card(model, facts, values, halo, origin, name,
+                                              imaging))
         descr = _description(v0_5, model, facts, values, halo, files, name, authors,
-                             license_id)
+                             license_id, imaging)
         with atomic_path(out) as part:
             save_package(descr, output_path=part)
     return out
@@ -375,12 +392,16 @@ def _write_files(tmp: Path, sr, values, test_input, test_output, net_in, net_out
     return files
 
 
-def _description(v0_5, model, facts, values, halo, files, name, authors, license):
+def _description(v0_5, model, facts, values, halo, files, name, authors, license,
+                 imaging=None):
     """The bioimage.io ``ModelDescr`` of the package (validated as it is built)."""
     import tensorflow as tf
 
     down = model.get_layer(LR_OUTPUT)
-    scale, channels = int(down.factor), int(model.input_shape[-1])
+    scale, channels = int(down.factor), int(lr_input_shape(model)[-1])
+    baked = ("" if imaging is None or not imaging.conditioned else
+             " A network conditioned on the imaging model, served here with "
+             f"{describe_imaging(imaging.degradation)} baked in.")
     names = ["sx", "sy", "sz"] if channels == 3 else ["sz"]
     in_id, out_id = v0_5.TensorId(INPUT_ID), v0_5.TensorId(OUTPUT_ID)
     y, x = v0_5.AxisId("y"), v0_5.AxisId("x")
@@ -430,7 +451,7 @@ def _description(v0_5, model, facts, values, halo, files, name, authors, license
         name=name,
         description=(f"Unsupervised x{scale} super-resolution of magnetic textures (Lee et al. "
                      "2023): trained on low-resolution maps alone, its SR map degraded by the "
-                     "known imaging operator reproduces the input."),
+                     "known imaging operator reproduces the input." + baked),
         authors=authors,
         cite=[v0_5.CiteEntry(text=PAPER, doi=v0_5.Doi(PAPER_DOI))],
         license=license,
@@ -440,7 +461,10 @@ def _description(v0_5, model, facts, values, halo, files, name, authors, license
         covers=[v0_5.FileDescr(source=files["cover"])],
         inputs=inputs, outputs=outputs, weights=weights,
         config={"spinsr_tf": {"version": __version__, "scale": scale, "halo_lr": halo,
-                              "degradation": _degradation(down), "values": values,
+                              "degradation": (_degradation(down) if imaging is None
+                                              else imaging.degradation.to_dict()),
+                              "imaging": None if imaging is None else imaging.to_record(),
+                              "values": values,
                               "losses": config.get("losses"),
                               "recipe": {k: config.get(k) for k in ("output", "residual")}}})
 
@@ -461,11 +485,12 @@ def _degradation(down) -> dict:
             "pixel": str(getattr(down, "pixel", "sample"))}
 
 
-def model_card(model, facts: dict, values: dict, halo: int, test_origin: str, name: str) -> str:
+def model_card(model, facts: dict, values: dict, halo: int, test_origin: str, name: str,
+               imaging=None) -> str:
     """The package's README.md: what the model was trained on and how, and how well it does."""
     down = model.get_layer(LR_OUTPUT)
-    deg = _degradation(down)
-    scale, channels = deg["factor"], int(model.input_shape[-1])
+    deg = _degradation(down) if imaging is None else imaging.degradation.to_dict()
+    scale, channels = deg["factor"], int(lr_input_shape(model)[-1])
     config = facts["config"] or {}
     run = config.get("run") or {}
     subject = ("spin maps (Sx, Sy, Sz)" if channels == 3
@@ -494,7 +519,7 @@ def model_card(model, facts: dict, values: dict, halo: int, test_origin: str, na
               + ("point sampling every" if deg["pixel"] == "sample" else "camera pixels of")
               + f" {scale} HR pixels; {deg['padding']} boundaries. Images degraded otherwise "
               "(another σ, pixel model or factor) are outside what the network was trained "
-              "for.", "", "## Loss terms", ""]
+              "for." + _conditioned_text(imaging, facts), "", "## Loss terms", ""]
     losses = config.get("losses")
     if losses:
         for term in losses:
@@ -528,6 +553,20 @@ def model_card(model, facts: dict, values: dict, halo: int, test_origin: str, na
     lines += ["", f"The test tensors are {test_origin}.", "", "## Citation", "",
               f"{PAPER}. https://doi.org/{PAPER_DOI}", ""]
     return "\n".join(lines)
+
+
+def _conditioned_text(imaging, facts: dict) -> str:
+    """The model card's words on a conditioned network: which imaging is baked in, and the
+    range it was trained across."""
+    if imaging is None or not imaging.conditioned:
+        return ""
+    drawn = (facts["config"] or {}).get("degradations") or {}
+    sigma = drawn.get("sigma")
+    trained = (f" It was trained across σ {sigma[0]:g} to {sigma[1]:g} HR pixels and told each "
+               "one" if isinstance(sigma, list) and len(sigma) == 2 else
+               " It was trained across drawn degradations and told each one")
+    return (trained + "; this package tells it the degradation above as a constant "
+            "(`spinsr-tf export --pixel/--sigma` makes a package for another).")
 
 
 def _values_text(values: dict, channels: int) -> str:

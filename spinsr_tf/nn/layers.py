@@ -25,6 +25,7 @@ import numpy as np
 from keras import ops
 
 from spinsr_tf.data.degradation import PADDING_MODES, PIXEL_MODELS, Degradation, fold_index
+from spinsr_tf.base.checks import check_int, is_int
 from spinsr_tf.base.errors import UserError
 
 _DATA_FORMATS = ("channels_last", "channels_first")
@@ -39,7 +40,7 @@ def _standardize_data_format(data_format):
 
 
 def _is_count(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
+    return is_int(value) and value >= 0
 
 
 def _standardize_padding(padding):
@@ -488,8 +489,7 @@ class AlignedUpsample(keras.layers.Layer):
 
         padding = kwargs.pop("boundary", padding)  # the name in models saved before 0.2
         super().__init__(**kwargs)
-        if not _is_count(factor) or factor < 1:
-            raise UserError(f"factor must be an integer >= 1, got {factor!r}")
+        check_int("factor", factor, 1)
         if method not in METHODS:
             raise UserError(f"method must be one of {METHODS}, got {method!r}")
         if padding not in PADDINGS:
@@ -507,6 +507,17 @@ class AlignedUpsample(keras.layers.Layer):
         centre = n // 2
         cols = [(centre + j) % n for j in range(-self._REACH, self._REACH + 1)]
         self._taps = m[centre * self.factor:(centre + 1) * self.factor][:, cols]  # (f, 2R+1)
+
+    @classmethod
+    def from_degradation(cls, degradation: Degradation, method: str = "bicubic",
+                         **kwargs) -> "AlignedUpsample":
+        """The interpolation aligned with a :class:`~spinsr_tf.data.degradation.Degradation`'s
+        grid (its factor, padding and pixel model; ``kwargs``: the layer's own arguments, e.g.
+        ``name``)."""
+        if not isinstance(degradation, Degradation):
+            raise UserError(f"degradation must be a Degradation, got {degradation!r}")
+        d = degradation
+        return cls(d.factor, method, d.padding, pixel=d.pixel, **kwargs)
 
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)
@@ -544,6 +555,10 @@ class AlignedUpsample(keras.layers.Layer):
         return {**super().get_config(), **config}
 
 
+#: Bounds of :class:`UnitVectors` for one-channel maps.
+SCALAR_BOUNDS = ("tanh", "soft_clip")
+
+
 @keras.saving.register_keras_serializable(package="spinsr_tf")
 class UnitVectors(keras.layers.Layer):
     """Project each site's vector onto the unit sphere: ``x / |x|`` over the channel axis.
@@ -552,7 +567,18 @@ class UnitVectors(keras.layers.Layer):
     lets the LR loss see the same unit vectors the metrics score, rather than vectors
     shortened where the spins turn. ``|x|`` is floored at ``sqrt(epsilon)`` so a zero vector
     gives a zero vector and a finite gradient. For one channel (scalar ``S_z`` contrast, where
-    no norm exists) the layer is ``tanh``: values in (-1, 1).
+    no norm exists) the layer bounds the values instead, as ``scalar`` says:
+
+    - ``"tanh"`` (models saved without the key): values in (−1, 1). A residual network's
+      aligned bicubic skip of an LR value ±1 comes out at ±0.76, and the truth's peaks, which
+      the blur has flattened below the LR image's ±1, can never be reached.
+    - ``"soft_clip"``: the identity on [−1, 1], beyond it ``±(1 + m·tanh((|x| − 1)/m))`` with
+      ``m = margin``: values in (−1 − m, 1 + m), the junction twice differentiable. A residual
+      network then starts at aligned bicubic exactly and its correction's gradient is 1 inside
+      [−1, 1] (``tanh(atanh(skip) + CNN)`` would also start there, but with gradients
+      ``1 − x²`` that vanish on the ±1 domains and a ceiling at ±1), and values beyond ±1 are
+      reachable: on a Kerr stand-in (×4, PSF σ 3 HR px, fit-image's min..max mapping) the
+      truth spans ±1.15 in the LR image's units.
 
     Parameters
     ----------
@@ -560,17 +586,27 @@ class UnitVectors(keras.layers.Layer):
         Floor of ``|x|²``, > 0.
     data_format : {"channels_last", "channels_first"} or None
         Which axis holds the vector components.
+    scalar : {"tanh", "soft_clip"}
+        The bound of one-channel maps (see above); more channels ignore it.
+    margin : float
+        ``"soft_clip"``: how far beyond ±1 values may go, > 0.
 
     Input shape: any 4D map; output shape: the same.
     """
 
-    def __init__(self, epsilon=1e-12, data_format=None, **kwargs):
+    def __init__(self, epsilon=1e-12, data_format=None, scalar="tanh", margin=1.0, **kwargs):
         super().__init__(**kwargs)
         if (isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real)
                 or not epsilon > 0):
             raise UserError(f"epsilon must be a number > 0, got {epsilon!r}")
+        if scalar not in SCALAR_BOUNDS:
+            raise UserError(f"scalar must be one of {SCALAR_BOUNDS}, got {scalar!r}")
+        if (isinstance(margin, bool) or not isinstance(margin, numbers.Real)
+                or not margin > 0 or not np.isfinite(margin)):
+            raise UserError(f"margin must be a finite number > 0, got {margin!r}")
         self.epsilon = float(epsilon)
         self.data_format = _standardize_data_format(data_format)
+        self.scalar, self.margin = scalar, float(margin)
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
     def compute_output_shape(self, input_shape):
@@ -579,10 +615,16 @@ class UnitVectors(keras.layers.Layer):
     def call(self, inputs):
         axis = 1 if self.data_format == "channels_first" else -1
         if inputs.shape[axis] == 1:
-            return ops.tanh(inputs)
+            if self.scalar == "tanh":
+                return ops.tanh(inputs)
+            m = self.margin
+            beyond = ops.abs(inputs) - 1.0
+            soft = ops.sign(inputs) * (1.0 + m * ops.tanh(ops.maximum(beyond, 0.0) / m))
+            return ops.where(beyond > 0.0, soft, inputs)
         square = ops.sum(ops.square(inputs), axis=axis, keepdims=True)
         return inputs * ops.rsqrt(ops.maximum(square, self.epsilon))
 
     def get_config(self):
-        config = {"epsilon": self.epsilon, "data_format": self.data_format}
+        config = {"epsilon": self.epsilon, "data_format": self.data_format,
+                  "scalar": self.scalar, "margin": self.margin}
         return {**super().get_config(), **config}

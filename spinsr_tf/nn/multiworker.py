@@ -24,6 +24,7 @@ import time
 import keras
 import numpy as np
 
+from spinsr_tf.base.checks import is_int
 from spinsr_tf.base.errors import UserError
 
 #: Seconds a multi-worker task waits for the other tasks of its cluster (``--connect-timeout``).
@@ -137,7 +138,7 @@ def read_cluster(environ) -> Cluster:
         raise UserError(f"TF_CONFIG task type {job!r} is not a job of the cluster "
                         f"({', '.join(map(repr, jobs))})")
     mine = [t for t in tasks if t.job == job]
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(mine):
+    if not is_int(index) or not 0 <= index < len(mine):
         raise UserError(f"TF_CONFIG task index {index!r} is not one of the cluster's {len(mine)} "
                         f"{job!r} task(s) (0 to {len(mine) - 1})")
     return Cluster(tuple(tasks), mine[index])

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import keras
 
-from spinsr_tf.data.degradation import Degradation
+from spinsr_tf.base.checks import check_int
+from spinsr_tf.data.degradation import Degradation, as_degradation
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.pretrained import resolve_model
 from spinsr_tf.data.degradation_generator import CONDITION_SIZE
@@ -62,15 +63,14 @@ def _check_scale(scale) -> int:
     return int(math.log2(scale))
 
 
-def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
-                   kernel_size: int = 23, sigma: float = 1.0,
+def build_sr_model(degradation: Degradation | int = 4, channels: int = 3,
                    input_size: int | None = None, output: str = "linear",
-                   residual: bool = False, pixel: str = "sample",
-                   conditioned: bool = False) -> keras.Model:
+                   residual: bool = False, conditioned: bool = False) -> keras.Model:
     """Build the SR network, uncompiled; by default exactly the paper's.
 
-    Layers, with ``Pad`` = :class:`~spinsr_tf.nn.layers.PeriodicPadding2D` (``padding="periodic"``)
-    or :class:`~spinsr_tf.nn.layers.ReflectPadding2D` (``"reflect"``), all convolutions 3×3
+    Layers, with ``Pad`` = :class:`~spinsr_tf.nn.layers.PeriodicPadding2D` (the degradation's
+    ``padding="periodic"``) or :class:`~spinsr_tf.nn.layers.ReflectPadding2D` (``"reflect"``),
+    ``scale`` = the degradation's factor, all convolutions 3×3
     "valid" after a 1-pixel pad, LeakyReLU with Keras' default slope 0.3, nearest-neighbour
     ``UpSampling2D(2)``:
 
@@ -86,11 +86,13 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
     Two variants, still trained from LR maps alone (``docs/variants.md`` measures them):
 
     - ``output="unit"``: the last convolution is named ``"sr_conv"`` and the SR map ``"sr"`` is
-      its projection onto unit vectors (:class:`~spinsr_tf.nn.layers.UnitVectors`; ``tanh`` for
-      C = 1), so the network can only output physical spins.
+      its projection onto unit vectors (:class:`~spinsr_tf.nn.layers.UnitVectors`; for C = 1
+      ``tanh``, or with ``residual`` a bound that is the identity on [−1, 1]), so the network
+      can only output physical spins.
     - ``residual=True``: ``SR = [unit](AlignedUpsample(LR) + CNN(LR))``: the CNN above (its last
       convolution ``"sr_conv"``, zero-initialised) learns a correction to the aligned bicubic
-      interpolation (:class:`~spinsr_tf.nn.layers.AlignedUpsample`, padding = ``padding``), so
+      interpolation (:class:`~spinsr_tf.nn.layers.AlignedUpsample` of the degradation's
+      geometry: factor, padding, pixel model), so
       the untrained network *is* aligned bicubic (+ unit normalisation), the strongest
       baseline.
 
@@ -100,16 +102,15 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
 
     Parameters
     ----------
-    scale : int
-        Up-sampling factor, a power of two >= 2 (the paper uses 4, 8, 16).
+    degradation : Degradation or int
+        The imaging model the network inverts (:class:`~spinsr_tf.data.degradation.Degradation`);
+        it must match the one that made the training LR images. Its ``factor`` is the SR scale,
+        a power of two >= 2 (the paper uses 4, 8, 16); its ``padding`` is also the boundary
+        condition of every padding layer (periodic for simulations, reflect for images with
+        borders); its ``pixel`` model places the skip path. An integer is the factor with the
+        paper's settings (σ = 1 HR pixel, 23 taps, point samples, periodic).
     channels : int
         Components per site: 3 for spin vectors, 1 for scalar (e.g. MOKE Sz) images.
-    padding : {"periodic", "reflect"}
-        Boundary condition of every padding layer and of the degradation: periodic for
-        simulations, reflect for images with borders.
-    kernel_size, sigma : int, float
-        Gaussian degradation window (odd, HR pixels) and width (HR pixels); must match the
-        degradation that produced the training LR images.
     input_size : int or None
         LR side length, or None (default) for a fully convolutional model that accepts any
         ``h × w`` (square or not) without rebuilding.
@@ -117,9 +118,6 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
         SR map straight from the last convolution (paper) or projected onto unit vectors.
     residual : bool
         Add the CNN's output to the aligned bicubic interpolation of the input (see above).
-    pixel : {"sample", "integrate"}
-        Pixel model of the degradation (point samples, or camera pixels that average their
-        block; :mod:`spinsr_tf.data.degradation`); the skip path is placed to match.
     conditioned : bool
         Told the degradation (trained across drawn ones, docs/variants.md): a second input
         ``"degradation"`` ``(N, 2)`` = (σ in HR pixels, 1 for camera pixels else 0)
@@ -131,13 +129,12 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
     -------
     keras.Model, not compiled; see :func:`compile_sr_model`.
     """
+    degradation = as_degradation(degradation)
+    scale, padding, pixel = degradation.factor, degradation.padding, degradation.pixel
     _check_scale(scale)
-    if not isinstance(channels, numbers.Integral) or isinstance(channels, bool) or channels < 1:
-        raise UserError(f"channels must be an integer >= 1, got {channels!r}")
-    degradation = Degradation(scale, sigma, kernel_size, pixel, padding)
-    if input_size is not None and (not isinstance(input_size, numbers.Integral)
-                                   or isinstance(input_size, bool) or input_size < 1):
-        raise UserError(f"input_size must be a positive integer or None, got {input_size!r}")
+    channels = check_int("channels", channels, 1)
+    if input_size is not None:
+        check_int("input_size", input_size, 1)
     if output not in OUTPUTS:
         raise UserError(f"output must be one of {OUTPUTS}, got {output!r}")
     if not isinstance(residual, bool):
@@ -166,17 +163,19 @@ def build_sr_model(scale: int = 4, channels: int = 3, padding: str = "periodic",
         sr = keras.layers.Conv2D(int(channels), 3, padding="valid", name="sr_conv",
                                  kernel_initializer="zeros" if residual else "glorot_uniform")(x)
         if residual:
-            skip = AlignedUpsample(scale, "bicubic", padding, pixel=pixel,
-                                   name="sr_skip")(inputs)
+            skip = AlignedUpsample.from_degradation(degradation, name="sr_skip")(inputs)
             if conditioned:
                 other = "integrate" if pixel == "sample" else "sample"
-                camera = AlignedUpsample(scale, "bicubic", padding, pixel=other,
-                                         name="sr_skip_other")(inputs)
+                camera = AlignedUpsample.from_degradation(degradation.replace(pixel=other),
+                                                          name="sr_skip_other")(inputs)
                 pair = (skip, camera) if pixel == "sample" else (camera, skip)
                 skip = PixelBlend(name="sr_skip_blend")(*pair, condition)
             sr = keras.layers.Add(name=SR_OUTPUT if output == "linear" else "sr_sum")([skip, sr])
         if output == "unit":
-            sr = UnitVectors(name=SR_OUTPUT)(sr)
+            # one channel: tanh would turn the bicubic skip's ±1 into ±0.76; soft_clip is
+            # the identity on [-1, 1] (UnitVectors)
+            sr = UnitVectors(scalar="soft_clip" if residual else "tanh",
+                             name=SR_OUTPUT)(sr)
     lr = GaussianDownsample.from_degradation(degradation, name=LR_OUTPUT)(sr)
     variant = (("_residual" if residual else "") + ("_unit" if output == "unit" else "")
                + ("_conditioned" if conditioned else ""))

@@ -41,14 +41,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import numbers
 from typing import Mapping, Optional, Union
 
 import keras
 import numpy as np
 from keras import ops
 
-from spinsr_tf.base.checks import check_int
+from spinsr_tf.base.checks import check_int, is_int
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.physics.hamiltonians import check_hamiltonian, hamiltonian_from_attrs
 
@@ -454,8 +453,7 @@ def random_params(x, group: SymmetryGroup, seed_generator, per_sample: bool = Fa
     """
     if not isinstance(group, SymmetryGroup):
         raise UserError(f"group must be a SymmetryGroup (see group_for), got {group!r}")
-    if not isinstance(seed_generator, (keras.random.SeedGenerator, numbers.Integral)) \
-            or isinstance(seed_generator, bool):
+    if not (isinstance(seed_generator, keras.random.SeedGenerator) or is_int(seed_generator)):
         raise UserError(f"seed_generator must be a keras.random.SeedGenerator or an int, "
                         f"got {seed_generator!r}")
     per_sample = _bool("per_sample", per_sample)
@@ -570,8 +568,8 @@ class RandomLatticeSymmetry(SavedSeeds, keras.layers.Layer):
         if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
             raise UserError(f"channels must be 1, 3 or None, got {channels!r}")
         group_for(group, ham, channels or 1)      # C = 3 may refuse more; checked at build
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-            raise UserError(f"seed must be an integer or None, got {seed!r}")
+        if seed is not None:
+            check_int("seed", seed)
         self.group = group
         self.hamiltonian = None if ham is None else ham.to_attrs()
         self.channels = channels

@@ -290,6 +290,16 @@ def _versions() -> dict:
             "backend": keras.backend.backend(), "tensorflow": tf and tf.__version__}
 
 
+def open_config_data(config: TrainConfig) -> TrainingData:
+    """The training data ``config`` names, with the degradation settings it fixes; those left
+    None are read from an LR file's attributes
+    (:func:`~spinsr_tf.data.stream.open_training_data`)."""
+    given = {"factor": config.scale, "kernel_size": config.kernel_size, "sigma": config.sigma,
+             "padding": config.padding, "pixel": config.pixel}
+    return open_training_data(config.data, given, hr_path=config.hr_data,
+                              max_samples=config.max_samples)
+
+
 def resolve_config(config: TrainConfig, source: TrainingData) -> TrainConfig:
     """``config`` with its degradation read from the data and its terms' Hamiltonians resolved
     from the data file's attributes: what ``config.json`` records and a resume compares."""
@@ -422,9 +432,7 @@ def train(config: TrainConfig, out_dir, resume: bool = False, progress: bool = T
         raise UserError(f"config must be a TrainConfig, got {type(config).__name__}")
     distribute.check_strategy(config.strategy)
     run_dir = Path(out_dir)
-    source = open_training_data(config.data, config.scale, config.kernel_size, config.sigma,
-                                config.padding, hr_path=config.hr_data,
-                                max_samples=config.max_samples, pixel=config.pixel)
+    source = open_config_data(config)
     try:
         config = resolve_config(config, source)
         for term in config.losses:
@@ -498,10 +506,8 @@ def _train(config: TrainConfig, source: TrainingData, run_dir: Path, files: Path
     else:
         done = 0
         keras.utils.set_random_seed(config.seed)
-        network = build_sr_model(scale=config.scale, channels=source.lr_shape[-1],
-                                 padding=config.padding, kernel_size=config.kernel_size,
-                                 sigma=config.sigma, output=config.output,
-                                 residual=config.residual, pixel=config.pixel or "sample",
+        network = build_sr_model(source.degradation, channels=source.lr_shape[-1],
+                                 output=config.output, residual=config.residual,
                                  conditioned=config.conditioned)
         model = build_training_graph(network, config)
         # Creating the Adam slots now, not inside the first traced step, spares TensorFlow a

@@ -33,13 +33,12 @@ import concurrent.futures
 import dataclasses
 import functools
 import math
-import numbers
 from typing import Union
 
 import numba
 import numpy as np
 
-from spinsr_tf.base.checks import check_int
+from spinsr_tf.base.checks import check_int, check_real
 from spinsr_tf.base.errors import UserError
 from . import _kernels as kern
 from spinsr_tf.physics import minimize
@@ -51,17 +50,6 @@ from spinsr_tf.physics.rng import lane_states, sample_key
 COOLINGS = ("geometric", "linear")
 #: Zero-temperature relaxation methods of a :class:`Schedule`.
 RELAX_METHODS = ("overrelax", "lbfgs")
-
-
-def _number(name, value, lo=None, hi=None, lo_open=False, hi_open=False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise UserError(f"{name} must be a finite real number, got {value!r}")
-    value = float(value)
-    if lo is not None and (value < lo or (lo_open and value == lo)):
-        raise UserError(f"{name} must be {'>' if lo_open else '>='} {lo}, got {value!r}")
-    if hi is not None and (value > hi or (hi_open and value == hi)):
-        raise UserError(f"{name} must be {'<' if hi_open else '<='} {hi}, got {value!r}")
-    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,8 +91,8 @@ class Schedule:
     relax_max_rotation: float = 0.2
 
     def __post_init__(self):
-        t_start = _number("t_start", self.t_start, lo=0.0, lo_open=True)
-        t_end = _number("t_end", self.t_end, lo=0.0, lo_open=True)
+        t_start = check_real("t_start", self.t_start, 0.0, strict=True, unit="J")
+        t_end = check_real("t_end", self.t_end, 0.0, strict=True, unit="J")
         if t_end > t_start:
             raise UserError(f"t_end must be <= t_start ({t_start}), got {t_end!r}")
         object.__setattr__(self, "t_start", t_start)
@@ -116,22 +104,20 @@ class Schedule:
         object.__setattr__(self, "cooling", str(self.cooling))
         object.__setattr__(self, "relax_sweeps", check_int("relax_sweeps", self.relax_sweeps, 0))
         object.__setattr__(self, "torque_tol",
-                           _number("torque_tol", self.torque_tol, lo=0.0, lo_open=True))
-        object.__setattr__(self, "acceptance", _number("acceptance", self.acceptance, lo=0.0,
-                                                       hi=1.0, lo_open=True, hi_open=True))
-        object.__setattr__(self, "relax_omega", _number("relax_omega", self.relax_omega, lo=1.0,
-                                                        hi=2.0, hi_open=True))
+                           check_real("torque_tol", self.torque_tol, 0.0, strict=True, unit="J"))
+        object.__setattr__(self, "acceptance", check_real("acceptance", self.acceptance, 0.0,
+                                                          strict=True, below=1.0))
+        object.__setattr__(self, "relax_omega", check_real("relax_omega", self.relax_omega, 1.0,
+                                                           below=2.0))
         if self.relax_method not in RELAX_METHODS:
             raise UserError(f"relax_method must be one of {', '.join(map(repr, RELAX_METHODS))}, "
                             f"got {self.relax_method!r}")
         object.__setattr__(self, "relax_method", str(self.relax_method))
-        memory = check_int("relax_memory", self.relax_memory, 1)
-        if memory > 50:
-            raise UserError(f"relax_memory must be <= 50, got {memory}")
-        object.__setattr__(self, "relax_memory", memory)
+        object.__setattr__(self, "relax_memory", check_int("relax_memory", self.relax_memory, 1,
+                                                           50))
         object.__setattr__(self, "relax_max_rotation",
-                           _number("relax_max_rotation", self.relax_max_rotation, lo=0.0,
-                                   hi=1.0, lo_open=True))
+                           check_real("relax_max_rotation", self.relax_max_rotation, 0.0,
+                                      strict=True, maximum=1.0))
 
     def temperatures(self) -> np.ndarray:
         """Temperature of each Metropolis sweep, shape ``(sweeps,)`` float64, units of J."""
@@ -157,9 +143,7 @@ class Schedule:
 
 
 def _check_size(size) -> int:
-    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 4 or size % 2:
-        raise UserError(f"size must be an even integer >= 4 (checkerboard updates), got {size!r}")
-    return int(size)
+    return check_int("size (checkerboard updates)", size, 4, parity="even")
 
 
 def _check_indices(indices) -> list[int]:
@@ -355,8 +339,7 @@ def anneal(hamiltonian, size: int, seed: int, indices, schedule: Schedule | None
     """
     ham = check_hamiltonian(hamiltonian)
     L = _check_size(size)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2 ** 64:
-        raise UserError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+    check_int("seed", seed, 0, 2 ** 64 - 1)
     idx = _check_indices(indices)
     if schedule is None:
         schedule = default_schedule(ham)

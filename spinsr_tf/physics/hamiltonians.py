@@ -44,6 +44,7 @@ from typing import Callable, ClassVar, Mapping, Union
 
 import numpy as np
 
+from spinsr_tf.base.checks import check_real
 from spinsr_tf.base.errors import UserError
 
 DMI_KINDS = ("interfacial", "bulk")
@@ -57,15 +58,6 @@ BOUNDARIES = ("periodic", "open")
 TYPE_II_RELAX_SWEEPS = 200
 TYPE_II_RELAX_OMEGA = 1.9
 TYPE_II_SWEEPS = 400
-
-
-def _finite(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise UserError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise UserError(f"{name} must be finite, got {value!r}")
-    return value
 
 
 def _choice(name: str, value, choices: tuple) -> str:
@@ -327,8 +319,8 @@ class TypeI(Hamiltonian):
     code: ClassVar[str] = "I"
 
     def __post_init__(self):
-        object.__setattr__(self, "J", _finite("J", self.J))
-        object.__setattr__(self, "dmi", _finite("dmi", self.dmi))
+        object.__setattr__(self, "J", check_real("J", self.J))
+        object.__setattr__(self, "dmi", check_real("dmi", self.dmi))
         object.__setattr__(self, "dmi_kind", _choice("dmi_kind", self.dmi_kind, DMI_KINDS))
 
     def dmi_vectors(self) -> tuple[np.ndarray, np.ndarray]:
@@ -375,11 +367,11 @@ class TypeII(Hamiltonian):
     code: ClassVar[str] = "II"
 
     def __post_init__(self):
-        object.__setattr__(self, "J", _finite("J", self.J))
-        object.__setattr__(self, "dipolar", _finite("dipolar", self.dipolar))
+        object.__setattr__(self, "J", check_real("J", self.J))
+        object.__setattr__(self, "dipolar", check_real("dipolar", self.dipolar))
         if self.dipolar < 0:
             raise UserError(f"dipolar must be >= 0, got {self.dipolar!r}")
-        object.__setattr__(self, "anisotropy", _finite("anisotropy", self.anisotropy))
+        object.__setattr__(self, "anisotropy", check_real("anisotropy", self.anisotropy))
         object.__setattr__(self, "dipolar_form",
                            _choice("dipolar_form", self.dipolar_form, DIPOLAR_FORMS))
         object.__setattr__(self, "dipolar_images",

@@ -38,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import foreign_textures as ft  # noqa: E402
 
 #: Models scored by default: the shipped ×4 and ×8 models of both types.
-DEFAULT_MODELS = ("type-I-x4", "type-I-x8", "type-II-x4", "type-II-x8")
+DEFAULT_MODELS = ("universal-x4", "universal-x8", "type-I-x4", "type-I-x8", "type-II-x4",
+                  "type-II-x8")
 #: Seed of the home lattices: not the shipped models' training (0) or test data.
 HOME_SEED = 24
 

@@ -11,7 +11,7 @@ from spinsr_tf.base.errors import UserError
 from spinsr_tf.cli import main
 from spinsr_tf.data.generate import (dataset_attrs, generate_dataset, map_hamiltonians,
                                      read_map_params, read_spins)
-from spinsr_tf.data.mixture import (PRESETS, Choice, Mixture, Uniform, map_record,
+from spinsr_tf.data.mixture import (PRESETS, Choice, LogUniform, Mixture, Uniform, map_record,
                                     record_hamiltonian)
 from spinsr_tf.physics import (Schedule, TypeI, TypeII, anneal, max_torque, saturation_field,
                                with_boundary, with_field)
@@ -20,7 +20,8 @@ CHIRAL = "type=I,dmi=0.25..0.6,dmi_kind=interfacial|bulk,field=-0.6..0.6,boundar
 OVERRIDES = {"sweeps": 40}
 
 
-@pytest.mark.parametrize("spec", [*PRESETS, CHIRAL, "universal,field=0,dmi=0.2..0.3"])
+@pytest.mark.parametrize("spec", [*PRESETS, CHIRAL, "universal,field=0,dmi=0.2..0.3",
+                                  "universal,dmi=0.1..0.73:log"])
 def test_spec_and_json_round_trips(spec):
     m = Mixture.parse(spec)
     assert Mixture.parse(m.spec()) == m
@@ -42,6 +43,8 @@ def test_parse_reads_ranges_weights_and_preset_overrides():
     ("dmi=0.5..0.2", "empty or inverted"),
     ("dmi=0.3..0.3", "empty or inverted"),
     ("dmi=0.3..", "empty range"),
+    ("dmi=0..0.5:log", "must be > 0"),
+    ("dmi=0.5..0.2:log", "empty or inverted"),
     ("dmi=-0.1..0.3", "dmi must lie in [0, 1]"),
     ("dmi=0.2..2", "dmi must lie in [0, 1]"),
     ("field=0..1", "saturation"),
@@ -60,6 +63,17 @@ def test_bad_specs_are_one_line_user_errors(spec, message):
     with pytest.raises(UserError, match=None) as info:
         Mixture.parse(spec)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_log_uniform_draws_equal_weight_per_octave():
+    """0.1..0.8:log spans three octaves: each holds a third of the draws (a uniform draw puts
+    1/7 of them in the first); every draw lies in the range."""
+    m = Mixture.parse("type=I,dmi=0.1..0.8:log")
+    assert m["dmi"] == LogUniform(0.1, 0.8)
+    d = np.array([m.draw(5, k)["dmi"] for k in range(3000)])
+    assert d.min() >= 0.1 and d.max() < 0.8
+    per_octave = np.histogram(d, bins=[0.1, 0.2, 0.4, 0.8])[0] / len(d)
+    np.testing.assert_allclose(per_octave, 1 / 3, atol=0.03)
 
 
 def test_draws_are_a_pure_function_of_seed_and_index():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from spinsr_tf.base.errors import UserError
 from spinsr_tf.cli import RESUME_HINT, add_experiment_arguments, check_seed
 
 
@@ -18,6 +19,10 @@ def add_parser(subparsers) -> None:
         "Re-running reuses finished steps.",
     )
     add_experiment_arguments(p, "sizes of the reproduction (default medium: the shipped models)")
+    p.add_argument("--universal", action="store_true",
+                   help="instead, the universal models (universal-x4, universal-x8): the default "
+                   "recipe trained on mixtures of Néel/Bloch labyrinths, skyrmions, domains and "
+                   "open films (docs/generalization.md); --preset and --type do not apply")
     p.set_defaults(func=run, resume_hint=RESUME_HINT)
 
 
@@ -25,6 +30,16 @@ def run(args: argparse.Namespace) -> int:
     from spinsr_tf.experiments.make_pretrained import make_pretrained
 
     check_seed(args)
+    if args.universal:
+        from spinsr_tf.experiments.universal import make_universal
+
+        if args.types or args.preset != "medium":
+            raise UserError("--universal makes the universal models: --preset and --type do "
+                            "not apply")
+        folders = make_universal(args.out, seed=args.seed, progress=not args.quiet)
+        if not args.quiet:
+            print(f"wrote {len(folders)} universal models into {args.out}")
+        return 0
     folders = make_pretrained(args.out, preset=args.preset, types=args.types or ("I", "II"),
                               seed=args.seed, progress=not args.quiet)
     if not args.quiet:

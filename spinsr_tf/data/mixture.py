@@ -17,7 +17,7 @@ Parameters (units of J; see docs/physics.md, "Mixtures")::
     boundary    periodic, open (Type I maps only)         default periodic
 
 Spec syntax (``spinsr-tf generate --mix``): comma-separated ``name=value`` items, an optional
-preset name first; a value is ``LO..HI`` (uniform), ``A|B|C`` (equal-weight choice),
+preset name first; a value is ``LO..HI`` (uniform), ``LO..HI:log`` (log-uniform, LO > 0), ``A|B|C`` (equal-weight choice),
 ``A:3|B:1`` (weighted choice) or a single value (constant), e.g.
 ``universal,field=0`` or ``type=I,dmi=0.15..0.55,dmi_kind=interfacial|bulk``.
 
@@ -106,6 +106,28 @@ class Uniform:
 
 
 @dataclasses.dataclass(frozen=True)
+class LogUniform:
+    """A value whose logarithm is drawn uniformly from ``[log lo, log hi)`` (``lo > 0``): equal
+    weight per octave, e.g. for the DMI, whose helix period 2π/arctan(D/J) spans a factor of
+    six over ``0.1..0.73`` and whose long periods a uniform draw would seldom reach."""
+
+    lo: float
+    hi: float
+
+    def draw(self, u: float):
+        return float(self.lo * (self.hi / self.lo) ** u)
+
+    def values(self) -> tuple:
+        return (self.lo, self.hi)
+
+    def text(self) -> str:
+        return f"{self.lo!r}..{self.hi!r}:log"
+
+    def to_dict(self) -> dict:
+        return {"loguniform": [self.lo, self.hi]}
+
+
+@dataclasses.dataclass(frozen=True)
 class Choice:
     """One of ``options`` (numbers or names), with probability proportional to ``weights``."""
 
@@ -136,7 +158,8 @@ def _fmt(value) -> str:
 
 
 def _parse_value(name: str, text: str):
-    """One ``name=value`` item's value → :class:`Uniform` or :class:`Choice`."""
+    """One ``name=value`` item's value → :class:`Uniform`, :class:`LogUniform` or
+    :class:`Choice`."""
     text = text.strip()
     if not text:
         raise UserError(f"mixture: {name}= needs a value")
@@ -144,14 +167,17 @@ def _parse_value(name: str, text: str):
         if name not in NUMERIC:
             raise UserError(f"mixture: {name} is a choice of {'|'.join(CHOICES[name])}, "
                             f"not a range: {text!r}")
-        lo_text, _, hi_text = text.partition("..")
+        log = text.endswith(":log")
+        lo_text, _, hi_text = text[:-len(":log")].partition("..") if log else text.partition("..")
         if not lo_text.strip() or not hi_text.strip():
             raise UserError(f"mixture: {name}={text} is an empty range (write LO..HI)")
         lo, hi = _number(name, lo_text), _number(name, hi_text)
         if not lo < hi:
             raise UserError(f"mixture: {name}={text} is an empty or inverted range "
                             f"(LO < HI; for a constant write {name}={lo:g})")
-        return Uniform(lo, hi)
+        if log and not lo > 0:
+            raise UserError(f"mixture: {name}={text} is log-uniform: its range must be > 0")
+        return LogUniform(lo, hi) if log else Uniform(lo, hi)
     options, weights = [], []
     for item in text.split("|"):
         value, colon, weight = item.strip().partition(":")
@@ -178,13 +204,14 @@ def _parse_value(name: str, text: str):
 
 @dataclasses.dataclass(frozen=True)
 class Mixture:
-    """Per-parameter distributions (:class:`Uniform` or :class:`Choice`) of the Hamiltonian of
-    each map; build it with :meth:`parse` (a spec or preset) or :meth:`from_dict`.
+    """Per-parameter distributions (:class:`Uniform`, :class:`LogUniform` or :class:`Choice`)
+    of the Hamiltonian of each map; build it with :meth:`parse` (a spec or preset) or
+    :meth:`from_dict`.
 
     ``name`` is the preset it started from ("" for none): a label, not part of the identity.
     """
 
-    dists: tuple      # ((parameter, Uniform | Choice), ...) in PARAMETERS order
+    dists: tuple      # ((parameter, Uniform | LogUniform | Choice), ...) in PARAMETERS order
     name: str = dataclasses.field(default="", compare=False)
 
     def __post_init__(self):
@@ -245,8 +272,8 @@ class Mixture:
             if p not in PARAMETERS or not isinstance(d, Mapping) or len(d) != 1:
                 raise UserError(f"mixture record has a bad entry {p!r}: {d!r}")
             (kind, values), = d.items()
-            if kind == "uniform":
-                text = f"{values[0]!r}..{values[1]!r}"
+            if kind in ("uniform", "loguniform"):
+                text = f"{values[0]!r}..{values[1]!r}" + (":log" if kind == "loguniform" else "")
             elif kind == "choice":
                 text = "|".join(f"{_fmt(o)}:{w!r}" for o, w in values)
             else:

@@ -18,14 +18,13 @@ convolutional.
 
 from __future__ import annotations
 
-import numbers
 
 import keras
 import numpy as np
 from keras import ops
 
 from spinsr_tf.data.degradation import PADDING_MODES, PIXEL_MODELS, Degradation, fold_index
-from spinsr_tf.base.checks import check_int, is_int
+from spinsr_tf.base.checks import check_int, check_real, is_int
 from spinsr_tf.base.errors import UserError
 
 _DATA_FORMATS = ("channels_last", "channels_first")
@@ -596,14 +595,10 @@ class UnitVectors(keras.layers.Layer):
 
     def __init__(self, epsilon=1e-12, data_format=None, scalar="tanh", margin=1.0, **kwargs):
         super().__init__(**kwargs)
-        if (isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real)
-                or not epsilon > 0):
-            raise UserError(f"epsilon must be a number > 0, got {epsilon!r}")
+        check_real("epsilon", epsilon, 0, strict=True)
         if scalar not in SCALAR_BOUNDS:
             raise UserError(f"scalar must be one of {SCALAR_BOUNDS}, got {scalar!r}")
-        if (isinstance(margin, bool) or not isinstance(margin, numbers.Real)
-                or not margin > 0 or not np.isfinite(margin)):
-            raise UserError(f"margin must be a finite number > 0, got {margin!r}")
+        check_real("margin", margin, 0, strict=True)
         self.epsilon = float(epsilon)
         self.data_format = _standardize_data_format(data_format)
         self.scalar, self.margin = scalar, float(margin)

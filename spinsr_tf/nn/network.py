@@ -20,14 +20,13 @@ subset of the outputs (Keras >= 3.7; keras-team/keras#20477).
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import zipfile
 from pathlib import Path
 
 import keras
 
-from spinsr_tf.base.checks import check_int
+from spinsr_tf.base.checks import check_int, check_real, is_int
 from spinsr_tf.data.degradation import Degradation, as_degradation
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.pretrained import resolve_model
@@ -57,8 +56,7 @@ def decoder_filters(scale: int) -> tuple[int, ...]:
 
 def _check_scale(scale) -> int:
     """Return ``log2(scale)``; ``scale`` must be a power of two >= 2."""
-    if (not isinstance(scale, numbers.Integral) or isinstance(scale, bool) or scale < 2
-            or scale & (scale - 1)):
+    if not is_int(scale) or scale < 2 or scale & (scale - 1):
         raise UserError(f"scale must be a power of two >= 2 (2, 4, 8, 16), got {scale!r}")
     return int(math.log2(scale))
 
@@ -209,9 +207,7 @@ def compile_sr_model(model: keras.Model, learning_rate: float = 0.01,
         Put the loss on the SR output instead of the LR output.
     """
     _check_sr_model(model, "model")
-    if (isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real)
-            or not math.isfinite(learning_rate) or learning_rate <= 0):
-        raise UserError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
+    check_real("learning_rate", learning_rate, 0, strict=True)
     target = SR_OUTPUT if supervised else LR_OUTPUT
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(learning_rate)),
                   loss={target: "mse"})

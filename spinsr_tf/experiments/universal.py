@@ -66,7 +66,7 @@ class UniversalRecipe:
     n_train: int = 512
     n_test: int = 32
     size: int = 128
-    epochs: int = 40
+    epochs: int = 80
     batch_size: int = 16
     jit_compile: bool = True
 

@@ -35,9 +35,17 @@ PIXEL_WORDS = {"sample": "point samples", "integrate": "camera pixels (block mea
 NETWORK = "sr_equivariant"
 
 
-def _copy(source: Path, target: Path) -> None:
-    with atomic_path(target) as tmp:
-        shutil.copyfile(source, tmp)
+def ship_run(run_dir: Path, target: Path, out: Path) -> dict:
+    """Copy a finished run's ``model.keras`` and ``config.json`` into the model folder
+    ``target`` (created), the config's data path made relative to ``out`` (where it lies in
+    OUT, not on the machine that trained); return the config."""
+    target.mkdir(exist_ok=True)
+    config = json.loads((run_dir / "config.json").read_text())
+    config["data"] = Path(config["data"]).resolve().relative_to(out.resolve()).as_posix()
+    with atomic_path(target / "model.keras") as tmp:
+        shutil.copyfile(run_dir / "model.keras", tmp)
+    write_json_atomic(target / "config.json", config, sort_keys=False)
+    return config
 
 
 def model_card(name: str, config: dict, result: dict, preset_name: str, seed: int) -> str:
@@ -105,12 +113,7 @@ def make_pretrained(out_dir, preset="medium", types=("I", "II"), seed: int = 0,
                 raise UserError(f"the reproduction in {str(out / preset_name)!r} has no "
                                 f"finished {NETWORK} run for Type {kind} x{scale}")
             target = out / name
-            target.mkdir(exist_ok=True)
-            config = json.loads((run_dir / "config.json").read_text())
-            # the data path as it lies in OUT, not as on the machine that trained
-            config["data"] = Path(config["data"]).resolve().relative_to(out.resolve()).as_posix()
-            _copy(run_dir / "model.keras", target / "model.keras")
-            write_json_atomic(target / "config.json", config, sort_keys=False)
+            config = ship_run(run_dir, target, out)
             shipped = {k: v for k, v in result.items() if k != "preset_sizes"}
             shipped["methods"] = {m: {k: v for k, v in row.items() if k != "per_image"}
                                   for m, row in result["methods"].items()}

@@ -24,7 +24,6 @@ foreign family at ×4 (docs/generalization.md).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 
@@ -32,8 +31,7 @@ from pathlib import Path
 from spinsr_tf._version import __version__
 from spinsr_tf.base.checks import check_int
 from spinsr_tf.base.errors import UserError
-from spinsr_tf.base.files import atomic_path, check_output_folder, write_json_atomic, \
-    write_text_atomic
+from spinsr_tf.base.files import check_output_folder, write_json_atomic, write_text_atomic
 
 #: The name of the shipped universal model of factor ``f``.
 NAME = "universal-x{factor}"
@@ -172,6 +170,7 @@ def make_universal(out_dir, factors=(4, 8), recipe: UniversalRecipe | None = Non
                    seed: int = 0, progress: bool = True) -> list[Path]:
     """Generate the mixtures, train (or resume) one universal model per factor, score it and
     write its folder into ``out_dir``; return the folders."""
+    from spinsr_tf.experiments.make_pretrained import ship_run
     from spinsr_tf.nn.config import RECIPES
     from spinsr_tf.nn.config import recipe as train_recipe
     from spinsr_tf.nn.network import load_sr_model
@@ -198,13 +197,7 @@ def make_universal(out_dir, factors=(4, 8), recipe: UniversalRecipe | None = Non
         results = _scores(model, paths)
         name = NAME.format(factor=f)
         target = out / name
-        target.mkdir(exist_ok=True)
-        run_config = json.loads((run_dir / CONFIG).read_text())
-        run_config["data"] = Path(run_config["data"]).resolve().relative_to(
-            out.resolve()).as_posix()
-        with atomic_path(target / "model.keras") as tmp:
-            tmp.write_bytes((run_dir / MODEL).read_bytes())
-        write_json_atomic(target / "config.json", run_config, sort_keys=False)
+        run_config = ship_run(run_dir, target, out)
         write_json_atomic(target / "results.json",
                           {"name": name, "mixture": mixture_spec(f),
                            "recipe": dataclasses.asdict(recipe), "seed": seed,

@@ -136,3 +136,17 @@ def fingerprint(folder, suffixes=None):
                                          hashlib.sha256(p.read_bytes()).hexdigest())
             for p in sorted(Path(folder).rglob("*"))
             if p.is_file() and (suffixes is None or p.suffix in suffixes)}
+
+
+def randomize_batchnorm(model, seed):
+    """Random BatchNorm weights and moving statistics, so that an untrained network's output is
+    not flat and inference mode (moving statistics) differs from training mode."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if layer.name.endswith("_bn"):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([1 + 0.2 * rng.normal(size=gamma.shape),
+                               0.1 * rng.normal(size=beta.shape),
+                               0.3 * rng.normal(size=mean.shape),
+                               rng.uniform(0.5, 2, size=var.shape)])
+    return model

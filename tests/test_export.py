@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import randomize_batchnorm
+
 from spinsr_tf.cli import main
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.nn.export import MARKER, export_saved_model, serving_model
@@ -23,16 +25,7 @@ def _model(input_size=None, seed=0):
     """A ×4 model with random weights and random BatchNorm statistics, so that inference mode
     (moving statistics) and training mode (batch statistics) give different SR maps."""
     tf.keras.utils.set_random_seed(seed)
-    model = build_sr_model(4, channels=3, input_size=input_size)
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if layer.name.endswith("_bn"):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([1 + 0.2 * rng.normal(size=gamma.shape),
-                               0.1 * rng.normal(size=beta.shape),
-                               0.3 * rng.normal(size=mean.shape),
-                               rng.uniform(0.5, 2, size=var.shape)])
-    return model
+    return randomize_batchnorm(build_sr_model(4, channels=3, input_size=input_size), seed)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import json
 import h5py
 import numpy as np
 import pytest
+from conftest import randomize_batchnorm
 
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.cli import main
@@ -16,18 +17,6 @@ from spinsr_tf.data.degradation_generator import DegradationGenerator, condition
 from spinsr_tf.nn.config import TrainConfig
 from spinsr_tf.nn.export import served_imaging, serving_model
 from spinsr_tf.nn.network import build_sr_model, sr_submodel
-
-
-def _randomize_bn(model, seed):
-    """Random BatchNorm statistics, so that the untrained network's output is not flat."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if layer.name.endswith("_bn"):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([1 + 0.2 * rng.normal(size=gamma.shape),
-                               0.1 * rng.normal(size=beta.shape),
-                               0.3 * rng.normal(size=mean.shape),
-                               rng.uniform(0.5, 2, size=var.shape)])
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +32,7 @@ def models(tmp_path_factory):
     fixed.save(d / "fixed" / "model.keras")
     keras.utils.set_random_seed(1)
     cond = build_sr_model(4, 3, conditioned=True)
-    _randomize_bn(cond, 1)
+    randomize_batchnorm(cond, 1)
     (d / "cond").mkdir()
     cond.save(d / "cond" / "model.keras")
     config = TrainConfig(data="train.h5", scale=4, conditioned=True,

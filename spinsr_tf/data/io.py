@@ -171,7 +171,8 @@ def _to_nhwc(array: np.ndarray, path) -> np.ndarray:
 
 def _values(raw: np.ndarray, path, holes: bool = False) -> tuple[np.ndarray, str]:
     """float32 values of a raw array (intensities mapped) and the stored dtype name; with
-    ``holes``, NaN or Inf in float 3-component maps are kept (cells outside the magnet)."""
+    ``holes``, NaN or Inf in float 3-component or grey maps are kept (cells outside the
+    magnet)."""
     dtype = raw.dtype
     if dtype.name in INTENSITY_DTYPES:
         out = from_intensity(raw)
@@ -182,7 +183,7 @@ def _values(raw: np.ndarray, path, holes: bool = False) -> tuple[np.ndarray, str
                         f"dtype or one of {', '.join(INTENSITY_DTYPES)}")
     if out.size == 0:
         raise UserError(f"{str(path)!r} holds an empty array of shape {raw.shape}")
-    if not (holes and out.shape[-1] == 3 and np.issubdtype(dtype, np.floating)) \
+    if not (holes and out.shape[-1] in (1, 3) and np.issubdtype(dtype, np.floating)) \
             and not np.all(np.isfinite(out)):
         bad = int(np.count_nonzero(~np.isfinite(out)))
         raise UserError(f"{str(path)!r} contains {bad} NaN or infinite value(s)")
@@ -390,8 +391,8 @@ def read_image(path: str | os.PathLike, dataset: str | None = None, *,
         Also return an :class:`ImageInfo` (stored format, dtype, rank and metadata), to write
         results back in the same encoding and layout.
     holes : bool
-        Keep NaN or Inf in float 3-component maps: cells outside the magnet
-        (:mod:`spinsr_tf.data.mask`); refused otherwise.
+        Keep NaN or Inf in float 3-component or grey (one-channel) maps: cells outside the
+        magnet (:mod:`spinsr_tf.data.mask`); refused otherwise.
 
     Returns
     -------

@@ -14,6 +14,8 @@ takes both (:func:`hr_mask`). This module is the one place masks are made, check
 
 - :func:`mask_from_values`: zero or non-finite vectors are holes (3 components); every finite
   value is magnet (1 component: a grey level of 0 is a value);
+- :func:`mask_from_grey`: what a grey micrograph holds besides its texture: a burnt-in scale
+  bar or label, saturated and stuck pixels (found conservatively, with a note of what);
 - :func:`read_mask`: a user's mask image (``.npy``, ``.png``, ``.tif``) of 0/1 or 0/255;
 - :func:`check_mask`: the right shape and enough magnet to train on;
 - :func:`hr_mask`: the HR cells of the magnet's LR pixels, by the degradation's pixel model;
@@ -52,6 +54,187 @@ def mask_from_values(values) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         nonzero = np.any(x != 0, axis=-1)
     return finite & nonzero
+
+
+#: Fewest pixels of one extreme grey level, within one group (pixels at most two apart), that
+#: make a burnt-in label or a saturated patch: a few noise pixels clipped at the dtype's limit
+#: are values that happen to reach it, not a region.
+GREY_MIN_REGION = 8
+#: Most of the image the extreme-level regions may cover (before their 1-pixel border): more
+#: is the image's own levels (a two-level domain image at 0 and 255), not a label.
+GREY_MAX_FRACTION = 0.25
+#: A label or saturation at the image's own extreme (not the dtype's) is taken only as one or
+#: two compact groups near the border, together at most this fraction of the image.
+GREY_LABEL_FRACTION = 0.05
+#: A pixel and its eight neighbours.
+_EIGHT = np.ones((3, 3), bool)
+
+
+def _grey_levels(values, dtype) -> tuple[np.ndarray, tuple | None]:
+    """``(H, W)`` float64 grey levels in stored units (integer levels for an integer dtype,
+    whose values may come mapped onto [-1, 1] by :func:`~spinsr_tf.data.io.from_intensity`)
+    and the dtype's ``(lo, hi)`` (None for a float image)."""
+    x = np.asarray(values)
+    if x.ndim == 3 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if x.ndim != 2:
+        raise UserError(f"a grey image must have shape (H, W) or (H, W, 1), got {x.shape}")
+    dt = np.dtype(x.dtype if dtype is None else dtype)
+    if not np.issubdtype(dt, np.integer):
+        return x.astype(np.float64), None
+    info = np.iinfo(dt)
+    lo, hi = int(info.min), int(info.max)
+    if np.issubdtype(x.dtype, np.integer):
+        return x.astype(np.float64), (lo, hi)
+    with np.errstate(invalid="ignore"):   # NaN stays NaN
+        return np.rint((x.astype(np.float64) + 1.0) * ((hi - lo) / 2.0) + lo), (lo, hi)
+
+
+def _groups(level_mask: np.ndarray):
+    """Groups of pixels at one level lying at most two pixels apart (text glyphs beside their
+    bar join), as a label image over the level's pixels and each group's pixel count."""
+    from scipy.ndimage import binary_dilation, label
+
+    labels, n = label(binary_dilation(level_mask, _EIGHT), structure=_EIGHT)
+    labels = np.where(level_mask, labels, 0)
+    return labels, np.bincount(labels.ravel(), minlength=n + 1)
+
+
+def _near_border(labels: np.ndarray, index: int, margin: int) -> bool:
+    """Whether group ``index`` is compact (at most half the image's side each way) and lies
+    within ``margin`` pixels of an image edge: where scale bars and labels are burnt in."""
+    rows, cols = np.nonzero(labels == index)
+    h, w = labels.shape
+    compact = np.ptp(rows) + 1 <= h / 2 and np.ptp(cols) + 1 <= w / 2
+    return bool(compact and (rows.min() < margin or cols.min() < margin
+                             or rows.max() >= h - margin or cols.max() >= w - margin))
+
+
+def mask_from_grey(values, dtype=None) -> tuple[np.ndarray, str]:
+    """The magnet of a grey micrograph ``(H, W)`` or ``(H, W, 1)``: the cells that are not a
+    burnt-in label, saturated, stuck, or NaN, and a note of what was found.
+
+    A grey level of 0 is a value, so nothing is masked for being dark or bright alone. Left out:
+
+    - **regions at an extreme level**: groups of at least :data:`GREY_MIN_REGION` pixels
+      (pixels at most two apart) holding exactly the dtype's lowest or highest level (an
+      integer image: a scale bar burnt in white or black, or saturation), or the image's own
+      minimum or maximum when the dtype's is not reached: there as one or two compact groups
+      near the border that hold nearly all pixels of that level (a label in a float image), or,
+      in an integer image, as clipping (a camera with fewer bits than its file): the level
+      holds four times as many pixels as any of the three next to it, and noise leaves pinholes
+      below it inside its patches (a flat domain at its own level is solid). Each region is
+      widened by one pixel (antialiased text edges);
+    - **stuck pixels**: a single pixel at the dtype's lowest or highest level (a float image:
+      its own minimum or maximum; a level at most 1 % of the image holds, not a two-level
+      image's) standing beyond all eight neighbours by more than three times
+      their own range and a quarter of the image's 1st–99th percentile range (noise or texture
+      keeps a pixel near its neighbours; a stuck pixel on a domain wall is not found);
+    - **NaN or infinite cells**.
+
+    Regions covering more than :data:`GREY_MAX_FRACTION` of the image are its own levels (a
+    two-level domain image) and stay; a clean noisy texture reaches an extreme only in scattered
+    single pixels and keeps every cell.
+
+    Parameters
+    ----------
+    values : array_like, shape (H, W) or (H, W, 1)
+        Stored grey levels, or an integer image's levels mapped onto [-1, 1]
+        (:func:`~spinsr_tf.data.io.from_intensity`, as :func:`~spinsr_tf.data.io.read_image`
+        returns them).
+    dtype : dtype, optional
+        The stored dtype (default: the values' own): its range gives the extreme levels.
+
+    Returns
+    -------
+    mask : ndarray of bool, shape (H, W), True on the magnet.
+    note : str, what was left out and why (for :func:`mask_record`).
+    """
+    from scipy.ndimage import binary_closing, binary_dilation, maximum_filter, minimum_filter
+
+    x, limits = _grey_levels(values, dtype)
+    h, w = x.shape
+    finite = np.isfinite(x)
+    mask = finite.copy()
+    parts = []
+    if (~finite).any():
+        parts.append(f"{int((~finite).sum())} NaN cell(s)")
+    if finite.sum() < 2:
+        return mask, "auto: " + (", ".join(parts) or "none found")
+    v = x[finite]
+    own = (float(v.min()), float(v.max()))
+    p1, p99 = np.percentile(v, [1, 99])
+    spread = float(p99 - p1) or float(own[1] - own[0])
+    if spread == 0:   # a constant image: nothing stands out
+        return mask, "auto: " + (", ".join(parts) or "none found (a constant image)")
+
+    def text(level):
+        return f"{int(level)}" if limits is not None else f"{level:g}"
+
+    region = np.zeros((h, w), bool)
+    found = []
+    levels = [] if limits is None else [(float(limits[0]), "dtype"), (float(limits[1]), "dtype")]
+    levels += [(level, "own") for level in own if all(level != l for l, _ in levels)]
+    for level, kind in levels:
+        at = finite & (x == level)
+        if at.sum() < GREY_MIN_REGION:
+            continue
+        labels, counts = _groups(at)
+        big = np.flatnonzero(counts >= GREY_MIN_REGION)
+        big = big[big > 0]
+        if kind == "own":
+            margin = max(2, round(0.1 * min(h, w)))
+            inside_big = np.isin(labels, big) & at
+            label_like = (0 < big.size <= 2
+                          and all(_near_border(labels, i, margin) for i in big)
+                          and inside_big.sum() >= 0.95 * at.sum()
+                          and inside_big.sum() <= GREY_LABEL_FRACTION * finite.sum())
+            # clipping: the tail beyond the limit piles up on it (a noise-free texture nears
+            # its extreme level gradually), and noise leaves pinholes below it inside the
+            # clipped patches (a flat domain at its level is solid)
+            inward = np.sign(np.mean(own) - level) * np.arange(1, 4)
+            near = max(int(np.sum(finite & (x == level + k))) for k in inward)
+            pinholes = int((binary_closing(at, _EIGHT) & ~at).sum())
+            clipped = (limits is not None and at.sum() >= 4 * max(near, 1)
+                       and pinholes >= 0.1 * at.sum())
+            if not (label_like or clipped):
+                continue
+        chosen = np.isin(labels, big) & at
+        if chosen.any():
+            region |= chosen
+            found.append(f"{int(chosen.sum())} at {text(level)}")
+    if region.sum() > GREY_MAX_FRACTION * finite.sum():
+        parts.append(f"no label or saturation ({int(region.sum())} cells at the extreme levels, "
+                     f"{region.sum() / finite.sum():.0%} of the image: its own levels)")
+        region[:] = False
+    if region.any():
+        wide = binary_dilation(region, _EIGHT) & finite
+        mask &= ~wide
+        parts.append(f"{int(wide.sum())} saturated/burnt-in pixel(s) "
+                     f"({', '.join(found)}, with a 1-pixel border)")
+    # stuck pixels: one pixel at an extreme level that few pixels hold (not a two-level image's
+    # level), beyond its neighbours by three times their own range (noise or texture keeps a
+    # pixel near them)
+    ring = np.ones((3, 3), bool)
+    ring[1, 1] = False
+    hi_n = maximum_filter(np.where(finite, x, -np.inf), footprint=ring, mode="constant",
+                          cval=-np.inf)
+    lo_n = minimum_filter(np.where(finite, x, np.inf), footprint=ring, mode="constant",
+                          cval=np.inf)
+    top, bottom = own[::-1] if limits is None else limits[::-1]
+    rare = max(4.0, 0.01 * finite.sum())
+    top_ok, bottom_ok = ((np.sum(mask & (x == v)) <= rare) for v in (top, bottom))
+    with np.errstate(invalid="ignore"):
+        stuck = finite & mask & np.isfinite(hi_n) & np.isfinite(lo_n) & (
+            (top_ok & (x == top) & (x - hi_n > np.maximum(3 * (hi_n - lo_n), 0.25 * spread)))
+            | (bottom_ok & (x == bottom)
+               & (lo_n - x > np.maximum(3 * (hi_n - lo_n), 0.25 * spread))))
+    if stuck.any():
+        mask &= ~stuck
+        parts.append(f"{int(stuck.sum())} stuck pixel(s)")
+    if not parts:
+        return mask, "auto: none found (no burnt-in label, saturation or stuck pixel)"
+    return mask, "auto: " + "; ".join(parts)
 
 
 def _mask_array(path: Path) -> np.ndarray:

@@ -20,9 +20,12 @@ it can be trusted (:class:`Estimate`):
   ``p × p`` patches has the texture in its large eigenvalues and the noise variance in the small
   ones; the noise eigenvalues are the tail whose mean equals its median. Texture that is sharp
   on the LR grid (labyrinths at ×8) leaks into the tail, so the estimate is an upper bound
-  there, and flagged: it holds much of the variance.
+  there, and flagged: it holds much of the variance. On a small image too few patches spread the
+  noise eigenvalues (Marchenko–Pastur) and the estimate reads low, down to 0: trusted only with
+  :data:`PATCHES_PER_ENTRY` patches per entry of the covariance.
 - Poisson–Gaussian: the residual of a 3×3 second difference (scaled to unit noise gain) is
-  binned by the local mean; a robust variance (MAD) per bin, then a weighted straight-line fit.
+  binned by the local mean; a robust variance (MAD) per bin, then a weighted straight-line fit,
+  trusted only on :data:`POISSON_MIN_SAMPLES` residuals.
 - The power-spectrum floor (:func:`spectral_noise_std`): white noise has the same power at every
   frequency, a texture behind a PSF and camera pixels little at the highest, even where it is
   as sharp as the LR pixel and the two estimators above see it as noise.
@@ -93,6 +96,15 @@ def _patches(x: np.ndarray, p: int) -> np.ndarray:
     return win.reshape(-1, p * p)
 
 
+#: Patches per entry (``p²``) of the patch covariance that the patch-PCA estimate needs to be
+#: trusted. With ``n`` patches, white noise of variance s² gives covariance eigenvalues spread
+#: over ``s² (1 ± p/√n)²`` (Marchenko–Pastur), skewed, and the tail rule then stops early.
+#: Measured on pure noise (20 seeds): n/p² = 0.7 reads 0; 1.3: median −59 %; 2 (a scalar
+#: 16×16): −36 %, 15 % of seeds off by more than half; 3: −22 %; 4: −17 % (5th percentile
+#: −32 %); 14: −4 %; 68 (a scalar 64×64): −1 %. Four keeps every seed within half.
+PATCHES_PER_ENTRY = 4
+
+
 def gaussian_noise_std(y, patch: int = 7) -> Estimate:
     """Standard deviation of additive white Gaussian noise by patch PCA (Chen et al. 2015).
 
@@ -118,12 +130,16 @@ def gaussian_noise_std(y, patch: int = 7) -> Estimate:
     # right the noise holds <= 4 % of the image's variance; where labyrinths are aliased at x8
     # and the "noise" is texture, 20-30 %.
     share = std ** 2 / max(float(x.var(axis=(0, 1)).mean()), 1e-300)
-    confident = share <= 0.15
-    note = "" if confident else (f"the noise would hold {100 * share:.0f} % of the image's "
-                                 "variance: the texture is as sharp as the LR pixel (or there "
-                                 "is only noise), so the value is an upper bound")
-    return Estimate(std, f"patch PCA ({patch}x{patch}, {tail.size}/{eig.size} eigenvalues)",
-                    confident, note)
+    needed = PATCHES_PER_ENTRY * patch * patch
+    confident = share <= 0.15 and len(rows) >= needed
+    note = ("" if confident else
+            f"only {len(rows)} patches for a {patch * patch}-entry patch covariance (it needs "
+            f"{needed}): the image is too small, the value reads low" if len(rows) < needed
+            else f"the noise would hold {100 * share:.0f} % of the image's variance: the "
+                 "texture is as sharp as the LR pixel (or there is only noise), so the value "
+                 "is an upper bound")
+    return Estimate(std, f"patch PCA ({patch}x{patch}, {tail.size}/{eig.size} eigenvalues, "
+                    f"{len(rows)} patches)", confident, note)
 
 
 #: Frequencies (as a fraction of the largest, π√2 per pixel) above which the power spectrum is
@@ -213,6 +229,15 @@ def _local_mean(x: np.ndarray) -> np.ndarray:
     return sum(x[i:i + h - 2, j:j + w - 2] for i in range(3) for j in range(3)) / 9.0
 
 
+#: Second-difference residuals (in the bins the line is fitted to) that the Poisson–Gaussian
+#: fit needs to be trusted. Measured on smooth count images (two textures, 40 seeds each, shot
+#: noise on a floor): 500–1,150 residuals (32×32 to 36×36 images) put 9 of 160 estimates of the
+#: RMS level off by more than half; 1,100–2,100 (40×40 to 48×48) 1 of 240; 3,800 (64×64) none.
+POISSON_MIN_SAMPLES = 1200
+#: Residuals per intensity bin: fewer leave the bin's robust variance to chance.
+BIN_MIN_SAMPLES = 32
+
+
 def poisson_gaussian_noise(y, bins: int = 16) -> tuple[Estimate, Estimate]:
     """``(a, b)`` of the variance model ``v(y) = a + b·y`` (shot noise on a Gaussian floor).
 
@@ -220,17 +245,23 @@ def poisson_gaussian_noise(y, bins: int = 16) -> tuple[Estimate, Estimate]:
     slope ``b``. The bins hold equal numbers of pixels; per bin the variance of the unit-gain
     second difference is ``(1.4826 · MAD)²``, robust to the minority of pixels on walls. Bins
     that lie mostly on walls (their variance is texture) sit far above the line: they are
-    dropped and the line refitted.
+    dropped and the line refitted. A small image gets fewer bins (each needs
+    :data:`BIN_MIN_SAMPLES` residuals), and is trusted only with :data:`POISSON_MIN_SAMPLES`
+    residuals in the bins kept.
     """
     x = estimation_image(y)
     check_int("bins", bins, 2)
     r = _second_difference(x).ravel()
     m = _local_mean(x).ravel()
+    if r.size < 2 * BIN_MIN_SAMPLES:
+        raise UserError(f"the image has too few pixels ({r.size} second differences) to fit a "
+                        "signal-dependent noise model")
+    bins = min(bins, r.size // BIN_MIN_SAMPLES)
     edges = np.quantile(m, np.linspace(0, 1, bins + 1))
     centres, variances, counts = [], [], []
     for lo, hi in zip(edges[:-1], edges[1:]):
         sel = (m >= lo) & (m <= hi)
-        if sel.sum() < 32:
+        if sel.sum() < BIN_MIN_SAMPLES:
             continue
         rr = r[sel]
         mad = np.median(np.abs(rr - np.median(rr)))
@@ -252,10 +283,14 @@ def poisson_gaussian_noise(y, bins: int = 16) -> tuple[Estimate, Estimate]:
     a = float(a)
     # as for Gaussian noise: "noise" holding a large share of the image's variance is texture
     share = max(a + b * float(x.mean()), 0.0) / max(float(x.var(axis=(0, 1)).mean()), 1e-300)
-    confident = b >= 0 and share <= 0.15
+    used = int(wts[keep].sum())
+    confident = b >= 0 and share <= 0.15 and used >= POISSON_MIN_SAMPLES
     note = ("" if confident else "the variance falls with the signal: not shot noise" if b < 0
             else f"the noise would hold {100 * share:.0f} % of the image's variance: the "
-                 "texture is as sharp as the LR pixel, so the value is an upper bound")
+                 "texture is as sharp as the LR pixel, so the value is an upper bound"
+            if share > 0.15
+            else f"only {used} second differences in the bins fitted (it needs "
+                 f"{POISSON_MIN_SAMPLES}): the image is too small for the line fit")
     b, a = max(b, 0.0), max(a, 0.0)
     method = (f"robust variance of the second difference in {int(keep.sum())} of {len(c)} "
               "intensity bins, line fit")

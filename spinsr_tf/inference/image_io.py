@@ -67,7 +67,8 @@ def read_input(path, layer: int | None = None, holes: bool = False) -> tuple[np.
     alpha channel is dropped if fully opaque, refused otherwise; a colour image, a stack of
     several images, or C other than 1 or 3 is refused. Integer intensities come mapped onto
     [-1, 1] by :func:`~spinsr_tf.data.io.from_intensity`. With ``holes``, NaN or Inf in
-    3-component float maps are kept (cells outside the magnet, :mod:`spinsr_tf.data.mask`).
+    3-component or grey float maps are kept (cells outside the magnet,
+    :mod:`spinsr_tf.data.mask`).
 
     Returns
     -------

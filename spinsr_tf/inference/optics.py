@@ -50,9 +50,11 @@ RESOLVABLE = 0.37
 
 
 #: Smallest side (LR pixels) the noise is estimated on: below it the patch estimate reads
-#: 0 and says it is sure (Gaussian noise of std 0.05 on a labyrinth blurred at x4: median
-#: 0 on 8x8 and on scalar 12x12, 0.035 on 3-component 12x12, 0.040-0.049 on 16x16, 0.051 on
-#: 32x32), so a smaller image is fitted without a noise model, said.
+#: low (Gaussian noise of std 0.05 on a labyrinth blurred at x4: median 0 on 8x8 and on
+#: scalar 12x12, 0.035 on 3-component 12x12, 0.040-0.049 on 16x16, 0.051 on 32x32), so a
+#: smaller image is fitted without a noise model, said. Above it the estimators still decline
+#: trust on too few samples (:data:`~spinsr_tf.data.noise.PATCHES_PER_ENTRY`: a scalar image
+#: needs about 20 a side).
 NOISE_MIN_SIDE = 16
 #: Smallest rectangle of magnet cells (LR pixels a side) the noise is estimated on: the
 #: estimators' own smallest side. A mask that leaves none so large estimates on the whole image,
@@ -187,7 +189,7 @@ def _noise_region(x: np.ndarray, m) -> tuple[np.ndarray, str | None]:
 
 def _noise_model(x, m, noise, counts: bool, image_scale: float, image_min):
     """The noise model of the magnet's largest clean rectangle, and where it lies; on fewer
-    than :data:`NOISE_MIN_SIDE` pixels a side none (the estimators read 0 there, sure of it)."""
+    than :data:`NOISE_MIN_SIDE` pixels a side none (the estimators read low there)."""
     region, where = _noise_region(x, m)
     if min(region.shape[:2]) < NOISE_MIN_SIDE and noise in ("auto", "gaussian", "poisson"):
         side = "x".join(str(n) for n in region.shape[:2])

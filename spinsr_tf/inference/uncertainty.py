@@ -23,8 +23,10 @@ departure from the aligned interpolation of the LR map (``"interpolation"``: spr
 (``docs/uncertainty.md``, Spearman rank correlation with the actual per-pixel error): held-out
 Type I maps ×4 with noise 0, 0.1, 0.2: 0.54 / 0.38 / 0.47 (interpolation 0.49 / 0.38 / 0.41);
 the microscope stand-ins (borders, unknown optics, noise, ×8; fit-image's defaults): SPLEEM
-0.65–0.70 (interpolation 0.08–0.24), Kerr 0.47–0.50 (interpolation ≈ 0; 0.25–0.32 against the
-error after an affine grey-level fit to the truth, ``docs/uncertainty.md`` says why).
+0.65–0.70 (interpolation 0.08–0.24), Kerr 0.47–0.50 with a ``tanh`` scalar output, 0.24 with
+the soft clip (interpolation ≈ 0; the 0.47 came from the ``tanh``'s slope, a grey-level wall
+indicator, not from the members; 0.21–0.32 against the error after an affine grey-level fit to
+the truth; ``docs/uncertainty.md`` says why).
 :mod:`spinsr_tf.evaluation.calibration` measures it.
 
 Which elements. The point operations (quarter turns, mirrors or flip-overs the Hamiltonian

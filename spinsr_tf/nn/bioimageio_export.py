@@ -26,6 +26,16 @@ median vector length of its training image (a fixed ``scale_linear``, undone on 
 a run that normalised every LR vector has that step inside the SavedModel, since it is per
 pixel and so the same on any tile.
 
+A fit-image run with ``--background plane|poly2`` took a polynomial in the pixel position off
+its image before the value mapping (uneven illumination). That background belongs to the one
+micrograph, not to the network: another image has its own (and another size), and bioimage.io's
+processing steps cannot fit one. So the package keeps the percentile mapping, its inputs must
+have their illumination flattened (said in the input's description and the model card, and in
+one warning at export), its outputs come without a background too, and the fitted record
+(coefficients in image units, the LR shape) is kept in ``config.spinsr_tf.values.background``,
+so the fit's own image minus it is the package's input. Refusing would withhold a network that
+is right for flattened images; applying the recorded plane to other images would be wrong.
+
 A conditioned network (trained across drawn degradations, told each one) is packaged with one
 imaging model baked in as a constant (``pixel``/``sigma``; :func:`spinsr_tf.nn.export.
 serving_model`), stated in the description, the model card and ``config.spinsr_tf.imaging``:
@@ -192,12 +202,15 @@ def _metadata(v0_5, name, authors, license: str):
 
 def _value_mapping(channels: int, mapping: dict | None, percentile) -> dict:
     """How image values reach the network: ``kind`` "percentile" (with ``percentile``),
-    "fixed" (``scale``, C = 3) or "none"; ``unit_vectors`` (per-pixel normalisation)."""
+    "fixed" (``scale``, C = 3) or "none"; ``unit_vectors`` (per-pixel normalisation); scalar
+    images also ``background``: the fit-image run's fitted background record (None without),
+    which the package does not apply (the module's docstring says why)."""
     mapping = mapping or {}
     if channels == 1:
         p = percentile if percentile is not None else mapping.get("percentile",
                                                                   DEFAULT_PERCENTILE)
-        return {"kind": "percentile", "percentile": float(p), "unit_vectors": False}
+        return {"kind": "percentile", "percentile": float(p), "unit_vectors": False,
+                "background": mapping.get("background") or None}
     scale = float(mapping.get("scale", 1.0)) if mapping.get("kind") == "vector_length" else 1.0
     return {"kind": "fixed" if scale != 1.0 else "none", "scale": scale,
             "unit_vectors": bool(mapping.get("unit_vectors", False))}
@@ -336,6 +349,13 @@ def export_bioimageio(model_or_path, out, force: bool = False, *, percentile=Non
     percentile = _check_percentile(percentile, channels)
     facts = run_facts(model_path, results)
     values = _value_mapping(channels, facts["mapping"], percentile)
+    if values.get("background"):
+        import warnings
+
+        warnings.warn(f"the fit-image run took a {values['background']['model']} background "
+                      "(uneven illumination) off its image; the package cannot, so its inputs "
+                      "must be flattened likewise (said in its model card; the fitted "
+                      "coefficients are in config.spinsr_tf.values.background)", stacklevel=2)
     down = model.get_layer(LR_OUTPUT)
     scale = int(down.factor)
     halo = halo_lr(model)
@@ -451,7 +471,11 @@ def _description(v0_5, model, facts, values, halo, files, name, authors, license
         name=name,
         description=(f"Unsupervised x{scale} super-resolution of magnetic textures (Lee et al. "
                      "2023): trained on low-resolution maps alone, its SR map degraded by the "
-                     "known imaging operator reproduces the input." + baked),
+                     "known imaging operator reproduces the input." + baked
+                     + (" Inputs must have their illumination flattened: the network was fitted "
+                        f"to an image whose {values['background']['model']} background was "
+                        "taken off, and the package fits none."
+                        if values.get("background") else "")),
         authors=authors,
         cite=[v0_5.CiteEntry(text=PAPER, doi=v0_5.Doi(PAPER_DOI))],
         license=license,
@@ -471,8 +495,11 @@ def _description(v0_5, model, facts, values, halo, files, name, authors, license
 
 def _input_text(channels: int, values: dict) -> str:
     if channels == 1:
-        return (f"scalar image (e.g. MOKE Sz contrast); its {values['percentile']:g}..."
-                f"{100 - values['percentile']:g} percentile range is mapped to [-1, 1]")
+        # at most 128 characters (bioimage.io): the model card says more
+        return ("scalar image (e.g. MOKE Sz contrast)"
+                + (", illumination flattened" if values.get("background") else "")
+                + f"; its {values['percentile']:g}...{100 - values['percentile']:g} percentile "
+                  "range is mapped to [-1, 1]")
     if values["kind"] == "fixed":
         return (f"spin components; divided by {values['scale']:.6g} (median vector length "
                 "of the training image)")
@@ -574,13 +601,32 @@ def _values_text(values: dict, channels: int) -> str:
         p = values["percentile"]
         return (f"Each input image's {p:g}–{100 - p:g} percentile range is mapped onto [−1, 1] "
                 "(as `spinsr-tf fit-image` does); tails beyond it are kept. The output is in "
-                "these network units.")
+                "these network units." + _background_text(values.get("background")))
     text = ("Inputs are spin components (Sx, Sy, Sz) of unit length" if values["kind"] == "none"
             else f"Inputs are divided by {values['scale']:.6g}, the median vector length of the "
                  "training image, and outputs multiplied by it")
     if values["unit_vectors"]:
         text += "; the network normalises every input vector to unit length"
     return text + "."
+
+
+def _background_text(record) -> str:
+    """The model card's words on the fitted background of a fit-image run (none: "")."""
+    if not record:
+        return ""
+    terms = ", ".join(f"{t} {c:.6g}" for t, c in zip(record["terms"], record["coefficients"]))
+    h, w = record["lr_shape"]
+    return ("\n\n**Illumination must be flattened.** The network was fitted (`spinsr-tf "
+            f"fit-image --background {record['model']}`) to a {h}×{w} image from which a "
+            f"{record['model']} background, fitted by least squares, had been taken off before "
+            "the mapping above. That background was the one image's uneven illumination, not "
+            "part of the model, and this package cannot fit one: give it images whose "
+            "illumination is already flat (e.g. with a background of the same kind taken off); "
+            "its output has no background either. The fitted background "
+            f"(image units; y = (row − {record['centre'][0]:g}) / {record['unit']:g}, "
+            f"x = (column − {record['centre'][1]:g}) / {record['unit']:g}, rows and columns in "
+            f"LR pixels): {terms}; "
+            "recorded in `config.spinsr_tf.values.background`.")
 
 
 def _num(value, digits: int = 4) -> str:

@@ -11,6 +11,12 @@ with the model's periodic padding, and with reflect padding (what a film's LR im
 against reflect-padded interpolation. The reference row is the home distribution: lattices the
 package anneals at each model's own parameters (another seed than its training data).
 
+Scalar models (one channel: ``universal-sz-x4``, ``universal-sz-x8``, for grey Kerr/MFM images)
+get the Sz component of the same maps, tune and held-out parts alike, each LR map served as
+``upscale`` serves a grey image (its range mapped onto [-1, 1] and back), and are scored against
+aligned ``bicubic`` and ``bicubic_clip`` (clipped to [-1, 1]: a normalized scalar is its sign);
+their tables and gains name ``bicubic_clip``.
+
     python benchmarks/generalization.py --quick               # 64², 2 maps per part, ~1 min
     python benchmarks/generalization.py --json generalization.json
     python benchmarks/generalization.py --fit-image            # + fit-image on a 256² film
@@ -40,6 +46,16 @@ import foreign_textures as ft  # noqa: E402
 #: Models scored by default: the shipped ×4 and ×8 models of both types.
 DEFAULT_MODELS = ("universal-x4", "universal-x8", "type-I-x4", "type-I-x8", "type-II-x4",
                   "type-II-x8")
+#: Scalar (Sz) models scored by default too, where shipped.
+SCALAR_MODELS = ("universal-sz-x4", "universal-sz-x8")
+
+
+def default_models() -> list[str]:
+    """:data:`DEFAULT_MODELS`, then the :data:`SCALAR_MODELS` this installation ships."""
+    from spinsr_tf.base.pretrained import known_models
+
+    known = set(known_models())
+    return [*DEFAULT_MODELS, *(m for m in SCALAR_MODELS if m in known)]
 #: Seed of the home lattices: not the shipped models' training (0) or test data.
 HOME_SEED = 24
 
@@ -74,18 +90,35 @@ class Model:
         self.degradation = degradation_of(model)
         self.factor = self.degradation["factor"]
         self.channels = int(model.input_shape[-1])
+        from spinsr_tf.evaluation.baselines import reference_baseline
+
+        #: the baseline gains are quoted against: bicubic_norm (vectors), bicubic_clip (Sz)
+        self.reference = reference_baseline(self.channels)
         self.serving = serving_model(model)   # what `spinsr-tf upscale` runs
         attrs = trained_hamiltonian(resolve_model(self.spec))
         self.hamiltonian = None if attrs is None else hamiltonian_from_attrs(attrs)
 
     def upscale(self, lr: np.ndarray, batch_size: int = 4) -> np.ndarray:
-        return np.asarray(self.serving.predict(lr, batch_size=batch_size, verbose=0),
-                          dtype=np.float32)
+        """SR maps of ``lr`` as ``spinsr-tf upscale`` makes them; a scalar model's maps, as
+        grey images, one by one: the map's range onto [-1, 1] and back
+        (:func:`spinsr_tf.inference.image_io.value_mapping`)."""
+        if self.channels != 1:
+            return np.asarray(self.serving.predict(lr, batch_size=batch_size, verbose=0),
+                              dtype=np.float32)
+        from spinsr_tf.inference.image_io import from_network, to_network, value_mapping
+
+        out = []
+        for x in lr:
+            mapping = value_mapping(x)
+            sr = self.serving.predict(to_network(x, mapping)[None], verbose=0)
+            out.append(from_network(sr[0], mapping))
+        return np.asarray(out, dtype=np.float32)
 
 
 def score(model: Model, hr: np.ndarray, padding: str | None = None, margin: int = 0) -> dict:
     """Degrade ``hr`` as ``model`` expects (its padding unless ``padding`` is given), run it,
-    and score it with aligned bicubic and bicubic_norm on the same LR maps.
+    and score it with aligned bicubic and bicubic_norm on the same LR maps (a scalar model:
+    the Sz component of ``hr``, and ``bicubic_clip`` in place of ``bicubic_norm``).
 
     Returns per-image and mean PSNR (dB) and Corr of ``model``, ``bicubic``, ``bicubic_norm``,
     the gain (model − bicubic_norm, dB) and the per-image wins over bicubic_norm; with
@@ -93,7 +126,7 @@ def score(model: Model, hr: np.ndarray, padding: str | None = None, margin: int 
     from every edge (a film's edges are where a periodic model and interpolation both guess).
     """
     from spinsr_tf.data.degradation import gaussian_downsample
-    from spinsr_tf.evaluation.baselines import BASELINES
+    from spinsr_tf.evaluation.baselines import baselines_for
 
     deg = dict(model.degradation)
     if padding is not None:
@@ -103,19 +136,24 @@ def score(model: Model, hr: np.ndarray, padding: str | None = None, margin: int 
     lr = gaussian_downsample(hr, deg["factor"], kernel_size=deg["kernel_size"],
                              sigma=deg["sigma"], padding=deg["padding"], pixel=deg["pixel"])
     preds = {"model": model.upscale(lr)}
-    for name in ("bicubic", "bicubic_norm"):
-        preds[name] = BASELINES[name](lr, deg["factor"], padding=deg["padding"],
-                                      pixel=deg["pixel"])
-    out = _metrics(preds, hr)
+    table = baselines_for(model.channels)
+    for name in ("bicubic", model.reference):
+        preds[name] = table[name](lr, deg["factor"], padding=deg["padding"], pixel=deg["pixel"])
+    out = _metrics(preds, hr, model.reference)
     out["degradation"] = deg
     if margin:
         m = int(margin)
         out["interior"] = {"margin": m, **_metrics({k: v[:, m:-m, m:-m] for k, v in preds.items()},
-                                                   hr[:, m:-m, m:-m])}
+                                                   hr[:, m:-m, m:-m], model.reference)}
     return out
 
 
-def _metrics(preds: dict, hr: np.ndarray) -> dict:
+def _reference(r: dict) -> str:
+    """The baseline a score's gain is against: ``bicubic_clip`` in a scalar model's scores."""
+    return "bicubic_clip" if "bicubic_clip" in r else "bicubic_norm"
+
+
+def _metrics(preds: dict, hr: np.ndarray, reference: str = "bicubic_norm") -> dict:
     from spinsr_tf.evaluation.metrics import corr, psnr
 
     out = {"n": int(len(hr))}
@@ -124,7 +162,7 @@ def _metrics(preds: dict, hr: np.ndarray) -> dict:
         out[name] = {"psnr": float(p.mean()), "corr": float(c.mean()),
                      "psnr_per_image": [float(v) for v in p],
                      "corr_per_image": [float(v) for v in c]}
-    gain = np.subtract(out["model"]["psnr_per_image"], out["bicubic_norm"]["psnr_per_image"])
+    gain = np.subtract(out["model"]["psnr_per_image"], out[reference]["psnr_per_image"])
     out["gain"] = float(gain.mean())
     out["wins"] = int((gain > 0).sum())
     return out
@@ -210,7 +248,7 @@ def material_rows(result: dict, families, names) -> list[str]:
                 for name in names:
                     r = entry["scores"][name]
                     gain = np.subtract(r["model"]["psnr_per_image"],
-                                       r["bicubic_norm"]["psnr_per_image"])[idx]
+                                       r[_reference(r)]["psnr_per_image"])[idx]
                     cells.append(f"{gain.mean():+.2f} ({int((gain > 0).sum())}/{len(idx)})")
                 rows.append(f"| {fam} | {part} | {label} | {len(idx)} | " + " | ".join(cells)
                             + " |")
@@ -227,14 +265,17 @@ def home_label(ham) -> str:
 
 
 def _fmt_row(label: str, part: str, r: dict) -> str:
+    ref = _reference(r)
     return (f"| {label} | {part} | {r['n']} | {r['model']['psnr']:.2f} | "
-            f"{r['bicubic']['psnr']:.2f} | {r['bicubic_norm']['psnr']:.2f} | "
+            f"{r['bicubic']['psnr']:.2f} | {r[ref]['psnr']:.2f} | "
             f"{r['gain']:+.2f} | {r['wins']}/{r['n']} | {r['model']['corr']:.4f} | "
-            f"{r['bicubic_norm']['corr']:.4f} |")
+            f"{r[ref]['corr']:.4f} |")
 
 
 HEADER = ("| texture | part | N | model (dB) | bicubic (dB) | bicubic_norm (dB) | gain (dB) | "
           "wins | model Corr | bicubic_norm Corr |\n|---|---|---|---|---|---|---|---|---|---|")
+#: The table head of a scalar model (Sz maps; gains over bicubic clipped to [-1, 1]).
+SCALAR_HEADER = HEADER.replace("bicubic_norm", "bicubic_clip")
 
 
 def run(args, log=print) -> dict:
@@ -307,7 +348,7 @@ def run(args, log=print) -> dict:
         log(f"\n### {model.name}: x{model.factor}, σ {d['sigma']:g} HR px, {d['kernel_size']} "
             f"taps, pixel {d['pixel']}, padding {d['padding']} "
             f"({time.perf_counter() - t0:.0f} s)\n")
-        log(HEADER)
+        log(HEADER if model.reference == "bicubic_norm" else SCALAR_HEADER)
         for row in rows:
             log(row)
         held = [result["families"][f]["parts"]["heldout"]["scores"].get(model.name)
@@ -315,13 +356,16 @@ def run(args, log=print) -> dict:
         held = [(f, h["gain"]) for f, h in zip(args.families, held) if h is not None]
         if held:
             worst = min(held, key=lambda t: t[1])
-            log(f"\nheld-out gain over bicubic_norm: mean {np.mean([g for _, g in held]):+.2f} dB, "
-                f"worst {worst[1]:+.2f} dB ({worst[0]})")
+            log(f"\nheld-out gain over {model.reference}: mean "
+                f"{np.mean([g for _, g in held]):+.2f} dB, worst {worst[1]:+.2f} dB ({worst[0]})")
             result["models"][model.name]["heldout_gain_mean"] = float(np.mean([g for _, g in held]))
             result["models"][model.name]["heldout_gain_worst"] = float(worst[1])
             result["models"][model.name]["heldout_worst_family"] = worst[0]
     if models:
-        log("\n### gain per parameter set: model − bicubic_norm (dB), wins, model's own "
+        refs = {m.reference for m in models}
+        against = ("bicubic_norm (vector models) / bicubic_clip (scalar models)"
+                   if len(refs) > 1 else refs.pop())
+        log(f"\n### gain per parameter set: model − {against} (dB), wins, model's own "
             "degradation\n")
         for row in material_rows(result, args.families, [m.name for m in models]):
             log(row)
@@ -351,9 +395,10 @@ def main(argv=None) -> int:
                    help="64x64 maps, 2 per family part, 2 home lattices (a few minutes)")
     p.add_argument("--families", nargs="+", default=list(ft.FAMILIES), choices=list(ft.FAMILIES),
                    metavar="FAMILY", help=f"families (default all: {', '.join(ft.FAMILIES)})")
-    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), metavar="MODEL",
+    p.add_argument("--models", nargs="+", default=None, metavar="MODEL",
                    help="pretrained names or .keras files (default: "
-                   f"{' '.join(DEFAULT_MODELS)})")
+                   f"{' '.join(DEFAULT_MODELS)}, and {' '.join(SCALAR_MODELS)} where shipped; "
+                   "a one-channel model is scored on the maps' Sz against bicubic_clip)")
     p.add_argument("--size", type=int, default=None, help="lattice side (default 128; quick 64)")
     p.add_argument("--n", type=int, default=None, help="maps per family part (default 4; quick 2)")
     p.add_argument("--home-n", type=int, default=None,
@@ -367,6 +412,8 @@ def main(argv=None) -> int:
                    help="also write the results (per-image scores, parameters, versions) here")
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    if args.models is None:
+        args.models = default_models()
     for name, value in (("--size", args.size), ("--n", args.n)):
         if value is not None and value < (8 if name == "--size" else 1):
             p.error(f"{name} is too small: {value}")

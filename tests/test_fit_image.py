@@ -358,7 +358,7 @@ def _bad_inputs(tmp_path):
 
 @pytest.mark.parametrize("argv,message", [
     (["small.npy"], "is 6x9 pixels; fit-image needs at least 8x8 LR pixels"),
-    (["nan.npy"], "1 NaN or infinite value"),
+    (["nan.npy", "--mask", "none"], "holds 1 NaN or infinite cells; with mask 'none'"),
     (["colour.png"], "is a colour image"),
     (["clear.png"], "has transparent pixels"),
     (["stack.npy"], "holds 2 images"),
@@ -464,3 +464,36 @@ def test_cli_builds_the_fit_config():
     assert config(args) == FitConfig("img.png", out_dir="run", scale=4, noise="0.5",
                                      sigma=2.0, uncertainty=False, progress=False,
                                      jit_compile=False, stride=3, seed=7, resume=True)
+
+
+def test_a_fit_starts_from_an_earlier_fit(tmp_path):
+    """``init``: a fit of one image starts from the network of an earlier fit (its run folder):
+    the training starts where that one ended (first loss far below a fit from random weights),
+    a quarter of the default length, recorded; a start of another scale or number of
+    components, or a folder without a network, is refused before anything is written."""
+    from spinsr_tf.inference.fit_image import START_SHARE, _epochs_for
+
+    images = []
+    for seed in (0, 1):
+        grey = _stripes(32, 32, seed=seed)[..., None].astype(np.float32)
+        np.save(tmp_path / f"img{seed}.npy", grey)
+        images.append(tmp_path / f"img{seed}.npy")
+    common = dict(scale=2, patch=8, sigma=1.0, noise="none", uncertainty=False,
+                  batch_size=8, jit_compile=False, progress=False)
+    first = fit_image(images[0], out_dir=tmp_path / "first", epochs=4, **common)
+    second = fit_image(images[1], out_dir=tmp_path / "second", init=tmp_path / "first",
+                       **common)
+    scratch = fit_image(images[1], out_dir=tmp_path / "scratch", epochs=1, **common)
+    record = json.loads((tmp_path / "second" / "fit.json").read_text())
+    assert record["init"] == str(tmp_path / "first" / "train" / "model.keras")
+    n = second["n_patches"]
+    assert record["epochs"] == _epochs_for(n, 8, START_SHARE) < _epochs_for(n, 8)
+    assert second["history"]["loss"][0] < 0.5 * scratch["history"]["loss"][0]
+    assert second["history"]["loss"][0] < 2 * first["history"]["loss"][-1]
+    for bad, message in ((dict(scale=4), "super-resolves x2 maps of 1 component"),
+                         (dict(init=tmp_path / "img0.npy"), "not a spinsr model"),
+                         (dict(init=tmp_path), "folder without a fit-image network")):
+        settings = {**common, "init": tmp_path / "first", **bad}
+        with pytest.raises(UserError, match=message):
+            fit_image(images[1], out_dir=tmp_path / "never", **settings)
+        assert not (tmp_path / "never").exists()

@@ -441,3 +441,36 @@ def test_residual_model_takes_any_size_in_one_graph():
         lr = np.random.default_rng(h).normal(size=(1, h, w, 3)).astype("float32")
         expected = _unit(upsample(lr, 4, padding="reflect"))
         np.testing.assert_allclose(fn(lr).numpy(), expected, atol=1e-5)
+
+
+def test_copy_weights_starts_a_network_of_another_degradation():
+    """A network trained for one imaging model starts another: every convolution and batch
+    norm (moving statistics too) comes over, the degradation layers stay the target's own;
+    another factor or number of components is refused by name."""
+    from spinsr_tf.nn.network import copy_weights
+
+    source = build_sr_model(4, output="unit", residual=True)
+    rng = np.random.default_rng(0)
+    source.set_weights([rng.normal(size=w.shape).astype(w.dtype) for w in source.get_weights()])
+    film = Degradation(4, 2.0, pixel="integrate", padding="reflect")
+    target = build_sr_model(film, output="unit", residual=True)
+    before = {layer.name: [np.array(w) for w in layer.get_weights()] for layer in target.layers}
+    names = copy_weights(source, target)
+    learnt = [layer.name for layer in target.layers
+              if isinstance(layer, (keras.layers.Conv2D, keras.layers.BatchNormalization))]
+    assert sorted(names) == sorted(learnt) and len(names) == 2 * 6 + 1
+    for layer in target.layers:
+        mine = layer.get_weights()
+        if layer.name in names:
+            for a, b in zip(mine, source.get_layer(layer.name).get_weights()):
+                np.testing.assert_array_equal(a, b)
+        else:   # the skip and the degradation: the film's, untouched
+            for a, b in zip(mine, before[layer.name]):
+                np.testing.assert_array_equal(a, b)
+    assert target.get_layer("lr").sigma == 2.0 and target.get_layer("lr").padding == "reflect"
+    for other in (build_sr_model(8, output="unit", residual=True),
+                  build_sr_model(4, channels=1, output="unit", residual=True)):
+        with pytest.raises(UserError, match="cannot start .* layer '(up1_conv|expand1_conv)'"):
+            copy_weights(source, other)
+    with pytest.raises(UserError, match="layer 'sr'"):   # the paper's network: another variant
+        copy_weights(source, build_sr_model(4))

@@ -305,3 +305,26 @@ def test_a_run_made_before_the_pixel_model_resumes(base_run, files, tmp_path):
     assert len(history["epoch"]) == RUN["epochs"] + 1
     with pytest.raises(UserError, match="pixel"):
         run_training(files["A"], old, resume=True, **{**RUN, "pixel": "integrate"})
+
+
+def test_init_starts_from_a_trained_model(base_run, files, tmp_path):
+    """``init``: a new run's network starts from a trained model's weights — with a step too
+    small to move them, its first epoch's loss is the trained model's (at most its last epoch's
+    mean), far below a start from random weights; the run records it, and a model of another
+    factor or a missing file is refused before anything is written."""
+    run_dir, history = base_run
+    still = {**RUN, "epochs": 1, "learning_rate": 1e-9}
+    tuned = run_training(files["A"], tmp_path / "tuned",
+                         **{**still, "init": str(run_dir / "model.keras")})
+    config = json.loads((tmp_path / "tuned" / "config.json").read_text())
+    assert config["init"] == str(run_dir / "model.keras")
+    assert tuned["loss"][0] <= 1.05 * history["loss"][-1]
+    scratch = run_training(files["A"], tmp_path / "scratch", **still)
+    assert tuned["loss"][0] < 0.5 * scratch["loss"][0]
+    with pytest.raises(UserError, match="cannot start"):
+        run_training(files["A"], tmp_path / "never", **{**RUN, "scale": 8,
+                                                        "init": str(run_dir / "model.keras")})
+    assert not (tmp_path / "never").exists()
+    with pytest.raises(UserError, match="does not exist"):
+        run_training(files["A"], tmp_path / "never", **{**RUN, "init": str(tmp_path / "no.keras")})
+    assert not (tmp_path / "never").exists()

@@ -34,12 +34,17 @@ def add_parser(subparsers) -> None:
                    help="patch spacing in LR pixels (default PATCH/4)")
     p.add_argument("--epochs", type=int, default=None,
                    help="training epochs (default 40, fewer for a large image: about 720 "
-                        "optimizer steps)")
+                        "optimizer steps; a quarter of that with --init)")
     p.add_argument("--batch-size", type=int, default=16, help="patches per step (default 16)")
     from spinsr_tf.cli.recipes import NETWORK_CHOICES, DEFAULT_NETWORK
 
     p.add_argument("--network", choices=NETWORK_CHOICES, default=DEFAULT_NETWORK,
                    help=f"training recipe (default {DEFAULT_NETWORK}; see spinsr-tf train)")
+    p.add_argument("--init", default="none", metavar="{none,MODEL,RUN_DIR}",
+                   help="weights training starts from: 'none' (default) random, or a network "
+                   "of the same recipe, scale and components: a .keras file, pretrained:NAME, "
+                   "or an earlier fit-image run folder (fit one image of a series, start the "
+                   "others from it: a quarter of the default epochs)")
     p.add_argument("--learning-rate", type=float, default=1e-3,
                    help="Adam step size (default 0.001)")
     o = p.add_argument_group("optics (default: estimated from the image; the paper's: "
@@ -66,7 +71,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--mask", default="auto", metavar="{auto,none,FILE}",
                    help="cells outside the magnet, left out of the estimates, training and "
                    "misfit, and holes in the result: 'auto' (default) finds zero or NaN "
-                   "vectors of a 3-component image; FILE is a .npy/.png/.tif image of the "
+                   "vectors of a 3-component image, and in a grey image a burnt-in scale bar "
+                   "or label (many pixels at the dtype's or the image's extreme level, plus "
+                   "a 1-pixel border), saturated, stuck and NaN pixels; FILE is a "
+                   ".npy/.png/.tif image of the "
                    "input's height and width, 0 outside the magnet, 1 or 255 on it; 'none' "
                    "takes every cell as magnet")
     p.add_argument("--background", choices=["none", "plane", "poly2"], default="none",
@@ -105,6 +113,7 @@ def config(args: argparse.Namespace):
     return FitConfig(args.image, out_dir=args.out, scale=args.scale, patch=args.patch,
                      stride=args.stride, epochs=args.epochs, batch_size=args.batch_size,
                      learning_rate=args.learning_rate, seed=args.seed, network=args.network,
+                     init=args.init,
                      sigma=_sigma(args.sigma), kernel_size=args.kernel_size, pixel=args.pixel,
                      noise=args.noise, uncertainty=not args.no_uncertainty,
                      unit_vectors=args.unit_vectors, layer=args.layer, mask=args.mask,

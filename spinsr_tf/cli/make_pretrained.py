@@ -23,6 +23,15 @@ def add_parser(subparsers) -> None:
                    help="instead, the universal models (universal-x4, universal-x8): the default "
                    "recipe trained on mixtures of Néel/Bloch labyrinths, skyrmions, domains and "
                    "open films (docs/generalization.md); --preset and --type do not apply")
+    u = p.add_argument_group("universal models (with --universal only)")
+    u.add_argument("--channels", default=None, metavar="{xyz,z}",
+                   help="the spin components the models see: xyz (3-component maps, the "
+                   "default: universal-x4, universal-x8) or z (Sz only, for grey Kerr/MFM "
+                   "images: universal-sz-x4, universal-sz-x8; the same mixtures, annealed once "
+                   "per --out)")
+    u.add_argument("--epochs", default=None, metavar="N",
+                   help="training epochs per model (default: the shipped recipe's, "
+                   "UniversalRecipe.epochs); the model card's reproduce line names it")
     p.set_defaults(func=run, resume_hint=RESUME_HINT)
 
 
@@ -36,12 +45,46 @@ def run(args: argparse.Namespace) -> int:
         if args.types or args.preset != "medium":
             raise UserError("--universal makes the universal models: --preset and --type do "
                             "not apply")
-        folders = make_universal(args.out, seed=args.seed, progress=not args.quiet)
+        folders = make_universal(args.out, recipe=universal_recipe(args), seed=args.seed,
+                                 progress=not args.quiet, channels=universal_channels(args))
         if not args.quiet:
             print(f"wrote {len(folders)} universal models into {args.out}")
         return 0
+    if args.channels is not None or args.epochs is not None:
+        raise UserError("--channels and --epochs apply to --universal only")
     folders = make_pretrained(args.out, preset=args.preset, types=args.types or ("I", "II"),
                               seed=args.seed, progress=not args.quiet)
     if not args.quiet:
         print(f"wrote {len(folders)} pretrained models into {args.out}")
     return 0
+
+
+def universal_channels(args: argparse.Namespace) -> str:
+    """``--channels``: one of :data:`~spinsr_tf.experiments.universal.CHANNELS` (default xyz)."""
+    from spinsr_tf.experiments.universal import CHANNELS
+
+    if args.channels is None:
+        return "xyz"
+    if args.channels not in CHANNELS:
+        raise UserError(f"--channels must be one of {', '.join(CHANNELS)}, got "
+                        f"{args.channels!r}")
+    return args.channels
+
+
+def universal_recipe(args: argparse.Namespace):
+    """The shipped :class:`~spinsr_tf.experiments.universal.UniversalRecipe`, with ``--epochs``
+    (a positive integer) when given."""
+    import dataclasses
+
+    from spinsr_tf.experiments.universal import UniversalRecipe
+
+    recipe = UniversalRecipe()
+    if args.epochs is None:
+        return recipe
+    try:
+        epochs = int(args.epochs)
+    except ValueError:
+        epochs = 0
+    if epochs < 1:
+        raise UserError(f"--epochs must be a positive integer, got {args.epochs!r}")
+    return dataclasses.replace(recipe, epochs=epochs)

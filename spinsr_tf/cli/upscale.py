@@ -17,10 +17,16 @@ def add_parser(subparsers) -> None:
         "run the SR network and write the SR maps to --out (format from its extension; HDF5 "
         "dataset 'sr'), in the input's layout (one map (H, W, C) stays one map). 8/16-bit "
         "images are mapped to [-1, 1] and written back in the same bit depth when --out is a "
-        "PNG or TIFF; a TIFF's pixel size is divided by the factor. OVF input: every layer is "
+        "PNG or TIFF; a TIFF's pixel size is divided by the factor. A grey image (one channel: "
+        "Sz, Kerr, MFM) with a scalar model (pretrained:universal-sz-x4, -x8): its values are "
+        "mapped onto [-1, 1] by their range (min..max over the input, as fit-image does) and "
+        "back, recorded as value_mapping. OVF input: every layer is "
         "a map, divided by its median vector length (Ms) for the network and multiplied back; "
         "an .ovf --out keeps the file's mesh (cell size divided by the factor in x and y), "
-        "origin, units and title. The imaging model of the LR maps (PSF σ, pixel model) is "
+        "origin, units and title. Holes (cells outside the magnet: zero or NaN vectors, NaN grey "
+        "levels) are never fed to the network (it sees their nearest magnet cell) and come "
+        "back as zero vectors (0 for a grey map): no output file holds NaN. The imaging model "
+        "of the LR maps (PSF σ, pixel model) is "
         "the one an HDF5 input records (spinsr-tf downsample); for an input that records none, "
         "a conditioned model is told --pixel/--sigma and another model assumes its own, and the "
         "summary line says which. Every check is made before the network runs.",
@@ -256,6 +262,25 @@ def degradation_path(out: Path) -> Path:
     return stem.with_name(stem.name + ".degradation.json")
 
 
+#: How a grey image's values ``v`` meet the network (the record's ``value_mapping``).
+MAPPING_NOTE = ("network value x = (v - offset) / scale; output v = x * scale + offset, v being "
+                "the image values (8/16-bit intensities after from_intensity: -1..1)")
+
+
+def mapping_summary(mapping: dict, intensity_dtype: str | None = None) -> str:
+    """The summary line's words for a grey image's value mapping, in the file's units: the
+    stored grey levels of an 8/16-bit image (``intensity_dtype``), else the values."""
+    half = 0.0 if mapping["constant"] else mapping["scale"]
+    lo, hi = (mapping["offset"] + s * half for s in (-1.0, 1.0))
+    if intensity_dtype is not None:
+        from spinsr_tf.data.io import to_intensity
+
+        lo, hi = (int(to_intensity(v, intensity_dtype)) for v in (lo, hi))
+    if mapping["constant"]:
+        return f"grey levels: a constant image ({lo:.4g}) maps to 0 and back"
+    return f"grey levels {lo:.4g}..{hi:.4g} mapped onto [-1, 1] and back"
+
+
 #: Output formats whose imaging record is a sidecar file (:func:`degradation_path`).
 SIDECAR_FORMATS = ("npy", "png", "tiff")
 
@@ -268,14 +293,17 @@ def imaging_notes(served) -> list[str]:
             *(f"warning: {w}" for w in served.warnings)]
 
 
-def write_imaging_record(out: Path, served, args) -> None:
-    """The sidecar :func:`degradation_path` of ``out``: what the SR maps were served with."""
+def write_imaging_record(out: Path, served, args, mapping: dict | None = None) -> None:
+    """The sidecar :func:`degradation_path` of ``out``: what the SR maps were served with (and
+    a grey image's ``value_mapping``, :func:`~spinsr_tf.inference.image_io.value_mapping`)."""
     import json
 
     from spinsr_tf.base.files import write_text_atomic
 
     record = {**served.to_record(), "model": os.path.abspath(args.model),
               "input": os.path.abspath(args.input), "output": os.path.abspath(out)}
+    if mapping is not None:
+        record["value_mapping"] = {**mapping, "note": MAPPING_NOTE}
     write_text_atomic(degradation_path(out), json.dumps(record, indent=1) + "\n")
 
 
@@ -317,7 +345,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--batch-size must be a positive integer, got {args.batch_size}")
     if out.exists() and Path(args.input).exists() and out.samefile(args.input):
         raise UserError(f"--out {str(out)!r} is the input file; choose another output")
-    lr, info = read_image(args.input, dataset=args.dataset, return_info=True)
+    lr, info = read_image(args.input, dataset=args.dataset, return_info=True, holes=True)
     from spinsr_tf.nn.export import check_stated
 
     attrs = recorded_degradation(args.input) if info.format == "h5" else {}
@@ -338,10 +366,11 @@ def run(args: argparse.Namespace) -> int:
         lr = (lr / magnitude).astype(np.float32)
     from spinsr_tf.data.mask import fill_holes, hr_mask, mask_from_values
 
-    # cells outside the magnet (zero vectors): the network sees their nearest magnet cell, the
-    # result a hole (spinsr_tf.data.mask)
-    magnet = mask_from_values(lr) if c == 3 else np.ones((n, h, w), bool)
+    # cells outside the magnet (zero or NaN vectors, NaN grey levels): the network sees their
+    # nearest magnet cell (never NaN), the result a hole (spinsr_tf.data.mask)
+    magnet = mask_from_values(lr) if c in (1, 3) else np.all(np.isfinite(lr), axis=-1)
     if not magnet.all():
+        lr = np.where(np.isfinite(lr), lr, 0).astype(lr.dtype)
         lr = np.stack([fill_holes(x, m) if m.any() else x for x, m in zip(lr, magnet)])
 
     from spinsr_tf.nn.export import lr_input_shape, serving_model
@@ -351,11 +380,20 @@ def run(args: argparse.Namespace) -> int:
     channels = int(lr_input_shape(model)[-1])
     if c != channels:
         hint = ("; for a grey (Sz, Kerr, MFM) image use 'spinsr-tf fit-image', which trains on "
-                "the image itself" if c == 1 else
+                "the image itself, or a scalar model (pretrained:universal-sz-x4, ...)"
+                if c == 1 else
                 "; a spin-vector map needs a 3-component model (pretrained:type-I-x4, ...)"
                 if c == 3 else "")
         raise UserError(f"input {args.input!r} has {c} channel(s) but the model expects "
                         f"{channels}{hint}")
+    mapping = None
+    if c == 1:
+        # grey levels (any offset and contrast) onto the network's [-1, 1] as fit-image maps
+        # them (min..max of the input, all its maps), and back after the network
+        from spinsr_tf.inference.image_io import to_network, value_mapping
+
+        mapping = value_mapping(lr)
+        lr = to_network(lr, mapping)
     scale = int(model.get_layer(LR_OUTPUT).factor)
     served = served_for(args, model, attrs)
     if args.uncertainty and served.conditioned:
@@ -401,13 +439,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"refined {n} map(s) with lambda {weight:g}, {args.steps} steps "
               f"({time.perf_counter() - t0:.1f} s)")
     sr = np.asarray(sr, np.float64 if magnitude != 1.0 else np.float32) * magnitude
+    if mapping is not None:
+        from spinsr_tf.inference.image_io import from_network
+
+        sr = from_network(sr, mapping)
     if not magnet.all():
         outside = ~hr_mask(magnet, served.degradation)
         sr[outside] = 0.0
         if args.uncertainty:
             spread[outside] = 0.0
-        print(f"holes: {int((~magnet).sum())} LR cells outside the magnet (zero vectors) come "
-              "back as zero vectors")
+        print(f"holes: {int((~magnet).sum())} LR cells outside the magnet "
+              + ("(zero or NaN vectors) come back as zero vectors" if c == 3 else
+                 "(NaN) come back as 0"))
     record = served.to_record()
     write_image(out, np.reshape(sr, layout), dtype=dtype, dataset="sr",
                 attrs={"scale": scale, "model": os.path.abspath(args.model),
@@ -415,11 +458,14 @@ def run(args: argparse.Namespace) -> int:
                        **{f"lr_degradation.{k}": v
                           for k, v in served.degradation.to_attrs().items()},
                        "lr_degradation.source": served.source,
-                       "lr_degradation.warnings": record["warnings"]}, **meta)
+                       "lr_degradation.warnings": record["warnings"],
+                       **{f"value_mapping.{k}": v for k, v in (mapping or {}).items()}},
+                **meta)
     if out_format in SIDECAR_FORMATS:
-        write_imaging_record(out, served, args)
+        write_imaging_record(out, served, args, mapping)
     print(f"wrote {out}: {n} SR map(s) of {h * scale}x{w * scale}x{c} (x{scale}, {dtype}); "
-          f"{served.summary()}")
+          f"{served.summary()}" + ("" if mapping is None else "; " + mapping_summary(
+              mapping, info.dtype if info.is_intensity else None)))
     if args.uncertainty:
         from spinsr_tf.base.files import atomic_path
         from spinsr_tf.inference.uncertainty import uncertainty_figure

@@ -6,7 +6,9 @@ conditioned network (trained across drawn degradations, ``build_sr_model(...,
 conditioned=True)``) is told the degradation of the test LR maps: its nominal one, or another
 given to :func:`evaluate`. Every
 baseline is reported aligned with the sampling grid and in the image-``resize`` convention, each
-with and without unit-vector normalization (:data:`spinsr_tf.data.interpolation.BASELINES`).
+with and without unit-vector normalization (:data:`spinsr_tf.evaluation.baselines.BASELINES`);
+scalar maps (one channel, Sz) with and without clipping to [-1, 1] instead
+(:data:`~spinsr_tf.evaluation.baselines.SCALAR_BASELINES`: a normalized scalar is its sign).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spinsr_tf.evaluation.baselines import BASELINES, unit_normalize
+from spinsr_tf.evaluation.baselines import (aligned_baselines, baselines_for, clip_unit,
+                                            unit_normalize)
 from spinsr_tf.data.degradation import Degradation, as_degradation
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import write_text_atomic
@@ -91,7 +94,7 @@ def predict_sr(model, lr: np.ndarray, batch_size: int = 16,
 
 def evaluate(hr: np.ndarray, models: dict | None = None, *,
              degradation: Degradation | int | None = None, factor: int | None = None,
-             baselines=BASELINES, normalized_sr: bool = True, batch_size: int = 16,
+             baselines=None, normalized_sr: bool = True, batch_size: int = 16,
              progress: bool = False) -> dict:
     """Score baselines and networks on a test set of HR maps.
 
@@ -106,8 +109,12 @@ def evaluate(hr: np.ndarray, models: dict | None = None, *,
         network (told it) must share its factor and boundary. ``factor`` alone (no model)
         stands for ``Degradation(factor)`` (the paper's σ = 1, 23 taps, point samples,
         periodic).
+    baselines : ``{name: fn}`` (default: by the maps' channel count,
+        :func:`~spinsr_tf.evaluation.baselines.baselines_for`: ``_norm`` baselines for
+        vectors, ``_clip`` ones for scalar maps).
     normalized_sr : also report each network's output normalized to unit vectors (``NAME_norm``),
-        for networks whose output is not unit vectors already.
+        for networks whose output is not unit vectors already; for scalar maps, clipped to
+        [-1, 1] instead (``NAME_clip``).
     progress : a progress bar on stderr, one step per baseline and network (a network over
         many images takes long).
 
@@ -161,6 +168,9 @@ def evaluate(hr: np.ndarray, models: dict | None = None, *,
         raise UserError(f"test maps of size {hr.shape[1]}x{hr.shape[2]} are not divisible by the "
                         f"model's scale {factor}")
     lr = deg.apply(hr)
+    scalar = hr.shape[-1] == 1
+    if baselines is None:
+        baselines = baselines_for(hr.shape[-1])
 
     methods = {}
     bar = _progress(progress, len(baselines) + len(models))
@@ -171,7 +181,9 @@ def evaluate(hr: np.ndarray, models: dict | None = None, *,
         bar(name)
         sr = predict_sr(model, lr, batch_size=batch_size, degradation=deg)
         methods[name] = score_method(sr, hr)
-        if normalized_sr and not _outputs_unit_vectors(model):
+        if normalized_sr and scalar:
+            methods[f"{name}_clip"] = score_method(clip_unit(sr), hr)
+        elif normalized_sr and not _outputs_unit_vectors(model):
             methods[f"{name}_norm"] = score_method(unit_normalize(sr), hr)
     bar(None)
     return {"scale": int(factor), "n_images": int(len(hr)),
@@ -227,21 +239,23 @@ def write_json(result: dict, path: str | os.PathLike) -> Path:
 
 
 def key_rows(result: dict) -> list[str]:
-    """The rows a reader compares first: the networks (``sr``, ``sr_*``; their ``_norm``
-    variants only where the network's own output is not among them), the best aligned baseline
-    by mean PSNR (:data:`~spinsr_tf.evaluation.baselines.ALIGNED_BASELINES`), then the
-    supervised oracle(s) (an upper bound, not part of the method). Empty without a network or
-    an oracle."""
-    from spinsr_tf.evaluation.baselines import ALIGNED_BASELINES
-
+    """The rows a reader compares first: the networks (``sr``, ``sr_*``; their ``_norm`` or
+    ``_clip`` variants only where the network's own output is not among them), the best
+    aligned baseline by mean PSNR (:func:`~spinsr_tf.evaluation.baselines.aligned_baselines`
+    of the result's channel count: vector or scalar), then the supervised oracle(s) (an upper
+    bound, not part of the method). Empty without a network or an oracle."""
     methods = result["methods"]
-    nets = [n for n in methods if n.startswith("sr")
-            and not (n.endswith("_norm") and n[:-len("_norm")] in methods)]
-    oracles = [n for n in methods if n.startswith("oracle") and not n.endswith("_norm")]
+
+    def variant(n):
+        return any(n.endswith(s) and n[:-len(s)] in methods for s in ("_norm", "_clip"))
+
+    nets = [n for n in methods if n.startswith("sr") and not variant(n)]
+    oracles = [n for n in methods if n.startswith("oracle")
+               and not n.endswith(("_norm", "_clip"))]
     if not nets and not oracles:
         return []
-    aligned = [n for n in ALIGNED_BASELINES if n in methods
-               and math.isfinite(methods[n]["psnr"])]
+    aligned = [n for n in dict.fromkeys(aligned_baselines(3) + aligned_baselines(1))
+               if n in methods and math.isfinite(methods[n]["psnr"])]
     best = [max(aligned, key=lambda n: methods[n]["psnr"])] if aligned else []
     return nets + best + oracles
 
@@ -261,7 +275,9 @@ def format_table(result: dict, title: str | None = None) -> str:
         lines += [f"### {title}", ""]
     lines += [f"×{result['scale']}, {result['n_images']} test images, "
               f"σ = {result['degradation']['sigma']:g} HR px. Aligned = LR pixel k at HR k·f; "
-              "resize = block-centre convention; _norm = unit vectors.", ""]
+              "resize = block-centre convention; "
+              + ("_clip = clipped to [-1, 1]." if "bicubic_clip" in result["methods"]
+                 else "_norm = unit vectors."), ""]
     key = key_rows(result)
     if key:
         lines += ["Networks, best aligned baseline (by PSNR)"

@@ -13,6 +13,12 @@ domains, open films. Writes::
 
 Copying the ``universal-*`` folders into ``spinsr_tf/pretrained/`` ships them.
 
+Scalar models (``channels="z"``: ``universal-sz-x4``…) serve grey images of Sz contrast (Kerr,
+MFM): the same mixtures, the same recipe, trained on the Sz component of the same maps, written
+beside them (``OUT/data/train-z-x4.h5``, ``test-z-x4.h5``, ``home-I-z.h5``, ``home-II-z.h5``:
+dataset ``spins`` (N, H, W, 1), the source's attributes and per-map records, and ``component``
+= "z"), so a folder that holds both kinds anneals each mixture once; runs in ``OUT/runs/sz-x4/``.
+
 The mixture of factor ``f`` keeps the DMI where the LR grid still resolves the helix (period
 2π/arctan(D/J) ≥ 2f HR px, two LR pixels per period): a texture finer than that is aliased in
 every LR map, and training on it teaches nothing but noise (measured: a ×8 run on the full
@@ -33,8 +39,15 @@ from spinsr_tf.base.checks import check_int
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.base.files import check_output_folder, write_json_atomic, write_text_atomic
 
-#: The name of the shipped universal model of factor ``f``.
+#: The name of the shipped universal model of factor ``f`` (3-component spin maps).
 NAME = "universal-x{factor}"
+#: The name of the shipped scalar universal model of factor ``f`` (Sz: grey images).
+SZ_NAME = "universal-sz-x{factor}"
+#: ``channels`` of :func:`make_universal` → the spin components the model sees (indices
+#: into the (Sx, Sy, Sz) maps of the mixtures).
+CHANNELS = {"xyz": (0, 1, 2), "z": (2,)}
+#: ``channels`` → the model name of each factor.
+NAMES = {"xyz": NAME, "z": SZ_NAME}
 #: The mixture preset every universal model starts from (docs/physics.md, "Mixtures").
 BASE = "universal"
 #: The widest DMI range of the mixtures (the ``universal`` preset's), |D|/J.
@@ -59,12 +72,13 @@ def mixture_spec(factor: int) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class UniversalRecipe:
-    """Sizes of a universal model's data and training (the shipped ones: the defaults)."""
+    """Sizes of a universal model's data and training (the shipped 3-component models: the
+    defaults; the scalar ones: ``epochs=160``, their cards say so)."""
 
     n_train: int = 512
     n_test: int = 32
     size: int = 128
-    epochs: int = 80
+    epochs: int = 240
     batch_size: int = 16
     jit_compile: bool = True
 
@@ -73,7 +87,51 @@ class UniversalRecipe:
             check_int(name, getattr(self, name), minimum=1)
 
 
-def _data(out: Path, recipe: UniversalRecipe, factor: int, seed: int, progress: bool) -> dict:
+def component_file(source, target) -> Path:
+    """Write the Sz maps of the spins file ``source`` into ``target`` (dataset ``spins``,
+    (N, H, W, 1) float32; every other dataset, e.g. the per-map ``params``, and every attribute
+    copied; ``component`` = "z" and ``component_of`` = the source's file name added), atomically.
+    A ``target`` that already holds the Sz maps of the same parameters is kept; another one is
+    refused (one line)."""
+    import h5py
+
+    from spinsr_tf.data.generate import SPINS
+    from spinsr_tf.data.io import h5_output
+
+    source, target = Path(source), Path(target)
+    with h5py.File(source, "r") as src:
+        attrs = dict(src.attrs)
+        if target.exists():
+            try:
+                with h5py.File(target, "r") as f:
+                    same = (f.attrs.get("component") == "z"
+                            and f.attrs.get("params_json") == attrs.get("params_json"))
+            except OSError:
+                same = False
+            if same:
+                return target
+            raise UserError(f"{str(target)!r} exists and is not the Sz component of "
+                            f"{str(source)!r}; remove it to make it again")
+        spins = src[SPINS]
+        n, h, w, _ = spins.shape
+        with h5_output(target, n * h * w * 4) as dst:
+            data = dst.create_dataset(SPINS, shape=(n, h, w, 1), dtype="float32",
+                                      chunks=(1, h, w, 1), compression="gzip",
+                                      compression_opts=4, shuffle=True)
+            for start in range(0, n, 64):
+                data[start:start + 64] = spins[start:start + 64, ..., 2:3]
+            for name in src:
+                if name != SPINS:
+                    src.copy(src[name], dst, name)
+            for key, value in attrs.items():
+                dst.attrs[key] = value
+            dst.attrs["component"] = "z"
+            dst.attrs["component_of"] = source.name
+    return target
+
+
+def _data(out: Path, recipe: UniversalRecipe, factor: int, seed: int, progress: bool,
+          channels: str = "xyz") -> dict:
     from spinsr_tf.data.generate import generate_dataset
     from spinsr_tf.data.mixture import Mixture
     from spinsr_tf.physics import TypeI, TypeII
@@ -88,6 +146,10 @@ def _data(out: Path, recipe: UniversalRecipe, factor: int, seed: int, progress: 
             "home Type II": (TypeII(), recipe.n_test, seed + 1)}
     for key, (ham, n, s) in jobs.items():
         generate_dataset(paths[key], ham, n, recipe.size, seed=s, progress=progress)
+    if channels == "z":
+        paths = {key: component_file(path, path.with_name(
+            path.name.replace(f"-x{factor}.h5", f"-z-x{factor}.h5") if key in ("train", "test")
+            else f"{path.stem}-z.h5")) for key, path in paths.items()}
     return paths
 
 
@@ -104,10 +166,30 @@ def _scores(model, paths: dict) -> dict:
     return results
 
 
+def reproduce_command(recipe: UniversalRecipe, seed: int, channels: str = "xyz") -> str:
+    """The command that makes these models again: ``spinsr-tf make-pretrained --universal`` with
+    every flag whose value is not the default; a recipe that differs where the command line
+    has no flag is given as the Python call instead."""
+    default = UniversalRecipe()
+    cli_fields = {"epochs"}
+    other = {f.name: getattr(recipe, f.name) for f in dataclasses.fields(recipe)
+             if f.name not in cli_fields and getattr(recipe, f.name) != getattr(default, f.name)}
+    if other:
+        return (f"make_universal(OUT, recipe={recipe!r}, seed={seed}, channels={channels!r})"
+                "  # spinsr_tf.experiments.universal")
+    flags = ["--universal"]
+    if channels != "xyz":
+        flags.append(f"--channels {channels}")
+    if recipe.epochs != default.epochs:
+        flags.append(f"--epochs {recipe.epochs}")
+    return f"spinsr-tf make-pretrained {' '.join(flags)} --seed {seed} --out OUT"
+
+
 def model_card(name: str, factor: int, config: dict, results: dict, recipe: UniversalRecipe,
-               seed: int) -> str:
+               seed: int, channels: str = "xyz") -> str:
     """The README of a universal model: the ranges it was trained on, the degradation it
-    inverts, its scores, what it is not."""
+    inverts, its scores, what it is not; a scalar model (``channels="z"``) says it serves grey
+    images of Sz contrast."""
     from spinsr_tf.data.mixture import Mixture
     from spinsr_tf.evaluation.scoring import format_table
     from spinsr_tf.experiments.make_pretrained import NETWORK, PIXEL_WORDS
@@ -123,14 +205,35 @@ def model_card(name: str, factor: int, config: dict, results: dict, recipe: Univ
     tables = []
     for key, result in results.items():
         tables += [f"### {key}", "", format_table(result), ""]
+    scalar = channels == "z"
+    if scalar:
+        intro = [
+            f"Unsupervised super-resolution ×{factor} of grey images of Sz contrast (one "
+            "channel: the out-of-plane spin component, as a Kerr (MOKE) or MFM image shows it, "
+            f"after mapping onto [-1, 1]) of many materials, spinsr_tf {__version__}: the "
+            f"scalar twin of `{NAME.format(factor=factor)}`, trained on the Sz component of "
+            "the same maps (docs/pretrained.md, \"Scalar universal models\"). For an image "
+            "with its own optics, noise or uneven illumination, `spinsr-tf fit-image` trains "
+            "on the image itself.", "",
+            "## Use", "",
+            f"    spinsr-tf upscale IMAGE.png --model pretrained:{name} --out SR.png", "",
+            "A grey image (.png, .tif, .npy (H, W) or (H, W, 1), .h5) is mapped onto [-1, 1] "
+            "by its own range (min..max, as fit-image does: 8/16-bit images first by their "
+            "bit depth), super-resolved, and mapped back into the input's units; the mapping "
+            "is recorded beside the result. The image's darkest and brightest pixels should "
+            "be the two saturated domains (Sz = ∓1).", ""]
+    else:
+        intro = [
+            f"Unsupervised super-resolution ×{factor} of 2D spin textures (3-component "
+            f"unit-vector maps) of many materials, spinsr_tf {__version__}: the model to try "
+            "on a texture the package did not make (docs/generalization.md). On the package's "
+            "own Type I / Type II lattices the type models (`type-I-x*`, `type-II-x*`) score "
+            "higher.", "",
+            "## Use", "",
+            f"    spinsr-tf upscale LR.npy --model pretrained:{name} --out SR.npy", ""]
     lines = [
         f"# Pretrained model `{name}`", "",
-        f"Unsupervised super-resolution ×{factor} of 2D spin textures (3-component unit-vector "
-        f"maps) of many materials, spinsr_tf {__version__}: the model to try on a texture the "
-        "package did not make (docs/generalization.md). On the package's own Type I / Type II "
-        "lattices the type models (`type-I-x*`, `type-II-x*`) score higher.", "",
-        "## Use", "",
-        f"    spinsr-tf upscale LR.npy --model pretrained:{name} --out SR.npy", "",
+        *intro,
         "## Training data: the ranges it spans", "",
         f"{recipe.n_train} lattices of {recipe.size}×{recipe.size} annealed by Monte Carlo "
         f"(seed {seed}), each with its own Hamiltonian drawn from the mixture "
@@ -141,7 +244,8 @@ def model_card(name: str, factor: int, config: dict, results: dict, recipe: Univ
         f"pixels per period, {2 * factor} sites at ×{factor}), Néel and Bloch walls, fields up "
         "to half the "
         "saturation field (skyrmions), a quarter Type II (anisotropy + dipolar domains), a "
-        "quarter of the Type I maps on open films. Only the LR maps were used.", "",
+        "quarter of the Type I maps on open films. Only the LR maps were used"
+        + (", of their Sz component only." if scalar else "."), "",
         "## Degradation it inverts", "",
         f"Gaussian blur σ = {deg['sigma']:g} HR px ({deg['kernel_size']} taps), "
         f"{PIXEL_WORDS[deg['pixel']]}, every {factor} sites, {deg['padding']} boundaries "
@@ -154,22 +258,35 @@ def model_card(name: str, factor: int, config: dict, results: dict, recipe: Univ
         f"{config['learning_rate']:g}, seed {config['seed']}.", "",
         "## Scores", "",
         f"Test maps of the same mixture (seed {seed + 1}) and the type models' home lattices "
-        f"(seed {seed + 1}), {recipe.n_test} each, degraded as above:", "", *tables,
+        f"(seed {seed + 1}), {recipe.n_test} each, degraded as above"
+        + (", their Sz component; the baselines are interpolation clipped to [-1, 1] "
+           "(`_clip`: the scalar analogue of unit normalization)" if scalar else "")
+        + ":", "", *tables,
         "On textures from an independent simulator: docs/generalization.md.", "",
         "## Limits", "",
         "- Textures outside the ranges above (periods beyond them, other lattices, thick "
         "films), other optics or noise: try `spinsr-tf fit-image` (docs/optics.md).",
-        "- Another blur, pixel model or factor than the one above gives confident nonsense.", "",
+        "- Another blur, pixel model or factor than the one above gives confident nonsense.",
+        *(["- Grey levels that are not Sz (in-plane Kerr contrast, MFM phase of a "
+           "thick-film stray field), or an image whose extremes are not the two domains "
+           "(saturated pixels, an illumination gradient: `fit-image --background plane`)."]
+          if scalar else []), "",
         "## Reproduce", "",
-        f"    spinsr-tf make-pretrained --universal --seed {seed} --out OUT", "",
+        f"    {reproduce_command(recipe, seed, channels)}", "",
         "## Citation", "", f"{PAPER}. https://doi.org/{PAPER_DOI}", ""]
     return "\n".join(lines)
 
 
 def make_universal(out_dir, factors=(4, 8), recipe: UniversalRecipe | None = None,
-                   seed: int = 0, progress: bool = True) -> list[Path]:
+                   seed: int = 0, progress: bool = True, channels: str = "xyz") -> list[Path]:
     """Generate the mixtures, train (or resume) one universal model per factor, score it and
-    write its folder into ``out_dir``; return the folders."""
+    write its folder into ``out_dir``; return the folders.
+
+    ``channels``: the spin components the models see (:data:`CHANNELS`): ``"xyz"``, the
+    3-component unit-vector maps (``universal-x{f}``), or ``"z"``, their Sz component alone
+    (``universal-sz-x{f}``: grey images of Kerr or MFM contrast mapped onto [-1, 1])."""
+    from spinsr_tf.base.checks import check_choice
+    from spinsr_tf.evaluation.baselines import reference_baseline
     from spinsr_tf.experiments.make_pretrained import ship_run
     from spinsr_tf.nn.config import RECIPES
     from spinsr_tf.nn.config import recipe as train_recipe
@@ -178,6 +295,7 @@ def make_universal(out_dir, factors=(4, 8), recipe: UniversalRecipe | None = Non
     from spinsr_tf.nn.training import train as train_network
 
     recipe = recipe or UniversalRecipe()
+    check_choice("channels", channels, tuple(CHANNELS))
     seed = check_int("seed", seed, minimum=0)
     factors = tuple(check_int("factor", f, minimum=2) for f in factors)
     for f in factors:
@@ -186,8 +304,8 @@ def make_universal(out_dir, factors=(4, 8), recipe: UniversalRecipe | None = Non
     network = "equivariant"
     folders = []
     for f in factors:
-        paths = _data(out, recipe, f, seed, progress)
-        run_dir = out / "runs" / f"x{f}"
+        paths = _data(out, recipe, f, seed, progress, channels)
+        run_dir = out / "runs" / (f"x{f}" if channels == "xyz" else f"s{channels}-x{f}")
         config = train_recipe(network, paths["train"], f, epochs=recipe.epochs,
                               batch_size=recipe.batch_size, seed=seed,
                               jit_compile=recipe.jit_compile,
@@ -195,23 +313,24 @@ def make_universal(out_dir, factors=(4, 8), recipe: UniversalRecipe | None = Non
         train_network(config, run_dir, resume=(run_dir / CONFIG).exists(), progress=progress)
         model = load_sr_model(run_dir / MODEL, compile=False)
         results = _scores(model, paths)
-        name = NAME.format(factor=f)
+        name = NAMES[channels].format(factor=f)
         target = out / name
         run_config = ship_run(run_dir, target, out)
         write_json_atomic(target / "results.json",
-                          {"name": name, "mixture": mixture_spec(f),
+                          {"name": name, "mixture": mixture_spec(f), "channels": channels,
                            "recipe": dataclasses.asdict(recipe), "seed": seed,
                            "spinsr_tf_version": __version__, "sets": results},
                           sort_keys=False)
         write_text_atomic(target / "README.md",
-                          model_card(name, f, run_config, results, recipe, seed))
+                          model_card(name, f, run_config, results, recipe, seed, channels))
         folders.append(target)
         if progress:
             sr = results["mixture (test seed)"]["methods"]
+            ref = reference_baseline(len(CHANNELS[channels]))
             print(f"wrote {target}: mixture test {sr['sr']['psnr']:.2f} dB, aligned "
-                  f"bicubic_norm {sr['bicubic_norm']['psnr']:.2f} dB", flush=True)
+                  f"{ref} {sr[ref]['psnr']:.2f} dB", flush=True)
     return folders
 
 
-__all__ = ["NAME", "UniversalRecipe", "make_universal", "mixture_spec", "model_card",
-           "resolved_dmi"]
+__all__ = ["CHANNELS", "NAME", "NAMES", "SZ_NAME", "UniversalRecipe", "component_file",
+           "make_universal", "mixture_spec", "model_card", "reproduce_command", "resolved_dmi"]

@@ -61,6 +61,11 @@ class TrainConfig:
         Learn a correction to aligned bicubic interpolation (starts at that baseline).
     losses : tuple of LossTerm
         The weighted terms of the loss (:mod:`spinsr_tf.nn.losses`).
+    init : str, optional
+        A trained model (``.keras`` path or ``pretrained:NAME``) whose convolutions and batch
+        normalisations start the network instead of random weights
+        (:func:`~spinsr_tf.nn.network.copy_weights`; the degradation layers are this run's):
+        fine-tuning a model on new data. The same factor, components and variant.
     learning_rate, epochs, batch_size, seed : number
         Adam step size (paper 0.01), total epochs (paper 400), global batch, seed of the
         weights, the shuffle and every random symmetry.
@@ -84,6 +89,7 @@ class TrainConfig:
     output: str = "linear"
     residual: bool = False
     losses: tuple = (LRConsistency(),)
+    init: str | None = None
     learning_rate: float = 0.01
     epochs: int = 400
     batch_size: int = 32
@@ -95,6 +101,7 @@ class TrainConfig:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
         set_("data", _as_path(self.data))
         set_("hr_data", _as_path(self.hr_data))
+        set_("init", _as_path(self.init))
         decoder_filters(self.scale)
         check_int("epochs", self.epochs, 1)
         check_int("batch_size", self.batch_size, 1)

@@ -227,6 +227,44 @@ def sr_submodel(model: keras.Model) -> keras.Model:
                        name=f"{model.name}_sr")
 
 
+def copy_weights(source: keras.Model, target: keras.Model) -> list[str]:
+    """Start ``target`` from what ``source`` learnt: copy the weights of every convolution and
+    batch normalisation (moving statistics included) of ``target`` from the layer of the same
+    name in ``source``; return the names copied.
+
+    The layers that hold the imaging model (the skip's interpolation, the fixed degradation
+    ``"lr"``) are ``target``'s own, so a network trained for one degradation starts another
+    (fit-image starting from a shipped model, :class:`~spinsr_tf.nn.config.TrainConfig`
+    ``init``). Both must be the same architecture: the same factor, components and variant.
+
+    Raises
+    ------
+    UserError
+        A learnt layer of ``target`` missing from ``source`` or of another kind or shape.
+    """
+    _check_sr_model(source, "source")
+    _check_sr_model(target, "target")
+    learnt = (keras.layers.Conv2D, keras.layers.BatchNormalization)
+    theirs = {layer.name: layer for layer in source.layers}
+    pairs = []
+    for layer in target.layers:
+        if not isinstance(layer, learnt):
+            continue
+        other = theirs.get(layer.name)
+        shapes = [tuple(w.shape) for w in layer.weights]
+        if other is None or type(other) is not type(layer) or \
+                [tuple(w.shape) for w in other.weights] != shapes:
+            found = ("missing" if other is None else
+                     f"{type(other).__name__} {[tuple(w.shape) for w in other.weights]}")
+            raise UserError(f"model {source.name!r} cannot start {target.name!r}: layer "
+                            f"{layer.name!r} ({type(layer).__name__} {shapes}) is {found} "
+                            "there (another factor, number of components or network variant)")
+        pairs.append((layer, other))
+    for layer, other in pairs:
+        layer.set_weights(other.get_weights())
+    return [layer.name for layer, _ in pairs]
+
+
 def _check_sr_model(model, what: str) -> None:
     if not isinstance(model, keras.Model):
         raise UserError(f"{what} must be a keras.Model, got {type(model).__name__}")

@@ -53,7 +53,7 @@ from spinsr_tf.nn.layers import GaussianDownsample, TapsDownsample
 from spinsr_tf.nn.losses import Graph, PhysicsPrior
 from spinsr_tf.data.degradation_generator import condition_vector
 from spinsr_tf.nn.network import (CONDITION_INPUT, LR_OUTPUT, SR_OUTPUT, build_sr_model,
-                                  is_conditioned, sr_submodel)
+                                  copy_weights, is_conditioned, load_sr_model, sr_submodel)
 
 CONFIG, HISTORY, LOGS = "config.json", "history.csv", "logs"
 CHECKPOINT, MODEL = "checkpoint.keras", "model.keras"
@@ -443,9 +443,13 @@ def train(config: TrainConfig, out_dir, resume: bool = False, progress: bool = T
         if config.supervised and not source.has_hr:
             raise UserError("the supervised oracle needs HR maps: the data file holds LR maps "
                             "only (give hr_data / --hr)")
+        # the weights to start from, read before any work (a new run only)
+        start = (load_sr_model(config.init, compile=False)
+                 if config.init is not None and not (run_dir / CONFIG).is_file() else None)
         with distribute.strategy_scope(config.strategy, connect_timeout) as replicas, \
                 _writable(run_dir) as (files, commit):
-            return _train(config, source, run_dir, files, resume, progress, replicas, commit)
+            return _train(config, source, run_dir, files, resume, progress, replicas, commit,
+                          start)
     finally:
         source.close()
 
@@ -469,9 +473,10 @@ def _writable(run_dir: Path):
 
 
 def _train(config: TrainConfig, source: TrainingData, run_dir: Path, files: Path,
-           resume: bool, progress: bool, replicas: int, commit):
+           resume: bool, progress: bool, replicas: int, commit, start=None):
     """Train the run of ``run_dir``, writing into ``files`` (:func:`_writable`); the
-    TensorBoard logs only where ``files`` is the run."""
+    TensorBoard logs only where ``files`` is the run. ``start``: the model a new run's weights
+    are copied from (``config.init``)."""
     train_idx, val_idx = split_indices(source.n, config.val_fraction)
     distribute.check_batch_size(config.batch_size, replicas, len(train_idx), len(val_idx))
     jit_compile = config.jit_compile and distribute.supports_xla(replicas)
@@ -509,6 +514,8 @@ def _train(config: TrainConfig, source: TrainingData, run_dir: Path, files: Path
         network = build_sr_model(source.degradation, channels=source.lr_shape[-1],
                                  output=config.output, residual=config.residual,
                                  conditioned=config.conditioned)
+        if start is not None:
+            copy_weights(start, network)
         model = build_training_graph(network, config)
         # Creating the Adam slots now, not inside the first traced step, spares TensorFlow a
         # second trace of the whole training step (about half of a short run's time).
@@ -595,7 +602,7 @@ def _read_json(path: Path) -> dict:
 
 #: Configuration keys added after runs were made, with the value every earlier run had: a run
 #: stored without one of them is compared (and resumed) as the value it was trained with.
-_ADDED_KEYS = {"pixel": "sample", "degradations": None, "conditioned": False}
+_ADDED_KEYS = {"pixel": "sample", "degradations": None, "conditioned": False, "init": None}
 
 
 def _comparable(record: dict) -> dict:

@@ -72,8 +72,8 @@ def mixture_spec(factor: int) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class UniversalRecipe:
-    """Sizes of a universal model's data and training (the shipped 3-component models: the
-    defaults; the scalar ones: ``epochs=160``, their cards say so)."""
+    """Sizes of a universal model's data and training (the shipped models: the defaults, but
+    ``epochs`` 320 for ``universal-x8`` and 160 for the scalar ones; their cards say so)."""
 
     n_train: int = 512
     n_test: int = 32

@@ -10,7 +10,7 @@ universal model of the factor (trained on point samples, σ 1: other optics). Sc
 against the truth, and the gain over aligned bicubic_norm on the camera-pixel grid; wall times
 measured side by side in one run.
 
-    python benchmarks/fit_series.py [--json OUT.json] [--no-universal]
+    python benchmarks/fit_series.py [--json OUT.json] [--no-universal] [--init-model M.keras]
 """
 
 from __future__ import annotations
@@ -66,6 +66,9 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     p.add_argument("--no-universal", action="store_true",
                    help="skip the start from the shipped universal model")
+    p.add_argument("--init-model", type=Path, action="append", default=[], metavar="MODEL",
+                   help="also start from this .keras model (e.g. one trained for camera "
+                   "pixels); repeatable")
     p.add_argument("--cache", type=Path, default=ft.default_cache(),
                    help=f"Spirit maps (default {ft.default_cache()})")
     args = p.parse_args(argv)
@@ -84,7 +87,11 @@ def main(argv=None) -> int:
         if not args.no_universal:
             starts.append((f"from pretrained:universal-x{FACTOR} (--init)",
                            lambda i: ["--init", f"pretrained:universal-x{FACTOR}"]))
-        tags = ["scratch", "series", "universal"]
+        tags = ["scratch", "series"] + (["universal"] if not args.no_universal else [])
+        for k, model in enumerate(args.init_model):
+            starts.append((f"from {model} (--init)",
+                           lambda i, model=model: ["--init", str(model)]))
+            tags.append(f"model{k}")
         for (label, extra), tag in zip(starts, tags):
             for i, (hr, lr, record) in enumerate(films):
                 sr, seconds, epochs = fit(work / f"film{i}.npy", work / f"{tag}{i}", extra(i))

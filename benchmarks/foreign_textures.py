@@ -22,6 +22,9 @@ is only reported. Maps are cached on disk (``--cache``, default
 ``$XDG_CACHE_HOME/spinsr_tf/foreign_textures`` or ``~/.cache/...``), one ``.npz`` per map with
 its family, part, parameters, seed, size, Spirit version and generation time.
 
+Films with holes (:func:`load_or_make_film`): open films whose hole sites are vacancies during
+the relaxation (no moment, no bond), cached under ``film_holes/``.
+
     python benchmarks/foreign_textures.py --quick            # make (or load) the quick maps
 """
 
@@ -259,6 +262,194 @@ def relax(material: Material, shape: tuple[int, int], seed,
         "iterations": int(info.total_iterations), "max_torque": torque,
         "converged": bool(torque < TORQUE_TOL), "seconds": round(seconds, 3),
         "energy_per_site": e / (shape[0] * shape[1])}
+
+
+# --- films with holes ------------------------------------------------------------------------
+#
+# Spirit's own vacancies (``n_defects`` with type -1, ``geometry.get_atom_types``) need a build
+# with ``SPIRIT_ENABLE_DEFECTS``; the PyPI wheel has ``spirit.version.defects == "OFF"`` and
+# ignores them (a film with "vacancies" has the energy of the full film). A film with holes is
+# therefore built with the holes absent: one basis cell holding only the magnet's sites (at
+# their lattice positions), open edges, and every nearest-neighbour bond between two magnet
+# sites written out (``hamiltonian heisenberg_pairs``). A hole site has no moment and no bond.
+
+
+def film_pairs(magnet) -> np.ndarray:
+    """Nearest-neighbour bonds of the magnet's sites: rows ``(i, j, dx, dy)``, ``i``/``j``
+    indices into the magnet's sites in row-major (y, x) order, ``(dx, dy)`` from i to j."""
+    m = np.asarray(magnet, dtype=bool)
+    index = np.full(m.shape, -1, dtype=np.int64)
+    index[m] = np.arange(int(m.sum()))
+    rows = []
+    for dy, dx in ((0, 1), (1, 0)):
+        a = index[: m.shape[0] - dy, : m.shape[1] - dx]
+        b = index[dy:, dx:]
+        both = (a >= 0) & (b >= 0)
+        rows.append(np.stack([a[both], b[both], np.full(both.sum(), dx),
+                              np.full(both.sum(), dy)], 1))
+    return np.concatenate(rows)
+
+
+def spirit_film_config(material: Material, magnet, folder: Path,
+                       energy_unit_mev: float = ENERGY_UNIT_MEV, mu_s: float = MU_S) -> str:
+    """Spirit input text of a film whose sites are ``magnet`` (``(H, W)`` bool, ``[y, x]``);
+    the bonds go to ``folder/pairs.txt``. Open edges only (``material.periodic`` must be
+    False) and no dipolar term (Spirit's FFT sum needs a regular lattice). Spirit's set-up
+    checks every pair of basis sites for overlap: quadratic, ~3 min for a 256² film."""
+    if material.periodic:
+        raise ValueError("a film with holes has open edges: use a material with periodic=False")
+    if material.dipolar:
+        raise ValueError("a film with holes has no dipolar term here")
+    p = spirit_parameters(material, energy_unit_mev, mu_s)
+    m = np.asarray(magnet, dtype=bool)
+    if m.ndim != 2 or not m.any():
+        raise ValueError(f"magnet must be a 2D boolean map with a site, got shape {m.shape}")
+    y, x = np.nonzero(m)
+    pairs = film_pairs(m)
+    # DM vector of bond i -> j (unit r): the package's +dmi (ẑ × r̂) for Néel, dmi r̂ for
+    # Bloch; Spirit's pair energy is -J Si·Sj - D·(Si × Sj), so Spirit's D is minus that.
+    r = np.stack([pairs[:, 2], pairs[:, 3], np.zeros(len(pairs))], 1).astype(np.float64)
+    if material.dmi_kind == "bulk":
+        d = -material.dmi * r
+    else:
+        d = -material.dmi * np.cross([0.0, 0.0, 1.0], r)
+    d *= energy_unit_mev
+    lines = ["i j da db dc Jij Dijx Dijy Dijz"]
+    lines += [f"{i} {j} 0 0 0 {p['jij']!r} {dx!r} {dy!r} {dz!r}"
+              for (i, j, _, _), (dx, dy, dz) in zip(pairs.tolist(), d.tolist())]
+    (Path(folder) / "pairs.txt").write_text("\n".join(lines) + "\n")
+    h, w = m.shape
+    basis = "\n".join(f"{a / w!r} {b / h!r} 0" for a, b in zip(x.tolist(), y.tolist()))
+    return "\n".join([
+        "hamiltonian heisenberg_pairs",
+        "boundary_conditions 0 0 0",
+        f"external_field_magnitude {p['external_field_magnitude']!r}",
+        "external_field_normal 0.0 0.0 1.0",
+        f"anisotropy_magnitude {p['anisotropy_magnitude']!r}",
+        "anisotropy_normal 0.0 0.0 1.0",
+        f"interaction_pairs_file {Path(folder) / 'pairs.txt'}",
+        "ddi_method none",
+        # one cell as large as the film, so that no translated copy lands on a site
+        f"bravais_vectors\n{w} 0 0\n0 {h} 0\n0 0 1",
+        "lattice_constant 1.0",
+        f"basis\n{len(x)}\n{basis}",
+        "mu_s " + " ".join([repr(p["mu_s"])] * len(x)),
+        "n_basis_cells 1 1 1",
+        "log_to_console 0",
+        "log_to_file 0",
+        "save_input_initial 0",
+        "save_input_final 0",
+        "llg_output_any 0",
+        "mc_output_any 0",
+        f"llg_force_convergence {TORQUE_TOL * energy_unit_mev!r}",
+        "",
+    ])
+
+
+@contextlib.contextmanager
+def spirit_film_state(material: Material, magnet):
+    """A Spirit state of the film ``magnet`` (its ``p_state``); its sites are the magnet's
+    cells in row-major order (see :func:`set_film_spins`)."""
+    from spirit import state
+
+    with tempfile.TemporaryDirectory(prefix="spinsr_spirit_") as tmp:
+        cfg = Path(tmp) / "input.cfg"
+        cfg.write_text(spirit_film_config(material, magnet, Path(tmp)))
+        with _quiet_stdout():
+            p_state = state.setup(str(cfg), quiet=True)
+        try:
+            from spirit import system
+
+            n = system.get_nos(p_state)
+            if n != int(np.count_nonzero(magnet)):
+                raise RuntimeError(f"Spirit made {n} sites for {np.count_nonzero(magnet)}")
+            yield p_state
+        finally:
+            with _quiet_stdout():
+                state.delete(p_state)
+
+
+def set_film_spins(p_state, spins, magnet) -> None:
+    """Write the magnet's cells of a map ``(H, W, 3)`` into a film state."""
+    from spirit import system
+
+    view = system.get_spin_directions(p_state)
+    view[:] = np.asarray(spins, dtype=np.float64)[np.asarray(magnet, dtype=bool)]
+    system.update_data(p_state)
+
+
+def get_film_spins(p_state, magnet) -> np.ndarray:
+    """A film state's spins as a map ``(H, W, 3)`` float64, hole cells exactly zero."""
+    from spirit import system
+
+    m = np.asarray(magnet, dtype=bool)
+    out = np.zeros((*m.shape, 3))
+    out[m] = np.array(system.get_spin_directions(p_state), dtype=np.float64)
+    return out
+
+
+def spirit_film_energy(spins, material: Material, magnet) -> float:
+    """Spirit's total energy (units of J) of the film ``magnet`` in the state ``spins``."""
+    from spirit import system
+
+    with spirit_film_state(material, magnet) as p_state:
+        set_film_spins(p_state, spins, magnet)
+        return float(system.get_energy(p_state)) / ENERGY_UNIT_MEV
+
+
+def relax_film(material: Material, magnet, seed,
+               max_iterations: int = MAX_ITERATIONS) -> tuple[np.ndarray, dict]:
+    """Relax random spins (``seed``, drawn on the full ``(H, W)`` grid) of a film with holes
+    with Spirit's LBFGS_OSO minimiser. Returns the map ``(H, W, 3)`` float32, hole cells exactly
+    zero, and the outcome as :func:`relax` (energy per magnet site)."""
+    from spirit import simulation, system
+
+    m = np.asarray(magnet, dtype=bool)
+    with spirit_film_state(material, m) as p_state:
+        set_film_spins(p_state, random_spins(m.shape, seed), m)
+        t0 = time.perf_counter()
+        info = simulation.start(p_state, simulation.METHOD_LLG, simulation.SOLVER_LBFGS_OSO,
+                                n_iterations=int(max_iterations))
+        seconds = time.perf_counter() - t0
+        spins = get_film_spins(p_state, m)
+        e = float(system.get_energy(p_state)) / ENERGY_UNIT_MEV
+    torque = float(info.max_torque) / ENERGY_UNIT_MEV
+    spins[m] /= np.linalg.norm(spins[m], axis=-1, keepdims=True)
+    return spins.astype(np.float32), {
+        "iterations": int(info.total_iterations), "max_torque": torque,
+        "converged": bool(torque < TORQUE_TOL), "seconds": round(seconds, 3),
+        "energy_per_site": e / int(m.sum())}
+
+
+def load_or_make_film(material: Material, magnet, seed: int, cache: Path | None,
+                      log=None) -> tuple[np.ndarray, dict]:
+    """A relaxed film with holes, read from ``cache/film_holes/`` or relaxed (and cached) now;
+    the file name holds a hash of the material, the magnet map, the seed and Spirit's
+    version."""
+    m = np.asarray(magnet, dtype=bool)
+    record = {"family": "film_holes", "size": list(m.shape), "seed": int(seed),
+              "magnet_sha256": hashlib.sha256(np.packbits(m).tobytes()).hexdigest(),
+              "holes": int((~m).sum()), "material": material.to_dict(),
+              "solver": "LLG/LBFGS_OSO", "torque_tol": TORQUE_TOL,
+              "spirit_version": spirit_version()}
+    key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+    name = f"{m.shape[0]}x{m.shape[1]}-{key}.npz"
+    path = None if cache is None else Path(cache) / "film_holes" / name
+    if path is not None and path.exists():
+        with np.load(path) as z:
+            return z["spins"], json.loads(str(z["record"]))
+    spins, outcome = relax_film(material, m, seed)
+    record = {**record, **outcome}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(tmp, spins=spins, record=json.dumps(record))
+        os.replace(tmp, path)
+    if log:
+        log(f"  film with {record['holes']} hole sites, {material_label(material)}: "
+            f"{outcome['seconds']:.1f} s, {outcome['iterations']} iterations, "
+            f"max torque {outcome['max_torque']:.1e} J")
+    return spins, record
 
 
 # --- the families -------------------------------------------------------------------------

@@ -2,7 +2,11 @@
 
 Issue 26's target, without a mumax3 file: an open film annealed by this project (Type II without
 the dipolar term, whose sums are periodic: domains and walls; or Type I, a chiral labyrinth), a
-disc and an edge notch cut out on the LR grid (the HR cells below them zero), degraded ×4 with
+disc and an edge notch cut out on the LR grid (the HR cells below them zero); or (``--texture
+spirit``) the closest independent stand-in: the same film shape relaxed by Spirit with the holes
+absent from the start (Néel D/J 0.3, open edges, the ``film`` family's first tune material of
+``foreign_textures.py``), so that the texture relaxes around them, with edge tilt at their rims
+as in a patterned film; cached under ``foreign_textures.default_cache()``. Then degraded ×4 with
 camera pixels (σ HR px, mirror borders), the LR cells in holes set to 0, written as OVF in A/m
 as a simulator would. Then ``fit-image`` with its defaults (``--mask auto``), optionally also
 with ``--mask none``, and PSNR / Corr on the magnet's HR cells of the result, of aligned bicubic
@@ -10,15 +14,41 @@ normalised to unit vectors (holes fed as zeros, and filled with their nearest ma
 the PSF estimate with and without the mask.
 
     python benchmarks/masked_film.py --out /tmp/film --texture typeII [--no-mask-too]
+    python benchmarks/masked_film.py --out /tmp/film --texture spirit    # ~6 min the first time
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def lr_magnet(n: int) -> np.ndarray:
+    """The film's LR magnet ``(n, n)`` bool: False in a disc and in a notch cut into the right
+    edge."""
+    yy, xx = np.mgrid[0:n, 0:n]
+    magnet = ((yy - 5 * n // 8) ** 2 + (xx - 11 * n // 32) ** 2) >= (5 * n // 32) ** 2
+    magnet &= ~((yy >= 5 * n // 16) & (yy < 15 * n // 32) & (xx >= 7 * n // 8))
+    return magnet
+
+
+def spirit_film(hr_magnet, seed: int, log=print) -> np.ndarray:
+    """Spirit's relaxed film (``(H, W, 3)`` float64, exact zeros off ``hr_magnet``): the
+    ``film`` family's first tune material, the holes vacant during the relaxation."""
+    import foreign_textures as ft
+
+    material = ft.FAMILIES["film"].tune[0]
+    spins, record = ft.load_or_make_film(material, hr_magnet, seed, ft.default_cache(), log=log)
+    log(f"Spirit film: {ft.material_label(material)}, seed {seed}, "
+        f"{record['iterations']} iterations, max torque {record['max_torque']:.1e} J "
+        f"(converged {record['converged']}), Spirit {record['spirit_version']}")
+    return spins.astype(np.float64)
 
 
 def film(texture: str, size: int = 256, factor: int = 4, sigma: float = 1.0, seed: int = 7):
@@ -29,13 +59,13 @@ def film(texture: str, size: int = 256, factor: int = 4, sigma: float = 1.0, see
     from spinsr_tf.physics.boundaries import with_boundary
     from spinsr_tf.physics.hamiltonians import TypeI, TypeII
 
-    ham = TypeII(dipolar=0.0, anisotropy=0.1) if texture == "typeII" else TypeI()
-    spins = anneal(with_boundary(ham, "open"), size, seed, [0])[0].astype(np.float64)
-    n = size // factor
-    yy, xx = np.mgrid[0:n, 0:n]
-    magnet = ((yy - 5 * n // 8) ** 2 + (xx - 11 * n // 32) ** 2) >= (5 * n // 32) ** 2
-    magnet &= ~((yy >= 5 * n // 16) & (yy < 15 * n // 32) & (xx >= 7 * n // 8))
+    magnet = lr_magnet(size // factor)
     d = Degradation(factor, sigma, None, "integrate", "reflect")
+    if texture == "spirit":
+        spins = spirit_film(hr_mask(magnet, d), seed)
+    else:
+        ham = TypeII(dipolar=0.0, anisotropy=0.1) if texture == "typeII" else TypeI()
+        spins = anneal(with_boundary(ham, "open"), size, seed, [0])[0].astype(np.float64)
     truth = spins * hr_mask(magnet, d)[..., None]
     lr = d.apply(truth[None], dtype=np.float64)[0]
     lr[~magnet] = 0.0
@@ -54,7 +84,7 @@ def scores(pred, truth, hr_magnet) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--texture", choices=["typeII", "typeI"], default="typeII")
+    p.add_argument("--texture", choices=["typeII", "typeI", "spirit"], default="typeII")
     p.add_argument("--sigma", type=float, default=1.0)
     p.add_argument("--no-mask-too", action="store_true", help="also run with --mask none")
     args = p.parse_args(argv)

@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-import spinsr_tf.cli.downsample as downsample_cli
+import spinsr_tf.data.lr_file as lr_file
 from spinsr_tf.cli import main
 from spinsr_tf.data.degradation import gaussian_downsample
 
@@ -52,7 +52,7 @@ def test_writes_lr_dataset_with_attributes(tmp_path, capsys):
 
 def test_options_and_chunked_reading(tmp_path, monkeypatch):
     spins = _write_spins(tmp_path / "in.h5", n=7, size=16, channels=1, seed=1)
-    monkeypatch.setattr(downsample_cli, "_CHUNK_VALUES", 2 * 16 * 16)  # 2 maps per chunk
+    monkeypatch.setattr(lr_file, "_CHUNK_VALUES", 2 * 16 * 16)  # 2 maps per chunk
     args = ["downsample", str(tmp_path / "in.h5"), "--factor", "8", "--out",
             str(tmp_path / "lr.h5"), "--kernel-size", "9", "--sigma", "2.5", "--padding", "reflect"]
     assert main(args) == 0

@@ -260,7 +260,7 @@ def test_hdf5_attribute_round_trip(deg, tmp_path):
 def test_reads_the_files_downsample_writes_and_older_files(tmp_path):
     import h5py
 
-    from spinsr_tf.cli.downsample import downsample_file
+    from spinsr_tf.data.lr_file import downsample_file
 
     hr = np.random.default_rng(3).normal(size=(2, 16, 16, 3)).astype(np.float32)
     with h5py.File(tmp_path / "hr.h5", "w") as f:

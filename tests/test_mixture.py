@@ -21,7 +21,8 @@ OVERRIDES = {"sweeps": 40}
 
 
 @pytest.mark.parametrize("spec", [*PRESETS, CHIRAL, "universal,field=0,dmi=0.2..0.3",
-                                  "universal,dmi=0.1..0.73:log"])
+                                  "universal,dmi=0.1..0.73:log",
+                                  "universal,dipolar=0.025..0.1,k_eff=-0.02..0.1"])
 def test_spec_and_json_round_trips(spec):
     m = Mixture.parse(spec)
     assert Mixture.parse(m.spec()) == m
@@ -58,6 +59,10 @@ def test_parse_reads_ranges_weights_and_preset_overrides():
     ("boundary=periodic..open", "not a range"),
     ("type=II,boundary=open", "Type I maps"),
     ("type=I,universal", "not name=value"),
+    ("k_eff=0.5", "k_eff must lie in [-0.3, 0.3]"),
+    ("type=II,anisotropy=0.2,k_eff=0.01", "one of anisotropy and k_eff"),
+    ("universal,anisotropy=0.2,k_eff=0.01", "one of anisotropy and k_eff"),
+    ("type=II,dipolar=0.01,k_eff=-0.1", "outside [0, 1]"),
 ])
 def test_bad_specs_are_one_line_user_errors(spec, message):
     with pytest.raises(UserError, match=None) as info:
@@ -104,6 +109,30 @@ def test_map_hamiltonians_follow_the_draws():
         assert ham == expect
         assert abs(ham.terms().field[2]) < saturation_field(base)
         assert record_hamiltonian(map_record(ham, Schedule())[0]) == ham
+
+
+def test_k_eff_sets_each_maps_anisotropy_from_its_dipolar_strength():
+    """k_eff replaces a preset's K: every Type II map gets K = k_eff + 0.75 Ddip Σ, so its
+    uniform states differ in energy by exactly the drawn K_eff (energy, converged images)."""
+    from spinsr_tf.physics import energy
+
+    m = Mixture.parse("universal,dipolar=0.025..0.1,k_eff=-0.02..0.1")
+    assert "anisotropy" not in m and m["k_eff"] == Uniform(-0.02, 0.1)
+    assert "k_eff" not in Mixture.parse("universal")          # absent unless given
+    assert Mixture.parse("universal").to_dict() == Mixture.parse(PRESETS["universal"]).to_dict()
+    n, seen = 16, 0
+    for k in range(40):
+        d, ham = m.draw(2, k), m.hamiltonian(2, k)
+        if d["type"] != "II":
+            continue
+        seen += 1
+        base = ham.base
+        x = np.broadcast_to(np.array([1.0, 0.0, 0.0]), (n, n, 3))
+        z = np.broadcast_to(np.array([0.0, 0.0, 1.0]), (n, n, 3))
+        k_eff = (energy(x, base) - energy(z, base)) / n ** 2
+        assert k_eff == pytest.approx(d["k_eff"], abs=1e-9)
+        assert base.dipolar == d["dipolar"] and 0 <= base.anisotropy <= 1
+    assert seen >= 5
 
 
 def _mix(path, spec=CHIRAL, n=5, block=2, workers=None, progress=False, seed=5):

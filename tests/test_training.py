@@ -307,6 +307,36 @@ def test_a_run_made_before_the_pixel_model_resumes(base_run, files, tmp_path):
         run_training(files["A"], old, resume=True, **{**RUN, "pixel": "integrate"})
 
 
+def test_data_annealed_again_resumes_other_data_is_refused(base_run, files, tmp_path):
+    """A data file written again with the same content (another ``created`` time, another
+    place: annealed again on another machine) resumes the run; an attribute that says what
+    the file holds, changed, is refused."""
+    import shutil
+
+    import h5py
+
+    run = tmp_path / "run"
+    shutil.copytree(base_run[0], run)
+    again = tmp_path / "again.h5"
+    shutil.copyfile(files["A"], again)
+    with h5py.File(again, "a") as f:
+        f.attrs["created"] = "2031-01-01T00:00:00+0000"
+    first = json.loads((run / "config.json").read_text())["run"]
+    history = run_training(again, run, resume=True, **{**RUN, "epochs": RUN["epochs"] + 1})
+    assert len(history["epoch"]) == RUN["epochs"] + 1
+    # which software trained which epochs: the first segment's versions, then each resume's
+    record = json.loads((run / "config.json").read_text())
+    assert record["data"] == str(again)
+    assert record["run"]["versions"] == first["versions"]
+    assert [r["from_epoch"] for r in record["run"]["resumed"]] == [RUN["epochs"]]
+    run_training(again, run, resume=True, **{**RUN, "epochs": RUN["epochs"] + 1})  # finished
+    assert json.loads((run / "config.json").read_text())["run"] == record["run"]
+    with h5py.File(again, "a") as f:
+        f.attrs["relaxed.max_torque_median"] = 0.5
+    with pytest.raises(UserError, match="data_identity"):
+        run_training(again, run, resume=True, **{**RUN, "epochs": RUN["epochs"] + 2})
+
+
 def test_init_starts_from_a_trained_model(base_run, files, tmp_path):
     """``init``: a new run's network starts from a trained model's weights — with a step too
     small to move them, its first epoch's loss is the trained model's (at most its last epoch's

@@ -106,6 +106,32 @@ def test_reproduce_line_names_every_non_default_flag():
     tiny = universal.UniversalRecipe(n_train=4)      # no flag for it: the Python call
     line = universal.reproduce_command(tiny, 0, "z")
     assert line.startswith("make_universal(") and "n_train=4" in line and "'z'" in line
+    # a factor the default command does not make is named; one it makes is not
+    assert (universal.reproduce_command(default, 0, factors=(16,))
+            == "spinsr-tf make-pretrained --universal --factors 16 --seed 0 --out OUT")
+    assert "--factors" not in universal.reproduce_command(default, 0, factors=(8,))
+    wide = universal.UniversalRecipe(mixture="universal,k_eff=0..0.1")
+    line = universal.reproduce_command(wide, 0, factors=(8,))
+    assert "factors=(8,)" in line and "mixture='universal,k_eff=0..0.1'" in line
+
+
+def test_maps_hold_sixteen_lr_pixels_a_side_beyond_x8():
+    recipe = universal.UniversalRecipe()
+    assert [recipe.size_for(f) for f in (2, 4, 8, 16, 32)] == [128, 128, 128, 256, 512]
+    assert universal.UniversalRecipe(size=64).size_for(16) == 64
+    with pytest.raises(UserError, match="size"):
+        universal.UniversalRecipe(size=0)
+
+
+def test_card_says_which_software_trained_which_epochs():
+    versions = {"keras": "3.15.1", "backend": "tensorflow"}
+    one = {"epochs": 8, "run": {"versions": versions}}
+    assert universal.trained_with(one) == "trained with Keras 3.15.1 on TensorFlow"
+    two = {"epochs": 8, "run": {"versions": versions, "resumed": [
+        {"from_epoch": 3, "versions": {**versions, "backend": "jax"}},
+        {"from_epoch": 5, "versions": {**versions, "backend": "jax"}}]}}
+    assert universal.trained_with(two) == ("trained with Keras 3.15.1 on TensorFlow (epochs 1-3), "
+                                           "then on JAX (epochs 4-5), then on JAX (epochs 6-8)")
 
 
 def test_scalar_maker_trains_on_the_sz_maps_of_the_same_mixture(tmp_path, monkeypatch):
@@ -121,7 +147,7 @@ def test_scalar_maker_trains_on_the_sz_maps_of_the_same_mixture(tmp_path, monkey
     assert [f.name for f in folders] == ["universal-sz-x4"]
     data = tmp_path / "out" / "data"
     for vector, scalar in (("train-x4", "train-z-x4"), ("test-x4", "test-z-x4"),
-                           ("home-I", "home-I-z"), ("home-II", "home-II-z")):
+                           ("home-I-32", "home-I-32-z"), ("home-II-32", "home-II-32-z")):
         np.testing.assert_array_equal(read_spins(data / f"{scalar}.h5"),
                                       read_spins(data / f"{vector}.h5")[..., 2:3])
         with h5py.File(data / f"{scalar}.h5", "r") as f:
@@ -151,6 +177,10 @@ def test_scalar_maker_trains_on_the_sz_maps_of_the_same_mixture(tmp_path, monkey
     (["--channels", "xy"], "--channels must be one of xyz, z, got 'xy'"),
     (["--channels", "z", "--epochs", "0"], "--epochs must be a positive integer, got '0'"),
     (["--epochs", "2.5"], "--epochs must be a positive integer"),
+    (["--factors", "4", "x"], "--factors takes integers >= 2, got 'x'"),
+    (["--factors", "1"], "--factors takes integers >= 2, got '1'"),
+    (["--factors", "8", "8"], "--factors names 8 twice"),
+    (["--factors", "64"], "resolves no DMI texture"),
 ])
 def test_cli_universal_refuses_type_options(tmp_path, capsys, extra, message):
     code = main(["make-pretrained", "--universal", "--out", str(tmp_path / "o"), *extra])
@@ -170,6 +200,10 @@ def test_cli_universal_flags_reach_the_maker(tmp_path, monkeypatch, capsys):
     assert main(["make-pretrained", "--universal", "--out", str(tmp_path / "o"),
                  "--quiet"]) == 0
     assert calls[1]["channels"] == "xyz" and calls[1]["recipe"] == universal.UniversalRecipe()
+    assert calls[1]["factors"] == universal.FACTORS
+    assert main(["make-pretrained", "--universal", "--factors", "16", "--out",
+                 str(tmp_path / "o"), "--quiet"]) == 0
+    assert calls[2]["factors"] == (16,)
     code = main(["make-pretrained", "--channels", "z", "--out", str(tmp_path / "p")])
     assert code == 2 and "apply to --universal only" in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
@@ -244,3 +278,37 @@ def test_a_shipped_scalar_model_beats_clipped_bicubic_on_sz(name):
     gains = scalar_gains(name)
     assert min(gains) > SCALAR_MIN_GAIN, (name, gains)
 
+
+
+@pytest.mark.slow
+def test_lr_only_trains_the_same_loss_from_a_file_of_1_f2_the_size(tmp_path):
+    """``lr_only``: the run trains from ``train-x4-lr.h5`` (the HR maps degraded once, as
+    training degrades them on the fly) — the same losses, epoch for epoch, as from the HR file;
+    the LR file is kept on a second call and refused when it belongs to other maps."""
+    import dataclasses
+
+    import h5py
+
+    from spinsr_tf.data.degradation import Degradation
+    from spinsr_tf.data.generate import read_spins
+    from spinsr_tf.nn.training import read_history
+
+    tiny = universal.UniversalRecipe(n_train=4, n_test=2, size=32, epochs=2, batch_size=2,
+                                     jit_compile=False)
+    universal.make_universal(tmp_path / "hr", factors=(4,), recipe=tiny, progress=False)
+    lr_only = dataclasses.replace(tiny, lr_only=True)
+    universal.make_universal(tmp_path / "lr", factors=(4,), recipe=lr_only, progress=False)
+    data = tmp_path / "lr" / "data"
+    config = json.loads((tmp_path / "lr" / "universal-x4" / "config.json").read_text())
+    assert config["data"] == "data/train-x4-lr.h5"
+    with h5py.File(data / "train-x4-lr.h5", "r") as f:
+        lr = f["lr"][:]
+    np.testing.assert_allclose(lr, Degradation(4).apply(read_spins(data / "train-x4.h5")),
+                               atol=1e-6)
+    np.testing.assert_allclose(read_history(tmp_path / "lr" / "runs" / "x4")["loss"],
+                               read_history(tmp_path / "hr" / "runs" / "x4")["loss"], rtol=1e-5)
+    stamp = (data / "train-x4-lr.h5").stat().st_mtime_ns
+    assert universal.lr_training_file(data / "train-x4.h5", 4) == data / "train-x4-lr.h5"
+    assert (data / "train-x4-lr.h5").stat().st_mtime_ns == stamp
+    with pytest.raises(UserError, match="is not the x8 LR file"):
+        universal.lr_training_file(data / "train-x4.h5", 8)

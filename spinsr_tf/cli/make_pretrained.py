@@ -29,6 +29,9 @@ def add_parser(subparsers) -> None:
                    "default: universal-x4, universal-x8) or z (Sz only, for grey Kerr/MFM "
                    "images: universal-sz-x4, universal-sz-x8; the same mixtures, annealed once "
                    "per --out)")
+    u.add_argument("--factors", default=None, nargs="+", metavar="F",
+                   help="the factors to make (default 4 8; 16 anneals 256x256 maps: 16 LR "
+                   "pixels a side)")
     u.add_argument("--epochs", default=None, metavar="N",
                    help="training epochs per model (default: the shipped recipe's, "
                    "UniversalRecipe.epochs); the model card's reproduce line names it")
@@ -45,13 +48,14 @@ def run(args: argparse.Namespace) -> int:
         if args.types or args.preset != "medium":
             raise UserError("--universal makes the universal models: --preset and --type do "
                             "not apply")
-        folders = make_universal(args.out, recipe=universal_recipe(args), seed=args.seed,
+        folders = make_universal(args.out, factors=universal_factors(args),
+                                 recipe=universal_recipe(args), seed=args.seed,
                                  progress=not args.quiet, channels=universal_channels(args))
         if not args.quiet:
             print(f"wrote {len(folders)} universal models into {args.out}")
         return 0
-    if args.channels is not None or args.epochs is not None:
-        raise UserError("--channels and --epochs apply to --universal only")
+    if args.channels is not None or args.epochs is not None or args.factors is not None:
+        raise UserError("--channels, --factors and --epochs apply to --universal only")
     folders = make_pretrained(args.out, preset=args.preset, types=args.types or ("I", "II"),
                               seed=args.seed, progress=not args.quiet)
     if not args.quiet:
@@ -69,6 +73,27 @@ def universal_channels(args: argparse.Namespace) -> str:
         raise UserError(f"--channels must be one of {', '.join(CHANNELS)}, got "
                         f"{args.channels!r}")
     return args.channels
+
+
+def universal_factors(args: argparse.Namespace) -> tuple:
+    """``--factors``: integers >= 2, each once (default
+    :data:`~spinsr_tf.experiments.universal.FACTORS`)."""
+    from spinsr_tf.experiments.universal import FACTORS
+
+    if args.factors is None:
+        return FACTORS
+    factors = []
+    for text in args.factors:
+        try:
+            factor = int(text)
+        except ValueError:
+            factor = 0
+        if factor < 2:
+            raise UserError(f"--factors takes integers >= 2, got {text!r}")
+        if factor in factors:
+            raise UserError(f"--factors names {factor} twice")
+        factors.append(factor)
+    return tuple(factors)
 
 
 def universal_recipe(args: argparse.Namespace):

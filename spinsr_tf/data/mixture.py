@@ -13,6 +13,9 @@ Parameters (units of J; see docs/physics.md, "Mixtures")::
     dmi_kind    Type I: interfacial (Néel), bulk (Bloch)  default interfacial
     dipolar     Type II Ddip, 0..0.1                      default 0.03
     anisotropy  Type II K, 0..1                           default 0.215
+    k_eff       Type II effective anisotropy K - 0.75 Ddip Σ, -0.3..0.3 (instead of
+                anisotropy: K follows each map's Ddip, so domains of every dipolar
+                strength stay perpendicular)                  default: not given
     field       hz as a fraction of the map's saturation field, in (-1, 1)   default 0
     boundary    periodic, open (Type I maps only)         default periodic
 
@@ -36,6 +39,7 @@ from typing import Mapping
 import numpy as np
 
 from spinsr_tf.base.errors import UserError
+from spinsr_tf.physics.dipolar import SHAPE_ANISOTROPY as SHAPE
 from spinsr_tf.physics.rng import sample_key, splitmix64
 
 #: Numeric parameters: (lowest, highest, open interval?) that the engine anneals sensibly.
@@ -44,6 +48,7 @@ NUMERIC = {
     "dipolar": (0.0, 0.1, False),     # Ddip: beyond, the dipolar field dominates the exchange
     "anisotropy": (0.0, 1.0, False),  # K: beyond, walls are one site wide
     "field": (-1.0, 1.0, True),       # fraction of the saturation field: 1 saturates the film
+    "k_eff": (-0.3, 0.3, False),      # |K_eff| beyond: in-plane or one-site walls
 }
 #: Choice parameters and their allowed values.
 CHOICES = {
@@ -51,10 +56,12 @@ CHOICES = {
     "dmi_kind": ("interfacial", "bulk"),
     "boundary": ("periodic", "open"),
 }
-#: Parameter order of specs and records; every parameter has a default (a constant).
-PARAMETERS = ("type", "dmi", "dmi_kind", "dipolar", "anisotropy", "field", "boundary")
+#: Parameter order of specs and records; each has a default (a constant) but those of OPTIONAL.
+PARAMETERS = ("type", "dmi", "dmi_kind", "dipolar", "anisotropy", "field", "boundary", "k_eff")
 DEFAULTS = {"type": "I", "dmi": 0.3, "dmi_kind": "interfacial", "dipolar": 0.03,
             "anisotropy": 0.215, "field": 0.0, "boundary": "periodic"}
+#: Parameters a mixture holds only when given (no default): ``k_eff`` replaces ``anisotropy``.
+OPTIONAL = ("k_eff",)
 
 #: Named mixtures (``--mix NAME``). ``universal``: Néel and Bloch labyrinths of period ≈ 10–60
 #: sites, up to half the saturation field (skyrmions), a quarter of them on open films, and a
@@ -216,8 +223,19 @@ class Mixture:
 
     def __post_init__(self):
         given = dict(self.dists)
-        dists = tuple((p, given.get(p, Choice((DEFAULTS[p],), (1.0,)))) for p in PARAMETERS)
+        if "k_eff" in given and "anisotropy" in given:
+            raise UserError("mixture: give one of anisotropy and k_eff (K_eff sets K from "
+                            "each map's Ddip)")
+        skip = ("anisotropy",) if "k_eff" in given else OPTIONAL
+        dists = tuple((p, given.get(p, Choice((DEFAULTS.get(p),), (1.0,))))
+                      for p in PARAMETERS if p in given or p not in skip)
         object.__setattr__(self, "dists", dists)
+        if "k_eff" in given:
+            # K = k_eff + SHAPE Ddip <= 0.3 + 0.68: only its lower end can leave [0, 1]
+            lo = min(self["k_eff"].values()) + SHAPE * min(self["dipolar"].values())
+            if lo < NUMERIC["anisotropy"][0]:
+                raise UserError(f"mixture: k_eff with these dipolar strengths gives K down to "
+                                f"{lo:.3g}, outside [0, 1] (K = k_eff + {SHAPE:.4g} Ddip)")
         types, bounds = self["type"].values(), self["boundary"].values()
         if "open" in bounds and "I" not in types:
             raise UserError("mixture: boundary=open needs Type I maps (the dipolar sums of "
@@ -225,6 +243,9 @@ class Mixture:
 
     def __getitem__(self, parameter: str):
         return dict(self.dists)[parameter]
+
+    def __contains__(self, parameter: str) -> bool:
+        return parameter in dict(self.dists)
 
     @classmethod
     def parse(cls, spec: str) -> "Mixture":
@@ -240,6 +261,8 @@ class Mixture:
             if name not in PRESETS:
                 raise UserError(f"mixture: unknown preset {name!r} (presets: "
                                 f"{', '.join(PRESETS)}; or name=value items)")
+        user = {t.partition("=")[0].strip() for t in items}
+        if name:
             items = [t.strip() for t in PRESETS[name].split(",")] + items
         dists = {}
         for item in items:
@@ -252,6 +275,8 @@ class Mixture:
                 raise UserError(f"mixture: unknown parameter {key!r} (parameters: "
                                 f"{', '.join(PARAMETERS)})")
             dists[key] = _parse_value(key, value)   # later items override a preset's
+        if "k_eff" in user and "anisotropy" not in user:
+            dists.pop("anisotropy", None)           # K_eff given replaces a preset's K
         return cls(tuple(dists.items()), name)
 
     def spec(self) -> str:
@@ -297,7 +322,8 @@ class Mixture:
         if v["type"] == "I":
             ham = TypeI(dmi=v["dmi"], dmi_kind=v["dmi_kind"])
         else:
-            ham = TypeII(dipolar=v["dipolar"], anisotropy=v["anisotropy"])
+            k = v["k_eff"] + SHAPE * v["dipolar"] if "k_eff" in v else v["anisotropy"]
+            ham = TypeII(dipolar=v["dipolar"], anisotropy=k)
         hz = v["field"] * saturation_field(ham)
         if v["boundary"] == "open" and not ham.terms().dipolar:
             ham = with_boundary(ham, "open")

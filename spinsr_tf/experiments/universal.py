@@ -50,8 +50,14 @@ CHANNELS = {"xyz": (0, 1, 2), "z": (2,)}
 NAMES = {"xyz": NAME, "z": SZ_NAME}
 #: The mixture preset every universal model starts from (docs/physics.md, "Mixtures").
 BASE = "universal"
+#: The factors ``make_universal`` (and ``make-pretrained --universal``) makes by default; a
+#: model card's reproduce line names its own factor where it is not one of these.
+FACTORS = (4, 8)
 #: The widest DMI range of the mixtures (the ``universal`` preset's), |D|/J.
 DMI_RANGE = (0.1, 0.73)
+#: HR side of the maps (:meth:`UniversalRecipe.size_for`): at least ``MIN_SIZE`` sites and
+#: ``MIN_LR_SIDE`` LR pixels a side.
+MIN_SIZE, MIN_LR_SIDE = 128, 16
 
 
 def resolved_dmi(factor: int) -> float:
@@ -60,31 +66,49 @@ def resolved_dmi(factor: int) -> float:
     return math.tan(math.pi / factor)
 
 
-def mixture_spec(factor: int) -> str:
-    """The training mixture of factor ``factor``: the ``universal`` preset with the DMI drawn
-    from 0.1 up to the finest period the factor resolves."""
+def mixture_spec(factor: int, base: str = BASE) -> str:
+    """The training mixture of factor ``factor``: ``base`` (the ``universal`` preset, or a
+    spec starting from it) with the DMI drawn from 0.1 up to the finest period the factor
+    resolves."""
     hi = min(DMI_RANGE[1], resolved_dmi(factor))
     if not hi > DMI_RANGE[0]:
         raise UserError(f"x{factor} resolves no DMI texture of the universal range "
                         f"(periods >= {2 * factor} sites needed)")
-    return f"{BASE},dmi={DMI_RANGE[0]!r}..{round(hi, 3)!r}"
+    return f"{base},dmi={DMI_RANGE[0]!r}..{round(hi, 3)!r}"
 
 
 @dataclasses.dataclass(frozen=True)
 class UniversalRecipe:
     """Sizes of a universal model's data and training (the shipped models: the defaults, but
-    ``epochs`` 320 for ``universal-x8`` and 160 for the scalar ones; their cards say so)."""
+    ``epochs`` 320 for ``universal-x8`` and 160 for the scalar ones; their cards say so).
+
+    ``size``: the side of the HR maps; None (default) takes :meth:`size_for` the factor.
+    ``mixture``: the mixture before each factor's DMI cap (:func:`mixture_spec`).
+    ``lr_only``: train from an LR file made once from the HR maps (:func:`lr_training_file`),
+    not from the HR maps degraded on the fly: the same loss, 1/f² of the data — a run that
+    travels to another machine (an accelerator's) without its HR maps."""
 
     n_train: int = 512
     n_test: int = 32
-    size: int = 128
+    size: int | None = None
     epochs: int = 240
     batch_size: int = 16
     jit_compile: bool = True
+    mixture: str = BASE
+    lr_only: bool = False
 
     def __post_init__(self):
-        for name in ("n_train", "n_test", "size", "epochs", "batch_size"):
+        for name in ("n_train", "n_test", "epochs", "batch_size"):
             check_int(name, getattr(self, name), minimum=1)
+        if self.size is not None:
+            check_int("size", self.size, minimum=1)
+
+    def size_for(self, factor: int) -> int:
+        """The HR side of factor ``factor``'s maps: ``size`` if given, else 128 or, beyond ×8,
+        16 LR pixels a side (256 at ×16): an LR map of 8×8 holds one or two helix periods of
+        the textures the factor resolves (periods ≥ 2f sites) and too few for the symmetry
+        term's translations."""
+        return self.size or max(MIN_SIZE, MIN_LR_SIDE * factor)
 
 
 def component_file(source, target) -> Path:
@@ -136,21 +160,48 @@ def _data(out: Path, recipe: UniversalRecipe, factor: int, seed: int, progress: 
     from spinsr_tf.data.mixture import Mixture
     from spinsr_tf.physics import TypeI, TypeII
 
-    mix = Mixture.parse(mixture_spec(factor))
+    mix = Mixture.parse(mixture_spec(factor, recipe.mixture))
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
+    size = recipe.size_for(factor)
+    home = "" if size == MIN_SIZE else f"-{size}"      # the maps of one size, whatever factor
     paths = {"train": data / f"train-x{factor}.h5", "test": data / f"test-x{factor}.h5",
-             "home Type I": data / "home-I.h5", "home Type II": data / "home-II.h5"}
+             "home Type I": data / f"home-I{home}.h5",
+             "home Type II": data / f"home-II{home}.h5"}
     jobs = {"train": (mix, recipe.n_train, seed), "test": (mix, recipe.n_test, seed + 1),
             "home Type I": (TypeI(), recipe.n_test, seed + 1),
             "home Type II": (TypeII(), recipe.n_test, seed + 1)}
     for key, (ham, n, s) in jobs.items():
-        generate_dataset(paths[key], ham, n, recipe.size, seed=s, progress=progress)
+        generate_dataset(paths[key], ham, n, size, seed=s, progress=progress)
     if channels == "z":
         paths = {key: component_file(path, path.with_name(
             path.name.replace(f"-x{factor}.h5", f"-z-x{factor}.h5") if key in ("train", "test")
             else f"{path.stem}-z.h5")) for key, path in paths.items()}
     return paths
+
+
+def lr_training_file(hr_path, factor: int) -> Path:
+    """The LR maps of the HR training file ``hr_path`` under the recipe's degradation (the
+    paper's: σ 1, 23 taps, point samples, periodic), written once beside it as
+    ``<stem>-lr.h5`` (:func:`spinsr_tf.data.lr_file.downsample_file`); an existing one of the
+    same maps and factor is kept, another refused (one line)."""
+    import h5py
+
+    from spinsr_tf.data.degradation import as_degradation
+    from spinsr_tf.data.lr_file import downsample_file
+
+    hr_path = Path(hr_path)
+    target = hr_path.with_name(f"{hr_path.stem}-lr.h5")
+    if target.exists():
+        with h5py.File(hr_path, "r") as hr, h5py.File(target, "r") as lr:
+            same = (lr.attrs.get("params_json") == hr.attrs.get("params_json")
+                    and int(lr.attrs.get("factor", 0)) == factor)
+        if same:
+            return target
+        raise UserError(f"{str(target)!r} exists and is not the x{factor} LR file of "
+                        f"{str(hr_path)!r}; remove it to make it again")
+    downsample_file(hr_path, target, as_degradation(factor))
+    return target
 
 
 def _scores(model, paths: dict) -> dict:
@@ -166,23 +217,46 @@ def _scores(model, paths: dict) -> dict:
     return results
 
 
-def reproduce_command(recipe: UniversalRecipe, seed: int, channels: str = "xyz") -> str:
-    """The command that makes these models again: ``spinsr-tf make-pretrained --universal`` with
-    every flag whose value is not the default; a recipe that differs where the command line
-    has no flag is given as the Python call instead."""
+def reproduce_command(recipe: UniversalRecipe, seed: int, channels: str = "xyz",
+                      factors=FACTORS) -> str:
+    """The command that makes the models of ``factors`` again: ``spinsr-tf make-pretrained
+    --universal`` with every flag whose value is not the default (``--factors`` only where one
+    is not made by default); a recipe that differs where the command line has no flag is given
+    as the Python call instead."""
     default = UniversalRecipe()
     cli_fields = {"epochs"}
+    factors = tuple(factors)
     other = {f.name: getattr(recipe, f.name) for f in dataclasses.fields(recipe)
              if f.name not in cli_fields and getattr(recipe, f.name) != getattr(default, f.name)}
     if other:
-        return (f"make_universal(OUT, recipe={recipe!r}, seed={seed}, channels={channels!r})"
-                "  # spinsr_tf.experiments.universal")
+        return (f"make_universal(OUT, factors={factors!r}, recipe={recipe!r}, seed={seed}, "
+                f"channels={channels!r})  # spinsr_tf.experiments.universal")
     flags = ["--universal"]
+    if not set(factors) <= set(FACTORS):     # the default command makes those
+        flags.append("--factors " + " ".join(str(f) for f in factors))
     if channels != "xyz":
         flags.append(f"--channels {channels}")
     if recipe.epochs != default.epochs:
         flags.append(f"--epochs {recipe.epochs}")
     return f"spinsr-tf make-pretrained {' '.join(flags)} --seed {seed} --out OUT"
+
+
+def trained_with(config: dict) -> str:
+    """Which software trained the run's epochs (``run.versions`` and ``run.resumed`` of its
+    config), e.g. "trained with Keras 3.15.1 on TensorFlow (epochs 1-160), then on JAX"."""
+    run = config.get("run", {})
+
+    def words(v: dict) -> str:
+        backend = str(v.get("backend"))
+        return f"on {'TensorFlow' if backend == 'tensorflow' else backend.upper()}"
+
+    first = run.get("versions") or {}
+    segments = [(0, first)] + [(r["from_epoch"], r["versions"]) for r in run.get("resumed", [])]
+    ends = [start for start, _ in segments[1:]] + [config["epochs"]]
+    if len({words(v) for _, v in segments}) == 1:
+        return f"trained with Keras {first.get('keras')} {words(first)}"
+    parts = [f"{words(v)} (epochs {start + 1}-{end})" for (start, v), end in zip(segments, ends)]
+    return f"trained with Keras {first.get('keras')} " + ", then ".join(parts)
 
 
 def model_card(name: str, factor: int, config: dict, results: dict, recipe: UniversalRecipe,
@@ -196,7 +270,7 @@ def model_card(name: str, factor: int, config: dict, results: dict, recipe: Univ
     from spinsr_tf.experiments.presets import NETWORKS
     from spinsr_tf.nn.bioimageio_export import PAPER, PAPER_DOI
 
-    mix = Mixture.parse(mixture_spec(factor))
+    mix = Mixture.parse(mixture_spec(factor, recipe.mixture))
     deg = next(iter(results.values()))["degradation"]
     terms = ", ".join(f"{t['term']} (weight {t['weight']:g})" for t in config["losses"])
     ranges = [f"- `{p}`: {d.text()}" for p, d in mix.dists]
@@ -235,10 +309,11 @@ def model_card(name: str, factor: int, config: dict, results: dict, recipe: Univ
         f"# Pretrained model `{name}`", "",
         *intro,
         "## Training data: the ranges it spans", "",
-        f"{recipe.n_train} lattices of {recipe.size}×{recipe.size} annealed by Monte Carlo "
+        f"{recipe.n_train} lattices of {recipe.size_for(factor)}×{recipe.size_for(factor)} "
+        "annealed by Monte Carlo "
         f"(seed {seed}), each with its own Hamiltonian drawn from the mixture "
-        f"`{mixture_spec(factor)}` (`spinsr-tf generate --mix`; units of J; docs/physics.md, "
-        "\"Mixtures\"):", "",
+        f"`{mixture_spec(factor, recipe.mixture)}` (`spinsr-tf generate --mix`; units of J; "
+        "docs/physics.md, \"Mixtures\"):", "",
         *ranges, "",
         f"Helix periods {periods[0]:.1f}–{periods[1]:.1f} sites (none finer than two LR "
         f"pixels per period, {2 * factor} sites at ×{factor}), Néel and Bloch walls, fields up "
@@ -255,7 +330,7 @@ def model_card(name: str, factor: int, config: dict, results: dict, recipe: Univ
         f"{terms}, the symmetry group of every map (translations, quarter turns, mirrors, the "
         f"global flip: the mixture holds both chiralities' images of each other); "
         f"{config['epochs']} epochs, batch {config['batch_size']}, learning rate "
-        f"{config['learning_rate']:g}, seed {config['seed']}.", "",
+        f"{config['learning_rate']:g}, seed {config['seed']}; {trained_with(config)}.", "",
         "## Scores", "",
         f"Test maps of the same mixture (seed {seed + 1}) and the type models' home lattices "
         f"(seed {seed + 1}), {recipe.n_test} each, degraded as above"
@@ -272,12 +347,15 @@ def model_card(name: str, factor: int, config: dict, results: dict, recipe: Univ
            "(saturated pixels, an illumination gradient: `fit-image --background plane`)."]
           if scalar else []), "",
         "## Reproduce", "",
-        f"    {reproduce_command(recipe, seed, channels)}", "",
+        f"    {reproduce_command(recipe, seed, channels, (factor,))}", "",
+        "The maps come out the same on any machine (the run's data identity records their "
+        "torque statistics); another machine or backend trains another model of the same "
+        "recipe (float rounding grows over the epochs), not the same weights.", "",
         "## Citation", "", f"{PAPER}. https://doi.org/{PAPER_DOI}", ""]
     return "\n".join(lines)
 
 
-def make_universal(out_dir, factors=(4, 8), recipe: UniversalRecipe | None = None,
+def make_universal(out_dir, factors=FACTORS, recipe: UniversalRecipe | None = None,
                    seed: int = 0, progress: bool = True, channels: str = "xyz") -> list[Path]:
     """Generate the mixtures, train (or resume) one universal model per factor, score it and
     write its folder into ``out_dir``; return the folders.
@@ -286,6 +364,7 @@ def make_universal(out_dir, factors=(4, 8), recipe: UniversalRecipe | None = Non
     3-component unit-vector maps (``universal-x{f}``), or ``"z"``, their Sz component alone
     (``universal-sz-x{f}``: grey images of Kerr or MFM contrast mapped onto [-1, 1])."""
     from spinsr_tf.base.checks import check_choice
+    from spinsr_tf.data.mixture import Mixture
     from spinsr_tf.evaluation.baselines import reference_baseline
     from spinsr_tf.experiments.make_pretrained import ship_run
     from spinsr_tf.nn.config import RECIPES
@@ -299,14 +378,15 @@ def make_universal(out_dir, factors=(4, 8), recipe: UniversalRecipe | None = Non
     seed = check_int("seed", seed, minimum=0)
     factors = tuple(check_int("factor", f, minimum=2) for f in factors)
     for f in factors:
-        mixture_spec(f)                      # refuse a factor with no texture before any work
+        Mixture.parse(mixture_spec(f, recipe.mixture))   # refuse a bad mixture before any work
     out = check_output_folder(out_dir, ("data", "runs"), "universal models")
     network = "equivariant"
     folders = []
     for f in factors:
         paths = _data(out, recipe, f, seed, progress, channels)
         run_dir = out / "runs" / (f"x{f}" if channels == "xyz" else f"s{channels}-x{f}")
-        config = train_recipe(network, paths["train"], f, epochs=recipe.epochs,
+        train_data = lr_training_file(paths["train"], f) if recipe.lr_only else paths["train"]
+        config = train_recipe(network, train_data, f, epochs=recipe.epochs,
                               batch_size=recipe.batch_size, seed=seed,
                               jit_compile=recipe.jit_compile,
                               losses=RECIPES[network]["losses"])
@@ -317,8 +397,10 @@ def make_universal(out_dir, factors=(4, 8), recipe: UniversalRecipe | None = Non
         target = out / name
         run_config = ship_run(run_dir, target, out)
         write_json_atomic(target / "results.json",
-                          {"name": name, "mixture": mixture_spec(f), "channels": channels,
-                           "recipe": dataclasses.asdict(recipe), "seed": seed,
+                          {"name": name, "mixture": mixture_spec(f, recipe.mixture),
+                           "channels": channels,
+                           "recipe": {**dataclasses.asdict(recipe), "size": recipe.size_for(f)},
+                           "seed": seed,
                            "spinsr_tf_version": __version__, "sets": results},
                           sort_keys=False)
         write_text_atomic(target / "README.md",
@@ -332,5 +414,6 @@ def make_universal(out_dir, factors=(4, 8), recipe: UniversalRecipe | None = Non
     return folders
 
 
-__all__ = ["CHANNELS", "NAME", "NAMES", "SZ_NAME", "UniversalRecipe", "component_file",
-           "make_universal", "mixture_spec", "model_card", "reproduce_command", "resolved_dmi"]
+__all__ = ["CHANNELS", "FACTORS", "NAME", "NAMES", "SZ_NAME", "UniversalRecipe",
+           "component_file", "make_universal", "mixture_spec", "model_card", "reproduce_command",
+           "lr_training_file", "resolved_dmi", "trained_with"]

@@ -508,6 +508,7 @@ def _train(config: TrainConfig, source: TrainingData, run_dir: Path, files: Path
             raise UserError(f"the run in {str(run_dir)!r} has {done} epochs already, more than "
                             f"epochs={config.epochs}")
         network = network_of(model)
+        _keep_segments(record, _read_json(run_dir / CONFIG), done, config.epochs)
     else:
         done = 0
         keras.utils.set_random_seed(config.seed)
@@ -605,9 +606,22 @@ def _read_json(path: Path) -> dict:
 _ADDED_KEYS = {"pixel": "sample", "degradations": None, "conditioned": False, "init": None}
 
 
+#: Data-file attributes that say when a file was written, not what it holds: a file annealed
+#: again with the same parameters (on another machine, say) resumes the run; the content-derived
+#: attributes (``relaxed.*`` torque statistics) still tell another content apart.
+_VOLATILE_ATTRS = ("created",)
+
+
 def _comparable(record: dict) -> dict:
     out = {**_ADDED_KEYS, **{k: v for k, v in record.items() if k != "run"}}
-    out["data_identity"] = record.get("run", {}).get("data_identity")
+    identity = record.get("run", {}).get("data_identity")
+    if isinstance(identity, dict):
+        identity = {key: ({**part, "attrs": {k: v for k, v in part["attrs"].items()
+                                             if k not in _VOLATILE_ATTRS}}
+                          if isinstance(part, dict) and isinstance(part.get("attrs"), dict)
+                          else part)
+                    for key, part in identity.items()}
+    out["data_identity"] = identity
     return out
 
 
@@ -631,6 +645,20 @@ def _check_run_dir(run_dir: Path, record: dict, resume: bool) -> bool:
         raise UserError(f"cannot resume {str(run_dir)!r}: configuration differs from the "
                         f"stored one: {mismatch}")
     return (run_dir / CHECKPOINT).exists()
+
+
+def _keep_segments(record: dict, stored: dict, done: int, epochs: int) -> None:
+    """Which software trained which epochs: ``run.versions`` stays that of the first
+    segment, each resume that trains more adds ``{"from_epoch", "versions"}`` to
+    ``run.resumed`` (another backend or machine, say), and a finished run asked again keeps
+    its record as it was (only what a resume may change, e.g. the data path, is rewritten)."""
+    run, old = record["run"], stored.get("run", {})
+    run["versions"] = old.get("versions", run["versions"])
+    resumed = list(old.get("resumed", []))
+    if done < epochs:
+        resumed.append({"from_epoch": done, "versions": _versions()})
+    if resumed:
+        run["resumed"] = resumed
 
 
 def _start_run_dir(run_dir: Path, record: dict, done: int) -> None:

@@ -43,6 +43,10 @@ from spinsr_tf.base.errors import UserError
 
 #: Σ_{r≠0} 1/|r|³ over the infinite square lattice, 4 ζ(3/2) β(3/2) (dimensionless).
 LATTICE_SUM = 9.033621683100
+#: The shape anisotropy per unit Ddip of a uniform film (standard form, converged images):
+#: E(in-plane) − E(ẑ) of the dipolar term per spin is −0.75 Ddip Σ, so a Type II map of
+#: anisotropy K has the effective anisotropy K_eff = K − SHAPE_ANISOTROPY·Ddip.
+SHAPE_ANISOTROPY = 0.75 * LATTICE_SUM
 #: Image cells summed directly on each side of the box by the converged form; the remainder is
 #: uniform across the box to < 3e-4 of the smallest kernel element (tests compare with 4× more).
 IMAGE_SHELLS = 8

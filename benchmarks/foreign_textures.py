@@ -129,6 +129,14 @@ def spirit_parameters(material: Material, energy_unit_mev: float = ENERGY_UNIT_M
     }
 
 
+def _run_lines(energy_unit_mev: float) -> list[str]:
+    """The input-file lines every state here shares: no logs or output files, and the LLG
+    minimiser's convergence at :data:`TORQUE_TOL` (in J, as meV)."""
+    return ["log_to_console 0", "log_to_file 0", "save_input_initial 0", "save_input_final 0",
+            "llg_output_any 0", "mc_output_any 0",
+            f"llg_force_convergence {TORQUE_TOL * energy_unit_mev!r}", ""]
+
+
 def spirit_config(material: Material, shape: tuple[int, int],
                   energy_unit_mev: float = ENERGY_UNIT_MEV, mu_s: float = MU_S) -> str:
     """Spirit input file text for an ``H × W`` monolayer of ``material`` (no output files)."""
@@ -154,14 +162,7 @@ def spirit_config(material: Material, shape: tuple[int, int],
         "bravais_lattice sc",
         f"lattice_constant {p['lattice_constant']!r}",
         f"n_basis_cells {w} {h} 1",
-        "log_to_console 0",
-        "log_to_file 0",
-        "save_input_initial 0",
-        "save_input_final 0",
-        "llg_output_any 0",
-        "mc_output_any 0",
-        f"llg_force_convergence {TORQUE_TOL * energy_unit_mev!r}",
-        "",
+        *_run_lines(energy_unit_mev),
     ])
 
 
@@ -335,14 +336,7 @@ def spirit_film_config(material: Material, magnet, folder: Path,
         f"basis\n{len(x)}\n{basis}",
         "mu_s " + " ".join([repr(p["mu_s"])] * len(x)),
         "n_basis_cells 1 1 1",
-        "log_to_console 0",
-        "log_to_file 0",
-        "save_input_initial 0",
-        "save_input_final 0",
-        "llg_output_any 0",
-        "mc_output_any 0",
-        f"llg_force_convergence {TORQUE_TOL * energy_unit_mev!r}",
-        "",
+        *_run_lines(energy_unit_mev),
     ])
 
 
@@ -435,20 +429,11 @@ def load_or_make_film(material: Material, magnet, seed: int, cache: Path | None,
     key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
     name = f"{m.shape[0]}x{m.shape[1]}-{key}.npz"
     path = None if cache is None else Path(cache) / "film_holes" / name
-    if path is not None and path.exists():
-        with np.load(path) as z:
-            return z["spins"], json.loads(str(z["record"]))
-    spins, outcome = relax_film(material, m, seed)
-    record = {**record, **outcome}
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, spins=spins, record=json.dumps(record))
-        os.replace(tmp, path)
-    if log:
+    spins, record, made = _cached(path, record, lambda: relax_film(material, m, seed))
+    if made and log:
         log(f"  film with {record['holes']} hole sites, {material_label(material)}: "
-            f"{outcome['seconds']:.1f} s, {outcome['iterations']} iterations, "
-            f"max torque {outcome['max_torque']:.1e} J")
+            f"{record['seconds']:.1f} s, {record['iterations']} iterations, "
+            f"max torque {record['max_torque']:.1e} J")
     return spins, record
 
 
@@ -523,6 +508,23 @@ def _record(family: str, part: str, index: int, material: Material, size: int) -
             "torque_tol": TORQUE_TOL, "spirit_version": spirit_version()}
 
 
+def _cached(path: Path | None, record: dict, make) -> tuple[np.ndarray, dict, bool]:
+    """``(spins, record, made)``: the map cached at ``path``, else ``make()`` → ``(spins,
+    outcome)``, the outcome merged into ``record`` and both written there atomically (``path``
+    None: no cache)."""
+    if path is not None and path.exists():
+        with np.load(path) as z:
+            return z["spins"], json.loads(str(z["record"])), False
+    spins, outcome = make()
+    record = {**record, **outcome}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(tmp, spins=spins, record=json.dumps(record))
+        os.replace(tmp, path)
+    return spins, record, True
+
+
 def _cache_path(cache: Path, record: dict) -> Path:
     key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
     name = f"{record['part']}-{record['size']}-{record['index']}-{key}.npz"
@@ -541,19 +543,11 @@ def load_or_make(family: str, part: str, index: int, size: int, cache: Path | No
     material = materials[index % len(materials)]
     record = _record(family, part, index, material, size)
     path = None if cache is None else _cache_path(Path(cache), record)
-    if path is not None and path.exists():
-        with np.load(path) as z:
-            return z["spins"], json.loads(str(z["record"]))
-    spins, outcome = relax(material, (size, size), record["seed"])
-    record = {**record, **outcome}
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, spins=spins, record=json.dumps(record))
-        os.replace(tmp, path)
-    if log:
-        log(f"  {family}/{part}[{index}] {material_label(material)}: {outcome['seconds']:.1f} s, "
-            f"{outcome['iterations']} iterations, max torque {outcome['max_torque']:.1e} J")
+    spins, record, made = _cached(path, record,
+                                  lambda: relax(material, (size, size), record["seed"]))
+    if made and log:
+        log(f"  {family}/{part}[{index}] {material_label(material)}: {record['seconds']:.1f} s, "
+            f"{record['iterations']} iterations, max torque {record['max_torque']:.1e} J")
     return spins, record
 
 

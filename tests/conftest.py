@@ -150,3 +150,22 @@ def randomize_batchnorm(model, seed):
                                0.3 * rng.normal(size=mean.shape),
                                rng.uniform(0.5, 2, size=var.shape)])
     return model
+
+
+def benchmark_module(name):
+    """The module ``benchmarks/NAME.py`` (the benchmarks are scripts, not a package), once per
+    name: its siblings import it by that name (``import foreign_textures``)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if name in sys.modules:
+        return sys.modules[name]
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

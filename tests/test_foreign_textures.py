@@ -7,14 +7,12 @@ configuration by far more than the agreement. Spirit (``pip install spirit``, a 
 in the ``test`` and ``benchmarks`` extras.
 """
 
-import importlib.util
 import math
 import platform
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import benchmark_module
 
 from spinsr_tf.physics import TypeI, TypeII, energy, with_field
 
@@ -22,11 +20,7 @@ if platform.system() == "Linux" and platform.machine() != "x86_64":
     pytest.skip("Spirit has no wheel for Linux on this machine", allow_module_level=True)
 import spirit  # noqa: E402,F401  (a test dependency: fail here, loudly, if it is missing)
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "foreign_textures.py"
-_SPEC = importlib.util.spec_from_file_location("foreign_textures", _PATH)
-ft = importlib.util.module_from_spec(_SPEC)
-sys.modules.setdefault("foreign_textures", ft)
-_SPEC.loader.exec_module(ft)
+ft = benchmark_module("foreign_textures")
 
 # non-square, so that a transposed site order cannot pass
 SHAPE = (12, 16)
@@ -153,10 +147,7 @@ def test_benchmark_scores_match_evaluate(tmp_path):
     from spinsr_tf.evaluation.scoring import evaluate
     from spinsr_tf.nn.network import load_sr_model
 
-    spec = importlib.util.spec_from_file_location(
-        "generalization", _PATH.with_name("generalization.py"))
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
+    gen = benchmark_module("generalization")
     out = tmp_path / "g.json"
     assert gen.main(["--families", "neel_short", "--models", "type-I-x4", "--n", "1",
                      "--size", "32", "--home-n", "0", "--cache", str(tmp_path / "cache"),

@@ -2,24 +2,11 @@
 of the same Spirit maps, served as ``upscale`` serves a grey image, against bicubic clipped to
 [-1, 1]."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-_BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _module(name):
-    import sys
-
-    sys.path.insert(0, str(_BENCH))
-    spec = importlib.util.spec_from_file_location(name, _BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from conftest import benchmark_module
 
 
 @pytest.mark.slow
@@ -32,7 +19,7 @@ def test_scalar_rows_score_sz_against_clipped_bicubic(tmp_path, capsys):
     from spinsr_tf.evaluation.metrics import psnr
     from spinsr_tf.nn.network import build_sr_model, sr_submodel
 
-    gen, ft = _module("generalization"), _module("foreign_textures")
+    gen, ft = benchmark_module("generalization"), benchmark_module("foreign_textures")
     keras.utils.set_random_seed(7)
     model = build_sr_model(Degradation(4), channels=1)
     model.save(tmp_path / "sz.keras")

@@ -8,22 +8,16 @@ zero vectors (a hole has no moment and no bond); the same map with the holes fil
 different energy, so a hole that still interacted would fail.
 """
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import benchmark_module
 
 from spinsr_tf.physics import TypeI, energy, max_torque, with_field
 
 pytest.importorskip("spirit")
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "foreign_textures.py"
-_SPEC = importlib.util.spec_from_file_location("foreign_textures", _PATH)
-ft = importlib.util.module_from_spec(_SPEC)
-sys.modules.setdefault("foreign_textures", ft)
-_SPEC.loader.exec_module(ft)
+ft = benchmark_module("foreign_textures")
 
 # non-square, so that a transposed site order cannot pass
 SHAPE = (14, 18)

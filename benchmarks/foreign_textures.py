@@ -247,22 +247,28 @@ def relax(material: Material, shape: tuple[int, int], seed,
     Returns the map ``(H, W, 3)`` float32 and ``{"iterations", "max_torque" (J), "converged",
     "seconds", "energy_per_site" (J)}``.
     """
-    from spirit import simulation, system
-
     with spirit_state(material, shape) as p_state:
         set_spins(p_state, random_spins(shape, seed))
-        t0 = time.perf_counter()
-        info = simulation.start(p_state, simulation.METHOD_LLG, simulation.SOLVER_LBFGS_OSO,
-                                n_iterations=int(max_iterations))
-        seconds = time.perf_counter() - t0
+        outcome = _minimise(p_state, max_iterations, shape[0] * shape[1])
         spins = get_spins(p_state, shape)
-        e = float(system.get_energy(p_state)) / ENERGY_UNIT_MEV
-    torque = float(info.max_torque) / ENERGY_UNIT_MEV
     spins /= np.linalg.norm(spins, axis=-1, keepdims=True)
-    return spins.astype(np.float32), {
-        "iterations": int(info.total_iterations), "max_torque": torque,
-        "converged": bool(torque < TORQUE_TOL), "seconds": round(seconds, 3),
-        "energy_per_site": e / (shape[0] * shape[1])}
+    return spins.astype(np.float32), outcome
+
+
+def _minimise(p_state, max_iterations: int, sites: int) -> dict:
+    """Run Spirit's LBFGS_OSO minimiser on ``p_state``; return the outcome :func:`relax`
+    records (energy per site over ``sites``, torque and energy in J)."""
+    from spirit import simulation, system
+
+    t0 = time.perf_counter()
+    info = simulation.start(p_state, simulation.METHOD_LLG, simulation.SOLVER_LBFGS_OSO,
+                            n_iterations=int(max_iterations))
+    seconds = time.perf_counter() - t0
+    e = float(system.get_energy(p_state)) / ENERGY_UNIT_MEV
+    torque = float(info.max_torque) / ENERGY_UNIT_MEV
+    return {"iterations": int(info.total_iterations), "max_torque": torque,
+            "converged": bool(torque < TORQUE_TOL), "seconds": round(seconds, 3),
+            "energy_per_site": e / sites}
 
 
 # --- films with holes ------------------------------------------------------------------------
@@ -396,23 +402,13 @@ def relax_film(material: Material, magnet, seed,
     """Relax random spins (``seed``, drawn on the full ``(H, W)`` grid) of a film with holes
     with Spirit's LBFGS_OSO minimiser. Returns the map ``(H, W, 3)`` float32, hole cells exactly
     zero, and the outcome as :func:`relax` (energy per magnet site)."""
-    from spirit import simulation, system
-
     m = np.asarray(magnet, dtype=bool)
     with spirit_film_state(material, m) as p_state:
         set_film_spins(p_state, random_spins(m.shape, seed), m)
-        t0 = time.perf_counter()
-        info = simulation.start(p_state, simulation.METHOD_LLG, simulation.SOLVER_LBFGS_OSO,
-                                n_iterations=int(max_iterations))
-        seconds = time.perf_counter() - t0
+        outcome = _minimise(p_state, max_iterations, int(m.sum()))
         spins = get_film_spins(p_state, m)
-        e = float(system.get_energy(p_state)) / ENERGY_UNIT_MEV
-    torque = float(info.max_torque) / ENERGY_UNIT_MEV
     spins[m] /= np.linalg.norm(spins[m], axis=-1, keepdims=True)
-    return spins.astype(np.float32), {
-        "iterations": int(info.total_iterations), "max_torque": torque,
-        "converged": bool(torque < TORQUE_TOL), "seconds": round(seconds, 3),
-        "energy_per_site": e / int(m.sum())}
+    return spins.astype(np.float32), outcome
 
 
 def load_or_make_film(material: Material, magnet, seed: int, cache: Path | None,

@@ -169,3 +169,17 @@ def benchmark_module(name):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def vector_labyrinth(size=256, period=24.0, wall=0.5):
+    """Unit spins of a smooth labyrinth-like pattern: Sz = tanh(s / wall) of two crossed
+    sinusoids ``s`` (periods ``period`` and 1.3 ``period`` HR pixels), Néel walls (the
+    in-plane part along the gradient of ``s``)."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    s = (np.sin(2 * np.pi * (x + 0.7 * y) / period)
+         + 0.6 * np.sin(2 * np.pi * (0.5 * x - y) / (1.3 * period)))
+    sz = np.tanh(s / wall)
+    gy, gx = np.gradient(s)
+    g = np.hypot(gx, gy) + 1e-12
+    r = np.sqrt(1 - sz ** 2)
+    return np.stack([r * gx / g, r * gy / g, sz], -1)

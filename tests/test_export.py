@@ -294,6 +294,12 @@ def test_bioimageio_value_mapping_is_fit_images(tmp_path):
     want = to_network(vectors, mapping)
     np.testing.assert_allclose(_to_network(vectors[None], values)[0], want, atol=1e-5)
     np.testing.assert_allclose(_unit_vectors_op(vectors / values["scale"]), want, atol=1e-5)
+    # a run that estimated its saturation: inputs divided by the network's scale, the result
+    # multiplied by the saturation (fit-image's result_mapping), whichever units it trained in
+    for kind, scale in (("vector_length", 2.0), ("saturation", 2.5)):
+        values = _value_mapping(3, {"kind": kind, "scale": scale, "result_scale": 2.5}, None)
+        assert (values["kind"], values["scale"], values["output_scale"]) == ("fixed", scale, 2.5)
+    assert _value_mapping(3, {"kind": "vector_length", "scale": 1.0}, None)["kind"] == "none"
 
 
 @needs_bioimageio

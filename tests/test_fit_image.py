@@ -237,6 +237,10 @@ def test_ovf_vectors_through_the_cli(tmp_path, capsys, main):
     assert code == 0 and cap.out == ""
     mapping = json.loads((run / "mapping.json").read_text())
     assert mapping["scale"] == pytest.approx(5.8e5, rel=1e-6) and mapping["offset"] == 0
+    # every LR vector has length Ms: not blurred as the assumed optics would blur it, so the
+    # saturation estimate is said and not used (the median vector length is Ms here)
+    assert mapping["kind"] == "vector_length" and not mapping["saturation"]["confident"]
+    assert "saturation estimate" in cap.err and "looks less blurred" in cap.err
     # the default patch spacing is a quarter patch (docs/results.md, Fig. 7)
     assert json.loads((run / "fit.json").read_text())["stride"] == 2
     sr, meta = read_ovf(run / "sr.ovf", normalize=False)
@@ -245,6 +249,46 @@ def test_ovf_vectors_through_the_cli(tmp_path, capsys, main):
     np.testing.assert_allclose(np.linalg.norm(sr, axis=-1), 5.8e5, rtol=1e-5)
     values = np.load(tmp_path / "run" / "sr_values.npy")
     np.testing.assert_allclose(sr, values * 5.8e5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("noise,units", [(0.0, "saturation"), (0.06, "median")])
+def test_blurred_vectors_are_written_at_their_saturation(tmp_path, capsys, main, noise, units):
+    """A film behind σ 2 and 4×4 camera pixels, in A/m: its LR vectors are shorter than Ms
+    (median 0.72 Ms), so the result is written at the estimated saturation, not at the median
+    length; the network works in units of Ms unless the noise is above NOISY_SHARE of it."""
+    from conftest import vector_labyrinth
+
+    from spinsr_tf.data.degradation import kernel_size_for
+    from spinsr_tf.inference.fit_image import NOISY_SHARE
+
+    ms = 5.8e5
+    lr = Degradation(4, 2.0, kernel_size_for(2.0), "integrate", "reflect").apply(
+        vector_labyrinth(256)[None], dtype=np.float64)[0]
+    lr = (lr + noise * np.random.default_rng(3).standard_normal(lr.shape)) * ms
+    median = float(np.median(np.linalg.norm(lr, axis=-1)))
+    assert median < 0.75 * ms
+    path = write_ovf(tmp_path / "film.ovf", lr, cellsize=(4e-9, 4e-9, 1e-9), valueunit="A/m")
+    run = tmp_path / "run"
+    code = main(["fit-image", str(path), "--scale", "4", "--sigma", "2", "--patch", "16",
+                 "--out", str(run), "--epochs", "1", "--batch-size", "32", "--no-jit"])
+    cap = capsys.readouterr()
+    assert code == 0 and "fit-image: saturation " in cap.out
+    mapping = json.loads((run / "mapping.json").read_text())
+    record = mapping["saturation"]
+    assert record["confident"] and record["network_units"] == units
+    assert (record["noise_share"] > NOISY_SHARE) == (units == "median")
+    assert mapping["result_scale"] == pytest.approx(ms, rel=0.03)
+    assert mapping["median_length"] == pytest.approx(median, rel=1e-6)
+    network_scale = mapping["result_scale"] if units == "saturation" else median
+    assert mapping["kind"] == ("saturation" if units == "saturation" else "vector_length")
+    assert mapping["scale"] == pytest.approx(network_scale, rel=1e-6)
+    assert json.loads((run / "fit.json").read_text())["value_scale"] == mapping["scale"]
+    np.testing.assert_allclose(np.load(run / "lr_values.npy"), lr / network_scale, rtol=1e-5,
+                               atol=1e-6)
+    sr, _ = read_ovf(run / "sr.ovf", normalize=False)
+    assert np.median(np.linalg.norm(sr, axis=-1)) == pytest.approx(ms, rel=0.03)
+    bicubic, _ = read_ovf(run / "bicubic.ovf", normalize=False)   # the input's own units
+    assert np.median(np.linalg.norm(bicubic, axis=-1)) < 0.8 * ms
 
 
 def _write_input(tmp_path, kind):
@@ -444,8 +488,8 @@ def test_fit_config_resolves_defaults_and_refuses_bad_settings():
         with pytest.raises(UserError, match=message):
             FitConfig("x.png", **bad)
     assert [step.__name__ for step in STEPS] == [
-        "read", "estimate_optics", "configure", "train", "super_resolve_image", "uncertainty",
-        "write"]
+        "read", "estimate_optics", "saturation", "configure", "train", "super_resolve_image",
+        "uncertainty", "write"]
     with pytest.raises(UserError, match=r"percentile must be a finite number in \[0, 50\)"):
         value_mapping(np.zeros((4, 4, 1)), 50)
 

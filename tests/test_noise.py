@@ -143,3 +143,18 @@ def test_bad_models_are_refused(kwargs, message):
     with pytest.raises(UserError, match="noise_kind"):
         NoiseModel.from_dict({"noise_std": 0.1})
     assert KINDS == ("none", "gaussian", "poisson")
+
+
+@pytest.mark.parametrize("model", [NoiseModel("gaussian", 0.05),
+                                   NoiseModel("poisson", 0.02, 0.003,
+                                              how={"floor": {"value": 0.02}})])
+def test_scaled_model_is_the_same_noise_in_larger_units(model):
+    """Values divided by f: the variance of y / f is v(y) / f² (what a new value scale does)."""
+    y = np.linspace(0.0, 2.0, 9)
+    f = 1.7
+    scaled = model.scaled(f)
+    np.testing.assert_allclose(scaled.variance(y / f), model.variance(y) / f ** 2, rtol=1e-12)
+    assert scaled.kind == model.kind and scaled.how.get("floor", {}).get("value") in (
+        None, pytest.approx(0.02 / f))
+    with pytest.raises(UserError, match="factor"):
+        model.scaled(0.0)

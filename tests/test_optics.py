@@ -2,20 +2,22 @@
 
 import numpy as np
 import pytest
+from conftest import vector_labyrinth
 
 from spinsr_tf.base.errors import UserError
 from spinsr_tf.data.degradation import Degradation, gaussian_downsample, kernel_size_for
 from spinsr_tf.inference.optics import (DEFAULT_SIGMA, choose_optics, estimate_noise,
-                                        estimate_psf_sigma, gaussian_noise_std,
+                                        estimate_psf_sigma, estimate_saturation,
+                                        gaussian_noise_std,
                                         poisson_gaussian_noise, spectral_noise_std)
 
 
-def domains(size=256, wall=3.0, seed=0):
+def domains(size=256, wall=3.0, seed=0, width=0.02):
     """Unit spins in domains: Sz = tanh(phi / wall) of a smooth random field phi (walls where
     phi = 0, about ``wall`` HR pixels wide), the in-plane part turning slowly."""
     rng = np.random.default_rng(seed)
     k = np.fft.fftfreq(size)
-    low = np.exp(-(k[:, None] ** 2 + k[None, :] ** 2) / (2 * 0.02 ** 2))
+    low = np.exp(-(k[:, None] ** 2 + k[None, :] ** 2) / (2 * width ** 2))
     phi = np.real(np.fft.ifft2(np.fft.fft2(rng.normal(size=(size, size))) * low))
     phi /= np.abs(np.gradient(phi)[0]).mean()  # ~1 per HR pixel across a wall
     sz = np.tanh(phi / wall)
@@ -193,3 +195,43 @@ def test_the_noise_record_is_the_noise_model(texture):
     unsure = np.random.default_rng(0).uniform(-1, 1, size=(48, 48, 3))
     model = NoiseModel.estimate(unsure)
     assert model == NoiseModel() and model.warning in choose_optics(unsure, optics(8))["warnings"]
+
+
+@pytest.mark.parametrize("factor,sigma,noise,within", [(4, 2.0, 0.05, 0.02), (4, 1.0, 0.0, 0.02),
+                                                       (8, 2.0, 0.0, 0.06)])
+def test_saturation_of_a_blurred_labyrinth(factor, sigma, noise, within):
+    """Blur shortens the LR vectors (the median reads 0.58–0.86 Ms here); the estimate under
+    the degradation finds Ms, in the image's unit, whatever that unit is."""
+    ms = 8e5
+    lr = camera(vector_labyrinth(), factor, sigma, noise) * ms
+    est = estimate_saturation(lr, optics(factor, sigma=sigma), noise_std=noise * ms)
+    assert est.confident and est.value == pytest.approx(ms, rel=within)
+    assert np.median(np.linalg.norm(lr, axis=-1)) < 0.87 * ms
+    again = estimate_saturation(lr * 1e-6, optics(factor, sigma=sigma), noise_std=noise)
+    assert again.value == pytest.approx(est.value * 1e-6, rel=1e-9)
+
+
+def test_saturation_of_an_image_with_holes():
+    """Cells outside the magnet are left out (zero vectors would read as fully blurred spins)."""
+    lr = camera(vector_labyrinth(), 4, 2.0)
+    magnet = np.ones(lr.shape[:2], bool)
+    magnet[20:40, 10:30] = False
+    holed = np.where(magnet[..., None], lr, 0.0)
+    est = estimate_saturation(holed, optics(4, sigma=2.0), mask=magnet)
+    assert est.confident and est.value == pytest.approx(1.0, rel=0.02)
+    junk = np.where(magnet[..., None], lr, 5.0)   # whatever the holes hold is not looked at
+    again = estimate_saturation(junk, optics(4, sigma=2.0), mask=magnet)
+    assert again.value == pytest.approx(est.value, rel=1e-9)
+
+
+def test_saturation_of_an_unblurred_image_is_not_trusted():
+    """Point samples of the same texture are unit vectors: assumed camera optics would read
+    Ms 14 % high, so the estimate is flagged (the lengths do not spread as that blur makes
+    them), and an all-zero image has none."""
+    hr = vector_labyrinth()
+    est = estimate_saturation(hr[::4, ::4], optics(4, sigma=1.0))
+    assert not est.confident and est.value > 1.05 and "less blurred" in est.note
+    zero = estimate_saturation(np.zeros((16, 16, 3)), optics(4))
+    assert not zero.confident and np.isnan(zero.value)
+    with pytest.raises(UserError, match="three-component"):
+        estimate_saturation(np.ones((16, 16, 1)), optics(4))

@@ -426,6 +426,17 @@ class NoiseModel:
             return 0.0
         return float(self.variance(clean).sum(axis=-1).mean())
 
+    def scaled(self, factor: float) -> "NoiseModel":
+        """The same noise after the values are divided by ``factor`` (network units that many
+        times larger): ``v'(y') = v(y) / factor²`` with ``y' = y / factor``, so ``std`` and
+        ``slope`` are both divided by ``factor``."""
+        factor = check_real("factor", factor, 0, strict=True)
+        how = dict(self.how)
+        if isinstance(how.get("floor"), dict) and "value" in how["floor"]:   # a std too
+            how["floor"] = {**how["floor"], "value": how["floor"]["value"] / factor}
+        return dataclasses.replace(self, std=self.std / factor, slope=self.slope / factor,
+                                   how=how)
+
     def to_dict(self) -> dict:
         """The ``degradation.json`` keys :data:`RECORD_KEYS` (provenance is the caller's)."""
         return {"noise_kind": self.kind, "noise_std": float(self.std),

@@ -10,7 +10,9 @@ the identity on [−1, 1], at most ±2); with
 ``clip=True`` the 1st–99th percentile range is used and the result clipped to it, which keeps a
 few outliers (hot pixels, a burnt-in label) from compressing the contrast but cuts the
 brightest features. Vector images (C = 3) are divided by the median vector length
-(``offset = 0``), so spins stay spins and magnetisation in A/m becomes ~unit vectors. A constant
+(``offset = 0``), so spins stay spins and magnetisation in A/m becomes ~unit vectors; a blurred
+image's vectors are shorter than Ms, and fit-image then replaces that scale by the saturation
+estimated under its optics (:func:`~spinsr_tf.inference.fit_image.saturation`). A constant
 image has no range: its scale is set to 1 (``mapping["constant"]``), it maps to 0 and comes back
 unchanged. Results go back with ``v = x · scale + offset``, in the input's format and encoding,
 with the input's metadata on the finer grid: an OVF mesh, origin, units and title

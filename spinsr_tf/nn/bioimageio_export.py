@@ -22,7 +22,8 @@ Values. The network works in [−1, 1]. A scalar image (C = 1) is mapped as ``fi
 it: its ``percentile .. 100 − percentile`` range goes onto [−1, 1] (``scale_range`` then
 ``scale_linear``, per image); the SR output stays in network units.
 Spin components (C = 3) are unit vectors already, or, for a ``fit-image`` run, divided by the
-median vector length of its training image (a fixed ``scale_linear``, undone on the output);
+value scale of its training image (its saturation magnetisation, estimated under the optics, or
+its median vector length: a fixed ``scale_linear``, undone on the output);
 a run that normalised every LR vector has that step inside the SavedModel, since it is per
 pixel and so the same on any tile.
 
@@ -211,9 +212,13 @@ def _value_mapping(channels: int, mapping: dict | None, percentile) -> dict:
                                                                   DEFAULT_PERCENTILE)
         return {"kind": "percentile", "percentile": float(p), "unit_vectors": False,
                 "background": mapping.get("background") or None}
-    scale = float(mapping.get("scale", 1.0)) if mapping.get("kind") == "vector_length" else 1.0
-    return {"kind": "fixed" if scale != 1.0 else "none", "scale": scale,
-            "unit_vectors": bool(mapping.get("unit_vectors", False))}
+    fixed = mapping.get("kind") in ("vector_length", "saturation")
+    scale = float(mapping.get("scale", 1.0)) if fixed else 1.0
+    # the result (unit spins) at the saturation where the run estimated it (fit-image writes
+    # its own result so: inference.fit_image.result_mapping)
+    out = float(mapping.get("result_scale", scale)) if fixed else 1.0
+    return {"kind": "fixed" if (scale, out) != (1.0, 1.0) else "none", "scale": scale,
+            "output_scale": out, "unit_vectors": bool(mapping.get("unit_vectors", False))}
 
 
 def _to_network(x: np.ndarray, values: dict) -> np.ndarray:
@@ -367,7 +372,7 @@ def export_bioimageio(model_or_path, out, force: bool = False, *, percentile=Non
     test_input = lr[None].astype(np.float32)
     net_in = _to_network(test_input, values)
     net_out = np.asarray(sr(net_in, training=False), np.float32)
-    test_output = net_out * values["scale"] if values["kind"] == "fixed" else net_out
+    test_output = net_out * values["output_scale"] if values["kind"] == "fixed" else net_out
 
     name = name or _default_name(scale, channels)
     with tempfile.TemporaryDirectory(prefix="spinsr-bioimageio-") as tmp:
@@ -443,7 +448,8 @@ def _description(v0_5, model, facts, values, halo, files, name, authors, license
                v0_5.ScaleLinearDescr(kwargs=v0_5.ScaleLinearKwargs(gain=2.0, offset=-1.0))]
     elif values["kind"] == "fixed":
         pre = [v0_5.ScaleLinearDescr(kwargs=v0_5.ScaleLinearKwargs(gain=1.0 / values["scale"]))]
-        post = [v0_5.ScaleLinearDescr(kwargs=v0_5.ScaleLinearKwargs(gain=values["scale"]))]
+        post = [v0_5.ScaleLinearDescr(kwargs=v0_5.ScaleLinearKwargs(
+            gain=values["output_scale"]))]
     unit_out = type(model.get_layer("sr")).__name__ == "UnitVectors"
     in_range = (-1.0, 1.0) if values["kind"] == "none" else (None, None)
     out_range = (-1.0, 1.0) if unit_out and not post else (None, None)
@@ -501,8 +507,8 @@ def _input_text(channels: int, values: dict) -> str:
                 + f"; its {values['percentile']:g}...{100 - values['percentile']:g} percentile "
                   "range is mapped to [-1, 1]")
     if values["kind"] == "fixed":
-        return (f"spin components; divided by {values['scale']:.6g} (median vector length "
-                "of the training image)")
+        return (f"spin components; divided by {values['scale']:.6g} (the value scale of the "
+                "training image)")
     return "spin components (Sx, Sy, Sz), unit vectors"
 
 
@@ -603,8 +609,9 @@ def _values_text(values: dict, channels: int) -> str:
                 "(as `spinsr-tf fit-image` does); tails beyond it are kept. The output is in "
                 "these network units." + _background_text(values.get("background")))
     text = ("Inputs are spin components (Sx, Sy, Sz) of unit length" if values["kind"] == "none"
-            else f"Inputs are divided by {values['scale']:.6g}, the median vector length of the "
-                 "training image, and outputs multiplied by it")
+            else f"Inputs are divided by {values['scale']:.6g}, the value scale of the training "
+                 "image (its saturation, or its median vector length), and outputs (unit spins) "
+                 f"multiplied by {values['output_scale']:.6g}, its saturation where estimated")
     if values["unit_vectors"]:
         text += "; the network normalises every input vector to unit length"
     return text + "."

@@ -224,6 +224,47 @@ def test_ovf_output_records_the_imaging_in_its_header(models, lr_maps, tmp_path,
     assert not (tmp_path / "out.degradation.json").exists()
 
 
+def test_a_blurred_ovf_is_written_at_its_saturation(models, tmp_path, capsys):
+    """A film in A/m behind σ 2 and 4×4 camera pixels: its median vector length reads Ms 28 %
+    low, so the maps are divided by the saturation estimated under the stated imaging (within
+    3 % of Ms) and the network's result multiplied by it; a simulation's own unblurred cells
+    keep their median length (Ms)."""
+    import re
+
+    from conftest import vector_labyrinth
+
+    from spinsr_tf.data.degradation import kernel_size_for
+    from spinsr_tf.data.ovf import read_ovf, write_ovf
+
+    path, _ = models["cond"]
+    ms, hr = 5.8e5, vector_labyrinth(128)
+    blurred = Degradation(4, 2.0, kernel_size_for(2.0), "integrate", "reflect").apply(
+        hr[None], dtype=np.float64)[0] * ms
+    assert np.median(np.linalg.norm(blurred, axis=-1)) < 0.8 * ms
+    imaging = ("--pixel", "integrate", "--sigma", "2")
+    for name, lr in (("blurred", blurred), ("cells", hr[::4, ::4] * ms)):
+        write_ovf(tmp_path / f"{name}.ovf", lr, cellsize=(4e-9, 4e-9, 1e-9), valueunit="A/m")
+        code, cap = _upscale(capsys, tmp_path / f"{name}.ovf", "--model", path, "--out",
+                             tmp_path / f"{name}-sr.ovf", *imaging)
+        assert code == 0, cap.err
+        header = (tmp_path / f"{name}-sr.ovf").read_bytes().split(b"# Begin: Data")[0].decode()
+        found = re.search(r"divided by the saturation ([0-9.e+]+)", cap.out)
+        if name == "blurred":
+            assert found and "divided by the saturation" in header
+            divisor = float(found.group(1))
+            assert divisor == pytest.approx(ms, rel=0.03)
+        else:
+            assert found is None and "saturation" not in header
+            divisor = ms
+        # the same maps in network units through a .npy: the OVF result is that times Ms
+        np.save(tmp_path / f"{name}.npy", (lr / divisor).astype(np.float32))
+        code, _ = _upscale(capsys, tmp_path / f"{name}.npy", "--model", path, "--out",
+                           tmp_path / f"{name}-sr.npy", *imaging)
+        sr, _ = read_ovf(tmp_path / f"{name}-sr.ovf", normalize=False)
+        np.testing.assert_allclose(sr, np.load(tmp_path / f"{name}-sr.npy") * divisor,
+                                   rtol=1e-4, atol=1e-4 * ms)
+
+
 # -- refusals ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("flags,words", [

@@ -21,7 +21,8 @@ def add_parser(subparsers) -> None:
         "Sz, Kerr, MFM) with a scalar model (pretrained:universal-sz-x4, -x8): its values are "
         "mapped onto [-1, 1] by their range (min..max over the input, as fit-image does) and "
         "back, recorded as value_mapping. OVF input: every layer is "
-        "a map, divided by its median vector length (Ms) for the network and multiplied back; "
+        "a map, divided by Ms for the network and multiplied back (Ms: the median vector length, "
+        "or for a blurred file the saturation estimated under the imaging); "
         "an .ovf --out keeps the file's mesh (cell size divided by the factor in x and y), "
         "origin, units and title. Holes (cells outside the magnet: zero or NaN vectors, NaN grey "
         "levels) are never fed to the network (it sees their nearest magnet cell) and come "
@@ -285,6 +286,25 @@ def mapping_summary(mapping: dict, intensity_dtype: str | None = None) -> str:
 SIDECAR_FORMATS = ("npy", "png", "tiff")
 
 
+def saturation_gain(lr, magnet, degradation):
+    """Ms of OVF spin maps ``lr`` ``(N, H, W, 3)`` already divided by their median vector
+    length, estimated under the imaging they are served with
+    (:func:`~spinsr_tf.inference.optics.estimate_saturation`, as fit-image does): the median of
+    the maps' trusted estimates, or None if none is trusted. A file that was blurred (block-
+    averaged camera pixels) has LR vectors shorter than Ms where the texture turns, and its
+    median reads Ms low; a simulation's own cells are not blurred, and keep the median."""
+    import numpy as np
+
+    from spinsr_tf.inference.optics import estimate_saturation
+
+    gains = []
+    for x, m in zip(lr, magnet):
+        est = estimate_saturation(x, degradation, None if m.all() else m)
+        if est.confident:
+            gains.append(est.value)
+    return float(np.median(gains)) if gains else None
+
+
 def imaging_notes(served) -> list[str]:
     """OVF description lines of the imaging the SR maps were served with."""
     d = served.degradation
@@ -396,9 +416,18 @@ def run(args: argparse.Namespace) -> int:
         lr = to_network(lr, mapping)
     scale = int(model.get_layer(LR_OUTPUT).factor)
     served = served_for(args, model, attrs)
+    value_notes = []
+    if magnitude != 1.0 and c == 3:
+        gain = saturation_gain(lr, magnet, served.degradation)
+        if gain is not None:   # a blurred file: its median length reads Ms low
+            lr = (lr / gain).astype(np.float32)
+            value_notes = [f"values: divided by the saturation {magnitude * gain:.6g} estimated "
+                           f"under the imaging (median vector length {magnitude:.6g})"]
+            magnitude *= gain
     if args.uncertainty and served.conditioned:
         raise UserError("--uncertainty does not serve a conditioned model yet; leave it out")
-    meta = output_metadata(out_format, info, scale, args.model, imaging_notes(served))
+    meta = output_metadata(out_format, info, scale, args.model,
+                           imaging_notes(served) + value_notes)
     layout = output_layout((n, h * scale, w * scale, c), info)
     fmt, dtype = check_writable(out, layout, output_dtype(out_format, info), **meta)
     # the SR maps (float32, with a float64 copy for stored units) in memory and on disk, before
@@ -465,7 +494,8 @@ def run(args: argparse.Namespace) -> int:
         write_imaging_record(out, served, args, mapping)
     print(f"wrote {out}: {n} SR map(s) of {h * scale}x{w * scale}x{c} (x{scale}, {dtype}); "
           f"{served.summary()}" + ("" if mapping is None else "; " + mapping_summary(
-              mapping, info.dtype if info.is_intensity else None)))
+              mapping, info.dtype if info.is_intensity else None))
+          + "".join(f"; {note}" for note in value_notes))
     if args.uncertainty:
         from spinsr_tf.base.files import atomic_path
         from spinsr_tf.inference.uncertainty import uncertainty_figure

@@ -17,7 +17,11 @@ their length. It re-degrades an interpolated unit-vector map with each candidate
 the σ whose spread of vector lengths (a ratio free of the image's unit, noise removed) matches
 the image's; only for three-component images.
 
-Masks (:mod:`spinsr_tf.data.mask`): both estimates take the cells outside the magnet out. Zero
+Saturation. :func:`estimate_saturation` finds the unit of a three-component image, its
+saturation magnetisation Ms, under the degradation: the median vector length reads it low
+wherever the blur averages a turning texture.
+
+Masks (:mod:`spinsr_tf.data.mask`): the estimates take the cells outside the magnet out. Zero
 vectors read as fully blurred spins and a hole's edge as noise; so the PSF statistic is taken on
 the magnet cells away from the holes, with the holes filled by their nearest magnet cell for the
 interpolation, and the noise on the largest rectangle of magnet cells.

@@ -22,7 +22,7 @@ their tables and gains name ``bicubic_clip``.
     python benchmarks/generalization.py --fit-image            # + fit-image on a 256² film
 
 ``--fit-image`` also scores ``spinsr-tf fit-image`` at its defaults on a foreign film imaged by a
-camera (PSF σ 2, 4×4 pixels, noise 0.05). Scoring ``spinsr-tf train`` defaults trained on the
+camera (PSF σ 2, 4×4 pixels, noise 0.05; ``--fit-noise 0 0.01 0.05``: one fit per level). Scoring ``spinsr-tf train`` defaults trained on the
 tune maps is not here yet (docs/generalization.md). The held-out parts are reported, never used
 to choose anything.
 """
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -190,17 +191,18 @@ FIT_IMAGE = {"family": "film", "part": "heldout", "size": 256, "factor": 4, "sig
              "pixel": "integrate", "noise": 0.05, "noise_seed": 24}
 
 
-def fit_image_score(cache: Path, log, work: Path) -> dict:
+def fit_image_score(cache: Path, log, work: Path, noise: float | None = None) -> dict:
     """``spinsr-tf fit-image IMAGE --scale 4`` with every other option at its default, on a
     foreign 256² film (held-out film material, open edges) imaged with a Gaussian PSF of σ = 2
-    HR px, 4×4 camera pixels and Gaussian noise 0.05 per component (reflect borders); scored in
+    HR px, 4×4 camera pixels and Gaussian noise ``noise`` (default :data:`FIT_IMAGE`'s 0.05) per
+    component (reflect borders, the same draw scaled); scored in
     network units (``sr_values.npy``) against aligned ``bicubic_norm`` of the same noisy image
     (camera-pixel grid, reflect padding), whole image and interior. Wall time included."""
     from spinsr_tf.cli import main as cli_main
     from spinsr_tf.data.degradation import gaussian_downsample, kernel_size_for
     from spinsr_tf.evaluation.baselines import BASELINES
 
-    c = FIT_IMAGE
+    c = FIT_IMAGE if noise is None else {**FIT_IMAGE, "noise": float(noise)}
     hr, record = ft.load_or_make(c["family"], c["part"], 0, c["size"], cache, log)
     hr = hr[None]
     f = c["factor"]
@@ -369,16 +371,18 @@ def run(args, log=print) -> dict:
             "degradation\n")
         for row in material_rows(result, args.families, [m.name for m in models]):
             log(row)
-    if args.fit_image:
+    for k, noise in enumerate(args.fit_noise if args.fit_image else ()):
         import tempfile
 
-        c = FIT_IMAGE
+        c = {**FIT_IMAGE, "noise": noise}
         log(f"\n### fit-image defaults: {c['size']}² foreign film ({c['family']}/{c['part']}), "
             f"PSF σ {c['sigma']:g} HR px, {c['factor']}x{c['factor']} camera pixels, noise "
             f"{c['noise']:g}\n")
         with tempfile.TemporaryDirectory(prefix="spinsr_fit_") as tmp:
-            r = fit_image_score(cache, log, Path(tmp))
-        result["fit_image"] = r
+            r = fit_image_score(cache, log, Path(tmp), noise)
+        result.setdefault("fit_image_by_noise", {})[repr(noise)] = r
+        if k == 0:
+            result["fit_image"] = r
         log("\n" + HEADER)
         log(_fmt_row("film, fit-image defaults", c["part"], r))
         log(_fmt_row("film, fit-image defaults, interior", c["part"], r["interior"]))
@@ -408,6 +412,9 @@ def main(argv=None) -> int:
     p.add_argument("--fit-image", action="store_true",
                    help="also score `spinsr-tf fit-image --scale 4` defaults on a 256² foreign "
                    "film (PSF σ 2, 4x4 camera pixels, noise 0.05): minutes")
+    p.add_argument("--fit-noise", type=float, nargs="+", default=[FIT_IMAGE["noise"]],
+                   metavar="STD", help="with --fit-image: the noise levels (std per component, "
+                   "units of Ms) to image the film with, one fit each (default %(default)s)")
     p.add_argument("--json", default=None, metavar="OUT",
                    help="also write the results (per-image scores, parameters, versions) here")
     args = p.parse_args(argv)
@@ -423,6 +430,8 @@ def main(argv=None) -> int:
         p.error(f"--json {args.json!r} is a directory or its folder does not exist")
     if Path(args.cache).exists() and not Path(args.cache).is_dir():
         p.error(f"--cache {args.cache!r} is not a folder")
+    if not all(math.isfinite(n) and n >= 0 for n in args.fit_noise):
+        p.error(f"--fit-noise must be finite and >= 0, got {args.fit_noise}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from spinsr_tf.base.errors import UserError
 

@@ -162,3 +162,16 @@ def test_benchmark_scores_match_evaluate(tmp_path):
     assert got["bicubic_norm"]["psnr"] == pytest.approx(ref["bicubic_norm"]["psnr"], abs=1e-6)
     assert got["model"]["psnr"] == pytest.approx(ref["sr"]["psnr"], abs=1e-3)
     assert got["gain"] == pytest.approx(ref["sr"]["psnr"] - ref["bicubic_norm"]["psnr"], abs=1e-3)
+
+
+def test_fit_noise_levels_are_checked_before_any_work(tmp_path, capsys):
+    """``--fit-noise`` takes one fit per level; a negative or infinite level is refused by the
+    argument check (exit 2), before a map is made."""
+    gen = benchmark_module("generalization")
+    for bad in ("-0.01", "inf"):
+        with pytest.raises(SystemExit) as exit_:
+            gen.main(["--fit-image", "--fit-noise", "0.05", bad, "--cache",
+                      str(tmp_path / "cache")])
+        assert exit_.value.code == 2
+        assert "--fit-noise must be finite and >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()

@@ -21,10 +21,10 @@ their tables and gains name ``bicubic_clip``.
     python benchmarks/generalization.py --json generalization.json
     python benchmarks/generalization.py --fit-image            # + fit-image on a 256² film
 
-``--fit-image`` also scores ``spinsr-tf fit-image`` at its defaults on a foreign film imaged by a
-camera (PSF σ 2, 4×4 pixels, noise 0.05; ``--fit-noise 0 0.01 0.05``: one fit per level). Scoring ``spinsr-tf train`` defaults trained on the
-tune maps is not here yet (docs/generalization.md). The held-out parts are reported, never used
-to choose anything.
+``--fit-image`` also scores ``spinsr-tf fit-image`` at its defaults on a foreign film imaged by
+a camera (PSF σ 2, 4×4 pixels, noise 0.05; ``--fit-noise 0 0.01 0.05``: one fit per level).
+Scoring ``spinsr-tf train`` defaults trained on the tune maps is not here yet
+(docs/generalization.md). The held-out parts are reported, never used to choose anything.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ only compares the re-degraded SR patch with the LR patch). The trained, fully co
 network is then run over the *whole* image, tile by tile.
 
 The run is a pipeline of named steps (:data:`STEPS`: read → estimate optics → saturation →
-configure → train → super-resolve → uncertainty → write) over one frozen, checked :class:`FitConfig`;
-each step reads and fills a :class:`FitRun`. A run lives in one folder::
+configure → train → super-resolve → uncertainty → write) over one frozen, checked
+:class:`FitConfig`; each step reads and fills a :class:`FitRun`. A run lives in one folder::
 
     RUN_DIR/fit.json           the arguments and the image's identity (resume checks them)
     RUN_DIR/mapping.json       image values → network values, and back

@@ -416,18 +416,9 @@ def run(args: argparse.Namespace) -> int:
         lr = to_network(lr, mapping)
     scale = int(model.get_layer(LR_OUTPUT).factor)
     served = served_for(args, model, attrs)
-    value_notes = []
-    if magnitude != 1.0 and c == 3:
-        gain = saturation_gain(lr, magnet, served.degradation)
-        if gain is not None:   # a blurred file: its median length reads Ms low
-            lr = (lr / gain).astype(np.float32)
-            value_notes = [f"values: divided by the saturation {magnitude * gain:.6g} estimated "
-                           f"under the imaging (median vector length {magnitude:.6g})"]
-            magnitude *= gain
     if args.uncertainty and served.conditioned:
         raise UserError("--uncertainty does not serve a conditioned model yet; leave it out")
-    meta = output_metadata(out_format, info, scale, args.model,
-                           imaging_notes(served) + value_notes)
+    meta = output_metadata(out_format, info, scale, args.model, imaging_notes(served))
     layout = output_layout((n, h * scale, w * scale, c), info)
     fmt, dtype = check_writable(out, layout, output_dtype(out_format, info), **meta)
     # the SR maps (float32, with a float64 copy for stored units) in memory and on disk, before
@@ -446,6 +437,17 @@ def run(args: argparse.Namespace) -> int:
                             "trained with periodic padding)")
         if args.steps < 0:
             raise UserError(f"--steps must be >= 0, got {args.steps}")
+    value_notes = []   # after the checks: the estimate re-degrades every map
+    if magnitude != 1.0 and c == 3:
+        gain = saturation_gain(lr, magnet, served.degradation)
+        if gain is not None:   # a blurred file: its median length reads Ms low
+            lr = (lr / gain).astype(np.float32)
+            value_notes = [f"values: divided by the saturation {magnitude * gain:.6g} estimated "
+                           f"under the imaging (median vector length {magnitude:.6g})"]
+            magnitude *= gain
+            meta = output_metadata(out_format, info, scale, args.model,
+                                   imaging_notes(served) + value_notes)
+    if args.refine == "physics":   # its weight rule reads the maps in network units
         hamiltonian, weight = refinement_plan(args, model, lr, served.degradation)
     if args.uncertainty:
         from spinsr_tf.inference.uncertainty import symmetry_spread

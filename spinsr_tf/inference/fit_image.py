@@ -13,7 +13,8 @@ configure → train → super-resolve → uncertainty → write) over one frozen
     RUN_DIR/fit.json           the arguments and the image's identity (resume checks them)
     RUN_DIR/mapping.json       image values → network values, and back
     RUN_DIR/degradation.json   the optics the network assumed: PSF σ, pixel model, noise, and
-                               how each was obtained (given, estimated, or a default)
+                               how each was obtained (given, estimated, or a default); and
+                               the symmetry group of the result's ensemble (``ensemble``)
     RUN_DIR/patches.h5         dataset "lr" (N, P, P, C) + the degradation attributes
     RUN_DIR/train/             the training run (spinsr_tf.nn.training.train)
     RUN_DIR/sr.EXT             the SR image, mapped back to the input's units and encoding
@@ -30,17 +31,17 @@ integrate over their area. By default the pixel model is ``"integrate"`` and the
 the noise are estimated from the image itself (:mod:`spinsr_tf.inference.optics`, the noise
 model :class:`~spinsr_tf.data.noise.NoiseModel`); given values override. With a noise level
 the data term is :class:`~spinsr_tf.nn.losses.Recorrupted` (it does not reward reproducing
-the noise) instead of the plain LR term. An estimate the
+the noise; strength :data:`FIT_ALPHA`) instead of the plain LR term. An estimate the
 estimator is unsure of is reported in one line and recorded, and a default is used instead.
 The paper's assumptions are ``sigma=1, pixel="sample", noise="none"``.
 
 Mapping. Image values go to the network's units and back through
 :mod:`spinsr_tf.inference.image_io` (scalar images onto [-1, 1] by their min .. max, so the
 result is not capped, or with ``clip`` by the 1st–99th percentiles and clipped there; vector
-images by their median vector length, the result written at their saturation magnetisation
-estimated under the optics, the network in its units unless the image is noisy:
-:func:`saturation`); the results keep the input's layout and metadata (an OVF
-mesh, origin, units and title, a TIFF's pixel size) on the finer grid. Patches and inference
+images by their saturation magnetisation estimated under the optics, :func:`saturation`, or
+by their median vector length where that estimate is not trusted); the results keep the
+input's layout and metadata (an OVF mesh, origin, units and title, a TIFF's pixel size) on the
+finer grid. Patches and inference
 tiles: :mod:`spinsr_tf.inference.tiling`.
 
 Masks. Cells outside the magnet (:mod:`spinsr_tf.data.mask`: zero or NaN vectors of a
@@ -107,10 +108,17 @@ MAX_EPOCHS, STEP_BUDGET = 40, 720
 #: 0.22 dB of 40 from random weights (+4.18 vs +4.04, +2.49 vs +2.71 dB over aligned
 #: bicubic_norm) in less than half the time (docs/generalization.md, "fit-image from a start").
 START_SHARE = 4
-#: Noise (standard deviation at |v| = Ms, in units of Ms) above which a vector image is still
-#: trained in units of its median vector length, not of its saturation (:func:`saturation`):
-#: between the measured 0.02 (saturation units 1.1 dB better) and 0.05 (1.1 dB worse).
-NOISY_SHARE = 0.035
+#: Recorruption strength of the data term on a noisy image (:class:`~spinsr_tf.nn.losses.
+#: Recorrupted`'s ``alpha``; 0.5 where many images train one network). One image's own noise is
+#: in every recorrupted pair, and with 0.5 the fit follows it after about 20 epochs; with 2 the
+#: input's fresh noise (twice the image's) hides it and the target's share (a quarter) is
+#: small. Two 256² tune films, noise 0.05 Ms, 40 epochs: 29.43 / 28.01 dB against 25.92 / 26.95
+#: with 0.5 (the same at 80 epochs: 29.89 / 28.26, still rising on the first);
+#: docs/generalization.md "fit-image on noisy images".
+FIT_ALPHA = 2.0
+#: Mean Sz (units of Ms, over the magnet) beyond which the result's ensemble leaves out the
+#: global flip S → −S (:func:`ensemble_group`): a net magnetisation is a field's mark.
+MAGNETISED = 0.1
 #: Fewest training patches on the magnet entirely, at the run's stride, before denser ones are
 #: taken (stride 1), and, if even those are fewer, the patches with holes (filled) as well.
 MIN_INSIDE_PATCHES = 8
@@ -648,22 +656,19 @@ def estimate_optics(config: FitConfig, run: FitRun) -> None:
 
 def saturation(config: FitConfig, run: FitRun) -> None:
     """Vector images: the saturation magnetisation Ms, estimated under the run's degradation
-    (:func:`~spinsr_tf.inference.optics.estimate_saturation`), scales the result; and, on an
-    image whose noise is at most :data:`NOISY_SHARE` of Ms, the network's units too.
+    (:func:`~spinsr_tf.inference.optics.estimate_saturation`), is the network's unit and
+    scales the result.
 
     :func:`read` divided the image by its median vector length. Blur shortens the LR vectors,
     so the median reads Ms low (0.78 Ms behind σ 2 and camera pixels), and a result written
     with it is that much short: the result (unit spins) is written at |M| = Ms
     (``mapping["result_scale"]``). Divided by the median, the image also asks for LR vectors no
-    unit-vector map degraded can give. Without much noise that misfit floor costs: trained in
-    units of Ms instead (the image, its patches and the noise model follow), a 256² film behind
-    σ 2 scored 35.78 dB against 32.94 (noise none), 34.56 against 32.38 (noise 0.01 Ms), 32.16
-    against 31.05 (0.02). With noise 0.05 Ms it was the other way round (25.95 against 27.02
-    dB; the other film 25.80 against 26.19): a fit that can reach its target follows the noise
-    as well (the recorrupted term cannot keep one image's own noise out; 80 epochs gave 23.45
-    dB), while the unreachable one keeps it off. So a noisier image is still trained on the
-    median-divided values. Not with ``unit_vectors`` (every LR vector is made unit length
-    anyway), nor for a constant image; an estimate not trusted leaves the median, said."""
+    unit-vector map degraded can give: in units of Ms instead (the image, its patches and the
+    noise model follow), a 256² film behind σ 2 scored 35.78 dB against 32.94 (noise none),
+    34.56 against 32.38 (noise 0.01 Ms), 32.16 against 31.05 (0.02); at 0.05 Ms, with the
+    data term's :data:`FIT_ALPHA`, 29.43 against 27.00 and 28.01 against 27.21 (two films).
+    Not with ``unit_vectors`` (every LR vector is made unit length anyway), nor for a constant
+    image; an estimate not trusted leaves the median, said."""
     mapping = run.mapping
     if mapping["kind"] != "vector_length" or mapping["unit_vectors"] or mapping["constant"]:
         return
@@ -677,25 +682,39 @@ def saturation(config: FitConfig, run: FitRun) -> None:
     gain = est.value   # Ms in the median's units
     ms = mapping["scale"] * gain
     noise = math.sqrt(float(run.noise.variance(gain))) / gain   # at |v| = Ms, in units of Ms
-    trained = "median" if noise > NOISY_SHARE else "saturation"
-    run.mapping = {**mapping, "result_scale": ms, "median_length": mapping["scale"],
+    run.mapping = {**mapping, "kind": "saturation", "scale": ms, "result_scale": ms,
+                   "median_length": mapping["scale"],
                    "saturation": {**est.to_json(), "value": ms, "noise_share": noise,
-                                  "network_units": trained}}
-    if trained == "saturation":
-        run.mapping.update(kind="saturation", scale=ms)
-        run.given = (run.given / gain).astype(run.given.dtype)
-        run.lr = (run.lr / gain).astype(run.lr.dtype)
-        run.patches = (run.patches / gain).astype(run.patches.dtype)
-        run.noise = run.noise.scaled(gain)
-        run.optics = {**run.optics, **run.noise.to_dict(),
-                      "how": {**run.optics["how"], "noise": dict(run.noise.how)}}
+                                  "network_units": "saturation"}}
+    run.given = (run.given / gain).astype(run.given.dtype)
+    run.lr = (run.lr / gain).astype(run.lr.dtype)
+    run.patches = (run.patches / gain).astype(run.patches.dtype)
+    run.noise = run.noise.scaled(gain)
+    run.optics = {**run.optics, **run.noise.to_dict(),
+                  "how": {**run.optics["how"], "noise": dict(run.noise.how)}}
     run.say(f"fit-image: saturation {ms:.4g} (image units, estimated under the optics; the "
-            f"median vector length is {mapping['scale'] / ms:.0%} of it): the result is written "
-            "at |M| = saturation; " + (
-                "the network works in its units" if trained == "saturation" else
-                f"the network works in units of the median (noise {noise:.3g} of the "
-                f"saturation, above {NOISY_SHARE:g}: an LR target the blur cannot reach keeps "
-                "the fit off the noise)"))
+            f"median vector length is {mapping['scale'] / ms:.0%} of it): the network works "
+            "in its units and the result is written at |M| = saturation")
+
+
+def ensemble_group(lr: np.ndarray, mask: np.ndarray | None) -> dict:
+    """The symmetry group of the result's ensemble (:func:`super_resolve_image`) and why.
+
+    The ensemble averages ``T_g⁻¹ f(T_g y)`` over the lattice's point symmetries, the global
+    flip S → −S among them. A field breaks the flip, and a network fitted to a film whose
+    domains favour one sign has never seen that film reversed: on a tune film in a field (mean
+    Sz 0.30 Ms) the flipped members scored 3–4 dB below the others and the ensemble lost 1.0
+    dB (the default) to 4.2 dB (:data:`FIT_ALPHA`) against the one without them; on one with
+    mean Sz −0.02 the flip added 0.02–0.10 dB. So an image whose mean Sz (last component,
+    network units, over the magnet) exceeds :data:`MAGNETISED` is averaged over the quarter
+    turns and mirrors only."""
+    sz = lr[..., -1] if mask is None else lr[..., -1][mask]
+    net = float(np.mean(sz)) if sz.size else 0.0
+    if abs(net) > MAGNETISED:
+        return {"group": "rotations+mirrors", "mean_sz": net,
+                "why": f"mean Sz {net:+.3g}, beyond ±{MAGNETISED:g}: a field breaks the flip"}
+    return {"group": "lattice", "mean_sz": net,
+            "why": f"mean Sz {net:+.3g}, within ±{MAGNETISED:g}"}
 
 
 def result_mapping(mapping: dict) -> dict:
@@ -708,12 +727,16 @@ def configure(config: FitConfig, run: FitRun) -> None:
     """The run folder: ``fit.json`` (a resumed run is checked against it), ``mapping.json``,
     ``degradation.json``, what was assumed said once, and the patches (reused if there)."""
     run_dir = config.out_dir
+    run.optics = {**run.optics, "ensemble": ensemble_group(run.lr, run.mask)}
     _prepare(run_dir, config.record(run), config.resume)
     write_json_atomic(run_dir / MAPPING, run.mapping)
     write_json_atomic(run_dir / DEGRADATION, run.optics)
     for line in run.optics["warnings"]:
         print(f"fit-image: {line}", file=sys.stderr)
     run.say(_optics_line(run.optics))
+    if config.uncertainty:
+        run.say(f"fit-image: result averaged over the symmetry group "
+                f"{run.optics['ensemble']['group']!r} ({run.optics['ensemble']['why']})")
     patches_path = run_dir / PATCHES
     if patches_path.exists():
         import h5py
@@ -738,7 +761,8 @@ def configure(config: FitConfig, run: FitRun) -> None:
 
 def train(config: FitConfig, run: FitRun) -> None:
     """Train (or resume training) the recipe's network on the patches, its data term aware of
-    the noise model (:func:`~spinsr_tf.nn.losses.recorrupted.noise_aware`)."""
+    the noise model (:func:`~spinsr_tf.nn.losses.recorrupted.noise_aware`, recorruption
+    strength :data:`FIT_ALPHA`)."""
     from spinsr_tf.nn.config import RECIPES, recipe
     from spinsr_tf.nn.losses.recorrupted import noise_aware
     from spinsr_tf.nn.network import load_sr_model
@@ -753,7 +777,8 @@ def train(config: FitConfig, run: FitRun) -> None:
                           val_fraction=_val_fraction(run.n_patches), seed=config.seed,
                           kernel_size=d.kernel_size, sigma=d.sigma, padding=d.padding,
                           pixel=d.pixel, jit_compile=config.jit_compile, init=run.init,
-                          losses=noise_aware(RECIPES[config.network]["losses"], run.noise))
+                          losses=noise_aware(RECIPES[config.network]["losses"], run.noise,
+                                             alpha=FIT_ALPHA))
     run.history = train_network(train_config, train_dir, resume=(train_dir / CONFIG).exists(),
                                 progress=config.progress)
     run.model = load_sr_model(train_dir / MODEL, compile=False)
@@ -761,9 +786,10 @@ def train(config: FitConfig, run: FitRun) -> None:
 
 def super_resolve_image(config: FitConfig, run: FitRun) -> None:
     """The SR image and its bicubic baseline. With ``uncertainty`` the image is super-resolved
-    once per point symmetry: the result is the members' mean (it scores higher against ground
-    truth than one pass: docs/uncertainty.md), their spread and their error on the result
-    degraded again the map of where to trust it (kept for :func:`uncertainty`)."""
+    once per point symmetry (of :func:`ensemble_group`): the result is the members' mean (it
+    scores higher against ground truth than one pass: docs/uncertainty.md), their spread and
+    their error on the result degraded again the map of where to trust it (kept for
+    :func:`uncertainty`)."""
     epochs_done = len(run.history.get('epoch', []))
     if config.uncertainty:
         from spinsr_tf.inference.uncertainty import SpreadOptions, symmetry_spread
@@ -772,7 +798,8 @@ def super_resolve_image(config: FitConfig, run: FitRun) -> None:
                 "point symmetry (result: their mean), then the result degraded again "
                 "(uncertainty: spread + error on it)")
         members_mean, run.spread = symmetry_spread(
-            run.model, run.lr[None], degradation=run.degradation,
+            run.model, run.lr[None], group=run.optics["ensemble"]["group"],
+            degradation=run.degradation,
             options=SpreadOptions(sr="mean"), batch_size=1)
         run.sr = members_mean[0]
     else:

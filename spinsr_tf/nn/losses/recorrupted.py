@@ -119,10 +119,11 @@ def _model(noise_std: float, noise_slope: float) -> NoiseModel:
     return NoiseModel("gaussian" if noise_std else "none", noise_std)
 
 
-def noise_aware(losses, noise: NoiseModel) -> tuple:
+def noise_aware(losses, noise: NoiseModel, **kwargs) -> tuple:
     """``losses`` with the plain LR term replaced by :class:`Recorrupted` for ``noise`` (as
-    they are for the noise model "none"): the data term that does not fit the noise."""
+    they are for the noise model "none"): the data term that does not fit the noise.
+    ``kwargs`` (``alpha``) go to the term."""
     if noise.kind == "none":
         return tuple(losses)
-    return tuple(Recorrupted.from_noise(noise) if isinstance(t, LRConsistency) else t
+    return tuple(Recorrupted.from_noise(noise, **kwargs) if isinstance(t, LRConsistency) else t
                  for t in losses)

@@ -279,8 +279,8 @@ def test_ensemble_leaves_out_the_flip_of_a_magnetised_image():
 
 
 def test_magnetised_image_is_averaged_without_the_flip(tmp_path, capsys, main, monkeypatch):
-    """Through the CLI: the group is said, recorded in degradation.json, and the ensemble
-    is made over it."""
+    """Through the CLI: the group is said, recorded in degradation.json, and the symmetry
+    term and the ensemble are made over it."""
     import spinsr_tf.inference.uncertainty as uncertainty
 
     groups, spread = [], uncertainty.symmetry_spread
@@ -296,10 +296,14 @@ def test_magnetised_image_is_averaged_without_the_flip(tmp_path, capsys, main, m
     code = main(["fit-image", str(path), "--scale", "2", "--patch", "8", "--out", str(run),
                  "--epochs", "1", "--batch-size", "8", "--no-jit"])
     cap = capsys.readouterr()
-    assert code == 0 and "symmetry group 'rotations+mirrors' (mean Sz +" in cap.out
+    assert code == 0 and ("symmetry group 'rotations+mirrors' for the symmetry term and the "
+                          "result's mean (mean Sz +") in cap.out
     record = json.loads((run / "degradation.json").read_text())["ensemble"]
     assert record["group"] == "rotations+mirrors" and record["mean_sz"] > 0.1
     assert groups == ["rotations+mirrors"]
+    train = json.loads((run / "train" / "config.json").read_text())
+    assert [t["group"] for t in train["losses"] if t["term"] == "equivariance"] == [
+        "rotations+mirrors"]
 
 
 @pytest.mark.parametrize("noise", [0.0, 0.06])
@@ -346,6 +350,8 @@ def test_blurred_vectors_are_written_at_their_saturation(tmp_path, capsys, main,
     from spinsr_tf.inference.fit_image import FIT_ALPHA
 
     assert "lr_consistency" not in terms and terms["recorrupted"]["alpha"] == FIT_ALPHA
+    # a labyrinth without a net Sz keeps the flip in its symmetry term
+    assert terms["equivariance"]["group"] == "lattice"
 
 
 def _write_input(tmp_path, kind):

@@ -116,8 +116,9 @@ START_SHARE = 4
 #: with 0.5 (the same at 80 epochs: 29.89 / 28.26, still rising on the first);
 #: docs/generalization.md "fit-image on noisy images".
 FIT_ALPHA = 2.0
-#: Mean Sz (units of Ms, over the magnet) beyond which the result's ensemble leaves out the
-#: global flip S → −S (:func:`ensemble_group`): a net magnetisation is a field's mark.
+#: Mean Sz (units of Ms, over the magnet) beyond which the symmetry term and the result's
+#: ensemble leave out the global flip S → −S (:func:`ensemble_group`): a net magnetisation is a
+#: field's mark.
 MAGNETISED = 0.1
 #: Fewest training patches on the magnet entirely, at the run's stride, before denser ones are
 #: taken (stride 1), and, if even those are fewer, the patches with holes (filled) as well.
@@ -698,7 +699,8 @@ def saturation(config: FitConfig, run: FitRun) -> None:
 
 
 def ensemble_group(lr: np.ndarray, mask: np.ndarray | None) -> dict:
-    """The symmetry group of the result's ensemble (:func:`super_resolve_image`) and why.
+    """The symmetry group of the result's ensemble (:func:`super_resolve_image`) and of the
+    symmetry term (:func:`train`), and why.
 
     The ensemble averages ``T_g⁻¹ f(T_g y)`` over the lattice's point symmetries, the global
     flip S → −S among them. A field breaks the flip, and a network fitted to a film whose
@@ -734,9 +736,10 @@ def configure(config: FitConfig, run: FitRun) -> None:
     for line in run.optics["warnings"]:
         print(f"fit-image: {line}", file=sys.stderr)
     run.say(_optics_line(run.optics))
-    if config.uncertainty:
-        run.say(f"fit-image: result averaged over the symmetry group "
-                f"{run.optics['ensemble']['group']!r} ({run.optics['ensemble']['why']})")
+    ensemble = run.optics["ensemble"]
+    run.say(f"fit-image: symmetry group {ensemble['group']!r} for the symmetry term"
+            + (" and the result's mean" if config.uncertainty else "")
+            + f" ({ensemble['why']})")
     patches_path = run_dir / PATCHES
     if patches_path.exists():
         import h5py
@@ -762,8 +765,11 @@ def configure(config: FitConfig, run: FitRun) -> None:
 def train(config: FitConfig, run: FitRun) -> None:
     """Train (or resume training) the recipe's network on the patches, its data term aware of
     the noise model (:func:`~spinsr_tf.nn.losses.recorrupted.noise_aware`, recorruption
-    strength :data:`FIT_ALPHA`)."""
+    strength :data:`FIT_ALPHA`), its symmetry term over the group of :func:`ensemble_group`
+    (without the flip on a magnetised image: on a tune film in a field 29.50 dB against 28.01
+    at noise 0.05 Ms, 35.38 against 34.77 without noise)."""
     from spinsr_tf.nn.config import RECIPES, recipe
+    from spinsr_tf.nn.losses import Equivariance
     from spinsr_tf.nn.losses.recorrupted import noise_aware
     from spinsr_tf.nn.network import load_sr_model
     from spinsr_tf.nn.training import CONFIG, MODEL
@@ -771,14 +777,19 @@ def train(config: FitConfig, run: FitRun) -> None:
 
     d = run.degradation
     train_dir = config.out_dir / TRAIN
+    losses = noise_aware(RECIPES[config.network]["losses"], run.noise, alpha=FIT_ALPHA)
+    group = run.optics["ensemble"]["group"]
+    if group != "lattice":   # a magnetised image: the flip is no symmetry of it (ensemble_group)
+        losses = tuple(dataclasses.replace(t, group=group)
+                       if isinstance(t, Equivariance) and t.group == "lattice" else t
+                       for t in losses)
     train_config = recipe(config.network, config.out_dir / PATCHES, d.factor,
                           epochs=run.epochs, batch_size=config.batch_size,
                           learning_rate=config.learning_rate,
                           val_fraction=_val_fraction(run.n_patches), seed=config.seed,
                           kernel_size=d.kernel_size, sigma=d.sigma, padding=d.padding,
                           pixel=d.pixel, jit_compile=config.jit_compile, init=run.init,
-                          losses=noise_aware(RECIPES[config.network]["losses"], run.noise,
-                                             alpha=FIT_ALPHA))
+                          losses=losses)
     run.history = train_network(train_config, train_dir, resume=(train_dir / CONFIG).exists(),
                                 progress=config.progress)
     run.model = load_sr_model(train_dir / MODEL, compile=False)

@@ -57,7 +57,7 @@ COMPONENTS = ("translations", "rotations", "mirrors", "flipovers", "zflip", "fli
 #: Named groups. "lattice" is every element the Hamiltonian keeps (mirrors where allowed, the
 #: flip-overs instead under bulk DMI); any "+"-join of :data:`COMPONENTS` is accepted too.
 GROUPS = ("lattice", "translations", "rotations", "translations+rotations",
-          "translations+rotations+mirrors", "mirrors", "flip", "identity")
+          "translations+rotations+mirrors", "rotations+mirrors", "mirrors", "flip", "identity")
 
 # (mirror, zflip) pairs of the named reflection components.
 _REFLECTION = {"mirrors": (True, False), "flipovers": (True, True), "zflip": (False, True)}

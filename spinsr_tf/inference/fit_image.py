@@ -14,7 +14,8 @@ configure → train → super-resolve → uncertainty → write) over one frozen
     RUN_DIR/mapping.json       image values → network values, and back
     RUN_DIR/degradation.json   the optics the network assumed: PSF σ, pixel model, noise, and
                                how each was obtained (given, estimated, or a default); and
-                               the symmetry group of the result's ensemble (``ensemble``)
+                               the symmetry group of the symmetry term and of the result's
+                               mean (``ensemble``: :func:`ensemble_group`)
     RUN_DIR/patches.h5         dataset "lr" (N, P, P, C) + the degradation attributes
     RUN_DIR/train/             the training run (spinsr_tf.nn.training.train)
     RUN_DIR/sr.EXT             the SR image, mapped back to the input's units and encoding
@@ -41,8 +42,7 @@ result is not capped, or with ``clip`` by the 1st–99th percentiles and clipped
 images by their saturation magnetisation estimated under the optics, :func:`saturation`, or
 by their median vector length where that estimate is not trusted); the results keep the
 input's layout and metadata (an OVF mesh, origin, units and title, a TIFF's pixel size) on the
-finer grid. Patches and inference
-tiles: :mod:`spinsr_tf.inference.tiling`.
+finer grid. Patches and inference tiles: :mod:`spinsr_tf.inference.tiling`.
 
 Masks. Cells outside the magnet (:mod:`spinsr_tf.data.mask`: zero or NaN vectors of a
 3-component image, a grey image's burnt-in label, saturated, stuck or NaN pixels, found when it
@@ -112,9 +112,9 @@ START_SHARE = 4
 #: Recorrupted`'s ``alpha``; 0.5 where many images train one network). One image's own noise is
 #: in every recorrupted pair, and with 0.5 the fit follows it after about 20 epochs; with 2 the
 #: input's fresh noise (twice the image's) hides it and the target's share (a quarter) is
-#: small. Two 256² tune films, noise 0.05 Ms, 40 epochs: 29.43 / 28.01 dB against 25.92 / 26.95
-#: with 0.5 (the same at 80 epochs: 29.89 / 28.26, still rising on the first);
-#: docs/generalization.md "fit-image on noisy images".
+#: small. Two 256² tune films, noise 0.05 Ms, 40 epochs, both ensembles without the flip: 29.43 /
+#: 28.01 dB against 25.92 / 26.95 with 0.5 (at 80 epochs: 29.89 / 28.26, still rising on the
+#: first); docs/generalization.md "fit-image on noisy images".
 FIT_ALPHA = 2.0
 #: Mean Sz (units of Ms, over the magnet) beyond which the symmetry term and the result's
 #: ensemble leave out the global flip S → −S (:func:`ensemble_group`): a net magnetisation is a
@@ -667,7 +667,8 @@ def saturation(config: FitConfig, run: FitRun) -> None:
     unit-vector map degraded can give: in units of Ms instead (the image, its patches and the
     noise model follow), a 256² film behind σ 2 scored 35.78 dB against 32.94 (noise none),
     34.56 against 32.38 (noise 0.01 Ms), 32.16 against 31.05 (0.02); at 0.05 Ms, with the
-    data term's :data:`FIT_ALPHA`, 29.43 against 27.00 and 28.01 against 27.21 (two films).
+    data term's :data:`FIT_ALPHA`, 29.43 against 27.00 and 28.01 against 27.21 (two films,
+    both ensembles without the flip).
     Not with ``unit_vectors`` (every LR vector is made unit length anyway), nor for a constant
     image; an estimate not trusted leaves the median, said."""
     mapping = run.mapping

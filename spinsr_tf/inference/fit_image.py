@@ -105,7 +105,7 @@ _RESUMABLE = ("epochs", "progress", "jit_compile", "tile", "image")
 MAX_EPOCHS, STEP_BUDGET = 40, 720
 #: A fit that starts from another fit's network (``init``) trains this share of the default
 #: length: on two 256² films, 10 epochs from a fit of the other (the same optics) scored within
-#: 0.22 dB of 40 from random weights (+4.18 vs +4.04, +2.49 vs +2.71 dB over aligned
+#: 0.44 dB of 40 from random weights (+6.31 vs +6.55, +6.46 vs +6.02 dB over aligned
 #: bicubic_norm) in less than half the time (docs/generalization.md, "fit-image from a start").
 START_SHARE = 4
 #: Recorruption strength of the data term on a noisy image (:class:`~spinsr_tf.nn.losses.

@@ -113,8 +113,8 @@ START_SHARE = 4
 #: in every recorrupted pair, and with 0.5 the fit follows it after about 20 epochs; with 2 the
 #: input's fresh noise (twice the image's) hides it and the target's share (a quarter) is
 #: small. Two 256² tune films, noise 0.05 Ms, 40 epochs, both ensembles without the flip: 29.43 /
-#: 28.01 dB against 25.92 / 26.95 with 0.5 (at 80 epochs: 29.89 / 28.26, still rising on the
-#: first); docs/generalization.md "fit-image on noisy images".
+#: 28.01 dB against 25.92 / 26.95 with 0.5 (at 80 epochs, weights averaged: 29.89 / 28.26,
+#: still rising on the first); docs/generalization.md "fit-image on noisy images".
 FIT_ALPHA = 2.0
 #: Mean Sz (units of Ms, over the magnet) beyond which the symmetry term and the result's
 #: ensemble leave out the global flip S → −S (:func:`ensemble_group`): a net magnetisation is a

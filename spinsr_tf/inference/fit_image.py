@@ -706,11 +706,11 @@ def ensemble_group(lr: np.ndarray, mask: np.ndarray | None) -> dict:
     The ensemble averages ``T_g⁻¹ f(T_g y)`` over the lattice's point symmetries, the global
     flip S → −S among them. A field breaks the flip, and a network fitted to a film whose
     domains favour one sign has never seen that film reversed: on a tune film in a field (mean
-    Sz 0.30 Ms) the flipped members scored 3–4 dB below the others and the ensemble lost 1.0
-    dB (the default) to 4.2 dB (:data:`FIT_ALPHA`) against the one without them; on one with
-    mean Sz −0.02 the flip added 0.02–0.10 dB. So an image whose mean Sz (last component,
-    network units, over the magnet) exceeds :data:`MAGNETISED` is averaged over the quarter
-    turns and mirrors only."""
+    Sz 0.30 Ms) the flipped map alone scored 6–7 dB below the plain one, and the ensemble lost
+    1.0 dB (α 0.5, units of the median) to 4.2 dB (:data:`FIT_ALPHA`, units of Ms) against the
+    one without it; on one with mean Sz −0.02 the flip added 0.02–0.10 dB. So an image whose
+    mean Sz (last component, network units, over the magnet) exceeds :data:`MAGNETISED` is
+    averaged over the quarter turns and mirrors only."""
     sz = lr[..., -1] if mask is None else lr[..., -1][mask]
     net = float(np.mean(sz)) if sz.size else 0.0
     if abs(net) > MAGNETISED:

@@ -152,8 +152,16 @@ _PATIENT_COLLECTIVES = ("--xla_cpu_collective_call_terminate_timeout_seconds=600
                         "--xla_cpu_collective_call_warn_stuck_timeout_seconds=120")
 
 
+# In CI (2 cores, another test worker beside it) one host device waited 120 s at an all-reduce
+# rendezvous for the other and the run timed out; the likely cause: both devices' kernels share
+# XLA:CPU's one Eigen thread pool (as many threads as cores), which the waiting device holds.
+# Computing each device on its own dispatch thread takes the shared pool out (no slower here:
+# 103 s alone on 2 cores).
+_OWN_THREADS = "--xla_cpu_multi_thread_eigen=false"
+
+
 def _host_devices_flags(count):
-    flags = f"--xla_force_host_platform_device_count={count}"
+    flags = f"--xla_force_host_platform_device_count={count} {_OWN_THREADS}"
     probe = subprocess.run([sys.executable, "-c", "import jax; jax.devices()"],
                            env=dict(os.environ, XLA_FLAGS=f"{flags} {_PATIENT_COLLECTIVES}"),
                            capture_output=True, timeout=120)

@@ -1,6 +1,8 @@
 """Uncertainty maps (spinsr_tf.inference.uncertainty), their calibration
 (spinsr_tf.evaluation.calibration) and ``spinsr-tf upscale --uncertainty``."""
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -365,6 +367,48 @@ def test_cli_uncertainty_of_an_image_with_borders(saved_models, tmp_path, capsys
     assert np.load(tmp_path / "out.uncertainty.npy").shape == (1, 8 * F, 10 * F)
     with Image.open(tmp_path / "out.png") as im:
         assert im.size == (10 * F, 8 * F)
+
+
+def test_one_group_per_map_runs_each_map_with_its_group(saved_models, lr3):
+    """Maps of one call with different groups give what separate calls give; the count of
+    groups is checked."""
+    from spinsr_tf.nn.network import load_sr_model
+
+    model = load_sr_model(saved_models[3], compile=False)
+    sr, u = symmetry_spread(model, lr3, group=["rotations+mirrors", "lattice"])
+    for i, group in enumerate(["rotations+mirrors", "lattice"]):
+        want_sr, want_u = symmetry_spread(model, lr3[i:i + 1], group=group)
+        np.testing.assert_allclose(sr[i:i + 1], want_sr, atol=1e-5)
+        np.testing.assert_allclose(u[i:i + 1], want_u, atol=1e-5)
+    with pytest.raises(UserError, match="one per map"):
+        symmetry_spread(model, lr3, group=["lattice"])
+
+
+def test_cli_leaves_out_the_flip_of_a_magnetised_map(saved_models, lr3, tmp_path, capsys):
+    """upscale --uncertainty: a map in a field (mean Sz > MAGNETISED) is averaged without the
+    flip, said in one line and recorded; the other keeps it."""
+    import h5py
+
+    from spinsr_tf.inference.ensemble import MAGNETISED
+    from spinsr_tf.nn.network import load_sr_model
+
+    lr = lr3.copy()
+    lr[1, ..., 2] += 1.5
+    lr[1] /= np.linalg.norm(lr[1], axis=-1, keepdims=True)
+    assert abs(lr[0, ..., 2].mean()) < MAGNETISED < lr[1, ..., 2].mean()
+    np.save(tmp_path / "in.npy", lr)
+    code, cap = _run(capsys, tmp_path / "in.npy", "--model", saved_models[3], "--out",
+                     tmp_path / "sr.h5", "--uncertainty")
+    assert code == 0, cap.err
+    assert "1 of 2 map(s) magnetised" in cap.out
+    with h5py.File(tmp_path / "sr.h5", "r") as f:
+        sr = f["sr"][...]
+        assert json.loads(f.attrs["uncertainty.groups"]) == ["lattice", "rotations+mirrors"]
+    want, _ = symmetry_spread(load_sr_model(saved_models[3], compile=False), lr,
+                              group=["lattice", "rotations+mirrors"])
+    np.testing.assert_allclose(sr, want, atol=1e-5)
+    flipped, _ = symmetry_spread(load_sr_model(saved_models[3], compile=False), lr)
+    assert np.abs(sr[1] - flipped[1]).max() > 1e-4      # the flip would have changed map 1
 
 
 # --- the bias of a model on its own result degraded again ------------------------------------

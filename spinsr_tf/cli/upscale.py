@@ -56,9 +56,9 @@ def add_parser(subparsers) -> None:
     u.add_argument("--uncertainty", action="store_true",
                    help="also write OUT_STEM.uncertainty.npy (N, H, W) and a PNG of it: per HR "
                    "pixel, the spread of the SR maps of the input's symmetric copies (quarter "
-                   "turns, mirrors, flip) and the error the same maps make on their mean "
-                   "degraded again: high where they disagree or go wrong. --out then holds "
-                   "their mean, the better map")
+                   "turns, mirrors, and the flip where the map has no net Sz) and the error the "
+                   "same maps make on their mean degraded again: high where they disagree or go "
+                   "wrong. --out then holds their mean, the better map")
     p.add_argument("--force", action="store_true",
                    help="replace an existing --out file (and uncertainty files); never the input")
     r = p.add_argument_group("per-image physics refinement (periodic spin maps; "
@@ -452,10 +452,18 @@ def run(args: argparse.Namespace) -> int:
     if args.uncertainty:
         from spinsr_tf.inference.uncertainty import symmetry_spread
 
+        from spinsr_tf.inference.ensemble import MAGNETISED, ensemble_groups
+
         deg = model.get_layer(LR_OUTPUT)
+        groups = ensemble_groups(lr, magnet)
         print(f"uncertainty: super-resolving {n} map(s) and their symmetric copies "
               f"({deg.padding} maps)")
-        sr, spread = symmetry_spread(model, lr, hamiltonian=trained_hamiltonian(args.model),
+        if any(g != "lattice" for g in groups):
+            print(f"uncertainty: {sum(g != 'lattice' for g in groups)} of {n} map(s) "
+                  f"magnetised (|mean Sz| > {MAGNETISED:g}): their copies leave out the flip "
+                  "S -> -S")
+        sr, spread = symmetry_spread(model, lr, group=groups,
+                                     hamiltonian=trained_hamiltonian(args.model),
                                      batch_size=args.batch_size, progress=print)
     else:
         sr = serving_model(model, served.degradation if served.conditioned else None).predict(
@@ -489,6 +497,7 @@ def run(args: argparse.Namespace) -> int:
                        **{f"lr_degradation.{k}": v
                           for k, v in served.degradation.to_attrs().items()},
                        "lr_degradation.source": served.source,
+                       **({"uncertainty.groups": groups} if args.uncertainty else {}),
                        "lr_degradation.warnings": record["warnings"],
                        **{f"value_mapping.{k}": v for k, v in (mapping or {}).items()}},
                 **meta)

@@ -59,8 +59,8 @@ chosen.
 Start. Training starts from random weights, or (``init``) from the network of an earlier fit
 of an image with the same optics (a series of micrographs), for a quarter of the length.
 
-Paddings (boundary conditions): real images are not periodic, so the network, its degradation and the bicubic
-baseline use mirror (``"reflect"``) padding.
+Paddings (boundary conditions): real images are not periodic, so the network, its degradation
+and the bicubic baseline use mirror (``"reflect"``) padding.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ from spinsr_tf.data.mask import (MASK_SUFFIXES, check_mask, fill_holes, hr_mask,
                                  inside, mask_from_grey, mask_from_values, mask_record,
                                  read_mask)
 from spinsr_tf.data.noise import NoiseModel
+from spinsr_tf.inference.ensemble import ensemble_group
 from spinsr_tf.inference.image_io import (BACKGROUNDS, CLIP_PERCENTILE, PERCENTILE,
                                           background_map, check_like_input, fit_background,
                                           read_input, to_network, value_mapping,
@@ -116,10 +117,6 @@ START_SHARE = 4
 #: 28.01 dB against 25.92 / 26.95 with 0.5 (at 80 epochs, weights averaged: 29.89 / 28.26,
 #: still rising on the first); docs/generalization.md "fit-image on noisy images".
 FIT_ALPHA = 2.0
-#: Mean Sz (units of Ms, over the magnet) beyond which the symmetry term and the result's
-#: ensemble leave out the global flip S → −S (:func:`ensemble_group`): a net magnetisation is a
-#: field's mark.
-MAGNETISED = 0.1
 #: Fewest training patches on the magnet entirely, at the run's stride, before denser ones are
 #: taken (stride 1), and, if even those are fewer, the patches with holes (filled) as well.
 MIN_INSIDE_PATCHES = 8
@@ -697,27 +694,6 @@ def saturation(config: FitConfig, run: FitRun) -> None:
     run.say(f"fit-image: saturation {ms:.4g} (image units, estimated under the optics; the "
             f"median vector length is {mapping['scale'] / ms:.0%} of it): the network works "
             "in its units and the result is written at |M| = saturation")
-
-
-def ensemble_group(lr: np.ndarray, mask: np.ndarray | None) -> dict:
-    """The symmetry group of the result's ensemble (:func:`super_resolve_image`) and of the
-    symmetry term (:func:`train`), and why.
-
-    The ensemble averages ``T_g⁻¹ f(T_g y)`` over the lattice's point symmetries, the global
-    flip S → −S among them. A field breaks the flip, and a network fitted to a film whose
-    domains favour one sign has never seen that film reversed: on a tune film in a field (mean
-    Sz 0.30 Ms) the flipped map alone scored 6–7 dB below the plain one, and the ensemble lost
-    1.0 dB (α 0.5, units of the median) to 4.2 dB (:data:`FIT_ALPHA`, units of Ms) against the
-    one without it; on one with mean Sz −0.02 the flip added 0.02–0.10 dB. So an image whose
-    mean Sz (last component, network units, over the magnet) exceeds :data:`MAGNETISED` is
-    averaged over the quarter turns and mirrors only."""
-    sz = lr[..., -1] if mask is None else lr[..., -1][mask]
-    net = float(np.mean(sz)) if sz.size else 0.0
-    if abs(net) > MAGNETISED:
-        return {"group": "rotations+mirrors", "mean_sz": net,
-                "why": f"mean Sz {net:+.3g}, beyond ±{MAGNETISED:g}: a field breaks the flip"}
-    return {"group": "lattice", "mean_sz": net,
-            "why": f"mean Sz {net:+.3g}, within ±{MAGNETISED:g}"}
 
 
 def result_mapping(mapping: dict) -> dict:

@@ -444,9 +444,11 @@ def symmetry_spread(model, lr, group="lattice", hamiltonian=None,
         independently seeded networks) pools the members of all of them.
     lr : array_like, (N, h, w, C)
         LR maps in the model's value range; C = 3 (spins) or 1 (a scalar image).
-    group : str
+    group : str or sequence of str
         A group of :func:`spinsr_tf.nn.symmetry.group_for` (default "lattice": quarter turns,
-        the reflections the Hamiltonian keeps, the flip; translations on periodic maps).
+        the reflections the Hamiltonian keeps, the flip; translations on periodic maps), or one
+        per map (e.g. :func:`~spinsr_tf.inference.ensemble.ensemble_groups`: no flip for a map
+        in a field); the maps of each group run together.
     hamiltonian : TypeI, TypeII, their attributes or None
         The interactions the group must respect (None: every Hamiltonian but bulk DMI).
     degradation : Degradation or None
@@ -483,6 +485,9 @@ def symmetry_spread(model, lr, group="lattice", hamiltonian=None,
     if not isinstance(options, SpreadOptions):
         raise UserError(f"options must be a SpreadOptions or None, got {options!r}")
     x = _check_lr(lr)
+    if not isinstance(group, str):
+        return _spread_per_group(x, list(group), lambda g, maps: symmetry_spread(
+            model, maps, g, hamiltonian, degradation, options, batch_size, progress))
     c = x.shape[-1]
     normalize = (c == 3) if options.normalize is None else options.normalize
     if normalize and c != 3:
@@ -506,6 +511,22 @@ def symmetry_spread(model, lr, group="lattice", hamiltonian=None,
         spread = local_rms(moments.distance(target), smooth, periodic)
     out = mean if options.sr == "mean" else plain
     return out.astype(np.float32), spread.astype(np.float32)
+
+
+def _spread_per_group(x, groups, spread):
+    """``spread(group, maps)`` run once per distinct group of ``groups`` (one per map of ``x``),
+    its maps put back in place."""
+    if len(groups) != len(x) or not all(isinstance(g, str) for g in groups):
+        raise UserError(f"group must be a group name or one per map ({len(x)}), got {groups!r}")
+    sr = spread_map = None
+    for name in dict.fromkeys(groups):
+        rows = np.array([g == name for g in groups])
+        part_sr, part_spread = spread(name, x[rows])
+        if sr is None:
+            sr = np.empty((len(x), *part_sr.shape[1:]), part_sr.dtype)
+            spread_map = np.empty((len(x), *part_spread.shape[1:]), part_spread.dtype)
+        sr[rows], spread_map[rows] = part_sr, part_spread
+    return sr, spread_map
 
 
 def uncertainty_figure(uncertainty, path, title: str | None = None, max_maps: int = 8):

@@ -127,13 +127,15 @@ def upscale_with_model(maps, model_spec: str, uncertainty: bool = False, batch_s
     factor, pixel = int(degradation.factor), str(degradation.pixel)
     spread = None
     if uncertainty:
+        from spinsr_tf.inference.ensemble import ensemble_groups
         from spinsr_tf.inference.uncertainty import symmetry_spread
 
         def member(text):
             _check(cancelled)
             say(None, text)
 
-        sr, spread = symmetry_spread(model, maps, hamiltonian=trained_hamiltonian(path),
+        sr, spread = symmetry_spread(model, maps, group=ensemble_groups(maps),
+                                     hamiltonian=trained_hamiltonian(path),
                                      batch_size=batch_size, progress=member)
     else:
         serve, parts = serving_model(model), []

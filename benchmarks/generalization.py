@@ -23,8 +23,10 @@ their tables and gains name ``bicubic_clip``.
 
 ``--fit-image`` also scores ``spinsr-tf fit-image`` at its defaults on a foreign film imaged by
 a camera (PSF σ 2, 4×4 pixels, noise 0.05; ``--fit-noise 0 0.01 0.05``: one fit per level).
-Scoring ``spinsr-tf train`` defaults trained on the tune maps is not here yet
-(docs/generalization.md). The held-out parts are reported, never used to choose anything.
+``--train 4 8`` also scores ``spinsr-tf train`` at its defaults, one run per factor trained on
+the tune maps of every family (what a user with their own simulations would do), scored like a
+shipped model on both parts (``--train-epochs``: fewer epochs than train's 400; ``--train-dir``:
+keep the runs, and resume them). The held-out parts are reported, never used to choose anything.
 """
 
 from __future__ import annotations
@@ -234,6 +236,40 @@ def fit_image_score(cache: Path, log, work: Path, noise: float | None = None) ->
     return out
 
 
+def train_defaults(maps: dict, args, factor: int, log) -> tuple[Model, float]:
+    """``spinsr-tf train --scale FACTOR`` at its defaults (``--epochs`` if ``args.train_epochs``)
+    on the tune maps of ``args.families`` (one HDF5 file of HR maps, degraded on the fly as
+    train does), in ``args.train_dir`` (resumed if there) or a temporary folder: the model and
+    the training's wall time."""
+    import h5py
+
+    from spinsr_tf.cli import main as cli_main
+
+    root = Path(args.train_dir) if args.train_dir else Path(args.train_tmp)
+    root.mkdir(parents=True, exist_ok=True)
+    data = root / f"tune-{'-'.join(args.families)}-L{next(iter(maps.values())).shape[1]}.h5"
+    if not data.exists():
+        spins = np.concatenate([maps[f, "tune"] for f in args.families]).astype(np.float32)
+        tmp = data.with_suffix(".tmp")
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("spins", data=spins)
+            f.attrs["families"] = json.dumps(list(args.families))
+            f.attrs["part"] = "tune"
+        tmp.replace(data)
+    run_dir = root / f"train-x{factor}"
+    argv = ["train", "--data", str(data), "--scale", str(factor), "--out", str(run_dir),
+            "--quiet", *(["--epochs", str(args.train_epochs)] if args.train_epochs else [])]
+    log(f"  spinsr-tf {' '.join(argv)}")
+    t0 = time.perf_counter()
+    if cli_main(argv) != 0:
+        raise RuntimeError(f"spinsr-tf train exited non-zero for x{factor}")
+    seconds = time.perf_counter() - t0
+    model = Model(str(run_dir / "model.keras"))
+    model.name = f"train-defaults-x{factor}"
+    log(f"  trained {model.name} on {args.families} tune maps in {seconds:.0f} s")
+    return model, seconds
+
+
 def material_rows(result: dict, families, names) -> list[str]:
     """A Markdown table of the mean gain and wins per family part and parameter set (maps with
     the same material), one column per model: the family means hide that the gain changes
@@ -300,6 +336,10 @@ def run(args, log=print) -> dict:
         if size % model.factor:
             raise UserError(f"--size {size} is not divisible by {model.name}'s factor "
                             f"{model.factor}")
+    for factor in args.train:
+        if size % factor or size // factor < 2:
+            raise UserError(f"--size {size} does not make LR maps of 2x2 or more at --train "
+                            f"factor {factor}")
     log(f"foreign maps: {len(args.families)} families x 2 parts x {n} maps of {size}x{size} "
         f"(cache {cache})")
     maps, gen_seconds = {}, []
@@ -313,6 +353,12 @@ def run(args, log=print) -> dict:
             result["families"][fam]["parts"][part] = {"records": records, "scores": {}}
     result["relaxation_seconds_per_map"] = float(np.nanmean(gen_seconds))
 
+    for factor in args.train:
+        model, seconds = train_defaults(maps, args, factor, log)
+        models.append(model)
+        result.setdefault("train", {})[model.name] = {
+            "seconds": round(seconds, 1), "epochs": args.train_epochs,
+            "maps": int(sum(len(maps[f, "tune"]) for f in args.families))}
     for model in models:
         result["models"][model.name] = {"degradation": model.degradation,
                                         "hamiltonian": None if model.hamiltonian is None
@@ -415,6 +461,14 @@ def main(argv=None) -> int:
     p.add_argument("--fit-noise", type=float, nargs="+", default=[FIT_IMAGE["noise"]],
                    metavar="STD", help="with --fit-image: the noise levels (std per component, "
                    "units of Ms) to image the film with, one fit each (default %(default)s)")
+    p.add_argument("--train", type=int, nargs="+", default=[], metavar="F",
+                   help="also score `spinsr-tf train --scale F` defaults trained on the tune maps "
+                   "of the families, one run per factor (minutes to tens of minutes each)")
+    p.add_argument("--train-epochs", type=int, default=None, metavar="N",
+                   help="with --train: epochs (default: train's own, 400)")
+    p.add_argument("--train-dir", default=None, metavar="DIR",
+                   help="with --train: keep the data file and runs here (re-running resumes "
+                   "them; default a temporary folder)")
     p.add_argument("--json", default=None, metavar="OUT",
                    help="also write the results (per-image scores, parameters, versions) here")
     args = p.parse_args(argv)
@@ -432,11 +486,21 @@ def main(argv=None) -> int:
         p.error(f"--cache {args.cache!r} is not a folder")
     if not all(math.isfinite(n) and n >= 0 for n in args.fit_noise):
         p.error(f"--fit-noise must be finite and >= 0, got {args.fit_noise}")
+    if any(f < 2 or f & (f - 1) for f in args.train):
+        p.error(f"--train factors must be powers of two >= 2, got {args.train}")
+    if args.train_epochs is not None and args.train_epochs < 1:
+        p.error(f"--train-epochs must be >= 1, got {args.train_epochs}")
+    if args.train_dir and Path(args.train_dir).exists() and not Path(args.train_dir).is_dir():
+        p.error(f"--train-dir {args.train_dir!r} is not a folder")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tempfile
+
     from spinsr_tf.base.errors import UserError
 
     try:
-        result = run(args)
+        with tempfile.TemporaryDirectory(prefix="spinsr_train_") as tmp:
+            args.train_tmp = tmp
+            result = run(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -175,3 +175,44 @@ def test_fit_noise_levels_are_checked_before_any_work(tmp_path, capsys):
         assert exit_.value.code == 2
         assert "--fit-noise must be finite and >= 0" in capsys.readouterr().err
     assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.slow
+def test_train_defaults_learn_from_the_tune_maps_only_and_resume(tmp_path, capsys):
+    """``--train 4``: ``spinsr-tf train`` at its defaults on the tune maps of the families (the
+    held-out maps never in its data), scored like a shipped model; with ``--train-dir`` a
+    second run finds the finished run and trains no further."""
+    import json
+
+    import h5py
+
+    gen = benchmark_module("generalization")
+    argv = ["--families", "neel_short", "bloch", "--models", "type-I-x4", "--n", "1",
+            "--size", "32", "--home-n", "0", "--cache", str(tmp_path / "cache"),
+            "--train", "4", "--train-epochs", "1", "--train-dir", str(tmp_path / "runs")]
+    assert gen.main([*argv, "--json", str(tmp_path / "g.json")]) == 0
+    assert "### train-defaults-x4: x4" in capsys.readouterr().out
+    result = json.loads((tmp_path / "g.json").read_text())
+    assert result["train"]["train-defaults-x4"]["maps"] == 2
+    for fam in ("neel_short", "bloch"):
+        for part in ("tune", "heldout"):
+            assert "train-defaults-x4" in result["families"][fam]["parts"][part]["scores"]
+    (data,) = (tmp_path / "runs").glob("*.h5")
+    with h5py.File(data, "r") as f:
+        spins = f["spins"][...]
+    tune = [ft.family_maps(fam, "tune", 1, 32, tmp_path / "cache")[0] for fam in
+            ("neel_short", "bloch")]
+    np.testing.assert_array_equal(spins, np.concatenate(tune).astype(np.float32))
+    history = (tmp_path / "runs" / "train-x4" / "history.csv").read_text()
+    assert gen.main(argv) == 0
+    assert (tmp_path / "runs" / "train-x4" / "history.csv").read_text() == history
+
+
+def test_train_factors_are_checked_before_any_work(tmp_path, capsys):
+    gen = benchmark_module("generalization")
+    for bad in (["--train", "3"], ["--train", "4", "--train-epochs", "0"]):
+        with pytest.raises(SystemExit) as exit_:
+            gen.main([*bad, "--cache", str(tmp_path / "cache")])
+        assert exit_.value.code == 2
+        assert "--train" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()

@@ -31,7 +31,8 @@ def ensemble_group(lr: np.ndarray, mask: np.ndarray | None = None) -> dict:
     the flip lost 4.2 dB against the one without; on a film with mean Sz −0.02 the flip added
     0.02–0.10 dB. The shipped universal models, trained on fields of both signs, lose less:
     without the flip their mean map on the tune films in a field gained 1.6 dB at ×4 and 0.1
-    dB at ×8, and on tune skyrmion lattices −1.0 to +0.97 dB per map (+0.12 dB on average)."""
+    dB at ×8, and on tune skyrmion lattices at ×4 −0.97 to +0.97 dB per map (+0.12 dB on
+    average)."""
     lr = np.asarray(lr)
     sz = lr[..., -1] if mask is None else lr[..., -1][np.asarray(mask, bool)]
     net = float(np.mean(sz)) if sz.size else 0.0

@@ -80,7 +80,8 @@ def mixture_spec(factor: int, base: str = BASE) -> str:
 @dataclasses.dataclass(frozen=True)
 class UniversalRecipe:
     """Sizes of a universal model's data and training (the shipped models: the defaults, but
-    ``epochs`` 320 for ``universal-x8`` and 160 for the scalar ones; their cards say so).
+    ``epochs`` 320 and the widened mixture for ``universal-x8`` and the scalar ones; their cards
+    say so).
 
     ``size``: the side of the HR maps; None (default) takes :meth:`size_for` the factor.
     ``mixture``: the mixture before each factor's DMI cap (:func:`mixture_spec`).

@@ -22,7 +22,8 @@ their tables and gains name ``bicubic_clip``.
     python benchmarks/generalization.py --fit-image            # + fit-image on a 256² film
 
 ``--fit-image`` also scores ``spinsr-tf fit-image`` at its defaults on a foreign film imaged by
-a camera (PSF σ 2, 4×4 pixels, noise 0.05; ``--fit-noise 0 0.01 0.05``: one fit per level).
+a camera (PSF σ 2, 4×4 pixels, noise 0.05; ``--fit-noise 0 0.01 0.05``: one fit per level;
+``--fit-map 1``: the held-out film in a field).
 ``--train 4 8`` also scores ``spinsr-tf train`` at its defaults, one run per factor trained on
 the tune maps of every family (what a user with their own simulations would do), scored like a
 shipped model on both parts (``--train-epochs``: fewer epochs than train's 400; ``--train-dir``:
@@ -190,10 +191,11 @@ def home_maps(hamiltonian, n: int, size: int, cache: Path, log) -> np.ndarray:
 
 #: ``--fit-image``: a foreign film with edges imaged by a camera, as in issue 24's target.
 FIT_IMAGE = {"family": "film", "part": "heldout", "size": 256, "factor": 4, "sigma": 2.0,
-             "pixel": "integrate", "noise": 0.05, "noise_seed": 24}
+             "pixel": "integrate", "noise": 0.05, "noise_seed": 24, "index": 0}
 
 
-def fit_image_score(cache: Path, log, work: Path, noise: float | None = None) -> dict:
+def fit_image_score(cache: Path, log, work: Path, noise: float | None = None,
+                    index: int = 0) -> dict:
     """``spinsr-tf fit-image IMAGE --scale 4`` with every other option at its default, on a
     foreign 256² film (held-out film material, open edges) imaged with a Gaussian PSF of σ = 2
     HR px, 4×4 camera pixels and Gaussian noise ``noise`` (default :data:`FIT_IMAGE`'s 0.05) per
@@ -204,8 +206,9 @@ def fit_image_score(cache: Path, log, work: Path, noise: float | None = None) ->
     from spinsr_tf.data.degradation import gaussian_downsample, kernel_size_for
     from spinsr_tf.evaluation.baselines import BASELINES
 
-    c = FIT_IMAGE if noise is None else {**FIT_IMAGE, "noise": float(noise)}
-    hr, record = ft.load_or_make(c["family"], c["part"], 0, c["size"], cache, log)
+    c = {**FIT_IMAGE, "index": int(index),
+         **({} if noise is None else {"noise": float(noise)})}
+    hr, record = ft.load_or_make(c["family"], c["part"], c["index"], c["size"], cache, log)
     hr = hr[None]
     f = c["factor"]
     lr = gaussian_downsample(hr, f, kernel_size=kernel_size_for(c["sigma"]), sigma=c["sigma"],
@@ -421,11 +424,12 @@ def run(args, log=print) -> dict:
         import tempfile
 
         c = {**FIT_IMAGE, "noise": noise}
-        log(f"\n### fit-image defaults: {c['size']}² foreign film ({c['family']}/{c['part']}), "
+        log(f"\n### fit-image defaults: {c['size']}² foreign film ({c['family']}/{c['part']}"
+            + (f"[{args.fit_map}]" if args.fit_map else "") + "), "
             f"PSF σ {c['sigma']:g} HR px, {c['factor']}x{c['factor']} camera pixels, noise "
             f"{c['noise']:g}\n")
         with tempfile.TemporaryDirectory(prefix="spinsr_fit_") as tmp:
-            r = fit_image_score(cache, log, Path(tmp), noise)
+            r = fit_image_score(cache, log, Path(tmp), noise, args.fit_map)
         result.setdefault("fit_image_by_noise", {})[repr(noise)] = r
         if k == 0:
             result["fit_image"] = r
@@ -458,6 +462,9 @@ def main(argv=None) -> int:
     p.add_argument("--fit-image", action="store_true",
                    help="also score `spinsr-tf fit-image --scale 4` defaults on a 256² foreign "
                    "film (PSF σ 2, 4x4 camera pixels, noise 0.05): minutes")
+    p.add_argument("--fit-map", type=int, default=FIT_IMAGE["index"], metavar="K",
+                   help="with --fit-image: which held-out film (default %(default)s: no field; "
+                   "1: the film in a field, h 0.02)")
     p.add_argument("--fit-noise", type=float, nargs="+", default=[FIT_IMAGE["noise"]],
                    metavar="STD", help="with --fit-image: the noise levels (std per component, "
                    "units of Ms) to image the film with, one fit each (default %(default)s)")
@@ -484,6 +491,8 @@ def main(argv=None) -> int:
         p.error(f"--json {args.json!r} is a directory or its folder does not exist")
     if Path(args.cache).exists() and not Path(args.cache).is_dir():
         p.error(f"--cache {args.cache!r} is not a folder")
+    if args.fit_map < 0:
+        p.error(f"--fit-map must be >= 0, got {args.fit_map}")
     if not all(math.isfinite(n) and n >= 0 for n in args.fit_noise):
         p.error(f"--fit-noise must be finite and >= 0, got {args.fit_noise}")
     if any(f < 2 or f & (f - 1) for f in args.train):

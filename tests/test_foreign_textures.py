@@ -174,6 +174,9 @@ def test_fit_noise_levels_are_checked_before_any_work(tmp_path, capsys):
                       str(tmp_path / "cache")])
         assert exit_.value.code == 2
         assert "--fit-noise must be finite and >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        gen.main(["--fit-image", "--fit-map", "-1", "--cache", str(tmp_path / "cache")])
+    assert exit_.value.code == 2 and "--fit-map must be >= 0" in capsys.readouterr().err
     assert not (tmp_path / "cache").exists()
 
 

@@ -450,9 +450,8 @@ def run(args: argparse.Namespace) -> int:
     if args.refine == "physics":   # its weight rule reads the maps in network units
         hamiltonian, weight = refinement_plan(args, model, lr, served.degradation)
     if args.uncertainty:
-        from spinsr_tf.inference.uncertainty import symmetry_spread
-
         from spinsr_tf.inference.ensemble import MAGNETISED, ensemble_groups
+        from spinsr_tf.inference.uncertainty import symmetry_spread
 
         deg = model.get_layer(LR_OUTPUT)
         groups = ensemble_groups(lr, magnet)

@@ -4,8 +4,8 @@ carries no net magnetisation.
 A result averaged over ``T_g⁻¹ f(T_g y)`` (``fit-image``'s result, ``upscale --uncertainty``'s
 mean map, :func:`~spinsr_tf.inference.uncertainty.symmetry_spread`) is right only where every
 ``T_g y`` is a texture the network knows. A field breaks the flip: an image whose domains favour
-one sign, reversed, is a texture of the opposite field. NumPy only, so the command line decides
-before TensorFlow starts.
+one sign, reversed, is a texture of the opposite field. NumPy only: fit-image records the
+group before TensorFlow starts.
 """
 
 from __future__ import annotations

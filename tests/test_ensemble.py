@@ -20,13 +20,13 @@ def test_ensemble_leaves_out_the_flip_of_a_magnetised_image():
     balanced, tilted = tilted_stripes(0.0), tilted_stripes(1.2)
     assert abs(balanced[..., 2].mean()) < MAGNETISED < tilted[..., 2].mean()
     assert ensemble_group(balanced)["group"] == "lattice"
-    assert ensemble_group(tilted)["group"] == "rotations+mirrors"
-    assert ensemble_group(-tilted)["group"] == "rotations+mirrors"
+    assert ensemble_group(tilted)["group"] == "lattice-in-field"
+    assert ensemble_group(-tilted)["group"] == "lattice-in-field"
     holes = np.zeros(balanced.shape[:2], bool)
     holes[:, :6] = True                      # a third of the image outside the magnet ...
     padded = balanced.copy()
     padded[holes] = (0.0, 0.0, 1.0)          # ... holding +Sz (filled with a neighbour)
-    assert ensemble_group(padded)["group"] == "rotations+mirrors"
+    assert ensemble_group(padded)["group"] == "lattice-in-field"
     record = ensemble_group(padded, ~holes)
     assert record["group"] == "lattice"
     assert record["mean_sz"] == pytest.approx(balanced[..., 2][~holes].mean())
@@ -35,7 +35,7 @@ def test_ensemble_leaves_out_the_flip_of_a_magnetised_image():
 def test_groups_of_a_stack_map_by_map_and_of_a_grey_image():
     """One group per map, each map's own mask; a grey image's Sz is its one channel."""
     stack = np.stack([tilted_stripes(0.0), tilted_stripes(1.2), -tilted_stripes(1.2)])
-    assert ensemble_groups(stack) == ["lattice", "rotations+mirrors", "rotations+mirrors"]
+    assert ensemble_groups(stack) == ["lattice", "lattice-in-field", "lattice-in-field"]
     masks = np.ones(stack.shape[:3], bool)
     masks[1] = stack[1, ..., 2] < 0.5        # the magnet: only where Sz is low
     assert ensemble_groups(stack, masks) == [ensemble_group(m, k)["group"]

@@ -277,14 +277,14 @@ def test_magnetised_image_is_averaged_without_the_flip(tmp_path, capsys, main, m
     code = main(["fit-image", str(path), "--scale", "2", "--patch", "8", "--out", str(run),
                  "--epochs", "1", "--batch-size", "8", "--no-jit"])
     cap = capsys.readouterr()
-    assert code == 0 and ("symmetry group 'rotations+mirrors' for the symmetry term and the "
+    assert code == 0 and ("symmetry group 'lattice-in-field' for the symmetry term and the "
                           "result's mean (mean Sz +") in cap.out
     record = json.loads((run / "degradation.json").read_text())["ensemble"]
-    assert record["group"] == "rotations+mirrors" and record["mean_sz"] > 0.1
-    assert groups == ["rotations+mirrors"]
+    assert record["group"] == "lattice-in-field" and record["mean_sz"] > 0.1
+    assert groups == ["lattice-in-field"]
     train = json.loads((run / "train" / "config.json").read_text())
     assert [t["group"] for t in train["losses"] if t["term"] == "equivariance"] == [
-        "rotations+mirrors"]
+        "lattice-in-field"]
 
 
 @pytest.mark.parametrize("noise", [0.0, 0.06])

@@ -222,6 +222,25 @@ def test_named_groups():
     assert group_for("rotations+flipovers", bulk).reflections == ((False, False), (True, True))
 
 
+@pytest.mark.parametrize("kind", [k for k in HAMILTONIANS if "field" not in k])
+def test_lattice_in_field_is_the_lattice_of_the_same_hamiltonian_in_a_field(kind):
+    """"lattice-in-field" (the group of a map with a net magnetisation, whatever the model was
+    trained on): the lattice group of the Hamiltonian with a perpendicular field added, no
+    element reversing Sz; each of its elements keeps the energy in that field."""
+    from spinsr_tf.inference.ensemble import IN_FIELD
+
+    ham, in_field = HAMILTONIANS[kind], with_field(HAMILTONIANS[kind], 0.3)
+    group, want = group_for(IN_FIELD, ham), group_for("lattice", in_field)
+    assert IN_FIELD in GROUPS and not group.flip
+    assert (group.rotations, group.reflections) == (want.rotations, want.reflections)
+    assert not any(zflip for _, zflip in group.reflections)
+    s = unit_spins((8, 8))
+    for op in group.elements(8, 8, shifts=SHIFTS):
+        assert rel_change(s, apply(s, op), in_field) < 1e-10, op
+    scalar = group_for(IN_FIELD, ham, channels=1)
+    assert not scalar.flip and scalar.reflections == ((False, False), (True, False))
+
+
 @pytest.mark.parametrize("call", [
     lambda: group_for("lattice+mirrors"),
     lambda: group_for("mirrors", HAMILTONIANS["bulk"]),

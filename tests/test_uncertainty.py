@@ -375,13 +375,18 @@ def test_one_group_per_map_runs_each_map_with_its_group(saved_models, lr3):
     from spinsr_tf.nn.network import load_sr_model
 
     model = load_sr_model(saved_models[3], compile=False)
-    sr, u = symmetry_spread(model, lr3, group=["rotations+mirrors", "lattice"])
-    for i, group in enumerate(["rotations+mirrors", "lattice"]):
+    sr, u = symmetry_spread(model, lr3, group=["lattice-in-field", "lattice"])
+    for i, group in enumerate(["lattice-in-field", "lattice"]):
         want_sr, want_u = symmetry_spread(model, lr3[i:i + 1], group=group)
         np.testing.assert_allclose(sr[i:i + 1], want_sr, atol=1e-5)
         np.testing.assert_allclose(u[i:i + 1], want_u, atol=1e-5)
     with pytest.raises(UserError, match="one per map"):
         symmetry_spread(model, lr3, group=["lattice"])
+    # a model trained under bulk DMI (no mirrors): the magnetised map's group follows it
+    bulk = {"type": "I", "dmi_kind": "bulk"}
+    _, u_bulk = symmetry_spread(model, lr3, group=["lattice-in-field", "lattice"],
+                                hamiltonian=bulk)
+    assert u_bulk.shape == u.shape
 
 
 def test_cli_leaves_out_the_flip_of_a_magnetised_map(saved_models, lr3, tmp_path, capsys):
@@ -403,9 +408,9 @@ def test_cli_leaves_out_the_flip_of_a_magnetised_map(saved_models, lr3, tmp_path
     assert "1 of 2 map(s) magnetised" in cap.out
     with h5py.File(tmp_path / "sr.h5", "r") as f:
         sr = f["sr"][...]
-        assert json.loads(f.attrs["uncertainty.groups"]) == ["lattice", "rotations+mirrors"]
+        assert json.loads(f.attrs["uncertainty.groups"]) == ["lattice", "lattice-in-field"]
     want, _ = symmetry_spread(load_sr_model(saved_models[3], compile=False), lr,
-                              group=["lattice", "rotations+mirrors"])
+                              group=["lattice", "lattice-in-field"])
     np.testing.assert_allclose(sr, want, atol=1e-5)
     flipped, _ = symmetry_spread(load_sr_model(saved_models[3], compile=False), lr)
     assert np.abs(sr[1] - flipped[1]).max() > 1e-4      # the flip would have changed map 1

@@ -16,8 +16,10 @@ import numpy as np
 #: image's ensemble and fit-image's symmetry term leave out the global flip S → −S: a net
 #: magnetisation is a field's mark.
 MAGNETISED = 0.1
-#: The group without the flip ("lattice" holds it), a name of :data:`spinsr_tf.nn.symmetry.GROUPS`.
-WITHOUT_FLIP = "rotations+mirrors"
+#: The group of a magnetised map: the lattice's elements that keep Sz (no flip, no flip-overs),
+#: under whatever Hamiltonian the model was trained with; :data:`spinsr_tf.nn.symmetry.IN_FIELD`
+#: (named here, not imported: that module loads TensorFlow).
+IN_FIELD = "lattice-in-field"
 
 
 def ensemble_group(lr: np.ndarray, mask: np.ndarray | None = None) -> dict:
@@ -37,7 +39,7 @@ def ensemble_group(lr: np.ndarray, mask: np.ndarray | None = None) -> dict:
     sz = lr[..., -1] if mask is None else lr[..., -1][np.asarray(mask, bool)]
     net = float(np.mean(sz)) if sz.size else 0.0
     if abs(net) > MAGNETISED:
-        return {"group": WITHOUT_FLIP, "mean_sz": net,
+        return {"group": IN_FIELD, "mean_sz": net,
                 "why": f"mean Sz {net:+.3g}, beyond ±{MAGNETISED:g}: a field breaks the flip"}
     return {"group": "lattice", "mean_sz": net,
             "why": f"mean Sz {net:+.3g}, within ±{MAGNETISED:g}"}
@@ -50,4 +52,4 @@ def ensemble_groups(lr: np.ndarray, mask: np.ndarray | None = None) -> list[str]
             for x, m in zip(lr, mask if mask is not None else [None] * len(lr))]
 
 
-__all__ = ["MAGNETISED", "WITHOUT_FLIP", "ensemble_group", "ensemble_groups"]
+__all__ = ["IN_FIELD", "MAGNETISED", "ensemble_group", "ensemble_groups"]

@@ -55,9 +55,12 @@ from spinsr_tf.physics.hamiltonians import check_hamiltonian, hamiltonian_from_a
 COMPONENTS = ("translations", "rotations", "mirrors", "flipovers", "zflip", "flip")
 
 #: Named groups. "lattice" is every element the Hamiltonian keeps (mirrors where allowed, the
-#: flip-overs instead under bulk DMI); any "+"-join of :data:`COMPONENTS` is accepted too.
-GROUPS = ("lattice", "translations", "rotations", "translations+rotations",
-          "translations+rotations+mirrors", "rotations+mirrors", "mirrors", "flip", "identity")
+#: flip-overs instead under bulk DMI); "lattice-in-field" those of them a perpendicular field
+#: keeps too (none that reverses Sz: no flip, no flip-overs), for a map with a net
+#: magnetisation; any "+"-join of :data:`COMPONENTS` is accepted too.
+IN_FIELD = "lattice-in-field"
+GROUPS = ("lattice", IN_FIELD, "translations", "rotations", "translations+rotations",
+          "translations+rotations+mirrors", "mirrors", "flip", "identity")
 
 # (mirror, zflip) pairs of the named reflection components.
 _REFLECTION = {"mirrors": (True, False), "flipovers": (True, True), "zflip": (False, True)}
@@ -103,7 +106,8 @@ class LatticeOp:
         shift = self.shift
         if not isinstance(shift, (tuple, list, np.ndarray)) or len(shift) != 2:
             raise UserError(f"shift must be a pair (dy, dx) of integers, got {shift!r}")
-        object.__setattr__(self, "shift", (check_int("shift dy", shift[0]), check_int("shift dx", shift[1])))
+        object.__setattr__(self, "shift", (check_int("shift dy", shift[0]),
+                                           check_int("shift dx", shift[1])))
         k = check_int("quarter_turns", self.quarter_turns)
         if not 0 <= k <= 3:
             raise UserError(f"quarter_turns must be in 0..3, got {k!r}")
@@ -280,10 +284,10 @@ def group_for(group: Union[str, SymmetryGroup] = "lattice", hamiltonian=None,
     allowed = allowed_reflections(ham, channels)
     if group == "identity":
         parts = []
-    elif group == "lattice":
+    elif group in ("lattice", IN_FIELD):
         parts = [p for p, ok in (("translations", _translations_allowed),
                                  ("rotations", _rotations_allowed), ("flip", _flip_allowed))
-                 if ok(ham, channels)]
+                 if ok(ham, channels) and not (p == "flip" and group == IN_FIELD)]
     else:
         parts = group.split("+")
         unknown = [p for p in parts if p not in COMPONENTS]
@@ -296,9 +300,11 @@ def group_for(group: Union[str, SymmetryGroup] = "lattice", hamiltonian=None,
             raise UserError(f"symmetry group {group!r}: "
                             f"{'the flip is' if p == 'flip' else p + ' are'} not a symmetry "
                             f"of {_describe(ham)}")
-    if group == "lattice":
+    if group in ("lattice", IN_FIELD):
         pairs = (tuple(p for p in ((False, False), (True, False)) if p in allowed)
                  if channels == 1 else allowed)
+        if group == IN_FIELD:
+            pairs = tuple(p for p in pairs if not p[1])
     else:
         wanted = [_REFLECTION[p] for p in parts if p in _REFLECTION]
         for p in parts:

@@ -93,6 +93,36 @@ def test_aliased_labyrinth_noise_from_the_spectrum_floor():
     assert not [w for w in chosen["warnings"] if "noise" in w]
 
 
+@pytest.fixture(scope="module")
+def fine_film():
+    """A clean open Type I film annealed by the package (256², D/J 0.4: period ≈ 16.5 sites),
+    imaged with σ 2 and 4×4 camera pixels: a labyrinth of all orientations 4 LR pixels apart."""
+    from spinsr_tf.physics.annealing import anneal
+    from spinsr_tf.physics.boundaries import with_boundary
+    from spinsr_tf.physics.hamiltonians import TypeI
+
+    hr = anneal(with_boundary(TypeI(dmi=0.4), "open"), 256, 12, [0])[0].astype(np.float64)
+    return camera(hr, 4, 2.0)
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.01, 0.03])
+def test_the_spectrum_floor_caps_a_patch_estimate_that_reads_the_texture(fine_film, noise):
+    """The patch estimate reads the labyrinth as noise (0.028 on the clean film, 0.030 with
+    0.01, 0.041 with 0.03 — and trusts itself); the floor, an upper bound even while the
+    spectrum still falls (then not trusted on its own), caps it: the noise model is within
+    15 % of the truth, or below 0.005 Ms on the clean film. Before, only a trusted floor
+    lowered it, and the film read as noisy as 0.028 when clean."""
+    y = fine_film + noise * np.random.default_rng(0).standard_normal(fine_film.shape)
+    patch = gaussian_noise_std(y)
+    assert patch.confident and patch.value > 1.3 * max(noise, 0.01)
+    chosen = choose_optics(y, optics(4))
+    if noise:
+        assert chosen["noise_std"] == pytest.approx(noise, rel=0.15)
+    else:
+        assert chosen["noise_std"] < 0.005
+    assert "floor" in chosen["how"]["noise"]["method"]
+
+
 def test_white_texture_is_flagged_not_trusted():
     """An image that is pure texture at the pixel scale has no noise-only eigenvalues."""
     y = np.random.default_rng(0).uniform(-1, 1, size=(48, 48, 3))

@@ -352,7 +352,7 @@ def _combine_noise(kind: str, est: dict, floor: Estimate, mean: float):
         rms = math.sqrt(max(a + b * mean, 0.0))
         if floor.value > 0 and floor.value < rms:
             scale = (floor.value / rms) ** 2
-            how["method"] = f"{first.method}, level lowered to the spectrum floor"
+            how["method"] = f"power-spectrum floor, below the {first.method}"
             return kind, math.sqrt(a * scale), b * scale, how, None
         return kind, first.value, b, how, None
     if floor.confident:

@@ -4,7 +4,9 @@ For each foreign texture family (:mod:`foreign_textures`: Spirit-relaxed Néel a
 labyrinths over periods 11-52 sites, skyrmions in a field, dipolar domains, finite films with
 edges), tune and held-out parts separately, the maps are degraded exactly as each model expects
 (its ``lr`` layer: factor, Gaussian σ and window, pixel model, padding), super-resolved through
-the code path of ``spinsr-tf upscale`` (:func:`spinsr_tf.nn.export.serving_model`), and scored
+the code path of ``spinsr-tf upscale`` (its default: the mean over the symmetric copies,
+:func:`spinsr_tf.inference.uncertainty.symmetric_mean`; ``--single-pass``: one pass of
+:func:`spinsr_tf.nn.export.serving_model`), and scored
 against aligned ``bicubic`` and ``bicubic_norm`` (the interpolation placed on the degradation's
 sampling grid) with PSNR (MAX = 2) and Corr. Films with open edges are scored twice: degraded
 with the model's periodic padding, and with reflect padding (what a film's LR image really is)
@@ -80,7 +82,7 @@ def _git_version() -> str | None:
 class Model:
     """A shipped (or any) model, its degradation and the Hamiltonian it was trained with."""
 
-    def __init__(self, spec: str):
+    def __init__(self, spec: str, single_pass: bool = False):
         from spinsr_tf.base.pretrained import resolve_model
         from spinsr_tf.cli.upscale import trained_hamiltonian
         from spinsr_tf.evaluation.scoring import degradation_of
@@ -98,23 +100,33 @@ class Model:
 
         #: the baseline gains are quoted against: bicubic_norm (vectors), bicubic_clip (Sz)
         self.reference = reference_baseline(self.channels)
-        self.serving = serving_model(model)   # what `spinsr-tf upscale` runs
-        attrs = trained_hamiltonian(resolve_model(self.spec))
+        self.model = model
+        self.serving = serving_model(model)   # what `spinsr-tf upscale --single-pass` runs
+        self.single_pass = bool(single_pass)
+        self.hamiltonian_attrs = trained_hamiltonian(resolve_model(self.spec))
+        attrs = self.hamiltonian_attrs
         self.hamiltonian = None if attrs is None else hamiltonian_from_attrs(attrs)
 
+    def _run(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        if self.single_pass:
+            return np.asarray(self.serving.predict(x, batch_size=batch_size, verbose=0))
+        from spinsr_tf.inference.uncertainty import symmetric_mean
+
+        return symmetric_mean(self.model, x, None, self.hamiltonian_attrs,
+                              batch_size=batch_size)[0]
+
     def upscale(self, lr: np.ndarray, batch_size: int = 4) -> np.ndarray:
-        """SR maps of ``lr`` as ``spinsr-tf upscale`` makes them; a scalar model's maps, as
-        grey images, one by one: the map's range onto [-1, 1] and back
-        (:func:`spinsr_tf.inference.image_io.value_mapping`)."""
+        """SR maps of ``lr`` as ``spinsr-tf upscale`` makes them (``single_pass``: as
+        ``--single-pass`` does); a scalar model's maps, as grey images, one by one: the map's
+        range onto [-1, 1] and back (:func:`spinsr_tf.inference.image_io.value_mapping`)."""
         if self.channels != 1:
-            return np.asarray(self.serving.predict(lr, batch_size=batch_size, verbose=0),
-                              dtype=np.float32)
+            return np.asarray(self._run(lr, batch_size), dtype=np.float32)
         from spinsr_tf.inference.image_io import from_network, to_network, value_mapping
 
         out = []
         for x in lr:
             mapping = value_mapping(x)
-            sr = self.serving.predict(to_network(x, mapping)[None], verbose=0)
+            sr = self._run(to_network(x, mapping)[None], batch_size)
             out.append(from_network(sr[0], mapping))
         return np.asarray(out, dtype=np.float32)
 
@@ -267,7 +279,7 @@ def train_defaults(maps: dict, args, factor: int, log) -> tuple[Model, float]:
     if cli_main(argv) != 0:
         raise RuntimeError(f"spinsr-tf train exited non-zero for x{factor}")
     seconds = time.perf_counter() - t0
-    model = Model(str(run_dir / "model.keras"))
+    model = Model(str(run_dir / "model.keras"), args.single_pass)
     model.name = f"train-defaults-x{factor}"
     log(f"  trained {model.name} on {args.families} tune maps in {seconds:.0f} s")
     return model, seconds
@@ -331,10 +343,11 @@ def run(args, log=print) -> dict:
     result = {"spinsr_tf_version": __version__, "code_version": _git_version(),
               "spirit_version": ft.spirit_version(), "size": size, "maps_per_part": n,
               "home_maps": n_home, "home_seed": HOME_SEED, "models": {}, "families": {},
+              "upscale": "single pass" if args.single_pass else "mean of the symmetric copies",
               "home": {},
               "command": " ".join(["python benchmarks/generalization.py", *args.argv])}
 
-    models = [Model(spec) for spec in args.models]   # a bad name fails before any work
+    models = [Model(spec, args.single_pass) for spec in args.models]   # a bad name fails first
     for model in models:
         if size % model.factor:
             raise UserError(f"--size {size} is not divisible by {model.name}'s factor "
@@ -476,6 +489,9 @@ def main(argv=None) -> int:
     p.add_argument("--train-dir", default=None, metavar="DIR",
                    help="with --train: keep the data file and runs here (re-running resumes "
                    "them; default a temporary folder)")
+    p.add_argument("--single-pass", action="store_true",
+                   help="score one pass of each network (upscale --single-pass) instead of "
+                   "upscale's default, the mean over the symmetric copies")
     p.add_argument("--json", default=None, metavar="OUT",
                    help="also write the results (per-image scores, parameters, versions) here")
     args = p.parse_args(argv)

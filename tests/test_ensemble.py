@@ -4,7 +4,7 @@ without net magnetisation; holes ignored."""
 import numpy as np
 import pytest
 
-from spinsr_tf.inference.ensemble import MAGNETISED, ensemble_group, ensemble_groups
+from spinsr_tf.inference.ensemble import IN_FIELD, MAGNETISED, ensemble_group, ensemble_groups
 
 
 def tilted_stripes(bias: float, size: int = 16) -> np.ndarray:
@@ -42,3 +42,19 @@ def test_groups_of_a_stack_map_by_map_and_of_a_grey_image():
                                              for m, k in zip(stack, masks)]
     assert ensemble_groups(stack, masks)[1] == "lattice"
     assert ensemble_groups(stack[..., 2:]) == ensemble_groups(stack)
+
+
+def test_a_model_without_a_recorded_hamiltonian_gets_no_reflections():
+    """Spin maps: the same flip rule, the mirrors left out; a grey image keeps them."""
+    from spinsr_tf.inference.ensemble import NO_REFLECTIONS
+
+    flat = np.zeros((2, 8, 8, 3), np.float32)
+    flat[..., 0] = 1.0
+    flat[1, ..., 2], flat[1, ..., 0] = 0.6, 0.8          # map 1 magnetised
+    assert ensemble_groups(flat) == ["lattice", IN_FIELD]
+    assert ensemble_groups(flat, hamiltonian_known=False) == [
+        "translations+rotations+flip", "translations+rotations"]
+    assert NO_REFLECTIONS == {"lattice": "translations+rotations+flip",
+                              IN_FIELD: "translations+rotations"}
+    grey = flat[..., 2:]
+    assert ensemble_groups(grey, hamiltonian_known=False) == ["lattice", IN_FIELD]

@@ -49,9 +49,15 @@ def test_upscale_with_a_pretrained_name(models_dir, tmp_path, capsys):
     lr /= np.linalg.norm(lr, axis=-1, keepdims=True)
     np.save(tmp_path / "lr.npy", lr)
     code = main(["upscale", str(tmp_path / "lr.npy"), "--model", "pretrained:type-I-x4",
-                 "--out", str(tmp_path / "sr.npy")])
+                 "--out", str(tmp_path / "sr.npy"), "--single-pass"])
     assert code == 0
     assert np.load(tmp_path / "sr.npy").shape == (2, 32, 32, 3)
+    # the default's symmetric copies read the run's config.json, which this stand-in lacks
+    code = main(["upscale", str(tmp_path / "lr.npy"), "--model", "pretrained:type-I-x4",
+                 "--out", str(tmp_path / "mean.npy")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "config.json' is damaged" in err, err
+    assert not (tmp_path / "mean.npy").exists()
 
 
 def test_unknown_name_is_one_line_and_writes_nothing(models_dir, tmp_path, capsys):
@@ -88,7 +94,7 @@ def test_an_input_recording_the_same_degradation_is_taken(models_dir, tmp_path, 
         f.attrs.update({"factor": 4, "kernel_size": 23, "sigma": 1.0, "padding": "periodic",
                         "pixel": "sample"})
     assert main(["upscale", str(lr), "--model", "pretrained:type-I-x4",
-                 "--out", str(tmp_path / "sr.h5")]) == 0
+                 "--out", str(tmp_path / "sr.h5"), "--single-pass"]) == 0
 
 
 @pytest.mark.slow

@@ -110,7 +110,7 @@ def network():
 def test_upscale_keeps_mesh_origin_units_and_title(tmp_path, capsys, network, name):
     src = DATA / name
     out = tmp_path / "sr.ovf"
-    code = main(["upscale", str(src), "--model", MODEL, "--out", str(out)])
+    code = main(["upscale", str(src), "--model", MODEL, "--out", str(out), "--single-pass"])
     assert code == 0, capsys.readouterr().err
     lr, before = read_ovf(src, layer="all", normalize=False)
     sr, after = read_ovf(out, layer="all", normalize=False)
@@ -137,6 +137,12 @@ def test_upscale_keeps_mesh_origin_units_and_title(tmp_path, capsys, network, na
     want = network(np.stack([fill_holes(x, m) for x, m in zip(lr / ms, magnet)])) * ms
     want[~hr_mask(magnet, Degradation(4, pixel="sample"))] = 0.0
     np.testing.assert_allclose(sr, want, rtol=2e-5, atol=2e-5 * ms)
+    # the default, the mean over the symmetric copies: the same mesh, holes kept as holes
+    code = main(["upscale", str(src), "--model", MODEL, "--out", str(tmp_path / "mean.ovf")])
+    assert code == 0, capsys.readouterr().err
+    mean, again = read_ovf(tmp_path / "mean.ovf", layer="all", normalize=False)
+    assert again["nodes"] == after["nodes"] and np.all(np.isfinite(mean))
+    np.testing.assert_array_equal(np.all(mean == 0, axis=-1), np.all(sr == 0, axis=-1))
     if before["format"] == "binary 4" and before["version"] == 2:
         pyovf = pytest.importorskip("pyovf")
         back = pyovf.read(str(out), verbose=False)
@@ -168,7 +174,7 @@ def test_a_single_map_keeps_its_layout(tmp_path, capsys, network):
     lr = np.load(DATA.parent / "samples" / "type-I-lr16.npy")
     assert lr.shape == (16, 16, 3)
     code = main(["upscale", str(DATA.parent / "samples" / "type-I-lr16.npy"), "--model", MODEL,
-                 "--out", str(tmp_path / "sr.npy")])
+                 "--out", str(tmp_path / "sr.npy"), "--single-pass"])
     assert code == 0
     sr = np.load(tmp_path / "sr.npy")
     assert sr.shape == (64, 64, 3)

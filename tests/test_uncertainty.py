@@ -13,8 +13,9 @@ from spinsr_tf.cli import main
 from spinsr_tf.data.degradation import Degradation, gaussian_downsample
 from spinsr_tf.data.interpolation import upsample
 from spinsr_tf.evaluation.calibration import calibration, pixel_error
+from spinsr_tf.inference.ensemble import NO_REFLECTIONS
 from spinsr_tf.inference.uncertainty import (SMOOTH, SpreadOptions, back_transform, group_ops,
-                                             hr_op, local_rms, symmetry_spread,
+                                             hr_op, local_rms, symmetric_mean, symmetry_spread,
                                              uncertainty_figure)
 from spinsr_tf.nn.symmetry import LatticeOp, apply
 
@@ -303,7 +304,7 @@ def test_uncertainty_figure(tmp_path):
         uncertainty_figure(np.zeros((1, 1, 4, 4)), tmp_path / "bad.png")
 
 
-# --- spinsr-tf upscale --uncertainty ----------------------------------------------------------
+# --- spinsr-tf upscale: the mean of the symmetric copies, --uncertainty -------------------------
 
 
 @pytest.fixture(scope="module")
@@ -335,11 +336,13 @@ def test_cli_writes_the_uncertainty_and_refuses_to_overwrite(saved_models, lr3, 
             "--uncertainty"]
     code, cap = _run(capsys, *argv)
     assert code == 0, cap.err
-    assert "16 symmetry element(s)" in cap.out and "periodic" in cap.out
+    # a model with no recorded Hamiltonian: quarter turns and the flip, no mirrors
+    assert "8 symmetry element(s)" in cap.out and "periodic" in cap.out
     u = np.load(tmp_path / "sr.uncertainty.npy")
     assert u.shape == (2, 16 * F, 16 * F) and u.dtype == np.float32 and u.min() > 0
     assert (tmp_path / "sr.uncertainty.png").stat().st_size > 0
-    sr, want = symmetry_spread(load_sr_model(saved_models[3], compile=False), lr3)
+    sr, want = symmetry_spread(load_sr_model(saved_models[3], compile=False), lr3,
+                               group=NO_REFLECTIONS["lattice"])
     np.testing.assert_allclose(u, want, atol=1e-5)
     np.testing.assert_allclose(np.load(tmp_path / "sr.npy"), sr, atol=1e-5)
 
@@ -406,13 +409,14 @@ def test_cli_leaves_out_the_flip_of_a_magnetised_map(saved_models, lr3, tmp_path
                      tmp_path / "sr.h5", "--uncertainty")
     assert code == 0, cap.err
     assert "1 of 2 map(s) magnetised" in cap.out
+    groups = [NO_REFLECTIONS["lattice"], NO_REFLECTIONS["lattice-in-field"]]
     with h5py.File(tmp_path / "sr.h5", "r") as f:
         sr = f["sr"][...]
-        assert json.loads(f.attrs["uncertainty.groups"]) == ["lattice", "lattice-in-field"]
-    want, _ = symmetry_spread(load_sr_model(saved_models[3], compile=False), lr,
-                              group=["lattice", "lattice-in-field"])
+        assert json.loads(f.attrs["ensemble.groups"]) == groups
+    want, _ = symmetry_spread(load_sr_model(saved_models[3], compile=False), lr, group=groups)
     np.testing.assert_allclose(sr, want, atol=1e-5)
-    flipped, _ = symmetry_spread(load_sr_model(saved_models[3], compile=False), lr)
+    flipped, _ = symmetry_spread(load_sr_model(saved_models[3], compile=False), lr,
+                                 group=NO_REFLECTIONS["lattice"])
     assert np.abs(sr[1] - flipped[1]).max() > 1e-4      # the flip would have changed map 1
 
 
@@ -469,3 +473,59 @@ def test_redegraded_needs_a_degradation_layer(lr3):
     _, u = symmetry_spread(bicubic(), lr3)
     _, want = symmetry_spread(bicubic(), lr3, options=SpreadOptions(reference="interpolation"))
     np.testing.assert_array_equal(u, want)
+
+
+def test_upscale_writes_the_mean_of_the_symmetric_copies_by_default(saved_models, lr3, tmp_path,
+                                                                   capsys):
+    """Without flags the output is ``symmetric_mean``'s map (not the one pass), said in the
+    summary line and recorded; ``--single-pass`` is the network's own output."""
+    from spinsr_tf.nn.export import serving_model
+    from spinsr_tf.nn.network import load_sr_model
+
+    model = load_sr_model(saved_models[3], compile=False)
+    np.save(tmp_path / "in.npy", lr3)
+    code, cap = _run(capsys, tmp_path / "in.npy", "--model", saved_models[3], "--out",
+                     tmp_path / "mean.npy")
+    assert code == 0, cap.err
+    assert cap.out.strip().splitlines()[-1].endswith("; the mean of the symmetric copies")
+    want, spread, groups = symmetric_mean(model, lr3)
+    assert spread is None and groups == [NO_REFLECTIONS["lattice"]] * 2
+    np.testing.assert_allclose(np.load(tmp_path / "mean.npy"), want, atol=1e-5)
+    record = json.loads((tmp_path / "mean.degradation.json").read_text())
+    assert record["ensemble"] == {"groups": groups}
+    assert not (tmp_path / "mean.uncertainty.npy").exists()
+
+    code, cap = _run(capsys, tmp_path / "in.npy", "--model", saved_models[3], "--out",
+                     tmp_path / "one.npy", "--single-pass")
+    assert code == 0 and cap.out.strip().endswith("; one pass")
+    one = np.load(tmp_path / "one.npy")
+    np.testing.assert_allclose(one, serving_model(model).predict(lr3, verbose=0), atol=1e-5)
+    assert np.abs(one - want).max() > 1e-3
+    assert json.loads((tmp_path / "one.degradation.json").read_text())["ensemble"] == \
+        "single pass"
+
+
+def test_uncertainty_with_a_single_pass_is_refused(saved_models, lr3, tmp_path, capsys):
+    np.save(tmp_path / "in.npy", lr3)
+    code, cap = _run(capsys, tmp_path / "in.npy", "--model", saved_models[3], "--out",
+                     tmp_path / "sr.npy", "--uncertainty", "--single-pass")
+    assert code == 2 and cap.err.count("\n") == 1 and "--single-pass" in cap.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npy"]
+
+
+@pytest.mark.parametrize("name, group", [("type-I-x4", "lattice"),
+                                         ("universal-x4", NO_REFLECTIONS["lattice"])])
+def test_a_recorded_hamiltonian_keeps_its_mirrors_and_a_mixture_none(name, group, tmp_path,
+                                                                      capsys):
+    """type-I-x4 records its interfacial-DMI Hamiltonian (mirrors are symmetries of it); a
+    universal model records none (its Bloch maps' mirror images are the other chirality)."""
+    import h5py
+
+    lr = random_unit_spins((1, 8, 8, 3), 5)
+    np.save(tmp_path / "in.npy", lr)
+    code, cap = _run(capsys, tmp_path / "in.npy", "--model", f"pretrained:{name}", "--out",
+                     tmp_path / "sr.h5")
+    assert code == 0, cap.err
+    assert f"{16 if group == 'lattice' else 8} symmetry element(s)" in cap.out
+    with h5py.File(tmp_path / "sr.h5", "r") as f:
+        assert json.loads(f.attrs["ensemble.groups"]) == [group]

@@ -42,7 +42,9 @@ def _reference(sr, x):
 
 
 def _run(capsys, *argv):
-    code = main(["upscale", *map(str, argv)])
+    """One pass (``--single-pass``), so outputs compare with the network's own; the default
+    mean over the symmetric copies is tested in tests/test_uncertainty.py."""
+    code = main(["upscale", *map(str, argv), "--single-pass"])
     return code, capsys.readouterr()
 
 

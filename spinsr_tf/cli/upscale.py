@@ -52,13 +52,17 @@ def add_parser(subparsers) -> None:
                    "trained on); another model warns when it is not its own. What was used is "
                    "recorded in the output (HDF5 attributes lr_degradation.*, an OVF header line "
                    "or OUT_STEM.degradation.json)")
-    u = p.add_argument_group("uncertainty (docs/uncertainty.md)")
+    u = p.add_argument_group("symmetric copies and uncertainty (docs/uncertainty.md)")
+    u.add_argument("--single-pass", action="store_true",
+                   help="one forward pass of the network (the paper's recipe; 8-16 times "
+                   "faster). Default: the mean of the SR maps of the input's symmetric copies "
+                   "(quarter turns, the mirrors the model's Hamiltonian keeps, and the flip "
+                   "where the map has no net Sz), which scores higher (docs/uncertainty.md)")
     u.add_argument("--uncertainty", action="store_true",
                    help="also write OUT_STEM.uncertainty.npy (N, H, W) and a PNG of it: per HR "
-                   "pixel, the spread of the SR maps of the input's symmetric copies (quarter "
-                   "turns, mirrors, and the flip where the map has no net Sz) and the error the "
+                   "pixel, the spread of the SR maps of the symmetric copies and the error the "
                    "same maps make on their mean degraded again: high where they disagree or go "
-                   "wrong. --out then holds their mean, the better map")
+                   "wrong (twice the network passes of the mean alone)")
     p.add_argument("--force", action="store_true",
                    help="replace an existing --out file (and uncertainty files); never the input")
     r = p.add_argument_group("per-image physics refinement (periodic spin maps; "
@@ -313,9 +317,11 @@ def imaging_notes(served) -> list[str]:
             *(f"warning: {w}" for w in served.warnings)]
 
 
-def write_imaging_record(out: Path, served, args, mapping: dict | None = None) -> None:
+def write_imaging_record(out: Path, served, args, mapping: dict | None = None,
+                         groups: list | None = None) -> None:
     """The sidecar :func:`degradation_path` of ``out``: what the SR maps were served with (and
-    a grey image's ``value_mapping``, :func:`~spinsr_tf.inference.image_io.value_mapping`)."""
+    a grey image's ``value_mapping``, :func:`~spinsr_tf.inference.image_io.value_mapping`;
+    ``ensemble``: each map's symmetry group, or ``"single pass"``)."""
     import json
 
     from spinsr_tf.base.files import write_text_atomic
@@ -324,6 +330,7 @@ def write_imaging_record(out: Path, served, args, mapping: dict | None = None) -
               "input": os.path.abspath(args.input), "output": os.path.abspath(out)}
     if mapping is not None:
         record["value_mapping"] = {**mapping, "note": MAPPING_NOTE}
+    record["ensemble"] = {"groups": list(groups)} if groups else "single pass"
     write_text_atomic(degradation_path(out), json.dumps(record, indent=1) + "\n")
 
 
@@ -363,6 +370,8 @@ def run(args: argparse.Namespace) -> int:
     out_format = image_format(out)
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    if args.uncertainty and args.single_pass:
+        raise UserError("--uncertainty needs the symmetric copies; leave out --single-pass")
     if out.exists() and Path(args.input).exists() and out.samefile(args.input):
         raise UserError(f"--out {str(out)!r} is the input file; choose another output")
     lr, info = read_image(args.input, dataset=args.dataset, return_info=True, holes=True)
@@ -449,21 +458,20 @@ def run(args: argparse.Namespace) -> int:
                                    imaging_notes(served) + value_notes)
     if args.refine == "physics":   # its weight rule reads the maps in network units
         hamiltonian, weight = refinement_plan(args, model, lr, served.degradation)
-    if args.uncertainty:
-        from spinsr_tf.inference.ensemble import MAGNETISED, ensemble_groups
-        from spinsr_tf.inference.uncertainty import symmetry_spread
+    groups = None
+    if not (args.single_pass or served.conditioned):
+        from spinsr_tf.inference.ensemble import IN_FIELD, MAGNETISED, NO_REFLECTIONS
+        from spinsr_tf.inference.uncertainty import symmetric_mean
 
-        deg = model.get_layer(LR_OUTPUT)
-        groups = ensemble_groups(lr, magnet)
-        print(f"uncertainty: super-resolving {n} map(s) and their symmetric copies "
-              f"({deg.padding} maps)")
-        if any(g != "lattice" for g in groups):
-            print(f"uncertainty: {sum(g != 'lattice' for g in groups)} of {n} map(s) "
-                  f"magnetised (|mean Sz| > {MAGNETISED:g}): their copies leave out the flip "
-                  "S -> -S")
-        sr, spread = symmetry_spread(model, lr, group=groups,
-                                     hamiltonian=trained_hamiltonian(args.model),
-                                     batch_size=args.batch_size, progress=print)
+        print(f"super-resolving {n} map(s) and their symmetric copies "
+              f"({model.get_layer(LR_OUTPUT).padding} maps; --single-pass: one pass)")
+        sr, spread, groups = symmetric_mean(model, lr, magnet, trained_hamiltonian(args.model),
+                                            uncertainty=args.uncertainty,
+                                            batch_size=args.batch_size, progress=print)
+        magnetised = sum(g in (IN_FIELD, NO_REFLECTIONS[IN_FIELD]) for g in groups)
+        if magnetised:
+            print(f"{magnetised} of {n} map(s) magnetised (|mean Sz| > {MAGNETISED:g}): their "
+                  "copies leave out the flip S -> -S")
     else:
         sr = serving_model(model, served.degradation if served.conditioned else None).predict(
             lr, batch_size=args.batch_size, verbose=0)
@@ -496,16 +504,17 @@ def run(args: argparse.Namespace) -> int:
                        **{f"lr_degradation.{k}": v
                           for k, v in served.degradation.to_attrs().items()},
                        "lr_degradation.source": served.source,
-                       **({"uncertainty.groups": groups} if args.uncertainty else {}),
+                       **({"ensemble.groups": groups} if groups else {}),
                        "lr_degradation.warnings": record["warnings"],
                        **{f"value_mapping.{k}": v for k, v in (mapping or {}).items()}},
                 **meta)
     if out_format in SIDECAR_FORMATS:
-        write_imaging_record(out, served, args, mapping)
+        write_imaging_record(out, served, args, mapping, groups)
     print(f"wrote {out}: {n} SR map(s) of {h * scale}x{w * scale}x{c} (x{scale}, {dtype}); "
           f"{served.summary()}" + ("" if mapping is None else "; " + mapping_summary(
               mapping, info.dtype if info.is_intensity else None))
-          + "".join(f"; {note}" for note in value_notes))
+          + "".join(f"; {note}" for note in value_notes)
+          + ("; the mean of the symmetric copies" if groups else "; one pass"))
     if args.uncertainty:
         from spinsr_tf.base.files import atomic_path
         from spinsr_tf.inference.uncertainty import uncertainty_figure

@@ -95,10 +95,12 @@ def _check(cancelled: Callable[[], bool]) -> None:
 
 def upscale_with_model(maps, model_spec: str, uncertainty: bool = False, batch_size: int = 8,
                        progress: Progress | None = None,
-                       cancelled: Callable[[], bool] = lambda: False) -> dict:
-    """Super-resolve ``maps`` (N, H, W, C) with a trained model, as ``spinsr-tf upscale`` does
-    (with ``uncertainty``: the mean over the symmetric copies and their spread,
-    :func:`~spinsr_tf.inference.uncertainty.symmetry_spread`).
+                       cancelled: Callable[[], bool] = lambda: False,
+                       single_pass: bool = False) -> dict:
+    """Super-resolve ``maps`` (N, H, W, C) with a trained model, as ``spinsr-tf upscale`` does:
+    the mean over the symmetric copies
+    (:func:`~spinsr_tf.inference.uncertainty.symmetric_mean`; with ``uncertainty`` their
+    spread too), or with ``single_pass`` one pass of the network.
 
     Returns ``{"sr": (N, H·f, W·f, C), "uncertainty": (N, H·f, W·f) or None, "factor",
     "pixel"}``, in the model's units (spins: unit vectors).
@@ -126,17 +128,18 @@ def upscale_with_model(maps, model_spec: str, uncertainty: bool = False, batch_s
                         f"{FIT!r} for this layer")
     factor, pixel = int(degradation.factor), str(degradation.pixel)
     spread = None
-    if uncertainty:
-        from spinsr_tf.inference.ensemble import ensemble_groups
-        from spinsr_tf.inference.uncertainty import symmetry_spread
+    if uncertainty and single_pass:
+        raise UserError("the uncertainty needs the symmetric copies, not a single pass")
+    if not single_pass:
+        from spinsr_tf.inference.uncertainty import symmetric_mean
 
         def member(text):
             _check(cancelled)
             say(None, text)
 
-        sr, spread = symmetry_spread(model, maps, group=ensemble_groups(maps),
-                                     hamiltonian=trained_hamiltonian(path),
-                                     batch_size=batch_size, progress=member)
+        sr, spread, _ = symmetric_mean(model, maps, None, trained_hamiltonian(path),
+                                       uncertainty=uncertainty, batch_size=batch_size,
+                                       progress=member)
     else:
         serve, parts = serving_model(model), []
         for start in range(0, n, batch_size):

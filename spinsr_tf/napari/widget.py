@@ -89,7 +89,7 @@ class SuperResolveWidget(QWidget):
         self.epochs_box = QSpinBox()
         self.epochs_box.setRange(0, 10000)
         self.epochs_box.setSpecialValueText("auto")
-        self.uncertainty_box = QCheckBox("uncertainty map (slower: one pass per symmetry)")
+        self.uncertainty_box = QCheckBox("uncertainty map (slower: twice the passes)")
         self.run_button = QPushButton("Super-resolve")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)

@@ -24,9 +24,9 @@ def test_scalar_rows_score_sz_against_clipped_bicubic(tmp_path, capsys):
     model = build_sr_model(Degradation(4), channels=1)
     model.save(tmp_path / "sz.keras")
     out = tmp_path / "g.json"
-    assert gen.main(["--families", "neel_short", "--models", str(tmp_path / "sz.keras"),
-                     "--n", "1", "--size", "32", "--home-n", "0", "--cache",
-                     str(tmp_path / "cache"), "--json", str(out)]) == 0
+    argv = ["--families", "neel_short", "--models", str(tmp_path / "sz.keras"), "--n", "1",
+            "--size", "32", "--home-n", "0", "--cache", str(tmp_path / "cache")]
+    assert gen.main([*argv, "--json", str(out), "--single-pass"]) == 0
     printed = capsys.readouterr().out
     assert "| bicubic_clip (dB) |" in printed and "held-out gain over bicubic_clip" in printed
     got = json.loads(out.read_text())["families"]["neel_short"]["parts"]["heldout"]["scores"]
@@ -44,3 +44,16 @@ def test_scalar_rows_score_sz_against_clipped_bicubic(tmp_path, capsys):
     assert got["bicubic_clip"]["psnr"] == pytest.approx(float(psnr(clip, sz)[0]), abs=1e-5)
     assert got["model"]["psnr"] == pytest.approx(float(psnr(sr, sz)[0]), abs=1e-3)
     assert got["gain"] == pytest.approx(float(psnr(sr, sz)[0] - psnr(clip, sz)[0]), abs=1e-3)
+    assert json.loads(out.read_text())["upscale"] == "single pass"
+
+    # upscale's default: the mean over the symmetric copies of the mapped map, mapped back
+    from spinsr_tf.inference.uncertainty import symmetric_mean
+
+    assert gen.main([*argv, "--json", str(tmp_path / "mean.json")]) == 0
+    mean = json.loads((tmp_path / "mean.json").read_text())
+    assert mean["upscale"] == "mean of the symmetric copies"
+    scores = mean["families"]["neel_short"]["parts"]["heldout"]["scores"]
+    scores = scores[str(tmp_path / "sz.keras")]
+    net = symmetric_mean(model, ((lr - (lo + hi) / 2) / ((hi - lo) / 2)).astype(np.float32))[0]
+    sr = net * ((hi - lo) / 2) + (lo + hi) / 2
+    assert scores["model"]["psnr"] == pytest.approx(float(psnr(sr, sz)[0]), abs=1e-3)

@@ -529,3 +529,22 @@ def test_a_recorded_hamiltonian_keeps_its_mirrors_and_a_mixture_none(name, group
     assert f"{16 if group == 'lattice' else 8} symmetry element(s)" in cap.out
     with h5py.File(tmp_path / "sr.h5", "r") as f:
         assert json.loads(f.attrs["ensemble.groups"]) == [group]
+
+
+def test_the_mean_is_refused_where_memory_holds_only_one_pass(saved_models, lr3, tmp_path,
+                                                              capsys, monkeypatch):
+    """Memory for one pass but not for the streamed moments: one line naming --single-pass,
+    nothing written; --single-pass runs."""
+    from spinsr_tf.cli.upscale import SYMMETRIC_MEMORY
+    from spinsr_tf.data import io as io_module
+
+    sr_bytes = lr3.size * F * F * 4
+    monkeypatch.setattr(io_module, "available_memory", lambda: 8 * sr_bytes)
+    assert 4 < 8 < SYMMETRIC_MEMORY
+    np.save(tmp_path / "in.npy", lr3)
+    argv = [tmp_path / "in.npy", "--model", saved_models[3], "--out", tmp_path / "sr.npy"]
+    code, cap = _run(capsys, *argv)
+    assert code == 2 and cap.err.count("\n") == 1 and "--single-pass needs less" in cap.err
+    assert not (tmp_path / "sr.npy").exists()
+    code, cap = _run(capsys, *argv, "--single-pass")
+    assert code == 0, cap.err

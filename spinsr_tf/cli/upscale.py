@@ -131,6 +131,10 @@ def refinement_plan(args, model, lr, degradation=None):
 
 #: Smallest LR side the network accepts (its 1-pixel reflect padding needs two pixels).
 MIN_SIZE = 2
+#: Working memory of the mean over the symmetric copies per byte of SR output (float32): the
+#: streamed moments in float64 (a reference, the sums, the squares) and one member's float64
+#: temporaries; one pass needs 4.
+SYMMETRIC_MEMORY = 14
 
 
 def output_dtype(out_format: str, info) -> str:
@@ -435,8 +439,12 @@ def run(args: argparse.Namespace) -> int:
     from spinsr_tf.data.io import array_bytes, check_size
 
     sr_bytes = array_bytes((n, h * scale, w * scale, c))
-    check_size(f"super-resolving {str(args.input)!r} ({n} map(s) of {h}x{w} at x{scale})",
-               memory=4 * sr_bytes, disk=sr_bytes, folder=out.parent)
+    symmetric = not (args.single_pass or served.conditioned)
+    check_size(f"super-resolving {str(args.input)!r} ({n} map(s) of {h}x{w} at x{scale}"
+               + ("; the mean of its symmetric copies, --single-pass needs less)" if symmetric
+                  else ")"),
+               memory=(SYMMETRIC_MEMORY if symmetric else 4) * sr_bytes, disk=sr_bytes,
+               folder=out.parent)
     if args.uncertainty:
         upaths = uncertainty_paths(out)
         _check_uncertainty_paths(upaths, args)
@@ -459,7 +467,7 @@ def run(args: argparse.Namespace) -> int:
     if args.refine == "physics":   # its weight rule reads the maps in network units
         hamiltonian, weight = refinement_plan(args, model, lr, served.degradation)
     groups = None
-    if not (args.single_pass or served.conditioned):
+    if symmetric:
         from spinsr_tf.inference.ensemble import IN_FIELD, MAGNETISED, NO_REFLECTIONS
         from spinsr_tf.inference.uncertainty import symmetric_mean
 

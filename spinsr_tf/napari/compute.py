@@ -108,7 +108,7 @@ def upscale_with_model(maps, model_spec: str, uncertainty: bool = False, batch_s
     from spinsr_tf.base.pretrained import resolve_model
     from spinsr_tf.cli.upscale import MIN_SIZE, trained_hamiltonian
     from spinsr_tf.nn.export import serving_model
-    from spinsr_tf.nn.network import LR_OUTPUT, load_sr_model
+    from spinsr_tf.nn.network import LR_OUTPUT, is_conditioned, load_sr_model
 
     say = progress or (lambda fraction, text: None)
     maps = np.asarray(maps, np.float32)
@@ -130,6 +130,10 @@ def upscale_with_model(maps, model_spec: str, uncertainty: bool = False, batch_s
     spread = None
     if uncertainty and single_pass:
         raise UserError("the uncertainty needs the symmetric copies, not a single pass")
+    if is_conditioned(model):   # told its imaging: served once, as upscale serves it
+        if uncertainty:
+            raise UserError(f"{model_spec} is a conditioned model: no uncertainty map for it yet")
+        single_pass = True
     if not single_pass:
         from spinsr_tf.inference.uncertainty import symmetric_mean
 

@@ -139,9 +139,9 @@ def test_relax_lowers_energy_and_caches(tmp_path):
 
 @pytest.mark.slow
 def test_benchmark_scores_match_evaluate(tmp_path):
-    """The benchmark's model and baseline scores are the package's own evaluation
-    (:func:`spinsr_tf.evaluation.scoring.evaluate`) of the same maps with the same model, and its
-    JSON records what made each map."""
+    """The benchmark's model and baseline scores, one pass (``--single-pass``), are the
+    package's own evaluation (:func:`spinsr_tf.evaluation.scoring.evaluate`) of the same maps
+    with the same model, and its JSON records what made each map."""
     import json
 
     from spinsr_tf.evaluation.scoring import evaluate
@@ -151,8 +151,9 @@ def test_benchmark_scores_match_evaluate(tmp_path):
     out = tmp_path / "g.json"
     assert gen.main(["--families", "neel_short", "--models", "type-I-x4", "--n", "1",
                      "--size", "32", "--home-n", "0", "--cache", str(tmp_path / "cache"),
-                     "--json", str(out)]) == 0
+                     "--json", str(out), "--single-pass"]) == 0
     result = json.loads(out.read_text())
+    assert result["upscale"] == "single pass"
     part = result["families"]["neel_short"]["parts"]["heldout"]
     assert part["records"][0]["material"]["dmi"] == 0.40
     assert part["records"][0]["spirit_version"].startswith("2.")

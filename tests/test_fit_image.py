@@ -277,14 +277,16 @@ def test_magnetised_image_is_averaged_without_the_flip(tmp_path, capsys, main, m
     code = main(["fit-image", str(path), "--scale", "2", "--patch", "8", "--out", str(run),
                  "--epochs", "1", "--batch-size", "8", "--no-jit"])
     cap = capsys.readouterr()
-    assert code == 0 and ("symmetry group 'lattice-in-field' for the symmetry term and the "
-                          "result's mean (mean Sz +") in cap.out
+    # a spin image of unknown chirality: no mirrors either (ensemble.NO_REFLECTIONS)
+    assert code == 0 and ("symmetry group 'translations+rotations' for the symmetry term and "
+                          "the result's mean (mean Sz +") in cap.out
+    assert "no mirrors: the chirality is not known" in cap.out
     record = json.loads((run / "degradation.json").read_text())["ensemble"]
-    assert record["group"] == "lattice-in-field" and record["mean_sz"] > 0.1
-    assert groups == ["lattice-in-field"]
+    assert record["group"] == "translations+rotations" and record["mean_sz"] > 0.1
+    assert groups == ["translations+rotations"]
     train = json.loads((run / "train" / "config.json").read_text())
     assert [t["group"] for t in train["losses"] if t["term"] == "equivariance"] == [
-        "lattice-in-field"]
+        "translations+rotations"]
 
 
 @pytest.mark.parametrize("noise", [0.0, 0.06])
@@ -331,8 +333,8 @@ def test_blurred_vectors_are_written_at_their_saturation(tmp_path, capsys, main,
     from spinsr_tf.inference.fit_image import FIT_ALPHA
 
     assert "lr_consistency" not in terms and terms["recorrupted"]["alpha"] == FIT_ALPHA
-    # a labyrinth without a net Sz keeps the flip in its symmetry term
-    assert terms["equivariance"]["group"] == "lattice"
+    # a labyrinth without a net Sz keeps the flip in its symmetry term (not the mirrors)
+    assert terms["equivariance"]["group"] == "translations+rotations+flip"
 
 
 def _write_input(tmp_path, kind):

@@ -706,7 +706,8 @@ def configure(config: FitConfig, run: FitRun) -> None:
     """The run folder: ``fit.json`` (a resumed run is checked against it), ``mapping.json``,
     ``degradation.json``, what was assumed said once, and the patches (reused if there)."""
     run_dir = config.out_dir
-    run.optics = {**run.optics, "ensemble": ensemble_group(run.lr, run.mask)}
+    run.optics = {**run.optics,
+                  "ensemble": ensemble_group(run.lr, run.mask, hamiltonian_known=False)}
     _prepare(run_dir, config.record(run), config.resume)
     write_json_atomic(run_dir / MAPPING, run.mapping)
     write_json_atomic(run_dir / DEGRADATION, run.optics)

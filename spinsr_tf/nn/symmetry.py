@@ -60,7 +60,8 @@ COMPONENTS = ("translations", "rotations", "mirrors", "flipovers", "zflip", "fli
 #: magnetisation; any "+"-join of :data:`COMPONENTS` is accepted too.
 IN_FIELD = "lattice-in-field"
 GROUPS = ("lattice", IN_FIELD, "translations", "rotations", "translations+rotations",
-          "translations+rotations+mirrors", "mirrors", "flip", "identity")
+          "translations+rotations+flip", "translations+rotations+mirrors", "mirrors", "flip",
+          "identity")
 
 # (mirror, zflip) pairs of the named reflection components.
 _REFLECTION = {"mirrors": (True, False), "flipovers": (True, True), "zflip": (False, True)}

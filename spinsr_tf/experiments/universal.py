@@ -48,6 +48,14 @@ SZ_NAME = "universal-sz-x{factor}"
 CHANNELS = {"xyz": (0, 1, 2), "z": (2,)}
 #: ``channels`` → the model name of each factor.
 NAMES = {"xyz": NAME, "z": SZ_NAME}
+#: What the mirrors of a universal model's symmetry term mean (its card, by ``channels``): the
+#: mixture's DMI is positive, so a Bloch map's mirror image is a texture it does not hold; the
+#: mirror image of its Sz is the Sz of one it does hold.
+MIRRORS_NOTE = {
+    "xyz": "a Bloch map's mirror image has the other chirality, which the mixture does not hold: "
+           "`upscale` leaves the mirrors out of its mean",
+    "z": "on Sz alone a map's mirror image is the Sz of another texture of the mixture (turned "
+         "half round an in-plane axis, reversed), so the mirrors hold"}
 #: The mixture preset every universal model starts from (docs/physics.md, "Mixtures").
 BASE = "universal"
 #: The factors ``make_universal`` (and ``make-pretrained --universal``) makes by default; a
@@ -328,8 +336,8 @@ def model_card(name: str, factor: int, config: dict, results: dict, recipe: Univ
         "(`spinsr_tf.data.degradation`).", "",
         "## Training", "",
         f"Recipe `{NETWORKS[NETWORK]['recipe']}` ({NETWORKS[NETWORK]['label']}): loss terms "
-        f"{terms}, the symmetry group of every map (translations, quarter turns, mirrors, the "
-        f"global flip: the mixture holds both chiralities' images of each other); "
+        f"{terms}, the symmetry group of the mixture as a whole (translations, quarter turns, "
+        f"mirrors, the global flip; {MIRRORS_NOTE[channels]}); "
         f"{config['epochs']} epochs, batch {config['batch_size']}, learning rate "
         f"{config['learning_rate']:g}, seed {config['seed']}; {trained_with(config)}.", "",
         "## Scores", "",

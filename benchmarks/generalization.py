@@ -13,6 +13,11 @@ with the model's periodic padding, and with reflect padding (what a film's LR im
 against reflect-padded interpolation. The reference row is the home distribution: lattices the
 package anneals at each model's own parameters (another seed than its training data).
 
+×16 models (``universal-x16``, ``type-II-x16``, where shipped) are scored on the same 128²
+maps, LR maps of 8×8: at ×16 only periods of 32 sites or more are resolved (the longer
+``neel_long`` periods, the domains); the other families show what a model does with an aliased
+map.
+
 Scalar models (one channel: ``universal-sz-x4``, ``universal-sz-x8``, for grey Kerr/MFM images)
 get the Sz component of the same maps, tune and held-out parts alike, each LR map served as
 ``upscale`` serves a grey image (its range mapped onto [-1, 1] and back), and are scored against
@@ -52,16 +57,20 @@ import foreign_textures as ft  # noqa: E402
 #: Models scored by default: the shipped ×4 and ×8 models of both types.
 DEFAULT_MODELS = ("universal-x4", "universal-x8", "type-I-x4", "type-I-x8", "type-II-x4",
                   "type-II-x8")
+#: ×16 models scored by default too, where shipped: at ×16 a texture needs periods of 32 sites
+#: or more to be resolved at all, so most families test what a model does with an aliased map.
+X16_MODELS = ("universal-x16", "type-II-x16")
 #: Scalar (Sz) models scored by default too, where shipped.
 SCALAR_MODELS = ("universal-sz-x4", "universal-sz-x8")
 
 
 def default_models() -> list[str]:
-    """:data:`DEFAULT_MODELS`, then the :data:`SCALAR_MODELS` this installation ships."""
+    """:data:`DEFAULT_MODELS`, then the :data:`X16_MODELS` and :data:`SCALAR_MODELS` this
+    installation ships."""
     from spinsr_tf.base.pretrained import known_models
 
     known = set(known_models())
-    return [*DEFAULT_MODELS, *(m for m in SCALAR_MODELS if m in known)]
+    return [*DEFAULT_MODELS, *(m for m in (*X16_MODELS, *SCALAR_MODELS) if m in known)]
 #: Seed of the home lattices: not the shipped models' training (0) or test data.
 HOME_SEED = 24
 
@@ -464,7 +473,8 @@ def main(argv=None) -> int:
                    metavar="FAMILY", help=f"families (default all: {', '.join(ft.FAMILIES)})")
     p.add_argument("--models", nargs="+", default=None, metavar="MODEL",
                    help="pretrained names or .keras files (default: "
-                   f"{' '.join(DEFAULT_MODELS)}, and {' '.join(SCALAR_MODELS)} where shipped; "
+                   f"{' '.join(DEFAULT_MODELS)}, and {' '.join((*X16_MODELS, *SCALAR_MODELS))} "
+                   "where shipped; "
                    "a one-channel model is scored on the maps' Sz against bicubic_clip)")
     p.add_argument("--size", type=int, default=None, help="lattice side (default 128; quick 64)")
     p.add_argument("--n", type=int, default=None, help="maps per family part (default 4; quick 2)")

@@ -127,8 +127,8 @@ def test_make_pretrained_writes_model_folders_that_resolve(tmp_path, monkeypatch
 def test_the_package_ships_every_setting():
     """Every setting has its folder in the package (a clean clone too: *.keras files are ignored
     by git except these)."""
-    assert set(SHIPPED) == set(SETTINGS) | {"universal-x4", "universal-x8", "universal-sz-x4",
-                                            "universal-sz-x8"}
+    assert set(SHIPPED) == set(SETTINGS) | {"universal-x4", "universal-x8", "universal-x16",
+                                            "universal-sz-x4", "universal-sz-x8"}
     for name in SHIPPED:
         size = (pretrained.MODELS_DIR / name / "model.keras").stat().st_size
         assert size < 2_000_000, (name, size)

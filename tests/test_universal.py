@@ -213,22 +213,33 @@ UNIVERSAL = [n for n in pretrained.known_models() if n.startswith("universal-x")
 SCALAR = [n for n in pretrained.known_models() if n.startswith("universal-sz-")]
 
 
+def chiral_test_textures(factor: int) -> tuple[float, int]:
+    """D/J and map side of :func:`test_a_shipped_universal_model_wins_where_the_type_model_loses`
+    at ``factor``: D/J 0.3 (period 21.6 sites) where the factor's LR grid resolves it, else
+    three quarters of the finest D/J its mixture keeps (×16: 0.15, period 42); maps of at least
+    8 LR pixels a side."""
+    return min(0.3, round(0.75 * universal.resolved_dmi(factor), 2)), max(64, 8 * factor)
+
+
 @pytest.mark.parametrize("name", UNIVERSAL)
 def test_a_shipped_universal_model_wins_where_the_type_model_loses(name):
-    """Bloch labyrinths (bulk DMI, D/J 0.3) and skyrmions (Néel D/J 0.3 in a quarter of the
-    saturation field), annealed here with a seed no model trained on: the universal model beats
-    aligned, normalized bicubic, and the Type I model of its factor by more than 1 dB (that one
-    paints Néel walls and a field-free texture into them)."""
+    """Bloch labyrinths (bulk DMI) and skyrmions (Néel, in a quarter of the saturation field),
+    annealed here with a seed no model trained on, at a period the factor resolves
+    (:func:`chiral_test_textures`): the universal model beats aligned, normalized bicubic, and
+    the type model of its factor (Type I where shipped: it paints Néel walls and a field-free
+    texture into them) by more than 1 dB."""
     from spinsr_tf.evaluation.metrics import psnr
     from spinsr_tf.nn.network import load_sr_model, sr_submodel
     from spinsr_tf.physics import TypeI, anneal, saturation_field, with_field
 
     model = load_sr_model(f"pretrained:{name}", compile=False)
     d = model.get_layer("lr").degradation
-    specialist = load_sr_model(f"pretrained:type-I-x{d.factor}", compile=False)
-    neel = TypeI(dmi=0.3)
-    for ham in (TypeI(dmi=0.3, dmi_kind="bulk"), with_field(neel, 0.25 * saturation_field(neel))):
-        hr = anneal(ham, 64, seed=4242, indices=range(2))
+    kind = "I" if f"type-I-x{d.factor}" in pretrained.known_models() else "II"
+    specialist = load_sr_model(f"pretrained:type-{kind}-x{d.factor}", compile=False)
+    dmi, size = chiral_test_textures(d.factor)
+    neel = TypeI(dmi=dmi)
+    for ham in (TypeI(dmi=dmi, dmi_kind="bulk"), with_field(neel, 0.25 * saturation_field(neel))):
+        hr = anneal(ham, size, seed=4242, indices=range(2))
         lr = d.apply(hr)
         bicubic = np.mean(psnr(d.upsample(lr, "bicubic", "aligned", normalize=True), hr))
         gain, type_gain = (float(np.mean(psnr(sr_submodel(m).predict(lr, verbose=0), hr))

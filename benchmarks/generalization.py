@@ -93,7 +93,7 @@ class Model:
 
     def __init__(self, spec: str, single_pass: bool = False):
         from spinsr_tf.base.pretrained import resolve_model
-        from spinsr_tf.cli.upscale import trained_hamiltonian
+        from spinsr_tf.inference.uncertainty import trained_hamiltonian
         from spinsr_tf.evaluation.scoring import degradation_of
         from spinsr_tf.nn.export import serving_model
         from spinsr_tf.nn.network import load_sr_model

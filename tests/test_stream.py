@@ -47,7 +47,7 @@ def test_prepare_in_memory_gives_the_same_maps(files, source):
     plain = open_training_data(files[source], SCALE, max_samples=18)
     data = open_training_data(files[source], SCALE, max_samples=18)
     info = data.prepare(hr_indices=[16, 17] if source == "HR" else ())
-    assert info == {"lr": "memory", "hr": 2 if source == "HR" else 0}
+    assert info == {"lr": "memory", "hr": 2 if source == "HR" else 0, "teacher": 0}
     for idx in ([5, 2, 5], [16, 17], list(range(18))):
         np.testing.assert_array_equal(data.lr(idx), plain.lr(idx))
         np.testing.assert_array_equal(data.lr(idx), files["lr"][idx])
@@ -63,7 +63,7 @@ def test_prepare_in_memory_gives_the_same_maps(files, source):
 def test_past_the_bound_lr_maps_go_to_a_keyed_cache_file(files, tmp_path):
     data = open_training_data(files["HR"], SCALE)
     assert data.prepare(hr_indices=[19], max_bytes=100, cache_dir=tmp_path) == {
-        "lr": "cache file", "hr": 0}
+        "lr": "cache file", "hr": 0, "teacher": 0}
     cache = tmp_path / LR_CACHE
     np.testing.assert_array_equal(data.lr([9, 0, 9]), files["lr"][[9, 0, 9]])
     np.testing.assert_array_equal(data.hr([19]), files["hr"][[19]])

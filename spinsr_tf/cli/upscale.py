@@ -165,22 +165,6 @@ def _check_uncertainty_paths(paths, args) -> None:
             raise UserError(f"uncertainty file {str(path)!r} exists; pass --force to replace it")
 
 
-def trained_hamiltonian(model_path):
-    """The Hamiltonian attributes the model's run trained with (its equivariance term, else its
-    physics prior), or None: the symmetries the uncertainty may use."""
-    from spinsr_tf.nn.losses import Equivariance, PhysicsPrior
-    from spinsr_tf.nn.training import read_run_config
-
-    config = read_run_config(Path(model_path).parent)
-    if config is None:
-        return None
-    for cls in (Equivariance, PhysicsPrior):
-        term = config.term(cls)
-        if term is not None and term.hamiltonian:
-            return dict(term.hamiltonian)
-    return None
-
-
 def recorded_degradation(path) -> dict:
     """The degradation attributes an HDF5 input records (``downsample`` writes factor,
     kernel_size, sigma, padding and pixel), as stored; empty when it records none."""
@@ -469,7 +453,7 @@ def run(args: argparse.Namespace) -> int:
     groups = None
     if symmetric:
         from spinsr_tf.inference.ensemble import IN_FIELD, MAGNETISED, NO_REFLECTIONS
-        from spinsr_tf.inference.uncertainty import symmetric_mean
+        from spinsr_tf.inference.uncertainty import symmetric_mean, trained_hamiltonian
 
         print(f"super-resolving {n} map(s) and their symmetric copies "
               f"({model.get_layer(LR_OUTPUT).padding} maps; --single-pass: one pass)")

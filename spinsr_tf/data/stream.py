@@ -170,17 +170,21 @@ class TrainingData:
     """LR input maps and, where available, the matching HR maps, by sample index.
 
     Build it with :func:`open_training_data`. ``lr(indices)`` reads LR maps or degrades HR maps;
-    ``hr(indices)`` reads HR maps (None when there are none). After :meth:`prepare` both come
-    from memory (or the run's LR cache file) instead, with the same values bit for bit.
+    ``hr(indices)`` reads HR maps (None when there are none); ``teacher(indices)`` a teacher
+    network's SR maps of the same samples (the distillation term's target). After
+    :meth:`prepare` they come from memory (or the run's LR cache file) instead, with the same
+    values bit for bit.
     """
 
     lr_file: MapFile | None
     hr_file: MapFile | None
     degradation: Degradation
     n: int
+    teacher_file: MapFile | None = None
     _lr: np.ndarray | MapFile | None = field(default=None, repr=False)
     _hr: np.ndarray | None = field(default=None, repr=False)
     _hr_row: np.ndarray | None = field(default=None, repr=False)
+    _teacher: np.ndarray | None = field(default=None, repr=False)
     _cache_path: Path | None = field(default=None, repr=False)
 
     @property
@@ -243,7 +247,17 @@ class TrainingData:
                 return self._hr[rows]
         return self.hr_file.read(indices)
 
-    def prepare(self, hr_indices=(), max_bytes: int | None = None, cache_dir=None) -> dict:
+    def teacher(self, indices) -> np.ndarray:
+        """A teacher network's SR maps ``(B, H, W, C)`` float32 of samples ``indices``: not
+        ground truth, the distillation term's target."""
+        if self.teacher_file is None:
+            raise UserError("no teacher maps available (give teacher_data)")
+        if self._teacher is not None:
+            return self._teacher[np.asarray(indices, dtype=np.int64)]
+        return self.teacher_file.read(indices)
+
+    def prepare(self, hr_indices=(), max_bytes: int | None = None, cache_dir=None,
+                teacher: bool = False) -> dict:
         """Degrade once and hold the maps a run needs: call before the first epoch.
 
         The LR maps of all ``n`` samples go into memory if they take at most ``max_bytes``
@@ -252,13 +266,15 @@ class TrainingData:
         degradation) matches (without ``cache_dir`` they are degraded per call), and an LR
         file is read as needed. The HR maps of ``hr_indices`` (the validation split, or all
         for the supervised oracle) go into memory if they fit in what the LR maps leave of
-        ``max_bytes``. The values are those the unprepared calls return, bit for bit.
+        ``max_bytes``; with ``teacher``, then the teacher's maps of all ``n`` samples if they
+        fit in what is left. The values are those the unprepared calls return, bit for bit.
 
         Returns
         -------
         dict
             ``lr``: where the LR maps now come from (``"memory"``, ``"cache file"`` or
-            ``"data file"``), ``hr``: the number of HR maps held in memory.
+            ``"data file"``), ``hr`` and ``teacher``: the number of HR and teacher maps held
+            in memory.
         """
         max_bytes = CACHE_BYTES if max_bytes is None else int(max_bytes)
         itemsize = np.dtype(np.float32).itemsize
@@ -283,7 +299,13 @@ class TrainingData:
                 self._hr = self.hr_file.read(hr_indices)
                 self._hr_row = np.full(int(hr_indices.max()) + 1, -1, dtype=np.int64)
                 self._hr_row[hr_indices] = np.arange(len(hr_indices))
-        return {"lr": where, "hr": 0 if self._hr is None else len(self._hr)}
+                used += hr_bytes
+        if teacher and self.teacher_file is not None and self._teacher is None:
+            t_bytes = self.n * int(np.prod(self.teacher_file.shape[1:])) * itemsize
+            if used + t_bytes <= max_bytes:
+                self._teacher = self.teacher_file.read(np.arange(self.n))
+        return {"lr": where, "hr": 0 if self._hr is None else len(self._hr),
+                "teacher": 0 if self._teacher is None else len(self._teacher)}
 
     def _lr_slabs(self):
         """``(start, LR maps)`` of samples ``0 .. n - 1`` in slabs of :data:`SLAB`, in order.
@@ -347,14 +369,17 @@ class TrainingData:
 
     def describe(self) -> dict:
         """JSON-able identity of the inputs (for ``config.json`` and resume checks)."""
-        return {
+        out = {
             "lr": None if self.lr_file is None else self.lr_file.describe(),
             "hr": None if self.hr_file is None else self.hr_file.describe(),
             "n": self.n,
         }
+        if self.teacher_file is not None:   # absent otherwise: earlier runs still resume
+            out["teacher"] = self.teacher_file.describe()
+        return out
 
     def close(self) -> None:
-        for f in (self.lr_file, self.hr_file, self._lr):
+        for f in (self.lr_file, self.hr_file, self.teacher_file, self._lr):
             if isinstance(f, MapFile):
                 f.close()
 
@@ -380,8 +405,8 @@ def _given_settings(degradation) -> dict:
                     f"its settings, got {degradation!r}")
 
 
-def open_training_data(path, degradation, hr_path=None,
-                       max_samples: int | None = None) -> TrainingData:
+def open_training_data(path, degradation, hr_path=None, max_samples: int | None = None,
+                       teacher_path=None) -> TrainingData:
     """Open a training file: LR maps (``lr``) or HR maps (``spins``) degraded on the fly.
 
     Parameters
@@ -403,6 +428,9 @@ def open_training_data(path, degradation, hr_path=None,
         order, for an LR-only ``path`` (monitoring and the supervised oracle only).
     max_samples : int, optional
         Use only the first ``max_samples`` samples.
+    teacher_path : str or PathLike, optional
+        A file with dataset ``spins`` holding a teacher network's SR maps of the same samples,
+        in the same order, on the HR grid (the distillation term's target).
 
     Returns
     -------
@@ -412,7 +440,8 @@ def open_training_data(path, degradation, hr_path=None,
     ------
     UserError
         Missing/unreadable file or dataset, a degradation setting that contradicts the LR
-        file's attributes, HR maps whose shape does not match the LR maps times the factor.
+        file's attributes, HR or teacher maps whose shape does not match the LR maps times
+        the factor.
     """
     given = _given_settings(degradation)
     scale = int(given.pop("factor"))
@@ -470,9 +499,23 @@ def open_training_data(path, degradation, hr_path=None,
         if hh % scale or hw % scale:
             raise UserError(f"HR maps of size {hh}x{hw} in {str(hr_file.path)!r} are not "
                             f"divisible by scale {scale}")
+    teacher_file = None
+    if teacher_path is not None:
+        teacher_path = Path(teacher_path)
+        if not teacher_path.is_file():
+            raise UserError(f"teacher file {str(teacher_path)!r} does not exist")
+        teacher_file = MapFile.open(teacher_path, HR)
+        l_n, lh, lw, lc = (lr_file.shape if lr_file is not None else
+                           (hr_file.shape[0], hr_file.shape[1] // scale,
+                            hr_file.shape[2] // scale, hr_file.shape[3]))
+        expected = (l_n, lh * scale, lw * scale, lc)
+        if teacher_file.shape != expected:
+            raise UserError(f"teacher maps of shape {teacher_file.shape} in "
+                            f"{str(teacher_path)!r} do not match the {expected} the data "
+                            f"needs at scale {scale}")
     if max_samples is not None:
         n = min(n, check_int("max_samples", max_samples, 1))
-    return TrainingData(lr_file, hr_file, degradation, int(n))
+    return TrainingData(lr_file, hr_file, degradation, int(n), teacher_file)
 
 
 def split_indices(n: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:

@@ -37,11 +37,13 @@ NETWORK = "sr_equivariant"
 
 def ship_run(run_dir: Path, target: Path, out: Path) -> dict:
     """Copy a finished run's ``model.keras`` and ``config.json`` into the model folder
-    ``target`` (created), the config's data path made relative to ``out`` (where it lies in
-    OUT, not on the machine that trained); return the config."""
+    ``target`` (created), the config's data paths (``data``, ``teacher_data``) made relative
+    to ``out`` (where they lie in OUT, not on the machine that trained); return the config."""
     target.mkdir(exist_ok=True)
     config = json.loads((run_dir / "config.json").read_text())
-    config["data"] = Path(config["data"]).resolve().relative_to(out.resolve()).as_posix()
+    for key in ("data", "teacher_data"):
+        if config.get(key):
+            config[key] = Path(config[key]).resolve().relative_to(out.resolve()).as_posix()
     with atomic_path(target / "model.keras") as tmp:
         shutil.copyfile(run_dir / "model.keras", tmp)
     write_json_atomic(target / "config.json", config, sort_keys=False)

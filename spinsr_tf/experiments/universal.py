@@ -18,6 +18,12 @@ MFM): the same mixtures, the same recipe, trained on the Sz component of the sam
 beside them (``OUT/data/train-z-x4.h5``, ``test-z-x4.h5``, ``home-I-z.h5``, ``home-II-z.h5``:
 dataset ``spins`` (N, H, W, 1), the source's attributes and per-map records, and ``component``
 = "z"), so a folder that holds both kinds anneals each mixture once; runs in ``OUT/runs/sz-x4/``.
+A scalar model may instead be distilled from a vector model (``UniversalRecipe(teacher=...)``,
+:mod:`spinsr_tf.experiments.distillation`): it then learns the Sz of the teacher's SR maps of
+the 3-component LR maps (``OUT/data/student-z-x8-lr.h5``, ``student-z-x8-teacher.h5``), with
+``aliased_dmi`` also from as many maps again of the DMI the factor aliases
+(``train-aliased-x8.h5``, seed + 2): periods below 2f sites, whose Sz the LR grid cannot
+resolve but whose three components the teacher still reads.
 
 The mixture of factor ``f`` keeps the DMI where the LR grid still resolves the helix (period
 2π/arctan(D/J) ≥ 2f HR px, two LR pixels per period): a texture finer than that is aliased in
@@ -95,7 +101,12 @@ class UniversalRecipe:
     ``mixture``: the mixture before each factor's DMI cap (:func:`mixture_spec`).
     ``lr_only``: train from an LR file made once from the HR maps (:func:`lr_training_file`),
     not from the HR maps degraded on the fly: the same loss, 1/f² of the data — a run that
-    travels to another machine (an accelerator's) without its HR maps."""
+    travels to another machine (an accelerator's) without its HR maps.
+    ``teacher``: a scalar model only: distil it from this vector model (``pretrained:NAME`` or
+    a ``.keras`` path, of the same factor and degradation) instead of the LR-only recipe.
+    ``aliased_dmi``: with ``teacher``: also ``n_train`` maps of the mixture with the DMI the
+    factor aliases (:func:`aliased_mixture_spec`), which the student sees through the
+    teacher."""
 
     n_train: int = 512
     n_test: int = 32
@@ -105,12 +116,20 @@ class UniversalRecipe:
     jit_compile: bool = True
     mixture: str = BASE
     lr_only: bool = False
+    teacher: str | None = None
+    aliased_dmi: bool = False
 
     def __post_init__(self):
         for name in ("n_train", "n_test", "epochs", "batch_size"):
             check_int(name, getattr(self, name), minimum=1)
         if self.size is not None:
             check_int("size", self.size, minimum=1)
+        if self.teacher is not None and not (isinstance(self.teacher, str) and self.teacher):
+            raise UserError(f"teacher must be a model (pretrained:NAME or a .keras path), got "
+                            f"{self.teacher!r}")
+        if self.aliased_dmi and self.teacher is None:
+            raise UserError("aliased_dmi needs a teacher: from LR maps alone an aliased texture "
+                            "teaches nothing")
 
     def size_for(self, factor: int) -> int:
         """The HR side of factor ``factor``'s maps: ``size`` if given, else 128 or, beyond ×8,
@@ -187,6 +206,40 @@ def _data(out: Path, recipe: UniversalRecipe, factor: int, seed: int, progress: 
             path.name.replace(f"-x{factor}.h5", f"-z-x{factor}.h5") if key in ("train", "test")
             else f"{path.stem}-z.h5")) for key, path in paths.items()}
     return paths
+
+
+def aliased_mixture_spec(factor: int, base: str = BASE) -> str:
+    """``base`` with the DMI that factor ``factor`` aliases: from :func:`resolved_dmi` (period
+    2f sites) to the top of :data:`DMI_RANGE` (a distilled student's extra maps,
+    ``UniversalRecipe.aliased_dmi``)."""
+    lo = round(resolved_dmi(factor), 3)
+    if not lo < DMI_RANGE[1]:
+        raise UserError(f"x{factor} aliases no DMI texture of the universal range (periods "
+                        f"below {2 * factor} sites start at D/J {lo:g} > {DMI_RANGE[1]!r})")
+    return f"{base},dmi={lo!r}..{DMI_RANGE[1]!r}"
+
+
+def _student_data(out: Path, recipe: UniversalRecipe, factor: int, seed: int,
+                  progress: bool) -> tuple[Path, Path]:
+    """A distilled scalar model's training files of factor ``factor``: the Sz of the LR maps of
+    the factor's 3-component training maps (and, with ``aliased_dmi``, of as many maps of the
+    DMI it aliases, seed + 2), and the Sz of the teacher's SR maps of them
+    (:func:`~spinsr_tf.experiments.distillation.student_files`)."""
+    from spinsr_tf.data.generate import generate_dataset
+    from spinsr_tf.data.mixture import Mixture
+    from spinsr_tf.experiments.distillation import student_files
+
+    data = out / "data"
+    sources = [data / f"train-x{factor}.h5"]
+    if recipe.aliased_dmi:
+        sources.append(data / f"train-aliased-x{factor}.h5")
+        aliased = Mixture.parse(aliased_mixture_spec(factor, recipe.mixture))
+        generate_dataset(sources[-1], aliased, recipe.n_train, recipe.size_for(factor),
+                         seed=seed + 2, progress=progress)
+    lr_files = [lr_training_file(path, factor) for path in sources]
+    return student_files(lr_files, recipe.teacher, data / f"student-z-x{factor}-lr.h5",
+                         data / f"student-z-x{factor}-teacher.h5",
+                         progress=print if progress else None)
 
 
 def lr_training_file(hr_path, factor: int) -> Path:
@@ -289,13 +342,45 @@ def model_card(name: str, factor: int, config: dict, results: dict, recipe: Univ
     for key, result in results.items():
         tables += [f"### {key}", "", format_table(result), ""]
     scalar = channels == "z"
+    teacher = recipe.teacher
+    if teacher is not None:
+        extra = []
+        if recipe.aliased_dmi:
+            spec = aliased_mixture_spec(factor, recipe.mixture)
+            band = [2 * math.pi / math.atan(d) for d in reversed(Mixture.parse(spec)["dmi"]
+                                                               .values())]
+            extra = [f"With as many maps again (seed {seed + 2}) of the DMI ×{factor} "
+                     f"aliases, `{spec}` (periods {band[0]:.1f}–{band[1]:.1f} sites): their "
+                     "Sz is aliased in the LR maps, but the teacher still reads them from "
+                     "three components.", ""]
+        training = [
+            f"Distilled from `{teacher}` (a 3-component model trained on LR maps alone): the "
+            f"loss term {terms} is the mean squared difference between this model's SR map "
+            "of a sample's LR Sz and the Sz of the SR map the teacher makes of the same "
+            "sample's 3-component LR map (as `spinsr-tf upscale` makes it: the mean over its "
+            "symmetric copies; `spinsr_tf.experiments.distillation`). No HR map entered "
+            "either network's loss. No symmetry term: `upscale` averages over the copies "
+            "under translations, quarter turns, mirrors and, where the image carries no net "
+            "magnetisation, the global flip; "
+            f"{config['epochs']} epochs, batch {config['batch_size']}, learning rate "
+            f"{config['learning_rate']:g}, seed {config['seed']}; {trained_with(config)}.", ""]
+    else:
+        extra = []
+        training = [
+            f"Recipe `{NETWORKS[NETWORK]['recipe']}` ({NETWORKS[NETWORK]['label']}): loss "
+            f"terms {terms}, the symmetry group of the mixture as a whole (translations, "
+            f"quarter turns, mirrors, the global flip; {MIRRORS_NOTE[channels]}); "
+            f"{config['epochs']} epochs, batch {config['batch_size']}, learning rate "
+            f"{config['learning_rate']:g}, seed {config['seed']}; {trained_with(config)}.", ""]
     if scalar:
         intro = [
             f"Unsupervised super-resolution ×{factor} of grey images of Sz contrast (one "
             "channel: the out-of-plane spin component, as a Kerr (MOKE) or MFM image shows it, "
             f"after mapping onto [-1, 1]) of many materials, spinsr_tf {__version__}: the "
-            f"scalar twin of `{NAME.format(factor=factor)}`, trained on the Sz component of "
-            "the same maps (docs/pretrained.md, \"Scalar universal models\"). For an image "
+            f"scalar twin of `{NAME.format(factor=factor)}`, "
+            + (f"distilled from `{teacher}` on the same maps" if teacher else
+               "trained on the Sz component of the same maps")
+            + " (docs/pretrained.md, \"Scalar universal models\"). For an image "
             "with its own optics, noise or uneven illumination, `spinsr-tf fit-image` trains "
             "on the image itself.", "",
             "## Use", "",
@@ -329,17 +414,15 @@ def model_card(name: str, factor: int, config: dict, results: dict, recipe: Univ
         "to half the "
         "saturation field (skyrmions), a quarter Type II (anisotropy + dipolar domains), a "
         "quarter of the Type I maps on open films. Only the LR maps were used"
-        + (", of their Sz component only." if scalar else "."), "",
+        + (": the model sees their Sz, its teacher all three components." if teacher
+           else ", of their Sz component only." if scalar else "."), "",
+        *extra,
         "## Degradation it inverts", "",
         f"Gaussian blur σ = {deg['sigma']:g} HR px ({deg['kernel_size']} taps), "
         f"{PIXEL_WORDS[deg['pixel']]}, every {factor} sites, {deg['padding']} boundaries "
         "(`spinsr_tf.data.degradation`).", "",
         "## Training", "",
-        f"Recipe `{NETWORKS[NETWORK]['recipe']}` ({NETWORKS[NETWORK]['label']}): loss terms "
-        f"{terms}, the symmetry group of the mixture as a whole (translations, quarter turns, "
-        f"mirrors, the global flip; {MIRRORS_NOTE[channels]}); "
-        f"{config['epochs']} epochs, batch {config['batch_size']}, learning rate "
-        f"{config['learning_rate']:g}, seed {config['seed']}; {trained_with(config)}.", "",
+        *training,
         "## Scores", "",
         f"Test maps of the same mixture (seed {seed + 1}) and the type models' home lattices "
         f"(seed {seed + 1}), {recipe.n_test} each, degraded as above"
@@ -378,27 +461,43 @@ def make_universal(out_dir, factors=FACTORS, recipe: UniversalRecipe | None = No
     from spinsr_tf.experiments.make_pretrained import ship_run
     from spinsr_tf.nn.config import RECIPES
     from spinsr_tf.nn.config import recipe as train_recipe
+    from spinsr_tf.nn.losses import Distillation
     from spinsr_tf.nn.network import load_sr_model
     from spinsr_tf.nn.training import CONFIG, MODEL
     from spinsr_tf.nn.training import train as train_network
 
     recipe = recipe or UniversalRecipe()
     check_choice("channels", channels, tuple(CHANNELS))
+    if recipe.teacher is not None and channels != "z":
+        raise UserError("a teacher distils scalar models (channels='z'), not "
+                        f"channels={channels!r}")
     seed = check_int("seed", seed, minimum=0)
     factors = tuple(check_int("factor", f, minimum=2) for f in factors)
     for f in factors:
         Mixture.parse(mixture_spec(f, recipe.mixture))   # refuse a bad mixture before any work
+        if recipe.teacher is not None:
+            from spinsr_tf.experiments.distillation import load_teacher
+
+            load_teacher(recipe.teacher, f)
+        if recipe.aliased_dmi:
+            Mixture.parse(aliased_mixture_spec(f, recipe.mixture))
     out = check_output_folder(out_dir, ("data", "runs"), "universal models")
     network = "equivariant"
     folders = []
     for f in factors:
         paths = _data(out, recipe, f, seed, progress, channels)
         run_dir = out / "runs" / (f"x{f}" if channels == "xyz" else f"s{channels}-x{f}")
-        train_data = lr_training_file(paths["train"], f) if recipe.lr_only else paths["train"]
+        if recipe.teacher is not None:
+            train_data, teacher_data = _student_data(out, recipe, f, seed, progress)
+            losses = (Distillation(),)
+        else:
+            train_data = (lr_training_file(paths["train"], f) if recipe.lr_only
+                          else paths["train"])
+            teacher_data, losses = None, RECIPES[network]["losses"]
         config = train_recipe(network, train_data, f, epochs=recipe.epochs,
                               batch_size=recipe.batch_size, seed=seed,
-                              jit_compile=recipe.jit_compile,
-                              losses=RECIPES[network]["losses"])
+                              jit_compile=recipe.jit_compile, losses=losses,
+                              teacher_data=teacher_data)
         train_network(config, run_dir, resume=(run_dir / CONFIG).exists(), progress=progress)
         model = load_sr_model(run_dir / MODEL, compile=False)
         results = _scores(model, paths)
@@ -424,5 +523,5 @@ def make_universal(out_dir, factors=FACTORS, recipe: UniversalRecipe | None = No
 
 
 __all__ = ["CHANNELS", "FACTORS", "NAME", "NAMES", "SZ_NAME", "UniversalRecipe",
-           "component_file", "make_universal", "mixture_spec", "model_card", "reproduce_command",
-           "lr_training_file", "resolved_dmi", "trained_with"]
+           "aliased_mixture_spec", "component_file", "lr_training_file", "make_universal",
+           "mixture_spec", "model_card", "reproduce_command", "resolved_dmi", "trained_with"]

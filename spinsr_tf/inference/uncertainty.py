@@ -513,6 +513,24 @@ def symmetry_spread(model, lr, group="lattice", hamiltonian=None,
     return out.astype(np.float32), spread.astype(np.float32)
 
 
+def trained_hamiltonian(model_path):
+    """The Hamiltonian attributes the model's run trained with (its equivariance term, else its
+    physics prior), or None: the symmetries the uncertainty may use."""
+    from pathlib import Path
+
+    from spinsr_tf.nn.losses import Equivariance, PhysicsPrior
+    from spinsr_tf.nn.training import read_run_config
+
+    config = read_run_config(Path(model_path).parent)
+    if config is None:
+        return None
+    for cls in (Equivariance, PhysicsPrior):
+        term = config.term(cls)
+        if term is not None and term.hamiltonian:
+            return dict(term.hamiltonian)
+    return None
+
+
 def symmetric_mean(model, lr, mask=None, hamiltonian=None, uncertainty: bool = False,
                    batch_size: int = 8, progress: Callable[[str], None] | None = None):
     """The SR maps ``spinsr-tf upscale`` writes by default: the mean over the input's symmetric
@@ -524,7 +542,7 @@ def symmetric_mean(model, lr, mask=None, hamiltonian=None, uncertainty: bool = F
     +6.81 → +7.32, universal-sz-x8 +1.75 → +1.80; no family's gain fell by more than 0.08 dB.
 
     ``mask``: (N, h, w) True on the magnet, or None. ``hamiltonian``: what the model was trained
-    with (``cli.upscale.trained_hamiltonian``), or None. ``uncertainty``: also the uncertainty
+    with (:func:`trained_hamiltonian`), or None. ``uncertainty``: also the uncertainty
     map (its default reference, which runs every member twice); else the spread is not
     computed. Returns ``(sr, uncertainty or None, groups)``."""
     from spinsr_tf.inference.ensemble import ensemble_groups
@@ -589,4 +607,5 @@ def uncertainty_figure(uncertainty, path, title: str | None = None, max_maps: in
 
 __all__ = ["CHUNK_BYTES", "PADDINGS", "PIXELS", "REFERENCES", "SMOOTH", "SMOOTH_SCALAR",
            "SR_MAPS", "SpreadOptions", "back_transform", "group_ops", "hr_op", "interpolation",
-           "local_rms", "symmetric_mean", "symmetry_spread", "uncertainty_figure"]
+           "local_rms", "symmetric_mean", "symmetry_spread", "trained_hamiltonian",
+           "uncertainty_figure"]

@@ -106,7 +106,8 @@ def upscale_with_model(maps, model_spec: str, uncertainty: bool = False, batch_s
     "pixel"}``, in the model's units (spins: unit vectors).
     """
     from spinsr_tf.base.pretrained import resolve_model
-    from spinsr_tf.cli.upscale import MIN_SIZE, trained_hamiltonian
+    from spinsr_tf.cli.upscale import MIN_SIZE
+    from spinsr_tf.inference.uncertainty import trained_hamiltonian
     from spinsr_tf.nn.export import serving_model
     from spinsr_tf.nn.network import LR_OUTPUT, is_conditioned, load_sr_model
 

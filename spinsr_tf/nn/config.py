@@ -19,7 +19,7 @@ from spinsr_tf.nn.losses import Equivariance, LossTerm, LRConsistency, Supervise
 from spinsr_tf.nn.network import OUTPUTS, decoder_filters
 
 #: Fields a resumed run may change: its length, where the data files are, how it runs.
-RESUMABLE = ("epochs", "data", "hr_data", "strategy", "jit_compile")
+RESUMABLE = ("epochs", "data", "hr_data", "teacher_data", "strategy", "jit_compile")
 
 
 def _as_path(value) -> str | None:
@@ -40,6 +40,10 @@ class TrainConfig:
         SR factor, a power of two (4, 8, 16).
     hr_data : path, optional
         HR maps matching an LR-only ``data`` file, for ``val_sr_mse`` (and the oracle) only.
+    teacher_data : path, optional
+        A teacher network's SR maps of the same samples (dataset ``spins``, the HR grid), the
+        target of the :class:`~spinsr_tf.nn.losses.Distillation` term (which needs them);
+        not ground truth.
     max_samples : int, optional
         Use the first ``max_samples`` samples only.
     val_fraction : float
@@ -78,6 +82,7 @@ class TrainConfig:
     data: str
     scale: int
     hr_data: str | None = None
+    teacher_data: str | None = None
     max_samples: int | None = None
     val_fraction: float = 0.1
     kernel_size: int | None = None
@@ -101,6 +106,7 @@ class TrainConfig:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
         set_("data", _as_path(self.data))
         set_("hr_data", _as_path(self.hr_data))
+        set_("teacher_data", _as_path(self.teacher_data))
         set_("init", _as_path(self.init))
         decoder_filters(self.scale)
         check_int("epochs", self.epochs, 1)
@@ -125,6 +131,12 @@ class TrainConfig:
             raise UserError(f"loss term {needy[0]!r} needs output='unit' (unit spins), got "
                             f"{self.output!r}")
         set_("losses", losses)
+        taught = [t.name for t in losses if t.needs_teacher]
+        if taught and self.teacher_data is None:
+            raise UserError(f"loss term {taught[0]!r} needs a teacher's SR maps (teacher_data)")
+        if self.teacher_data is not None and not taught:
+            raise UserError("teacher_data given, but no loss term learns from it "
+                            "(add Distillation())")
         set_("degradations", as_generator(self.degradations))
         if self.conditioned and self.degradations is None:
             raise UserError("a conditioned network needs drawn degradations (degradations=...)")
@@ -133,6 +145,11 @@ class TrainConfig:
             if fixed:
                 raise UserError(f"loss term {fixed[0]!r} cannot train across drawn "
                                 "degradations (it re-degrades with the network's fixed one)")
+
+    @property
+    def distilled(self) -> bool:
+        """Whether a teacher network's SR maps enter the loss (:class:`Distillation`)."""
+        return any(t.needs_teacher for t in self.losses)
 
     @property
     def supervised(self) -> bool:

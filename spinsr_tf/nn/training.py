@@ -11,7 +11,8 @@ A run lives in one folder::
 The loss is the weighted sum of the configuration's loss terms (:mod:`spinsr_tf.nn.losses`),
 each an output of one training graph built around the SR network. HR maps, where the data file
 has them, are degraded into the LR inputs and otherwise feed only the monitored ``val_sr_mse``;
-only the supervised oracle's term (not part of the method) trains on them.
+only the supervised oracle's term (not part of the method) trains on them. A teacher network's
+SR maps (``teacher_data``) are the target of the distillation term alone.
 
 Batches are a pure function of ``(seed, epoch, step)`` and the checkpoint holds the optimizer
 state, whose step count *is* the number of finished epochs, and the state of every random draw of
@@ -77,6 +78,7 @@ class _Batches(keras.utils.PyDataset):
         self.multiple = int(multiple)
         self.first_epoch, self.epochs = first_epoch, epochs
         self.needs_hr = any(t.needs_hr for t in self.terms)
+        self.needs_teacher = any(t.needs_teacher for t in self.terms)
         self.degradations, self.stream = degradations, int(stream)
         self.conditioned = bool(conditioned)
 
@@ -91,15 +93,16 @@ class _Batches(keras.utils.PyDataset):
         epoch, step = divmod(int(i), self.plan.steps_per_epoch)
         idx = _even(self.plan.batch(self.first_epoch + epoch, step), self.multiple)
         hr = self.data.hr(idx) if self.needs_hr else None
+        teacher = self.data.teacher(idx) if self.needs_teacher else None
         if self.degradations is not None:   # blind: this batch's own degradation
             lr, taps, draw = self.data.drawn_lr(idx, self.degradations, self.plan.seed,
                                                 self.first_epoch + epoch, step, self.stream)
             x = {"lr_input": lr, "taps": taps}
             if self.conditioned:
                 x[CONDITION_INPUT] = np.tile(condition_vector(draw.degradation), (len(lr), 1))
-            return x, {t.name: t.target(lr, hr) for t in self.terms}
+            return x, {t.name: t.target(lr, hr, teacher) for t in self.terms}
         lr = self.data.lr(idx)
-        return lr, {t.name: t.target(lr, hr) for t in self.terms}
+        return lr, {t.name: t.target(lr, hr, teacher) for t in self.terms}
 
 
 def _even(idx: np.ndarray, multiple: int) -> np.ndarray:
@@ -297,7 +300,7 @@ def open_config_data(config: TrainConfig) -> TrainingData:
     given = {"factor": config.scale, "kernel_size": config.kernel_size, "sigma": config.sigma,
              "padding": config.padding, "pixel": config.pixel}
     return open_training_data(config.data, given, hr_path=config.hr_data,
-                              max_samples=config.max_samples)
+                              max_samples=config.max_samples, teacher_path=config.teacher_data)
 
 
 def resolve_config(config: TrainConfig, source: TrainingData) -> TrainConfig:
@@ -486,7 +489,8 @@ def _train(config: TrainConfig, source: TrainingData, run_dir: Path, files: Path
         "n_train": len(train_idx), "n_val": len(val_idx), "replicas": replicas,
         "jit_compile": jit_compile, "versions": _versions(),
         "loss": ("supervised oracle on HR maps: not part of the method" if config.supervised
-                 else "unsupervised: no HR map in the loss")}}
+                 else "distilled from a teacher network's SR maps: no HR map in the loss"
+                 if config.distilled else "unsupervised: no HR map in the loss")}}
     record = json.loads(json.dumps(record))
     plan = BatchPlan(train_idx, config.batch_size, seed=config.seed, shuffle=True)
     # every worker of a cluster decides alike, before the first collective
@@ -530,7 +534,8 @@ def _train(config: TrainConfig, source: TrainingData, run_dir: Path, files: Path
         # drawn degradations make every batch's LR maps from its HR maps
         source.prepare(hr_indices=(np.arange(source.n)
                                    if config.supervised or config.degradations is not None
-                                   else val_idx if source.has_hr else ()), cache_dir=files)
+                                   else val_idx if source.has_hr else ()), cache_dir=files,
+                       teacher=config.distilled)
         callbacks = []
         if source.has_hr and len(val_idx):
             callbacks.append(SRValidation(network, source, val_idx, config.batch_size, replicas))
@@ -603,7 +608,8 @@ def _read_json(path: Path) -> dict:
 
 #: Configuration keys added after runs were made, with the value every earlier run had: a run
 #: stored without one of them is compared (and resumed) as the value it was trained with.
-_ADDED_KEYS = {"pixel": "sample", "degradations": None, "conditioned": False, "init": None}
+_ADDED_KEYS = {"pixel": "sample", "degradations": None, "conditioned": False, "init": None,
+               "teacher_data": None}
 
 
 #: Data-file attributes that say when a file was written, not what it holds: a file annealed

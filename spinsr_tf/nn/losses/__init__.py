@@ -9,6 +9,8 @@ Terms:
 
 - ``lr_consistency`` (:class:`LRConsistency`): MSE(LR input, re-degraded SR), the paper's loss;
 - ``supervised`` (:class:`Supervised`): MSE(SR, HR), the oracle, NOT part of the method;
+- ``distillation`` (:class:`Distillation`): MSE(SR, a teacher network's SR map of the same
+  sample), e.g. a scalar model learning the Sz of a vector model trained LR-only;
 - ``physics_prior`` (:class:`PhysicsPrior`): λ · energy per spin of the SR map;
 - ``equivariance`` (:class:`Equivariance`): MSE(f(A(T_g x̂)), T_g x̂) for random lattice
   symmetries T_g (Chen, Tachella & Davies, ICCV 2021);
@@ -17,11 +19,12 @@ Terms:
 """
 
 from spinsr_tf.nn.losses.base import TERMS, Graph, LossTerm, register, term_from_config
+from spinsr_tf.nn.losses.distillation import Distillation
 from spinsr_tf.nn.losses.equivariance import Equivariance
 from spinsr_tf.nn.losses.lr_consistency import LRConsistency
 from spinsr_tf.nn.losses.physics_prior import PhysicsPrior
 from spinsr_tf.nn.losses.recorrupted import Recorrupted
 from spinsr_tf.nn.losses.supervised import Supervised
 
-__all__ = ["TERMS", "Equivariance", "Graph", "LRConsistency", "LossTerm", "PhysicsPrior",
-           "Recorrupted", "Supervised", "register", "term_from_config"]
+__all__ = ["TERMS", "Distillation", "Equivariance", "Graph", "LRConsistency", "LossTerm",
+           "PhysicsPrior", "Recorrupted", "Supervised", "register", "term_from_config"]

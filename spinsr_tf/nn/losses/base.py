@@ -57,8 +57,8 @@ class LossTerm:
     Subclasses set ``kind`` (the registry key, as in ``config.json``), ``name`` (the output's
     name, as in the logged ``NAME_loss``), ``loss`` (``"mse"``
     against :meth:`target`, or ``"penalty"`` (:func:`penalty`) for outputs that are already
-    per-sample losses), ``needs_hr`` and ``needs_unit_output``, and implement
-    :meth:`build`.
+    per-sample losses), ``needs_hr`` (HR ground truth), ``needs_teacher`` (a teacher network's
+    SR maps) and ``needs_unit_output``, and implement :meth:`build`.
     """
 
     weight: float = 1.0
@@ -66,6 +66,7 @@ class LossTerm:
     name: ClassVar[str] = ""
     loss: ClassVar[str] = "mse"
     needs_hr: ClassVar[bool] = False
+    needs_teacher: ClassVar[bool] = False
     needs_unit_output: ClassVar[bool] = False
 
     def __post_init__(self):
@@ -78,8 +79,10 @@ class LossTerm:
         """The term's output tensor in the training graph."""
         raise NotImplementedError
 
-    def target(self, lr: np.ndarray, hr: np.ndarray | None) -> np.ndarray:
-        """The batch's target for the output: zeros (one per sample) for penalties."""
+    def target(self, lr: np.ndarray, hr: np.ndarray | None,
+               teacher: np.ndarray | None = None) -> np.ndarray:
+        """The batch's target for the output (its LR maps, HR maps where the term needs them,
+        a teacher's SR maps where it needs those): zeros (one per sample) for penalties."""
         return np.zeros((len(lr),), np.float32)
 
     def keras_loss(self):

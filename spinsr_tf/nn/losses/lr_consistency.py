@@ -18,5 +18,5 @@ class LRConsistency(LossTerm):
     def build(self, graph: Graph):
         return graph.lr
 
-    def target(self, lr, hr):
+    def target(self, lr, hr, teacher=None):
         return lr

@@ -19,5 +19,5 @@ class Supervised(LossTerm):
     def build(self, graph: Graph):
         return graph.sr
 
-    def target(self, lr, hr):
+    def target(self, lr, hr, teacher=None):
         return hr

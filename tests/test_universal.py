@@ -113,6 +113,10 @@ def test_reproduce_line_names_every_non_default_flag():
     wide = universal.UniversalRecipe(mixture="universal,k_eff=0..0.1")
     line = universal.reproduce_command(wide, 0, factors=(8,))
     assert "factors=(8,)" in line and "mixture='universal,k_eff=0..0.1'" in line
+    taught = universal.UniversalRecipe(teacher="pretrained:universal-x8", aliased_dmi=True)
+    assert (universal.reproduce_command(taught, 0, "z", factors=(8,))
+            == "spinsr-tf make-pretrained --universal --channels z --teacher "
+               "pretrained:universal-x8 --aliased-dmi --seed 0 --out OUT")
 
 
 def test_maps_hold_sixteen_lr_pixels_a_side_beyond_x8():
@@ -181,6 +185,12 @@ def test_scalar_maker_trains_on_the_sz_maps_of_the_same_mixture(tmp_path, monkey
     (["--factors", "1"], "--factors takes integers >= 2, got '1'"),
     (["--factors", "8", "8"], "--factors names 8 twice"),
     (["--factors", "64"], "resolves no DMI texture"),
+    (["--aliased-dmi"], "aliased_dmi needs a teacher"),
+    (["--teacher", "pretrained:universal-x8"], "a teacher distils scalar models"),
+    (["--channels", "z", "--teacher", "pretrained:universal-x8"],
+     "is a x8 model, the student x4"),
+    (["--channels", "z", "--teacher", "pretrained:universal-sz-x8", "--factors", "8"],
+     "is not a 3-component model"),
 ])
 def test_cli_universal_refuses_type_options(tmp_path, capsys, extra, message):
     code = main(["make-pretrained", "--universal", "--out", str(tmp_path / "o"), *extra])
@@ -204,8 +214,14 @@ def test_cli_universal_flags_reach_the_maker(tmp_path, monkeypatch, capsys):
     assert main(["make-pretrained", "--universal", "--factors", "16", "--out",
                  str(tmp_path / "o"), "--quiet"]) == 0
     assert calls[2]["factors"] == (16,)
-    code = main(["make-pretrained", "--channels", "z", "--out", str(tmp_path / "p")])
-    assert code == 2 and "apply to --universal only" in capsys.readouterr().err
+    assert main(["make-pretrained", "--universal", "--channels", "z", "--factors", "8",
+                 "--teacher", "pretrained:universal-x8", "--aliased-dmi", "--out",
+                 str(tmp_path / "o"), "--quiet"]) == 0
+    assert calls[3]["recipe"] == universal.UniversalRecipe(teacher="pretrained:universal-x8",
+                                                           aliased_dmi=True)
+    for argv in (["--channels", "z"], ["--teacher", "pretrained:universal-x8"]):
+        code = main(["make-pretrained", *argv, "--out", str(tmp_path / "p")])
+        assert code == 2 and "apply to --universal only" in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
 
 

@@ -35,6 +35,14 @@ def add_parser(subparsers) -> None:
     u.add_argument("--epochs", default=None, metavar="N",
                    help="training epochs per model (default: the shipped recipe's, "
                    "UniversalRecipe.epochs); the model card's reproduce line names it")
+    u.add_argument("--teacher", default=None, metavar="MODEL",
+                   help="with --channels z: distil the scalar models from this 3-component "
+                   "model of the same factor (e.g. pretrained:universal-x8, with --factors 8) "
+                   "instead of the LR-only recipe: they learn the Sz of its SR maps of the "
+                   "mixture's 3-component LR maps; no HR map in either loss (docs/pretrained.md)")
+    u.add_argument("--aliased-dmi", action="store_true",
+                   help="with --teacher: also as many maps of the DMI each factor aliases "
+                   "(periods below 2f sites), which the student sees through the teacher")
     p.set_defaults(func=run, resume_hint=RESUME_HINT)
 
 
@@ -54,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"wrote {len(folders)} universal models into {args.out}")
         return 0
-    if args.channels is not None or args.epochs is not None or args.factors is not None:
-        raise UserError("--channels, --factors and --epochs apply to --universal only")
+    if (args.channels is not None or args.epochs is not None or args.factors is not None
+            or args.teacher is not None or args.aliased_dmi):
+        raise UserError("--channels, --factors, --epochs, --teacher and --aliased-dmi apply to "
+                        "--universal only")
     folders = make_pretrained(args.out, preset=args.preset, types=args.types or ("I", "II"),
                               seed=args.seed, progress=not args.quiet)
     if not args.quiet:
@@ -98,12 +108,12 @@ def universal_factors(args: argparse.Namespace) -> tuple:
 
 def universal_recipe(args: argparse.Namespace):
     """The shipped :class:`~spinsr_tf.experiments.universal.UniversalRecipe`, with ``--epochs``
-    (a positive integer) when given."""
+    (a positive integer), ``--teacher`` and ``--aliased-dmi`` when given."""
     import dataclasses
 
     from spinsr_tf.experiments.universal import UniversalRecipe
 
-    recipe = UniversalRecipe()
+    recipe = UniversalRecipe(teacher=args.teacher, aliased_dmi=bool(args.aliased_dmi))
     if args.epochs is None:
         return recipe
     try:

@@ -286,7 +286,7 @@ def reproduce_command(recipe: UniversalRecipe, seed: int, channels: str = "xyz",
     is not made by default); a recipe that differs where the command line has no flag is given
     as the Python call instead."""
     default = UniversalRecipe()
-    cli_fields = {"epochs"}
+    cli_fields = {"epochs", "teacher", "aliased_dmi"}
     factors = tuple(factors)
     other = {f.name: getattr(recipe, f.name) for f in dataclasses.fields(recipe)
              if f.name not in cli_fields and getattr(recipe, f.name) != getattr(default, f.name)}
@@ -300,6 +300,10 @@ def reproduce_command(recipe: UniversalRecipe, seed: int, channels: str = "xyz",
         flags.append(f"--channels {channels}")
     if recipe.epochs != default.epochs:
         flags.append(f"--epochs {recipe.epochs}")
+    if recipe.teacher is not None:
+        flags.append(f"--teacher {recipe.teacher}")
+    if recipe.aliased_dmi:
+        flags.append("--aliased-dmi")
     return f"spinsr-tf make-pretrained {' '.join(flags)} --seed {seed} --out OUT"
 
 

@@ -41,34 +41,31 @@ def _sha256(path) -> str:
     return digest.hexdigest()
 
 
-def _sources(lr_files) -> tuple[list[dict], dict, int]:
-    """Per source: its name, map count and ``params_json``; the shared degradation attributes
-    and the per-source map count. One line for sources that disagree."""
-    import h5py
+def _sources(lr_files) -> tuple[list, list[dict], dict]:
+    """The LR maps of each source (:class:`~spinsr_tf.data.stream.MapFile`, dataset ``lr``),
+    their records (name, map count, ``params_json``) and their shared degradation attributes.
+    One line for a missing file, maps that are not 3-component, or sources that disagree."""
+    from spinsr_tf.data.stream import DEGRADATION_ATTRS, LR, MapFile
 
-    from spinsr_tf.data.stream import DEGRADATION_ATTRS
-
-    records, degradation, count = [], None, None
-    for path in lr_files:
-        path = Path(path)
+    sources, records, degradation = [], [], None
+    for path in map(Path, lr_files):
         if not path.is_file():
             raise UserError(f"LR file {str(path)!r} does not exist")
-        with h5py.File(path, "r") as f:
-            if "lr" not in f or f["lr"].ndim != 4 or f["lr"].shape[-1] != 3:
-                raise UserError(f"{str(path)!r} holds no 3-component LR maps (dataset 'lr' "
-                                "(N, h, w, 3)): a teacher needs the vector maps")
-            shape = f["lr"].shape
-            deg = {k: str(f.attrs[k]) for k in DEGRADATION_ATTRS if k in f.attrs}
-            records.append({"name": path.name, "n": int(shape[0]),
-                            "params_json": str(f.attrs.get("params_json", ""))})
-        if degradation is None:
-            degradation, count, first = deg, shape, path
-        elif deg != degradation or shape != count:
+        maps = MapFile.open(path, LR)       # 4D floats, or one line
+        if maps.shape[-1] != 3:
+            raise UserError(f"{str(path)!r} holds no 3-component LR maps (dataset {LR!r} "
+                            "(N, h, w, 3)): a teacher needs the vector maps")
+        deg = {k: str(maps.attrs[k]) for k in DEGRADATION_ATTRS if k in maps.attrs}
+        if sources and (deg != degradation or maps.shape != sources[0].shape):
             raise UserError(f"{str(path)!r} is not of the same degradation and shape as "
-                            f"{str(first)!r}: one student learns one imaging model")
-    if not records:
+                            f"{str(sources[0].path)!r}: one student learns one imaging model")
+        degradation = deg
+        sources.append(maps)
+        records.append({"name": path.name, "n": maps.shape[0],
+                        "params_json": str(maps.attrs.get("params_json", ""))})
+    if not sources:
         raise UserError("no LR file to distil from")
-    return records, degradation, int(count[0])
+    return sources, records, degradation
 
 
 def load_teacher(teacher: str, factor: int | None = None):
@@ -102,54 +99,47 @@ def student_files(lr_files, teacher: str, lr_out, teacher_out,
     import h5py
 
     from spinsr_tf.data.io import h5_output
+    from spinsr_tf.data.stream import HR, LR
     from spinsr_tf.evaluation.scoring import degradation_of
     from spinsr_tf.inference.uncertainty import symmetric_mean, trained_hamiltonian
 
     lr_out, teacher_out = Path(lr_out), Path(teacher_out)
-    records, degradation, per_source = _sources(lr_files)
-    model, model_path = load_teacher(teacher)
-    identity = json.dumps({"sources": records, "teacher": teacher,
-                           "teacher_sha256": _sha256(model_path)}, sort_keys=True)
-    done = []
-    for path in (lr_out, teacher_out):
-        if path.exists():
-            try:
-                with h5py.File(path, "r") as f:
-                    same = f.attrs.get("student_of") == identity
-            except OSError:
-                same = False
-            if not same:
-                raise UserError(f"{str(path)!r} exists and is not this student's file (other "
-                                "sources or another teacher); remove it to make it again")
-            done.append(path)
-    if len(done) == 2:
-        return lr_out, teacher_out
-
-    taught = {k: str(v) for k, v in degradation_of(model).items()}
-    if any(taught.get(k) != v for k, v in degradation.items()):
-        raise UserError(f"teacher {teacher!r} inverts {taught}, the LR files were made with "
-                        f"{degradation}")
-    hamiltonian = trained_hamiltonian(model_path)
-    n = per_source * len(records)
-    with h5py.File(lr_files[0], "r") as f:
-        h, w = f["lr"].shape[1:3]
-    factor = int(degradation["factor"])
-
-    def order(block_start, block_stop):
-        """The interleaved samples ``block_start .. block_stop - 1`` as (source, map) pairs."""
-        k = np.arange(block_start, block_stop)
-        return k % len(records), k // len(records)
-
-    files = [h5py.File(p, "r") for p in lr_files]
+    sources, records, degradation = _sources(lr_files)
     try:
-        attrs = {**{k: v for k, v in files[0].attrs.items() if k in degradation},
+        model, model_path = load_teacher(teacher)
+        identity = json.dumps({"sources": records, "teacher": teacher,
+                               "teacher_sha256": _sha256(model_path)}, sort_keys=True)
+        done = []
+        for path in (lr_out, teacher_out):
+            if path.exists():
+                try:
+                    with h5py.File(path, "r") as f:
+                        same = f.attrs.get("student_of") == identity
+                except OSError:
+                    same = False
+                if not same:
+                    raise UserError(f"{str(path)!r} exists and is not this student's file "
+                                    "(other sources or another teacher); remove it to make "
+                                    "it again")
+                done.append(path)
+        if len(done) == 2:
+            return lr_out, teacher_out
+
+        taught = {k: str(v) for k, v in degradation_of(model).items()}
+        if any(taught.get(k) != v for k, v in degradation.items()):
+            raise UserError(f"teacher {teacher!r} inverts {taught}, the LR files were made "
+                            f"with {degradation}")
+        hamiltonian = trained_hamiltonian(model_path)
+        per_source, h, w, _ = sources[0].shape
+        n, factor = per_source * len(sources), int(degradation["factor"])
+        attrs = {**{k: v for k, v in sources[0].attrs.items() if k in degradation},
                  "component": "z", "student_of": identity,
                  "sources": json.dumps([r["name"] for r in records]), "teacher": teacher}
         with h5_output(lr_out, n * h * w * 4) as lr_f, \
                 h5_output(teacher_out, n * h * w * factor * factor * 4) as t_f:
-            lr_d = lr_f.create_dataset("lr", shape=(n, h, w, 1), dtype="float32",
+            lr_d = lr_f.create_dataset(LR, shape=(n, h, w, 1), dtype="float32",
                                        chunks=(1, h, w, 1))
-            t_d = t_f.create_dataset("spins", shape=(n, h * factor, w * factor, 1),
+            t_d = t_f.create_dataset(HR, shape=(n, h * factor, w * factor, 1),
                                      dtype="float32", chunks=(1, h * factor, w * factor, 1),
                                      compression="gzip", compression_opts=4, shuffle=True)
             for f, a in ((lr_f, attrs), (t_f, {**attrs, "maps": "teacher SR maps, not "
@@ -157,18 +147,19 @@ def student_files(lr_files, teacher: str, lr_out, teacher_out,
                 for key, value in a.items():
                     f.attrs[key] = value
             for start in range(0, n, CHUNK):
-                stop = min(n, start + CHUNK)
-                src, idx = order(start, stop)
-                lr = np.stack([files[s]["lr"][int(i)] for s, i in zip(src, idx)])
-                lr = lr.astype(np.float32)
+                k = np.arange(start, min(n, start + CHUNK))    # interleaved: k = map·J + source
+                lr = np.empty((len(k), h, w, 3), np.float32)
+                for j, maps in enumerate(sources):
+                    mine = k % len(sources) == j
+                    lr[mine] = maps.read(k[mine] // len(sources))
                 sr = symmetric_mean(model, lr, None, hamiltonian)[0]
-                lr_d[start:stop] = lr[..., SZ:SZ + 1]
-                t_d[start:stop] = np.asarray(sr[..., SZ:SZ + 1], dtype=np.float32)
+                lr_d[start:start + len(k)] = lr[..., SZ:SZ + 1]
+                t_d[start:start + len(k)] = np.asarray(sr[..., SZ:SZ + 1], dtype=np.float32)
                 if progress is not None:
-                    progress(f"teacher {teacher}: {stop}/{n} maps")
+                    progress(f"teacher {teacher}: {start + len(k)}/{n} maps")
     finally:
-        for f in files:
-            f.close()
+        for maps in sources:
+            maps.close()
     return lr_out, teacher_out
 
 
